@@ -1,0 +1,144 @@
+//! [`Environment`]: runs a release in a slot, stops it gracefully, and says what runs today.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{Endpoint, Release, Slot};
+
+/// What an environment can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct EnvironmentCapabilities {
+    /// [`Environment::logs`] returns the slot's recent output.
+    pub logs: bool,
+}
+
+impl EnvironmentCapabilities {
+    /// Capabilities with every flag set to `false`.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`logs`](Self::logs).
+    pub fn with_logs(mut self, yes: bool) -> Self {
+        self.logs = yes;
+        self
+    }
+}
+
+/// What runs in a slot, as the environment itself reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SlotStatus {
+    /// Nothing is deployed in the slot.
+    Absent,
+    /// The slot runs `release`, serving at `endpoint`.
+    Running {
+        /// The release.
+        release: Release,
+        /// Where it serves.
+        endpoint: Endpoint,
+    },
+    /// The slot holds `release` but it is not running.
+    Stopped {
+        /// The release.
+        release: Release,
+        /// Its exit code, when known.
+        exit_code: Option<i64>,
+    },
+}
+
+impl SlotStatus {
+    /// The release in the slot, running or not.
+    pub fn release(&self) -> Option<&Release> {
+        match self {
+            SlotStatus::Absent => None,
+            SlotStatus::Running { release, .. } | SlotStatus::Stopped { release, .. } => {
+                Some(release)
+            }
+        }
+    }
+
+    /// The endpoint, if running.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        match self {
+            SlotStatus::Running { endpoint, .. } => Some(endpoint),
+            SlotStatus::Absent | SlotStatus::Stopped { .. } => None,
+        }
+    }
+}
+
+/// How a stop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "how", rename_all = "snake_case")]
+pub enum StopOutcome {
+    /// The release exited by itself within the grace period after SIGTERM.
+    Graceful {
+        /// Its exit code, when known.
+        exit_code: Option<i64>,
+    },
+    /// The grace period passed and the release was killed (SIGKILL).
+    Killed,
+    /// Nothing was running.
+    NotRunning,
+}
+
+/// Runs releases in slots.
+///
+/// One environment instance serves one application. Implementations: `DockerEnvironment`, and
+/// [`InMemoryEnvironment`](crate::testing::InMemoryEnvironment) for tests.
+///
+/// # Contract
+/// - **Source of truth**: [`status`](Environment::status) asks the system (the container engine,
+///   the process table), so a restarted deployer rediscovers what runs.
+/// - [`deploy`](Environment::deploy) starts `release` in `slot`, replacing whatever stale instance
+///   was there, and returns its endpoint once the instance has *started* (not necessarily healthy:
+///   health is the engine's job). It is idempotent: deploying the release already running in the
+///   slot may replace it or keep it, and returns its endpoint either way. The engine never deploys
+///   into the slot that has traffic.
+/// - [`stop`](Environment::stop) asks the release to stop (SIGTERM or its equivalent), waits up to
+///   `grace`, then kills it, and says which happened. Stopping a stopped or absent slot is
+///   `Ok(StopOutcome::NotRunning)`.
+/// - [`remove`](Environment::remove) deletes the slot's instance; removing an absent slot is `Ok`.
+/// - **Cancellation**: a dropped future may leave an instance created but not started; the next
+///   `deploy` into that slot replaces it.
+/// - **Errors**: [`Error::NotFound`] when the release cannot be found (an image missing),
+///   [`Error::Backend`] when the system fails (with its message; `temporary` when it may pass),
+///   [`Error::Unsupported`] from optional methods the capabilities do not announce.
+#[async_trait]
+pub trait Environment: Send + Sync + Debug + 'static {
+    /// A short name for messages and logs (`"docker"`, `"memory"`).
+    fn name(&self) -> &str;
+
+    /// What this environment can do.
+    fn capabilities(&self) -> EnvironmentCapabilities;
+
+    /// Starts `release` in `slot` and returns where it serves.
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint>;
+
+    /// What runs in `slot`.
+    async fn status(&self, slot: Slot) -> Result<SlotStatus>;
+
+    /// Stops `slot`: SIGTERM, up to `grace`, then SIGKILL.
+    async fn stop(&self, slot: Slot, grace: Duration) -> Result<StopOutcome>;
+
+    /// Removes `slot`'s instance.
+    async fn remove(&self, slot: Slot) -> Result<()>;
+
+    /// The last `lines` lines of the slot's output, oldest first.
+    ///
+    /// Only when [`EnvironmentCapabilities::logs`] is set; the default is [`Error::Unsupported`].
+    async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
+        let _ = (slot, lines);
+        Err(Error::Unsupported {
+            backend: self.name().to_string(),
+            capability: "logs",
+        })
+    }
+}
+
+fn _object_safe(_: &dyn Environment) {}

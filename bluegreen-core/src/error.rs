@@ -1,0 +1,191 @@
+//! The one public error type of bluegreen.
+//!
+//! Every backend maps its own failures into [`Error`], so callers can act on the variant (retry a
+//! temporary backend error, wait for a lock, fix a bad value) without parsing text.
+
+use std::time::Duration;
+
+use crate::lock::LockHolder;
+use crate::model::Slot;
+
+/// Result alias used throughout bluegreen.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in bluegreen, by what a caller can do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value was refused before anything was written or started. Names the value and why.
+    #[error("invalid {what} {value:?}: {reason}")]
+    Invalid {
+        /// What kind of value (`"release"`, `"endpoint host"`, `"traffic split"`, …).
+        what: &'static str,
+        /// The refused value, as given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A thing the operation needs does not exist (a slot, a deployment to promote, a journal).
+    #[error("{what} not found: {name}")]
+    NotFound {
+        /// What was looked for.
+        what: &'static str,
+        /// Which one.
+        name: String,
+    },
+
+    /// Another deployment of the same application holds the lock.
+    #[error("application {app:?} is being deployed by {holder}")]
+    Locked {
+        /// The application.
+        app: String,
+        /// Who holds the lock, and since when.
+        holder: LockHolder,
+    },
+
+    /// The backend cannot do what the operation needs (for example a weighted split).
+    #[error("{backend} does not support {capability}")]
+    Unsupported {
+        /// Which backend.
+        backend: String,
+        /// The missing capability.
+        capability: &'static str,
+    },
+
+    /// A slot did not pass its health policy.
+    #[error("{slot} slot at {endpoint} is not healthy: {reason}")]
+    HealthFailed {
+        /// The slot that was checked.
+        slot: Slot,
+        /// Where it was checked.
+        endpoint: String,
+        /// What the policy saw.
+        reason: String,
+    },
+
+    /// An operation did not finish within its deadline.
+    #[error("{operation} did not finish within {after:?}")]
+    Timeout {
+        /// What was waited for.
+        operation: String,
+        /// The deadline that passed.
+        after: Duration,
+    },
+
+    /// The operation does not fit the current state (nothing awaiting promotion, traffic split
+    /// half-way with no journal to explain it, …).
+    #[error("conflict: {reason}")]
+    Conflict {
+        /// What is in the way.
+        reason: String,
+    },
+
+    /// The deployment did not go live: traffic is back on (or never left) the previous slot.
+    #[error("deployment {deployment} of {release} rolled back: {reason}{}", logs_suffix(.logs))]
+    RolledBack {
+        /// The deployment id.
+        deployment: String,
+        /// The release that was refused.
+        release: String,
+        /// Why it was rolled back.
+        reason: String,
+        /// The last log lines of the new slot, where the environment has logs.
+        logs: Vec<String>,
+    },
+
+    /// The deployment stopped in a state that needs attention (for example the router could not be
+    /// reached to roll traffic back). The journal holds the state; [`crate::Deployer::resume`]
+    /// picks it up.
+    #[error("deployment {deployment} interrupted in phase {phase}: {reason}")]
+    Interrupted {
+        /// The deployment id.
+        deployment: String,
+        /// The phase it stopped in.
+        phase: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The journal could not be read or written.
+    #[error("journal {path}: {reason}")]
+    Journal {
+        /// The journal's location.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A backend (Docker, nginx, Traefik, a probe's target) failed.
+    #[error("{backend}: {message}")]
+    Backend {
+        /// Which backend.
+        backend: String,
+        /// What it said.
+        message: String,
+        /// Whether trying again may succeed (a connection refused, a timeout) or not.
+        temporary: bool,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+fn logs_suffix(logs: &[String]) -> String {
+    if logs.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n--- last {} log lines ---\n{}",
+            logs.len(),
+            logs.join("\n")
+        )
+    }
+}
+
+impl Error {
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(
+        what: &'static str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Invalid {
+            what,
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for a [`Error::Backend`] without a source.
+    pub fn backend(
+        backend: impl Into<String>,
+        message: impl Into<String>,
+        temporary: bool,
+    ) -> Self {
+        Error::Backend {
+            backend: backend.into(),
+            message: message.into(),
+            temporary,
+            source: None,
+        }
+    }
+
+    /// Whether retrying the same operation later may succeed.
+    ///
+    /// Locks, timeouts and temporary backend errors are temporary; bad values, missing
+    /// capabilities and failed health are not.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Error::Locked { .. } | Error::Timeout { .. } | Error::Interrupted { .. } => true,
+            Error::Backend { temporary, .. } => *temporary,
+            Error::Invalid { .. }
+            | Error::NotFound { .. }
+            | Error::Unsupported { .. }
+            | Error::HealthFailed { .. }
+            | Error::Conflict { .. }
+            | Error::RolledBack { .. }
+            | Error::Journal { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! STUB
+/// File journal.
+#[derive(Debug)]
+pub struct FileJournal;

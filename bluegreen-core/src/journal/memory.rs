@@ -1,0 +1,4 @@
+//! STUB
+/// In-memory journal.
+#[derive(Debug)]
+pub struct InMemoryJournal;

@@ -1,0 +1,84 @@
+//! The journal: an append-only record of every step of every deployment of one application.
+//!
+//! It is the audit log, the history, and what [`resume`](crate::Deployer::resume) reads after a
+//! crash. Every entry carries a full snapshot of its deployment, so the latest state is always the
+//! last entry: status and resume read one line, however long the history.
+
+mod file;
+mod memory;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::machine::Deployment;
+use crate::model::Timestamp;
+
+pub use file::FileJournal;
+pub use memory::InMemoryJournal;
+
+/// What an entry records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// A phase's work started.
+    Started,
+    /// A phase's work completed; `detail` says what it found.
+    Completed {
+        /// What happened.
+        detail: String,
+    },
+    /// A phase's work failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Something worth the audit log that is not a step (a lock taken over, a torn tail, a resume).
+    Note {
+        /// The note.
+        text: String,
+    },
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in this application's journal, from 1, without gaps.
+    pub seq: u64,
+    /// When it was written.
+    pub at: Timestamp,
+    /// What happened.
+    pub record: Record,
+    /// The deployment, as it stood after this entry (its phase included).
+    pub deployment: Deployment,
+}
+
+/// Where entries are kept.
+///
+/// # Contract
+/// - [`append`](Journal::append) returns once the entry is durable (for files: written and
+///   fsync'd). Entries are never rewritten.
+/// - [`tail`](Journal::tail) returns the last `n` entries, oldest first, in time that depends on
+///   `n`, not on the journal's length.
+/// - A torn last entry (a crash mid-write) is skipped and reported through
+///   [`torn_tail`](Journal::torn_tail), never an error.
+#[async_trait]
+pub trait Journal: Send + Sync + Debug + 'static {
+    /// Appends one entry, durably.
+    async fn append(&self, entry: &Entry) -> Result<()>;
+
+    /// The last `n` entries, oldest first.
+    async fn tail(&self, n: usize) -> Result<Vec<Entry>>;
+
+    /// A description of a torn last entry found when the journal was opened, if there was one.
+    fn torn_tail(&self) -> Option<String> {
+        None
+    }
+
+    /// Where the journal lives, for messages.
+    fn location(&self) -> String;
+}
+
+fn _object_safe(_: &dyn Journal) {}

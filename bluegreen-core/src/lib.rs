@@ -1,0 +1,41 @@
+//! # bluegreen
+//!
+//! Zero-downtime blue-green and canary deployments, as a library.
+//!
+//! A [`Deployer`] starts the new release beside the old one ([`Environment`]), proves it healthy
+//! ([`HealthProbe`] under a [`HealthPolicy`]), moves traffic through a real proxy and confirms the
+//! proxy serves it ([`Router`]), keeps the old release warm for a rollback window, drains it and stops
+//! it gracefully — or rolls back. Every step is journaled ([`journal`]), so a deployer killed at any
+//! point can [`resume`](Deployer::resume); a [lock](lock) refuses a second concurrent deployment.
+//!
+//! How it proceeds is a [`Strategy`]: [`BlueGreen`] or [`Canary`]. The [`machine`] module holds
+//! every phase and every transition in one place.
+//!
+//! The `testing` feature adds in-memory backends, fault injection and conformance suites, so you can
+//! test your own deploy logic — and your own backends — without Docker or a proxy.
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod environment;
+pub mod error;
+pub mod journal;
+pub mod lock;
+pub mod machine;
+pub mod model;
+pub mod probe;
+pub mod router;
+pub mod strategy;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
+pub use error::{Error, Result};
+pub use machine::{Deployment, Phase};
+pub use model::{AppName, Endpoint, Release, Scheme, Slot, Timestamp, TrafficSplit};
+pub use probe::{HealthPolicy, HealthProbe, ProbeOutcome, ProbeTarget, Verdict};
+pub use router::{Router, RouterCapabilities, Routes};
+pub use strategy::{BlueGreen, Canary, CanaryStep, Decision, Promotion, Retirement, Strategy};
+
+/// Placeholder until the engine lands.
+#[derive(Debug)]
+pub struct Deployer;

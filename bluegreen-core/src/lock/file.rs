@@ -1,0 +1,4 @@
+//! STUB
+/// File lock.
+#[derive(Debug)]
+pub struct FileLock;

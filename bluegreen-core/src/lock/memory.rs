@@ -1,0 +1,4 @@
+//! STUB
+/// In-memory lock.
+#[derive(Debug)]
+pub struct InMemoryLock;

@@ -1,0 +1,197 @@
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use super::validate::check_chars;
+use crate::error::{Error, Result};
+
+/// How a slot is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Plain HTTP (the usual case behind a proxy on one host).
+    #[default]
+    Http,
+    /// HTTPS.
+    Https,
+}
+
+impl Scheme {
+    /// `"http"` or `"https"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// Where a slot serves: host, port and scheme. Validated, because it is written into proxy configs.
+///
+/// The host is an IP address or a DNS name (letters, digits, `-`, `.`; at most 253 bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawEndpoint")]
+pub struct Endpoint {
+    host: String,
+    port: u16,
+    #[serde(default)]
+    scheme: Scheme,
+}
+
+#[derive(Deserialize)]
+struct RawEndpoint {
+    host: String,
+    port: u16,
+    #[serde(default)]
+    scheme: Scheme,
+}
+
+impl TryFrom<RawEndpoint> for Endpoint {
+    type Error = Error;
+    fn try_from(raw: RawEndpoint) -> Result<Self> {
+        Endpoint::new(raw.host, raw.port).map(|e| e.with_scheme(raw.scheme))
+    }
+}
+
+impl Endpoint {
+    /// An HTTP endpoint at `host:port`.
+    pub fn new(host: impl Into<String>, port: u16) -> Result<Self> {
+        let host = host.into();
+        if port == 0 {
+            return Err(Error::invalid(
+                "endpoint port",
+                "0",
+                "port 0 cannot be connected to",
+            ));
+        }
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&host);
+        if bare.parse::<IpAddr>().is_err() {
+            check_chars("endpoint host", &host, 253, |c| {
+                c.is_ascii_alphanumeric() || c == '-' || c == '.'
+            })?;
+            if host.starts_with(['-', '.']) || host.contains("..") {
+                return Err(Error::invalid(
+                    "endpoint host",
+                    host,
+                    "is not a valid DNS name",
+                ));
+            }
+        }
+        Ok(Endpoint {
+            host: bare.to_string(),
+            port,
+            scheme: Scheme::Http,
+        })
+    }
+
+    /// The endpoint of a socket address.
+    pub fn from_socket(addr: SocketAddr) -> Self {
+        Endpoint {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            scheme: Scheme::Http,
+        }
+    }
+
+    /// The same endpoint with another scheme.
+    pub fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// The host (an IPv6 address without brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// `host:port`, with brackets around an IPv6 host: what goes into an nginx `server` line.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// `scheme://host:port` followed by `path` (which should start with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}://{}{}", self.scheme.as_str(), self.authority(), path)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme.as_str(), self.authority())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ips_and_dns_names() {
+        assert_eq!(
+            Endpoint::new("127.0.0.1", 8080).unwrap().authority(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(Endpoint::new("::1", 80).unwrap().authority(), "[::1]:80");
+        assert_eq!(
+            Endpoint::new("[::1]", 80).unwrap().url("/health"),
+            "http://[::1]:80/health"
+        );
+        Endpoint::new("shop-blue.internal", 80).unwrap();
+    }
+
+    #[test]
+    fn refuses_injection_and_nonsense() {
+        for bad in [
+            "",
+            "a;b",
+            "a b",
+            "a}",
+            "a\nb",
+            "a\"",
+            "-a",
+            "a..b",
+            "a/b",
+            &"a".repeat(254),
+        ] {
+            let err = Endpoint::new(bad, 80).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Invalid {
+                        what: "endpoint host",
+                        ..
+                    }
+                ),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(Endpoint::new("127.0.0.1", 0).is_err());
+    }
+
+    #[test]
+    fn deserialising_validates() {
+        let bad = r#"{"host":"x;y","port":80}"#;
+        assert!(serde_json::from_str::<Endpoint>(bad).is_err());
+        let ok: Endpoint =
+            serde_json::from_str(r#"{"host":"127.0.0.1","port":80,"scheme":"https"}"#).unwrap();
+        assert_eq!(ok.to_string(), "https://127.0.0.1:80");
+    }
+}

@@ -1,0 +1,18 @@
+//! The values a deployment is made of. Every constructor validates, because these values end up
+//! inside proxy configuration files, container labels and file names.
+
+mod app;
+mod endpoint;
+pub(crate) mod millis;
+mod release;
+mod slot;
+mod split;
+mod time;
+mod validate;
+
+pub use app::AppName;
+pub use endpoint::{Endpoint, Scheme};
+pub use release::Release;
+pub use slot::Slot;
+pub use split::TrafficSplit;
+pub use time::Timestamp;

@@ -1,0 +1,4 @@
+//! STUB
+/// All-of composition.
+#[derive(Debug)]
+pub struct AllOf;

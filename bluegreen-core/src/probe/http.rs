@@ -1,0 +1,4 @@
+//! STUB
+/// HTTP probe.
+#[derive(Debug)]
+pub struct HttpProbe;

@@ -1,0 +1,96 @@
+//! Health: one check of one endpoint ([`HealthProbe`]), and the policies that turn checks into a
+//! verdict ([`HealthPolicy`] to gate traffic, [`Analysis`] between and after traffic steps).
+
+mod all_of;
+mod analysis;
+mod http;
+mod policy;
+mod tcp;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Endpoint, Slot};
+
+pub use all_of::AllOf;
+pub use analysis::Analysis;
+pub use http::HttpProbe;
+pub use policy::HealthPolicy;
+pub use tcp::TcpProbe;
+
+/// What a probe checks: one slot at one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeTarget {
+    /// The slot.
+    pub slot: Slot,
+    /// Where it serves.
+    pub endpoint: Endpoint,
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", content = "detail", rename_all = "snake_case")]
+pub enum ProbeOutcome {
+    /// The target answered as expected.
+    Healthy,
+    /// The target answered, wrongly, or refused the connection: counts as a failure.
+    Unhealthy(String),
+    /// The probe itself could not tell (its metrics backend is down, the Docker API failed): counted
+    /// apart from failures, and may make a verdict inconclusive.
+    ProviderError(String),
+}
+
+impl ProbeOutcome {
+    /// Whether this is [`ProbeOutcome::Healthy`].
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, ProbeOutcome::Healthy)
+    }
+}
+
+/// One check, as reported to event listeners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    /// The probe's description.
+    pub probe: String,
+    /// The slot checked.
+    pub slot: Slot,
+    /// What it found.
+    pub outcome: ProbeOutcome,
+}
+
+/// What a policy or analysis concluded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", content = "reason", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Healthy enough: traffic may move.
+    Passed,
+    /// Not healthy: roll back. The reason says what was seen.
+    Failed(String),
+    /// The probes could not tell (too many provider errors): a human decides.
+    Inconclusive(String),
+}
+
+/// Called with every check a policy or analysis makes.
+pub type CheckListener<'a> = &'a (dyn Fn(CheckRecord) + Send + Sync);
+
+/// One check of one endpoint.
+///
+/// # Contract
+/// - [`check`](HealthProbe::check) makes one attempt and reports it; it does not retry, wait or
+///   apply thresholds (that is [`HealthPolicy`]'s job) and has no side effects on the target.
+/// - It should return within its own timeout; the policy also bounds it and counts an overrun as
+///   [`ProbeOutcome::Unhealthy`].
+/// - **Cancellation**: safe to drop at any point.
+/// - A failure of the *probe's own means* (not of the target) is [`ProbeOutcome::ProviderError`].
+#[async_trait]
+pub trait HealthProbe: Send + Sync + Debug + 'static {
+    /// What the probe checks, for messages (`"GET /health expecting 200..=299"`).
+    fn describe(&self) -> String;
+
+    /// Checks `target` once.
+    async fn check(&self, target: &ProbeTarget) -> ProbeOutcome;
+}
+
+fn _object_safe(_: &dyn HealthProbe) {}

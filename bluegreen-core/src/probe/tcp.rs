@@ -1,0 +1,4 @@
+//! STUB
+/// TCP probe.
+#[derive(Debug)]
+pub struct TcpProbe;

@@ -1,0 +1,176 @@
+//! [`Router`]: moves traffic between the two slots and confirms the proxy serves the move.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{Endpoint, Slot, TrafficSplit};
+
+/// What a router can do. The engine and tests branch on these, never on error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RouterCapabilities {
+    /// Can serve splits other than 100/0 (needed by canary strategies).
+    pub weighted: bool,
+    /// [`Router::apply`] confirms against the live data plane, not just the written config.
+    pub confirms: bool,
+    /// [`Router::wait_drained`] can observe when connections to the old slot are finished.
+    pub observes_drain: bool,
+}
+
+impl RouterCapabilities {
+    /// Capabilities with every flag set to `false`.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`weighted`](Self::weighted).
+    pub fn with_weighted(mut self, yes: bool) -> Self {
+        self.weighted = yes;
+        self
+    }
+
+    /// Sets [`confirms`](Self::confirms).
+    pub fn with_confirms(mut self, yes: bool) -> Self {
+        self.confirms = yes;
+        self
+    }
+
+    /// Sets [`observes_drain`](Self::observes_drain).
+    pub fn with_observes_drain(mut self, yes: bool) -> Self {
+        self.observes_drain = yes;
+        self
+    }
+}
+
+/// What a router serves: the split, and the endpoint behind each slot that has one.
+///
+/// Invariant (checked by [`Routes::new`]): a slot with a weight above zero has an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routes {
+    split: TrafficSplit,
+    blue: Option<Endpoint>,
+    green: Option<Endpoint>,
+}
+
+impl Routes {
+    /// Routes for `split`; every slot with traffic must have an endpoint.
+    pub fn new(
+        split: TrafficSplit,
+        blue: Option<Endpoint>,
+        green: Option<Endpoint>,
+    ) -> Result<Self> {
+        let routes = Routes { split, blue, green };
+        for slot in Slot::BOTH {
+            if split.weight(slot) > 0 && routes.endpoint(slot).is_none() {
+                return Err(Error::invalid(
+                    "routes",
+                    split.to_string(),
+                    format!(
+                        "{slot} has {}% of traffic but no endpoint",
+                        split.weight(slot)
+                    ),
+                ));
+            }
+        }
+        Ok(routes)
+    }
+
+    /// All traffic to `slot` at `endpoint`, nothing else routed.
+    pub fn only(slot: Slot, endpoint: Endpoint) -> Self {
+        let mut routes = Routes {
+            split: TrafficSplit::all(slot),
+            blue: None,
+            green: None,
+        };
+        *routes.endpoint_mut(slot) = Some(endpoint);
+        routes
+    }
+
+    /// The split.
+    pub fn split(&self) -> TrafficSplit {
+        self.split
+    }
+
+    /// The endpoint of `slot`, if routed.
+    pub fn endpoint(&self, slot: Slot) -> Option<&Endpoint> {
+        match slot {
+            Slot::Blue => self.blue.as_ref(),
+            Slot::Green => self.green.as_ref(),
+        }
+    }
+
+    fn endpoint_mut(&mut self, slot: Slot) -> &mut Option<Endpoint> {
+        match slot {
+            Slot::Blue => &mut self.blue,
+            Slot::Green => &mut self.green,
+        }
+    }
+
+    /// The slots with traffic above zero, with their weight and endpoint.
+    pub fn weighted(&self) -> impl Iterator<Item = (Slot, u8, &Endpoint)> + '_ {
+        Slot::BOTH.into_iter().filter_map(move |s| {
+            let w = self.split.weight(s);
+            (w > 0).then(|| (s, w, self.endpoint(s).expect("checked by Routes::new")))
+        })
+    }
+}
+
+/// What [`Router::wait_drained`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainStatus {
+    /// No connection to the old routing remains.
+    Drained,
+    /// The timeout passed with connections still open.
+    StillDraining,
+    /// This router cannot tell; the engine waits the configured drain time instead.
+    NotObservable,
+}
+
+/// Moves traffic between the slots of one application.
+///
+/// One router instance serves one application. Implementations: `NginxRouter`, `TraefikRouter`,
+/// and [`InMemoryRouter`](crate::testing::InMemoryRouter) for tests.
+///
+/// # Contract
+/// - **Source of truth**: [`current`](Router::current) reads what the proxy is configured to serve;
+///   `None` means a fresh install (nothing routed yet), not an error.
+/// - **Confirmed**: [`apply`](Router::apply) returns `Ok` only once the proxy is *serving* the new
+///   routes (a request answered by the new configuration), not when a file was written.
+/// - **Atomic**: a failed `apply` leaves the previous routes serving and in place on disk; it never
+///   leaves a half-written or unvalidated configuration live.
+/// - **Idempotent**: applying the routes already served succeeds and changes nothing observable.
+/// - **Cancellation**: if the future is dropped, the proxy serves either the old or the new routes
+///   in full; `current` tells which.
+/// - **Errors**: [`Error::Invalid`] for values the proxy would misread (nothing is written),
+///   [`Error::Unsupported`] for a split the router cannot serve, [`Error::Timeout`] when the proxy
+///   did not confirm in time, [`Error::Backend`] for the proxy's own failures (with its message).
+#[async_trait]
+pub trait Router: Send + Sync + Debug + 'static {
+    /// A short name for messages and logs (`"nginx"`, `"traefik"`).
+    fn name(&self) -> &str;
+
+    /// What this router can do.
+    fn capabilities(&self) -> RouterCapabilities;
+
+    /// The routes the proxy is configured to serve; `None` on a fresh install.
+    async fn current(&self) -> Result<Option<Routes>>;
+
+    /// Serves `routes`, and returns once the proxy is confirmed to serve them.
+    async fn apply(&self, routes: &Routes) -> Result<()>;
+
+    /// Waits up to `timeout` until connections served by the previous routes are finished.
+    ///
+    /// Only meaningful when [`RouterCapabilities::observes_drain`] is set; the default says
+    /// [`DrainStatus::NotObservable`], and the engine then waits its configured drain time.
+    async fn wait_drained(&self, timeout: Duration) -> Result<DrainStatus> {
+        let _ = timeout;
+        Ok(DrainStatus::NotObservable)
+    }
+}
+
+fn _object_safe(_: &dyn Router) {}
