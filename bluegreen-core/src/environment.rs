@@ -57,9 +57,7 @@ impl SlotStatus {
     pub fn release(&self) -> Option<&Release> {
         match self {
             SlotStatus::Absent => None,
-            SlotStatus::Running { release, .. } | SlotStatus::Stopped { release, .. } => {
-                Some(release)
-            }
+            SlotStatus::Running { release, .. } | SlotStatus::Stopped { release, .. } => Some(release),
         }
     }
 

@@ -135,21 +135,13 @@ fn logs_suffix(logs: &[String]) -> String {
     if logs.is_empty() {
         String::new()
     } else {
-        format!(
-            "\n--- last {} log lines ---\n{}",
-            logs.len(),
-            logs.join("\n")
-        )
+        format!("\n--- last {} log lines ---\n{}", logs.len(), logs.join("\n"))
     }
 }
 
 impl Error {
     /// Shorthand for [`Error::Invalid`].
-    pub fn invalid(
-        what: &'static str,
-        value: impl Into<String>,
-        reason: impl Into<String>,
-    ) -> Self {
+    pub fn invalid(what: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Invalid {
             what,
             value: value.into(),
@@ -158,11 +150,7 @@ impl Error {
     }
 
     /// Shorthand for a [`Error::Backend`] without a source.
-    pub fn backend(
-        backend: impl Into<String>,
-        message: impl Into<String>,
-        temporary: bool,
-    ) -> Self {
+    pub fn backend(backend: impl Into<String>, message: impl Into<String>, temporary: bool) -> Self {
         Error::Backend {
             backend: backend.into(),
             message: message.into(),

@@ -16,6 +16,7 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod engine;
 pub mod environment;
 pub mod error;
 pub mod journal;
@@ -28,6 +29,7 @@ pub mod strategy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use engine::{Deployer, DeployerBuilder, Event, EventKind, Report, Status, TimelineStep};
 pub use environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
 pub use error::{Error, Result};
 pub use machine::{Deployment, Phase};
@@ -35,7 +37,3 @@ pub use model::{AppName, Endpoint, Release, Scheme, Slot, Timestamp, TrafficSpli
 pub use probe::{HealthPolicy, HealthProbe, ProbeOutcome, ProbeTarget, Verdict};
 pub use router::{Router, RouterCapabilities, Routes};
 pub use strategy::{BlueGreen, Canary, CanaryStep, Decision, Promotion, Retirement, Strategy};
-
-/// Placeholder until the engine lands.
-#[derive(Debug)]
-pub struct Deployer;

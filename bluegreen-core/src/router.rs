@@ -58,21 +58,14 @@ pub struct Routes {
 
 impl Routes {
     /// Routes for `split`; every slot with traffic must have an endpoint.
-    pub fn new(
-        split: TrafficSplit,
-        blue: Option<Endpoint>,
-        green: Option<Endpoint>,
-    ) -> Result<Self> {
+    pub fn new(split: TrafficSplit, blue: Option<Endpoint>, green: Option<Endpoint>) -> Result<Self> {
         let routes = Routes { split, blue, green };
         for slot in Slot::BOTH {
             if split.weight(slot) > 0 && routes.endpoint(slot).is_none() {
                 return Err(Error::invalid(
                     "routes",
                     split.to_string(),
-                    format!(
-                        "{slot} has {}% of traffic but no endpoint",
-                        split.weight(slot)
-                    ),
+                    format!("{slot} has {}% of traffic but no endpoint", split.weight(slot)),
                 ));
             }
         }

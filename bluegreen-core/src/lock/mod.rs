@@ -47,12 +47,7 @@ impl fmt::Display for LockHolder {
         if let Some(who) = &self.who {
             write!(f, " ({who})")?;
         }
-        write!(
-            f,
-            " since {} ({}s ago)",
-            self.since,
-            self.since.elapsed().as_secs()
-        )
+        write!(f, " since {} ({}s ago)", self.since, self.since.elapsed().as_secs())
     }
 }
 

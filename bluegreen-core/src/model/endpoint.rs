@@ -59,11 +59,7 @@ impl Endpoint {
     pub fn new(host: impl Into<String>, port: u16) -> Result<Self> {
         let host = host.into();
         if port == 0 {
-            return Err(Error::invalid(
-                "endpoint port",
-                "0",
-                "port 0 cannot be connected to",
-            ));
+            return Err(Error::invalid("endpoint port", "0", "port 0 cannot be connected to"));
         }
         let bare = host
             .strip_prefix('[')
@@ -74,11 +70,7 @@ impl Endpoint {
                 c.is_ascii_alphanumeric() || c == '-' || c == '.'
             })?;
             if host.starts_with(['-', '.']) || host.contains("..") {
-                return Err(Error::invalid(
-                    "endpoint host",
-                    host,
-                    "is not a valid DNS name",
-                ));
+                return Err(Error::invalid("endpoint host", host, "is not a valid DNS name"));
             }
         }
         Ok(Endpoint {
@@ -145,10 +137,7 @@ mod tests {
 
     #[test]
     fn accepts_ips_and_dns_names() {
-        assert_eq!(
-            Endpoint::new("127.0.0.1", 8080).unwrap().authority(),
-            "127.0.0.1:8080"
-        );
+        assert_eq!(Endpoint::new("127.0.0.1", 8080).unwrap().authority(), "127.0.0.1:8080");
         assert_eq!(Endpoint::new("::1", 80).unwrap().authority(), "[::1]:80");
         assert_eq!(
             Endpoint::new("[::1]", 80).unwrap().url("/health"),
@@ -190,8 +179,7 @@ mod tests {
     fn deserialising_validates() {
         let bad = r#"{"host":"x;y","port":80}"#;
         assert!(serde_json::from_str::<Endpoint>(bad).is_err());
-        let ok: Endpoint =
-            serde_json::from_str(r#"{"host":"127.0.0.1","port":80,"scheme":"https"}"#).unwrap();
+        let ok: Endpoint = serde_json::from_str(r#"{"host":"127.0.0.1","port":80,"scheme":"https"}"#).unwrap();
         assert_eq!(ok.to_string(), "https://127.0.0.1:80");
     }
 }

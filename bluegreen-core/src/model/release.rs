@@ -21,11 +21,7 @@ impl Release {
             c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@' | '+')
         })?;
         if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(Error::invalid(
-                "release",
-                value,
-                "must start with a letter or digit",
-            ));
+            return Err(Error::invalid("release", value, "must start with a letter or digit"));
         }
         Ok(Release(value))
     }
@@ -101,25 +97,13 @@ mod tests {
             "a".repeat(256).as_str(),
         ] {
             let err = Release::new(bad).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Error::Invalid {
-                        what: "release",
-                        ..
-                    }
-                ),
-                "{bad:?}: {err}"
-            );
+            assert!(matches!(err, Error::Invalid { what: "release", .. }), "{bad:?}: {err}");
         }
     }
 
     #[test]
     fn deserialising_validates() {
         assert!(serde_json::from_str::<Release>("\"v1;drop\"").is_err());
-        assert_eq!(
-            serde_json::from_str::<Release>("\"v1\"").unwrap().as_str(),
-            "v1"
-        );
+        assert_eq!(serde_json::from_str::<Release>("\"v1\"").unwrap().as_str(), "v1");
     }
 }

@@ -46,11 +46,7 @@ impl std::str::FromStr for Slot {
         match s {
             "blue" => Ok(Slot::Blue),
             "green" => Ok(Slot::Green),
-            other => Err(crate::Error::invalid(
-                "slot",
-                other,
-                "expected \"blue\" or \"green\"",
-            )),
+            other => Err(crate::Error::invalid("slot", other, "expected \"blue\" or \"green\"")),
         }
     }
 }

@@ -35,10 +35,7 @@ impl TrafficSplit {
             return Err(Error::invalid(
                 "traffic split",
                 format!("blue={blue} green={green}"),
-                format!(
-                    "weights sum to {}, not 100",
-                    u16::from(blue) + u16::from(green)
-                ),
+                format!("weights sum to {}, not 100", u16::from(blue) + u16::from(green)),
             ));
         }
         Ok(TrafficSplit { blue, green })
@@ -121,10 +118,7 @@ mod tests {
     #[test]
     fn weights_must_sum_to_100() {
         let err = TrafficSplit::new(90, 20).unwrap_err().to_string();
-        assert!(
-            err.contains("blue=90 green=20") && err.contains("110"),
-            "{err}"
-        );
+        assert!(err.contains("blue=90 green=20") && err.contains("110"), "{err}");
         assert!(TrafficSplit::toward(Slot::Blue, 101).is_err());
         assert!(serde_json::from_str::<TrafficSplit>(r#"{"blue":50,"green":51}"#).is_err());
     }

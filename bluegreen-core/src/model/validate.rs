@@ -5,12 +5,7 @@ use crate::error::{Error, Result};
 /// Refuses `value` unless it is 1..=`max` characters, all accepted by `allowed`.
 ///
 /// The error names the first offending character, so a user sees `'{'` rather than "invalid".
-pub(crate) fn check_chars(
-    what: &'static str,
-    value: &str,
-    max: usize,
-    allowed: impl Fn(char) -> bool,
-) -> Result<()> {
+pub(crate) fn check_chars(what: &'static str, value: &str, max: usize, allowed: impl Fn(char) -> bool) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(what, value, "must not be empty"));
     }
@@ -51,9 +46,7 @@ mod tests {
     fn refuses_empty_and_absurdly_long_values() {
         assert!(check_chars("x", "", 10, |_| true).is_err());
         let long = "a".repeat(11);
-        let text = check_chars("x", &long, 10, |_| true)
-            .unwrap_err()
-            .to_string();
+        let text = check_chars("x", &long, 10, |_| true).unwrap_err().to_string();
         assert!(text.contains("11 bytes"), "{text}");
     }
 }

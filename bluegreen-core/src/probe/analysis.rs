@@ -33,6 +33,11 @@ impl Analysis {
         }
     }
 
+    /// The probe.
+    pub fn probe(&self) -> &Arc<dyn HealthProbe> {
+        &self.probe
+    }
+
     /// Runs it.
     pub async fn run(&self, target: &ProbeTarget, listener: CheckListener<'_>) -> Verdict {
         let _ = (target, listener, &self.probe);

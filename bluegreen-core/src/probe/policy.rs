@@ -28,14 +28,34 @@ pub struct HealthPolicy {
     pub deadline: Duration,
 }
 
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        HealthPolicy {
+            start_delay: Duration::ZERO,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+            success_threshold: 1,
+            failure_threshold: 30,
+            error_threshold: 5,
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
 impl HealthPolicy {
+    /// Sets the interval.
+    pub fn interval(mut self, d: Duration) -> Self {
+        self.interval = d;
+        self
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> crate::Result<()> {
+        Ok(())
+    }
+
     /// Runs the policy against `target`.
-    pub async fn run(
-        &self,
-        probe: &dyn HealthProbe,
-        target: &ProbeTarget,
-        listener: CheckListener<'_>,
-    ) -> Verdict {
+    pub async fn run(&self, probe: &dyn HealthProbe, target: &ProbeTarget, listener: CheckListener<'_>) -> Verdict {
         let _ = (probe, target, listener);
         unimplemented!("stub")
     }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::{Decision, Pause, Progress, Retirement, Strategy};
+use super::{Decision, Pause, Progress, Strategy};
 use crate::probe::Analysis;
 
 /// When a blue-green deployment moves traffic once the new slot is healthy.
@@ -19,7 +19,7 @@ pub enum Promotion {
 ///
 /// Steps: pre-promotion analysis (optional) → wait for promotion (per [`Promotion`]) → shift 100 →
 /// post-promotion analysis (optional; a failure moves traffic back while the old slot is warm) →
-/// complete ([`Retirement`]: rollback window, drain, stop).
+/// complete (the deployer then keeps the old slot warm for its rollback window, drains and stops it).
 #[derive(Debug, Clone, Default)]
 pub struct BlueGreen {
     /// When to promote.
@@ -28,8 +28,6 @@ pub struct BlueGreen {
     pub pre_promotion: Option<Analysis>,
     /// Checks of the new slot after it gets traffic, over a window.
     pub post_promotion: Option<Analysis>,
-    /// What happens to the old slot.
-    pub retirement: Retirement,
 }
 
 impl BlueGreen {
@@ -56,20 +54,12 @@ impl BlueGreen {
         self
     }
 
-    /// Sets what happens to the old slot.
-    pub fn retirement(mut self, retirement: Retirement) -> Self {
-        self.retirement = retirement;
-        self
-    }
-
     fn steps(&self) -> Vec<Decision> {
         let mut steps = Vec::with_capacity(4);
         steps.extend(self.pre_promotion.clone().map(Decision::Analyse));
         match self.promotion {
             Promotion::Auto => {}
-            Promotion::AfterDelay(duration) => {
-                steps.push(Decision::Pause(Pause::Elapsed { duration }))
-            }
+            Promotion::AfterDelay(duration) => steps.push(Decision::Pause(Pause::Elapsed { duration })),
             Promotion::Manual => steps.push(Decision::Pause(Pause::Approved)),
         }
         steps.push(Decision::Shift(100));
@@ -88,10 +78,7 @@ impl Strategy for BlueGreen {
     }
 
     fn decide(&self, progress: &Progress) -> Decision {
-        self.steps()
-            .get(progress.step)
-            .cloned()
-            .unwrap_or(Decision::Complete(self.retirement))
+        self.steps().get(progress.step).cloned().unwrap_or(Decision::Complete)
     }
 }
 
@@ -115,7 +102,7 @@ mod tests {
                     format!("pause {}ms", duration.as_millis())
                 }
                 Decision::Analyse(_) => "analyse".into(),
-                Decision::Complete(_) => {
+                Decision::Complete => {
                     out.push("complete".into());
                     break;
                 }
@@ -138,13 +125,7 @@ mod tests {
             .post_promotion(Analysis::new(probe));
         assert_eq!(
             walk(&strategy),
-            [
-                "analyse",
-                "await approval",
-                "shift 100",
-                "analyse",
-                "complete"
-            ]
+            ["analyse", "await approval", "shift 100", "analyse", "complete"]
         );
         let delayed = BlueGreen::new().promotion(Promotion::AfterDelay(Duration::from_millis(250)));
         assert_eq!(walk(&delayed), ["pause 250ms", "shift 100", "complete"]);

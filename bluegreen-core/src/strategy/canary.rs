@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::{Decision, Pause, Progress, Retirement, Strategy};
+use super::{Decision, Pause, Progress, Strategy};
 use crate::error::{Error, Result};
 use crate::probe::Analysis;
 
@@ -27,18 +27,13 @@ pub enum CanaryStep {
 #[derive(Debug, Clone)]
 pub struct Canary {
     steps: Vec<CanaryStep>,
-    retirement: Retirement,
 }
 
 impl Canary {
     /// A canary of `steps`; weights must be 1..=100.
     pub fn new(steps: Vec<CanaryStep>) -> Result<Self> {
         if steps.is_empty() {
-            return Err(Error::invalid(
-                "canary steps",
-                "[]",
-                "a canary needs at least one step",
-            ));
+            return Err(Error::invalid("canary steps", "[]", "a canary needs at least one step"));
         }
         for step in &steps {
             if let CanaryStep::SetWeight(w) = step {
@@ -51,16 +46,7 @@ impl Canary {
                 }
             }
         }
-        Ok(Canary {
-            steps,
-            retirement: Retirement::default(),
-        })
-    }
-
-    /// Sets what happens to the old slot.
-    pub fn retirement(mut self, retirement: Retirement) -> Self {
-        self.retirement = retirement;
-        self
+        Ok(Canary { steps })
     }
 
     /// The steps.
@@ -83,18 +69,16 @@ impl Strategy for Canary {
             return if progress.weight < 100 {
                 Decision::Shift(100)
             } else {
-                Decision::Complete(self.retirement)
+                Decision::Complete
             };
         }
         match self.steps.get(progress.step) {
             Some(CanaryStep::SetWeight(w)) => Decision::Shift(*w),
-            Some(CanaryStep::Pause(duration)) => Decision::Pause(Pause::Elapsed {
-                duration: *duration,
-            }),
+            Some(CanaryStep::Pause(duration)) => Decision::Pause(Pause::Elapsed { duration: *duration }),
             Some(CanaryStep::PauseUntilApproved) => Decision::Pause(Pause::Approved),
             Some(CanaryStep::Analyse(analysis)) => Decision::Analyse(analysis.clone()),
             None if progress.weight < 100 => Decision::Shift(100),
-            None => Decision::Complete(self.retirement),
+            None => Decision::Complete,
         }
     }
 }
@@ -114,11 +98,9 @@ mod tests {
                     out.push(format!("{w}%"));
                 }
                 Decision::Pause(Pause::Approved) => out.push("approval".into()),
-                Decision::Pause(Pause::Elapsed { duration }) => {
-                    out.push(format!("{}s", duration.as_secs()))
-                }
+                Decision::Pause(Pause::Elapsed { duration }) => out.push(format!("{}s", duration.as_secs())),
                 Decision::Analyse(_) => out.push("analyse".into()),
-                Decision::Complete(_) => {
+                Decision::Complete => {
                     out.push("complete".into());
                     break;
                 }
@@ -151,24 +133,15 @@ mod tests {
 
     #[test]
     fn a_first_deploy_goes_straight_to_100() {
-        let c = Canary::new(vec![
-            CanaryStep::SetWeight(10),
-            CanaryStep::PauseUntilApproved,
-        ])
-        .unwrap();
+        let c = Canary::new(vec![CanaryStep::SetWeight(10), CanaryStep::PauseUntilApproved]).unwrap();
         assert_eq!(walk(&c, false), ["100%", "complete"]);
     }
 
     #[test]
     fn refuses_bad_steps() {
         assert!(Canary::new(vec![]).is_err());
-        let err = Canary::new(vec![CanaryStep::SetWeight(0)])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("canary weight") && err.contains("\"0\""),
-            "{err}"
-        );
+        let err = Canary::new(vec![CanaryStep::SetWeight(0)]).unwrap_err().to_string();
+        assert!(err.contains("canary weight") && err.contains("\"0\""), "{err}");
         assert!(Canary::new(vec![CanaryStep::SetWeight(101)]).is_err());
     }
 }

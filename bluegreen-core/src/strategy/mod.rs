@@ -55,7 +55,8 @@ pub enum Pause {
     Approved,
 }
 
-/// What happens to the old slot once the rollout is complete.
+/// What happens to the old slot once the rollout is complete: the same for every strategy, so it
+/// is the [`Deployer`](crate::Deployer)'s setting, recorded in each deployment's journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retirement {
     /// How long the old slot stays up, warm, after promotion: a rollback within it is instant.
@@ -90,8 +91,8 @@ pub enum Decision {
     Pause(Pause),
     /// Check the new slot (and roll back if it fails).
     Analyse(Analysis),
-    /// The rollout is done: retire the old slot this way.
-    Complete(Retirement),
+    /// The rollout is done: the old slot can be retired (per the deployer's [`Retirement`]).
+    Complete,
 }
 
 /// How a rollout proceeds. Pure: no I/O, no interior state.

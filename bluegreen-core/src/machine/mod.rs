@@ -18,7 +18,7 @@
 //! - any failure before retirement rolls traffic back to the previous slot, which is still up;
 //! - the old slot is stopped only after the rollback window and the drain;
 //! - a deployer that restarts mid-way ([`Signal::Resumed`]) rolls back if traffic had not been
-//!   promoted yet, and finishes otherwise.
+//!   promoted yet, and finishes otherwise (re-running the interrupted phase, which is idempotent).
 
 use std::fmt;
 
@@ -132,10 +132,7 @@ impl Phase {
 
     /// Whether the engine stops here: completed, rolled back, or failed (resumable).
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            Phase::Completed | Phase::RolledBack | Phase::Failed { .. }
-        )
+        matches!(self, Phase::Completed | Phase::RolledBack | Phase::Failed { .. })
     }
 }
 
@@ -143,9 +140,7 @@ impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Phase::Shifting { weight } => write!(f, "shifting to {weight}%"),
-            Phase::Paused {
-                pause: Pause::Approved,
-            } => f.write_str("paused until approved"),
+            Phase::Paused { pause: Pause::Approved } => f.write_str("paused until approved"),
             Phase::Paused {
                 pause: Pause::Elapsed { duration },
             } => write!(f, "paused for {duration:?}"),
@@ -179,8 +174,8 @@ pub struct Deployment {
     pub step: usize,
     /// Whether the target slot has had all traffic (past the point where a crash rolls back).
     pub promoted: bool,
-    /// What happens to the old slot, once the strategy completed.
-    pub retirement: Option<Retirement>,
+    /// What happens to the old slot (fixed when the deployment starts, so a resume keeps it).
+    pub retirement: Retirement,
     /// Why the deployment is rolling back or failed.
     pub reason: Option<String>,
     /// The target slot's last log lines when it failed.
@@ -203,6 +198,7 @@ impl Deployment {
         release: Release,
         target: Slot,
         previous: Option<Previous>,
+        retirement: Retirement,
         who: Option<String>,
     ) -> Self {
         let started = Timestamp::now();
@@ -222,7 +218,7 @@ impl Deployment {
             weight: 0,
             step: 0,
             promoted: false,
-            retirement: None,
+            retirement,
             reason: None,
             logs: Vec::new(),
             who,
@@ -307,10 +303,9 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             d.endpoint = Some(endpoint);
             Phase::Verifying
         }
-        (
-            Phase::Provisioning,
-            s @ (Signal::Done | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
+        (Phase::Provisioning, s @ (Signal::Done | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved)) => {
+            return Err(refuse(&d, &s))
+        }
 
         // Verifying: the only way to Deciding, and so to any traffic (invariant 1).
         (Phase::Verifying, Signal::Done) => Phase::Deciding,
@@ -318,10 +313,9 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             reason,
             recheck: Recheck::Verify,
         },
-        (
-            Phase::Verifying,
-            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
+        (Phase::Verifying, s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Approved)) => {
+            return Err(refuse(&d, &s))
+        }
 
         // Deciding: carry out the strategy's decision.
         (Phase::Deciding, Signal::Decided(decision)) => match decision {
@@ -330,15 +324,14 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             },
             Decision::Pause(pause) => Phase::Paused { pause },
             Decision::Analyse(_) => Phase::Analysing,
-            Decision::Complete(_) if d.weight < 100 => {
+            Decision::Complete if d.weight < 100 => {
                 d.reason = Some(format!(
                     "strategy completed with {}% of traffic on the new slot",
                     d.weight
                 ));
                 Phase::RollingBack
             }
-            Decision::Complete(retirement) => {
-                d.retirement = Some(retirement);
+            Decision::Complete => {
                 if d.previous.is_some() {
                     Phase::Warm
                 } else {
@@ -346,11 +339,9 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
                 }
             }
         },
-        (
-            Phase::Deciding,
-            s
-            @ (Signal::Provisioned(_) | Signal::Done | Signal::Inconclusive(_) | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
+        (Phase::Deciding, s @ (Signal::Provisioned(_) | Signal::Done | Signal::Inconclusive(_) | Signal::Approved)) => {
+            return Err(refuse(&d, &s))
+        }
 
         // Shifting: the router confirmed the weight.
         (Phase::Shifting { weight }, Signal::Done) => {
@@ -361,10 +352,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         }
         (
             Phase::Shifting { .. },
-            s @ (Signal::Provisioned(_)
-            | Signal::Decided(_)
-            | Signal::Inconclusive(_)
-            | Signal::Approved),
+            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
 
         // Paused: time ran out, or an operator promoted.
@@ -372,10 +360,9 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             d.step += 1;
             Phase::Deciding
         }
-        (
-            Phase::Paused { .. },
-            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Inconclusive(_)),
-        ) => return Err(refuse(&d, &s)),
+        (Phase::Paused { .. }, s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Inconclusive(_))) => {
+            return Err(refuse(&d, &s))
+        }
 
         // Analysing: passed, or inconclusive (a human decides).
         (Phase::Analysing, Signal::Done) => {
@@ -386,10 +373,9 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             reason,
             recheck: Recheck::Analyse,
         },
-        (
-            Phase::Analysing,
-            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
+        (Phase::Analysing, s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Approved)) => {
+            return Err(refuse(&d, &s))
+        }
 
         // Held: approval re-runs the check (it never skips it: invariant 1).
         (
@@ -408,10 +394,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         ) => Phase::Analysing,
         (
             Phase::Held { .. },
-            s @ (Signal::Provisioned(_)
-            | Signal::Decided(_)
-            | Signal::Done
-            | Signal::Inconclusive(_)),
+            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Done | Signal::Inconclusive(_)),
         ) => return Err(refuse(&d, &s)),
 
         // Failure, abort, or a crash before promotion: traffic goes back (invariant 2). After
@@ -451,10 +434,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             | Phase::Held { .. },
             Signal::Resumed,
         ) if !d.promoted => {
-            let reason = format!(
-                "the deployer stopped while {} before promotion",
-                d.phase.name()
-            );
+            let reason = format!("the deployer stopped while {} before promotion", d.phase.name());
             roll_back_or_fail(&mut d, reason)
         }
         (
@@ -469,13 +449,11 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         ) => d.phase.clone(),
 
         // Warm → Draining → Stopping → Completed.
-        (Phase::Warm, Signal::Done | Signal::Resumed) => Phase::Draining,
+        (Phase::Warm, Signal::Done) => Phase::Draining,
+        (Phase::Warm, Signal::Resumed) => Phase::Warm,
         (
             Phase::Warm,
-            s @ (Signal::Provisioned(_)
-            | Signal::Decided(_)
-            | Signal::Inconclusive(_)
-            | Signal::Approved),
+            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
         (Phase::Draining, Signal::Done) => Phase::Stopping,
         (Phase::Draining, Signal::Resumed) => Phase::Draining,
@@ -512,22 +490,13 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         (Phase::Retiring, Signal::Resumed | Signal::Aborted(_)) => Phase::Retiring,
         (
             Phase::RollingBack | Phase::Retiring,
-            s @ (Signal::Provisioned(_)
-            | Signal::Decided(_)
-            | Signal::Inconclusive(_)
-            | Signal::Approved),
+            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
 
         // Failed: resume retries what failed.
-        (Phase::Failed { .. }, Signal::Resumed) if d.promoted && d.retirement.is_some() => {
-            Phase::Stopping
-        }
-        (Phase::Failed { .. }, Signal::Resumed) if !(d.promoted && d.previous.is_none()) => {
-            Phase::RollingBack
-        }
-        (Phase::Completed | Phase::RolledBack | Phase::Failed { .. }, s) => {
-            return Err(refuse(&d, &s))
-        }
+        (Phase::Failed { .. }, Signal::Resumed) if d.promoted && d.previous.is_some() => Phase::Stopping,
+        (Phase::Failed { .. }, Signal::Resumed) if !(d.promoted && d.previous.is_none()) => Phase::RollingBack,
+        (Phase::Completed | Phase::RolledBack | Phase::Failed { .. }, s) => return Err(refuse(&d, &s)),
     };
     d.phase = next;
     Ok(d)
@@ -537,12 +506,13 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
 /// new one already serving, there is nothing to go back to: stop and say so.
 fn roll_back_or_fail(d: &mut Deployment, reason: String) -> Phase {
     if d.previous.is_none() && d.promoted {
-        let text = format!(
-            "{reason}; no previous release to roll back to, so the new release keeps serving"
-        );
+        let text = format!("{reason}; no previous release to roll back to, so the new release keeps serving");
         d.reason = Some(text.clone());
         return Phase::Failed { reason: text };
     }
     d.reason = Some(reason);
     Phase::RollingBack
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+//! [`DeployerBuilder`]: wires backends, strategy, journal and lock into a [`Deployer`].
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use super::{Deployer, Inner};
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::journal::{InMemoryJournal, Journal};
+use crate::lock::{DeployLock, InMemoryLock};
+use crate::model::AppName;
+use crate::probe::{HealthPolicy, HealthProbe};
+use crate::router::Router;
+use crate::strategy::{BlueGreen, Retirement, Strategy};
+
+/// Builds a [`Deployer`] for one application.
+///
+/// Required: an environment, a router and a health probe. Defaults: [`BlueGreen`] with automatic
+/// promotion, [`HealthPolicy::default`], [`Retirement::default`], an in-memory journal (not
+/// durable: use a [`FileJournal`](crate::journal::FileJournal) to resume after a crash), and a lock
+/// shared by this process (use a [`FileLock`](crate::lock::FileLock) to exclude other processes).
+#[derive(Debug)]
+#[must_use]
+pub struct DeployerBuilder {
+    app: AppName,
+    environment: Option<Arc<dyn Environment>>,
+    router: Option<Arc<dyn Router>>,
+    probe: Option<Arc<dyn HealthProbe>>,
+    policy: HealthPolicy,
+    strategy: Arc<dyn Strategy>,
+    retirement: Retirement,
+    journal: Option<Arc<dyn Journal>>,
+    lock: Option<Arc<dyn DeployLock>>,
+    lock_wait: Option<Duration>,
+    who: Option<String>,
+    log_lines: usize,
+}
+
+impl DeployerBuilder {
+    pub(super) fn new(app: AppName) -> Self {
+        DeployerBuilder {
+            app,
+            environment: None,
+            router: None,
+            probe: None,
+            policy: HealthPolicy::default(),
+            strategy: Arc::new(BlueGreen::new()),
+            retirement: Retirement::default(),
+            journal: None,
+            lock: None,
+            lock_wait: None,
+            who: None,
+            log_lines: 20,
+        }
+    }
+
+    /// Where releases run.
+    pub fn environment(mut self, environment: Arc<dyn Environment>) -> Self {
+        self.environment = Some(environment);
+        self
+    }
+
+    /// How traffic moves.
+    pub fn router(mut self, router: Arc<dyn Router>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// What proves a slot healthy before it gets traffic.
+    pub fn probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// The thresholds and deadline applied to the probe.
+    pub fn policy(mut self, policy: HealthPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How the rollout proceeds.
+    pub fn strategy(mut self, strategy: impl Strategy) -> Self {
+        self.strategy = Arc::new(strategy);
+        self
+    }
+
+    /// What happens to the old slot after promotion: rollback window, drain, stop grace.
+    pub fn retirement(mut self, retirement: Retirement) -> Self {
+        self.retirement = retirement;
+        self
+    }
+
+    /// Where every step is recorded.
+    pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// What keeps deployments of this application one at a time.
+    pub fn lock(mut self, lock: Arc<dyn DeployLock>) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// Wait up to this long for another deployment to finish, instead of failing at once.
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = Some(wait);
+        self
+    }
+
+    /// Who deploys (a user, a CI job): recorded in the journal and the lock.
+    pub fn who(mut self, who: impl Into<String>) -> Self {
+        self.who = Some(who.into());
+        self
+    }
+
+    /// How many log lines of a failing slot to carry in errors (default 20).
+    pub fn log_lines(mut self, lines: usize) -> Self {
+        self.log_lines = lines;
+        self
+    }
+
+    /// Checks the configuration and builds the deployer.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a required part is missing or the policy is invalid;
+    /// [`Error::Unsupported`] when the strategy needs a weighted split the router cannot serve.
+    pub fn build(self) -> Result<Deployer> {
+        let missing = |what: &'static str| Error::invalid("deployer", what, format!("no {what} was given"));
+        let environment = self.environment.ok_or_else(|| missing("environment"))?;
+        let router = self.router.ok_or_else(|| missing("router"))?;
+        let probe = self.probe.ok_or_else(|| missing("probe"))?;
+        self.policy.validate()?;
+        if self.strategy.needs_weighted_split() && !router.capabilities().weighted {
+            return Err(Error::Unsupported {
+                backend: router.name().to_string(),
+                capability: "weighted split",
+            });
+        }
+        let (events, _) = broadcast::channel(1024);
+        Ok(Deployer {
+            inner: Arc::new(Inner {
+                app: self.app,
+                environment,
+                router,
+                probe,
+                policy: self.policy,
+                strategy: self.strategy,
+                retirement: self.retirement,
+                journal: self.journal.unwrap_or_else(|| Arc::new(InMemoryJournal::new())),
+                lock: self.lock.unwrap_or_else(process_lock),
+                lock_wait: self.lock_wait,
+                who: self.who,
+                log_lines: self.log_lines,
+                events,
+                control: std::sync::Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// The lock shared by every deployer of this process that was not given one.
+fn process_lock() -> Arc<dyn DeployLock> {
+    static LOCK: OnceLock<Arc<InMemoryLock>> = OnceLock::new();
+    LOCK.get_or_init(|| Arc::new(InMemoryLock::new())).clone()
+}

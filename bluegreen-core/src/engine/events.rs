@@ -1,0 +1,104 @@
+//! What a deployment tells its watchers while it runs, and the report it ends with.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::machine::{Deployment, Phase};
+use crate::model::{AppName, Release, Slot, Timestamp};
+use crate::probe::CheckRecord;
+
+/// Something that happened during a deployment. Subscribe with
+/// [`Deployer::subscribe`](crate::Deployer::subscribe).
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// The deployment id.
+    pub deployment: String,
+    /// The application.
+    pub app: AppName,
+    /// When.
+    pub at: Timestamp,
+    /// Time since the deployment started (or resumed).
+    pub elapsed: Duration,
+    /// What.
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A deployment started (or resumed).
+    Started {
+        /// The release.
+        release: Release,
+        /// Its slot.
+        target: Slot,
+        /// The release it replaces.
+        previous: Option<Release>,
+        /// Whether this is a resume after a crash.
+        resumed: bool,
+    },
+    /// The deployment moved from one phase to the next.
+    PhaseChanged {
+        /// The phase left.
+        from: Phase,
+        /// The phase entered.
+        to: Phase,
+        /// How long `from` took.
+        took: Duration,
+        /// What `from` found.
+        detail: String,
+    },
+    /// A health check or analysis check ran.
+    Check(CheckRecord),
+    /// Worth knowing, not a step (a lock taken over from a dead holder, a torn journal tail).
+    Note(String),
+}
+
+/// One phase of a finished deployment, for a timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelineStep {
+    /// The phase, as displayed (`"shifting to 100%"`).
+    pub phase: String,
+    /// When it started, after the deployment started.
+    pub at: Duration,
+    /// How long it took.
+    pub took: Duration,
+    /// What it found.
+    pub detail: String,
+}
+
+/// How a completed deployment went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The deployment's final state.
+    pub deployment: Deployment,
+    /// Every phase, in order.
+    pub timeline: Vec<TimelineStep>,
+    /// From start (or resume) to the end.
+    pub took: Duration,
+}
+
+impl fmt::Display for Report {
+    /// A table: one line per phase with its start offset and duration.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for step in &self.timeline {
+            writeln!(
+                f,
+                "  {:>9.1} ms  {:<26} {:>9.1} ms  {}",
+                ms(step.at),
+                step.phase,
+                ms(step.took),
+                step.detail
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds, with a fraction, for tables.
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,238 @@
+//! The engine: a [`Deployer`] performs what the [state machine](crate::machine) decides.
+
+mod builder;
+mod control;
+mod events;
+mod run;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tracing::instrument;
+
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::journal::{Entry, Journal};
+use crate::lock::{DeployLock, LockGuard, LockHolder};
+use crate::machine::{Deployment, Kind, Phase, Signal};
+use crate::model::{AppName, Release, Slot};
+use crate::probe::{HealthPolicy, HealthProbe};
+use crate::router::Router;
+use crate::strategy::{Retirement, Strategy};
+
+pub use builder::DeployerBuilder;
+pub use events::{Event, EventKind, Report, TimelineStep};
+pub use status::Status;
+
+use control::Control;
+
+/// Deploys one application: blue-green or canary, health-gated, confirmed, journaled, resumable.
+///
+/// Cheap to clone (an `Arc`); clones share the same in-flight deployment, so one task can
+/// [`deploy`](Deployer::deploy) while another calls [`promote`](Deployer::promote) or
+/// [`abort`](Deployer::abort).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> bluegreen_core::Result<()> {
+/// use std::{sync::Arc, time::Duration};
+/// use bluegreen_core::{testing::{InMemoryEnvironment, InMemoryRouter}, *};
+///
+/// let env = InMemoryEnvironment::new();
+/// let deployer = Deployer::builder(AppName::new("shop")?)
+///     .environment(Arc::new(env.clone()))
+///     .router(Arc::new(InMemoryRouter::new()))
+///     .probe(env.health_probe())
+///     .policy(HealthPolicy::default().interval(Duration::from_millis(10)))
+///     .retirement(Retirement { rollback_window: Duration::ZERO, drain: Duration::ZERO, stop_grace: Duration::from_secs(1) })
+///     .build()?;
+/// deployer.deploy(Release::new("v1")?).await?;
+/// let report = deployer.deploy(Release::new("v2")?).await?;
+/// assert_eq!(report.deployment.phase, Phase::Completed);
+/// assert_eq!(deployer.status().await?.live_release().map(|r| r.as_str()), Some("v2"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Deployer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    app: AppName,
+    environment: Arc<dyn Environment>,
+    router: Arc<dyn Router>,
+    probe: Arc<dyn HealthProbe>,
+    policy: HealthPolicy,
+    strategy: Arc<dyn Strategy>,
+    retirement: Retirement,
+    journal: Arc<dyn Journal>,
+    lock: Arc<dyn DeployLock>,
+    lock_wait: Option<Duration>,
+    who: Option<String>,
+    log_lines: usize,
+    events: broadcast::Sender<Event>,
+    /// The in-flight deployment's command channel, while one runs in this process.
+    control: std::sync::Mutex<Option<mpsc::UnboundedSender<Control>>>,
+}
+
+impl Deployer {
+    /// Starts building a deployer for `app`.
+    pub fn builder(app: AppName) -> DeployerBuilder {
+        DeployerBuilder::new(app)
+    }
+
+    /// The application.
+    pub fn app(&self) -> &AppName {
+        &self.inner.app
+    }
+
+    /// Events of every deployment from now on: phase changes, checks, notes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Deploys `release` into the slot without traffic, proves it healthy, moves traffic to it per
+    /// the strategy, keeps the old slot warm for the rollback window, drains and stops it.
+    ///
+    /// Returns once the deployment is finished.
+    ///
+    /// # Errors
+    /// - [`Error::Locked`] — another deployment of this application runs (names the holder);
+    /// - [`Error::Conflict`] — an earlier deployment is unfinished (call [`resume`](Self::resume)),
+    ///   or traffic is split with no deployment to explain it;
+    /// - [`Error::RolledBack`] — the release failed (health, analysis, the router, an abort): traffic
+    ///   is on the previous release, and the error says why, with the new slot's last log lines;
+    /// - [`Error::Interrupted`] — traffic could not be moved back, or the old slot not stopped; the
+    ///   journal holds the state and [`resume`](Self::resume) retries;
+    /// - [`Error::Journal`] and backend errors met before anything changed.
+    #[instrument(skip_all, fields(app = %self.inner.app, release = %release))]
+    pub async fn deploy(&self, release: Release) -> Result<Report> {
+        self.start(Kind::Deploy, release).await
+    }
+
+    /// Approves what waits for a human: promotion ([`Promotion::Manual`](crate::Promotion)), a
+    /// pause, or a re-check of inconclusive health. Cuts a timed pause short.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when no deployment runs in this process or nothing awaits approval.
+    pub async fn promote(&self) -> Result<()> {
+        self.command(Signal::Approved).await
+    }
+
+    /// Aborts the in-flight deployment: traffic goes back to the previous slot (instantly while
+    /// it is warm, during the rollback window) and the new release is stopped. The
+    /// [`deploy`](Self::deploy) call then returns [`Error::RolledBack`].
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when no deployment runs in this process, or when it is already
+    /// retiring the old slot (too late to abort; use [`rollback`](Self::rollback) after it).
+    pub async fn abort(&self, reason: impl Into<String>) -> Result<()> {
+        self.command(Signal::Aborted(reason.into())).await
+    }
+
+    /// Goes back to the previous release.
+    ///
+    /// While a deployment is in flight here, this aborts it (`Ok(None)`). Otherwise it deploys the
+    /// release that the last completed deployment replaced, through the normal health-gated path:
+    /// instant when that release still runs in its slot, redeployed when not (`Ok(Some(report))`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the journal knows no previous release; otherwise as
+    /// [`deploy`](Self::deploy).
+    pub async fn rollback(&self) -> Result<Option<Report>> {
+        if self.in_flight() {
+            return self.abort("rollback requested").await.map(|()| None);
+        }
+        let previous = self
+            .history(50)
+            .await?
+            .into_iter()
+            .find(|d| d.phase == Phase::Completed)
+            .and_then(|d| d.previous)
+            .ok_or_else(|| Error::NotFound {
+                what: "previous release",
+                name: self.inner.app.to_string(),
+            })?;
+        self.start(Kind::Rollback, previous.release).await.map(Some)
+    }
+
+    /// Finishes a deployment that a crash (or an unreachable router) left unfinished: rolls it
+    /// back if traffic had not been promoted, finishes it otherwise. `Ok(None)` when there is
+    /// nothing to resume.
+    ///
+    /// # Errors
+    /// As [`deploy`](Self::deploy).
+    #[instrument(skip_all, fields(app = %self.inner.app))]
+    pub async fn resume(&self) -> Result<Option<Report>> {
+        let guard = self.acquire().await?;
+        let Some(last) = self.last_entry().await? else {
+            return Ok(None);
+        };
+        if !run::needs_resume(&last.deployment) {
+            return Ok(None);
+        }
+        self.run(last.deployment, guard, Some(last.seq), true).await.map(Some)
+    }
+
+    /// What runs and what is live, asked of the router, the environment and the journal's last
+    /// entry: its cost does not grow with the journal.
+    pub async fn status(&self) -> Result<Status> {
+        let routes = self.inner.router.current().await?;
+        let blue = self.inner.environment.status(Slot::Blue).await?;
+        let green = self.inner.environment.status(Slot::Green).await?;
+        let last = self.last_entry().await?.map(|e| e.deployment);
+        Ok(Status {
+            app: self.inner.app.clone(),
+            routes,
+            blue,
+            green,
+            last,
+        })
+    }
+
+    /// The latest `limit` deployments, newest first, each as it last stood: which releases ran,
+    /// when, who deployed them, and how each ended. Reads only as much of the journal as needed.
+    pub async fn history(&self, limit: usize) -> Result<Vec<Deployment>> {
+        let mut window = limit.saturating_mul(16).max(64);
+        loop {
+            let entries = self.inner.journal.tail(window).await?;
+            let mut seen = std::collections::HashSet::new();
+            let latest: Vec<Deployment> = entries
+                .iter()
+                .rev()
+                .filter(|e| seen.insert(e.deployment.id.clone()))
+                .map(|e| e.deployment.clone())
+                .take(limit)
+                .collect();
+            if latest.len() >= limit || entries.len() < window {
+                return Ok(latest);
+            }
+            window = window.saturating_mul(4);
+        }
+    }
+
+    async fn last_entry(&self) -> Result<Option<Entry>> {
+        Ok(self.inner.journal.tail(1).await?.pop())
+    }
+
+    async fn acquire(&self) -> Result<LockGuard> {
+        let holder = LockHolder::this_process(self.inner.who.clone());
+        crate::lock::acquire(self.inner.lock.as_ref(), &self.inner.app, &holder, self.inner.lock_wait).await
+    }
+
+    fn in_flight(&self) -> bool {
+        self.inner.control.lock().expect("control mutex").is_some()
+    }
+}
+
+/// The engine's futures can be spawned onto a multi-threaded runtime.
+fn _futures_are_send(d: &Deployer, r: Release) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(d.deploy(r.clone()));
+    is_send(d.resume());
+    is_send(d.rollback());
+    is_send(d.status());
+    is_send(d.promote());
+}

@@ -1,0 +1,488 @@
+//! The run loop: journal the phase, perform its work, feed the result to the machine, repeat.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{info, warn, Instrument};
+
+use super::control::{accept, Control, ControlSlot};
+use super::events::{Event, EventKind, Report, TimelineStep};
+use super::Deployer;
+use crate::environment::SlotStatus;
+use crate::error::{Error, Result};
+use crate::journal::{Entry, Record};
+use crate::lock::LockGuard;
+use crate::machine::{self, Deployment, Kind, Phase, Previous, Signal};
+use crate::model::{Release, Slot, Timestamp, TrafficSplit};
+use crate::probe::{CheckRecord, ProbeTarget, Verdict};
+use crate::router::{DrainStatus, Routes};
+use crate::strategy::{Decision, Pause, Progress};
+
+/// Whether `d` is unfinished: still running (or crashed) or failed in a way resume can retry.
+pub(super) fn needs_resume(d: &Deployment) -> bool {
+    !d.phase.is_terminal()
+        || (matches!(d.phase, Phase::Failed { .. }) && machine::step(d.clone(), Signal::Resumed).is_ok())
+}
+
+/// The state of one run: where the journal is, and the timeline so far.
+struct Run {
+    seq: u64,
+    started: Instant,
+    phase_started: Instant,
+    timeline: Vec<TimelineStep>,
+}
+
+impl Deployer {
+    /// Locks, discovers what is live, and runs a new deployment of `release`.
+    pub(super) async fn start(&self, kind: Kind, release: Release) -> Result<Report> {
+        let guard = self.acquire().await?;
+        let last = self.last_entry().await?;
+        if let Some(last) = &last {
+            if needs_resume(&last.deployment) {
+                let d = &last.deployment;
+                return Err(Error::Conflict {
+                    reason: format!(
+                        "deployment {} of {} is unfinished ({}); call resume() first",
+                        d.id, d.release, d.phase
+                    ),
+                });
+            }
+        }
+        let (target, previous) = self.discover().await?;
+        let inner = &self.inner;
+        let d = Deployment::new(
+            inner.app.clone(),
+            kind,
+            release,
+            target,
+            previous,
+            inner.retirement,
+            inner.who.clone(),
+        );
+        self.run(d, guard, last.map(|e| e.seq), false).await
+    }
+
+    /// The live slot is the one the router gives all traffic; the new release goes to the other.
+    async fn discover(&self) -> Result<(Slot, Option<Previous>)> {
+        let Some(routes) = self.inner.router.current().await? else {
+            return Ok((Slot::Blue, None));
+        };
+        let live = routes.split().sole().ok_or_else(|| Error::Conflict {
+            reason: format!(
+                "traffic is split ({}) and the journal has no unfinished deployment to explain it; \
+                 route all traffic to one slot first",
+                routes.split()
+            ),
+        })?;
+        let endpoint = routes
+            .endpoint(live)
+            .cloned()
+            .expect("a slot with traffic has an endpoint");
+        let previous = match self.inner.environment.status(live).await? {
+            SlotStatus::Running { release, .. } => Some(Previous {
+                slot: live,
+                release,
+                endpoint,
+            }),
+            other => {
+                warn!(slot = %live, status = ?other, "the live slot is not running; deploying as if first");
+                None
+            }
+        };
+        Ok((live.other(), previous))
+    }
+
+    /// Drives `d` to a terminal phase. `last_seq` is the journal's last sequence number;
+    /// `resumed` says `d` comes from the journal, unfinished, rather than being new.
+    pub(super) async fn run(
+        &self,
+        d: Deployment,
+        guard: LockGuard,
+        last_seq: Option<u64>,
+        resumed: bool,
+    ) -> Result<Report> {
+        let (sender, mut commands) = mpsc::unbounded_channel();
+        *self.inner.control.lock().expect("control mutex") = Some(sender);
+        let _control = ControlSlot(self);
+        let now = Instant::now();
+        let mut run = Run {
+            seq: last_seq.unwrap_or(0),
+            started: now,
+            phase_started: now,
+            timeline: Vec::new(),
+        };
+
+        self.emit(
+            &d,
+            &run,
+            EventKind::Started {
+                release: d.release.clone(),
+                target: d.target,
+                previous: d.previous.as_ref().map(|p| p.release.clone()),
+                resumed,
+            },
+        );
+        if let Some(dead) = &guard.took_over_from {
+            self.note(
+                &d,
+                &mut run,
+                format!("took the lock over from a holder that died: {dead}"),
+            )
+            .await?;
+        }
+        if let Some(torn) = self.inner.journal.torn_tail() {
+            self.note(&d, &mut run, format!("journal had a torn last entry: {torn}"))
+                .await?;
+        }
+        let mut d = if resumed {
+            self.note(
+                &d,
+                &mut run,
+                format!("resumed in phase {} by pid {}", d.phase, std::process::id()),
+            )
+            .await?;
+            self.advance(d, Signal::Resumed, &mut run).await?
+        } else {
+            self.append(&mut run, &d, Record::Started).await?;
+            d
+        };
+
+        while !d.phase.is_terminal() {
+            let span = tracing::info_span!("phase", phase = d.phase.name(), slot = %d.target, release = %d.release);
+            let signal = self.perform(&d, &mut commands).instrument(span).await;
+            d = self.advance(d, signal, &mut run).await?;
+        }
+        drop(guard);
+        self.finish(d, run)
+    }
+
+    fn finish(&self, d: Deployment, run: Run) -> Result<Report> {
+        info!(app = %d.app, release = %d.release, phase = %d.phase, "deployment finished");
+        match &d.phase {
+            Phase::Completed => Ok(Report {
+                took: run.started.elapsed(),
+                timeline: run.timeline,
+                deployment: d,
+            }),
+            Phase::RolledBack => Err(Error::RolledBack {
+                deployment: d.id,
+                release: d.release.to_string(),
+                reason: d.reason.unwrap_or_default(),
+                logs: d.logs,
+            }),
+            Phase::Failed { reason } => Err(Error::Interrupted {
+                deployment: d.id.clone(),
+                phase: d.phase.name().into(),
+                reason: reason.clone(),
+            }),
+            other => unreachable!("the run loop ends only in a terminal phase, not {other}"),
+        }
+    }
+
+    /// Feeds `signal` to the machine, journals the new state (durably, before its work starts),
+    /// and tells the watchers.
+    async fn advance(&self, d: Deployment, signal: Signal, run: &mut Run) -> Result<Deployment> {
+        let from = d.phase.clone();
+        let (record, detail) = describe(&signal);
+        let next = machine::step(d, signal).map_err(|refused| Error::Conflict {
+            reason: refused.to_string(),
+        })?;
+        self.append(run, &next, record).await?;
+        let took = run.phase_started.elapsed();
+        run.timeline.push(TimelineStep {
+            phase: from.to_string(),
+            at: run.phase_started.duration_since(run.started),
+            took,
+            detail: detail.clone(),
+        });
+        run.phase_started = Instant::now();
+        info!(from = %from, to = %next.phase, took_ms = took.as_millis() as u64, "{detail}");
+        self.emit(
+            &next,
+            run,
+            EventKind::PhaseChanged {
+                from,
+                to: next.phase.clone(),
+                took,
+                detail,
+            },
+        );
+        Ok(next)
+    }
+
+    async fn append(&self, run: &mut Run, d: &Deployment, record: Record) -> Result<()> {
+        run.seq += 1;
+        let entry = Entry {
+            seq: run.seq,
+            at: Timestamp::now(),
+            record,
+            deployment: d.clone(),
+        };
+        self.inner.journal.append(&entry).await
+    }
+
+    async fn note(&self, d: &Deployment, run: &mut Run, text: String) -> Result<()> {
+        warn!("{text}");
+        self.emit(d, run, EventKind::Note(text.clone()));
+        self.append(run, d, Record::Note { text }).await
+    }
+
+    fn emit(&self, d: &Deployment, run: &Run, kind: EventKind) {
+        let _ = self.inner.events.send(Event {
+            deployment: d.id.clone(),
+            app: d.app.clone(),
+            at: Timestamp::now(),
+            elapsed: run.started.elapsed(),
+            kind,
+        });
+    }
+
+    /// Performs the work of `d`'s phase and reports how it went. Never fails: failures are signals.
+    async fn perform(&self, d: &Deployment, commands: &mut mpsc::UnboundedReceiver<Control>) -> Signal {
+        let inner = &self.inner;
+        match &d.phase {
+            Phase::Provisioning => self.provision(d).await,
+            Phase::Verifying => {
+                let target = self.target(d);
+                let listener = self.check_listener(d);
+                let verify = async {
+                    let verdict = inner.policy.run(inner.probe.as_ref(), &target, &listener).await;
+                    self.verdict_signal(d, verdict).await
+                };
+                interruptible(d, commands, verify).await
+            }
+            Phase::Deciding => Signal::Decided(inner.strategy.decide(&progress(d))),
+            Phase::Shifting { weight } => self.shift(d, *weight).await,
+            Phase::Paused {
+                pause: Pause::Elapsed { duration },
+            } => {
+                interruptible(d, commands, async {
+                    tokio::time::sleep(*duration).await;
+                    Signal::Done
+                })
+                .await
+            }
+            Phase::Paused { pause: Pause::Approved } | Phase::Held { .. } => {
+                interruptible(d, commands, std::future::pending()).await
+            }
+            Phase::Analysing => match inner.strategy.decide(&progress(d)) {
+                Decision::Analyse(analysis) => {
+                    let target = self.target(d);
+                    let listener = self.check_listener(d);
+                    let analyse = async {
+                        let verdict = analysis.run(&target, &listener).await;
+                        self.verdict_signal(d, verdict).await
+                    };
+                    interruptible(d, commands, analyse).await
+                }
+                other => Signal::failed(format!(
+                    "the strategy no longer asks for analysis at step {}: {other:?}",
+                    d.step
+                )),
+            },
+            Phase::Warm => {
+                interruptible(d, commands, async {
+                    tokio::time::sleep(d.retirement.rollback_window).await;
+                    Signal::Done
+                })
+                .await
+            }
+            Phase::Draining => self.drain(d).await,
+            Phase::Stopping => {
+                let Some(previous) = &d.previous else {
+                    return Signal::Done;
+                };
+                self.stop(previous.slot, d.retirement.stop_grace).await
+            }
+            Phase::RollingBack => self.restore_traffic(d).await,
+            Phase::Retiring => self.stop(d.target, d.retirement.stop_grace).await,
+            Phase::Completed | Phase::RolledBack | Phase::Failed { .. } => Signal::Done,
+        }
+    }
+
+    async fn provision(&self, d: &Deployment) -> Signal {
+        let env = &self.inner.environment;
+        if d.kind == Kind::Rollback {
+            if let Ok(SlotStatus::Running { release, endpoint }) = env.status(d.target).await {
+                if release == d.release {
+                    return Signal::Provisioned(endpoint);
+                }
+            }
+        }
+        match env.deploy(d.target, &d.release).await {
+            Ok(endpoint) => Signal::Provisioned(endpoint),
+            Err(e) => Signal::Failed {
+                reason: e.to_string(),
+                logs: self.logs(d.target).await,
+            },
+        }
+    }
+
+    async fn shift(&self, d: &Deployment, weight: u8) -> Signal {
+        let routes = match shifted_routes(d, weight) {
+            Ok(routes) => routes,
+            Err(e) => return Signal::failed(e.to_string()),
+        };
+        match self.inner.router.apply(&routes).await {
+            Ok(()) => Signal::Done,
+            Err(e) => Signal::failed(format!(
+                "{} could not apply {}: {e}",
+                self.inner.router.name(),
+                routes.split()
+            )),
+        }
+    }
+
+    /// Puts all traffic back on the previous slot, unless the router already serves just that.
+    async fn restore_traffic(&self, d: &Deployment) -> Signal {
+        let Some(previous) = &d.previous else {
+            return Signal::Done;
+        };
+        let routes = Routes::only(previous.slot, previous.endpoint.clone());
+        let router = &self.inner.router;
+        match router.current().await {
+            Ok(Some(current)) if current == routes => return Signal::Done,
+            Ok(_) => {}
+            Err(e) => warn!("reading the router before rolling back failed: {e}; applying anyway"),
+        }
+        match router.apply(&routes).await {
+            Ok(()) => Signal::Done,
+            Err(e) => Signal::failed(format!("{}: {e}", router.name())),
+        }
+    }
+
+    async fn drain(&self, d: &Deployment) -> Signal {
+        let drain = d.retirement.drain;
+        if self.inner.router.capabilities().observes_drain {
+            match self.inner.router.wait_drained(drain).await {
+                Ok(DrainStatus::Drained | DrainStatus::StillDraining) => return Signal::Done,
+                Ok(DrainStatus::NotObservable) => {}
+                Err(e) => warn!("observing the drain failed: {e}; waiting the drain time instead"),
+            }
+        }
+        tokio::time::sleep(drain).await;
+        Signal::Done
+    }
+
+    async fn stop(&self, slot: Slot, grace: Duration) -> Signal {
+        match self.inner.environment.stop(slot, grace).await {
+            Ok(outcome) => {
+                info!(%slot, ?outcome, "stopped");
+                Signal::Done
+            }
+            Err(e) => Signal::failed(format!("stopping {slot}: {e}")),
+        }
+    }
+
+    async fn verdict_signal(&self, d: &Deployment, verdict: Verdict) -> Signal {
+        match verdict {
+            Verdict::Passed => Signal::Done,
+            Verdict::Failed(reason) => Signal::Failed {
+                reason: format!("{} slot ({}) is not healthy: {reason}", d.target, d.release),
+                logs: self.logs(d.target).await,
+            },
+            Verdict::Inconclusive(reason) => Signal::Inconclusive(reason),
+        }
+    }
+
+    /// The slot's last log lines, where the environment keeps logs.
+    async fn logs(&self, slot: Slot) -> Vec<String> {
+        let env = &self.inner.environment;
+        if !env.capabilities().logs {
+            return Vec::new();
+        }
+        env.logs(slot, self.inner.log_lines)
+            .await
+            .unwrap_or_else(|e| vec![format!("(logs unavailable: {e})")])
+    }
+
+    fn target(&self, d: &Deployment) -> ProbeTarget {
+        ProbeTarget {
+            slot: d.target,
+            endpoint: d.endpoint.clone().expect("verified phases come after provisioning"),
+        }
+    }
+
+    fn check_listener(&self, d: &Deployment) -> impl Fn(CheckRecord) + Send + Sync + '_ {
+        let events = self.inner.events.clone();
+        let (id, app) = (d.id.clone(), d.app.clone());
+        let started = Instant::now();
+        move |record| {
+            let _ = events.send(Event {
+                deployment: id.clone(),
+                app: app.clone(),
+                at: Timestamp::now(),
+                elapsed: started.elapsed(),
+                kind: EventKind::Check(record),
+            });
+        }
+    }
+}
+
+/// Runs `work`, unless an operator's command that the current phase accepts arrives first.
+async fn interruptible(
+    d: &Deployment,
+    commands: &mut mpsc::UnboundedReceiver<Control>,
+    work: impl Future<Output = Signal>,
+) -> Signal {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            signal = &mut work => return signal,
+            Some(control) = commands.recv() => {
+                if let Some(signal) = accept(d, control) {
+                    return signal;
+                }
+            }
+        }
+    }
+}
+
+fn progress(d: &Deployment) -> Progress {
+    Progress::new(d.step, d.weight, d.previous.is_some())
+}
+
+/// The routes that give the target slot `weight` percent, the previous slot the rest.
+fn shifted_routes(d: &Deployment, weight: u8) -> Result<Routes> {
+    let endpoint = d.endpoint.clone().expect("shifting comes after provisioning");
+    match &d.previous {
+        Some(previous) if weight < 100 => {
+            let split = TrafficSplit::toward(d.target, weight)?;
+            let (blue, green) = match d.target {
+                Slot::Blue => (Some(endpoint), Some(previous.endpoint.clone())),
+                Slot::Green => (Some(previous.endpoint.clone()), Some(endpoint)),
+            };
+            Routes::new(split, blue, green)
+        }
+        _ => Ok(Routes::only(d.target, endpoint)),
+    }
+}
+
+/// The journal record and the one-line detail for a phase that ended with `signal`.
+fn describe(signal: &Signal) -> (Record, String) {
+    let completed = |detail: String| (Record::Completed { detail: detail.clone() }, detail);
+    match signal {
+        Signal::Provisioned(endpoint) => completed(format!("started at {endpoint}")),
+        Signal::Decided(decision) => completed(match decision {
+            Decision::Shift(w) => format!("shift {w}% to the new slot"),
+            Decision::Pause(Pause::Approved) => "wait for approval".into(),
+            Decision::Pause(Pause::Elapsed { duration }) => format!("pause {duration:?}"),
+            Decision::Analyse(a) => format!("analyse: {} x{}", a.probe().describe(), a.count),
+            Decision::Complete => "rollout complete".into(),
+        }),
+        Signal::Done => completed("ok".into()),
+        Signal::Approved => completed("approved".into()),
+        Signal::Failed { reason, .. } => (Record::Failed { reason: reason.clone() }, reason.clone()),
+        Signal::Inconclusive(reason) => {
+            let reason = format!("inconclusive: {reason}");
+            (Record::Failed { reason: reason.clone() }, reason)
+        }
+        Signal::Aborted(reason) => {
+            let reason = format!("aborted: {reason}");
+            (Record::Failed { reason: reason.clone() }, reason)
+        }
+        Signal::Resumed => completed("resumed".into()),
+    }
+}

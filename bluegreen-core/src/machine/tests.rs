@@ -1,0 +1,373 @@
+//! Every transition of the machine, one test per path.
+
+use std::time::Duration;
+
+use super::*;
+use crate::probe::Analysis;
+use crate::strategy::Decision;
+use crate::testing::ScriptedProbe;
+
+fn endpoint(port: u16) -> Endpoint {
+    Endpoint::new("127.0.0.1", port).unwrap()
+}
+
+fn previous() -> Previous {
+    Previous {
+        slot: Slot::Blue,
+        release: Release::new("v1").unwrap(),
+        endpoint: endpoint(8001),
+    }
+}
+
+fn deployment(with_previous: bool) -> Deployment {
+    Deployment::new(
+        AppName::new("shop").unwrap(),
+        Kind::Deploy,
+        Release::new("v2").unwrap(),
+        Slot::Green,
+        with_previous.then(previous),
+        Retirement::default(),
+        None,
+    )
+}
+
+fn at(phase: Phase, promoted: bool, with_previous: bool) -> Deployment {
+    let mut d = deployment(with_previous);
+    d.endpoint = Some(endpoint(8002));
+    d.promoted = promoted;
+    d.weight = if promoted { 100 } else { 0 };
+    d.phase = phase;
+    d
+}
+
+fn go(d: Deployment, signals: Vec<Signal>) -> Deployment {
+    signals.into_iter().fold(d, |d, s| {
+        let name = s.name();
+        let phase = d.phase.clone();
+        step(d, s).unwrap_or_else(|e| panic!("{name} refused in {phase}: {e}"))
+    })
+}
+
+fn analysis() -> Decision {
+    Decision::Analyse(Analysis::new(ScriptedProbe::always_healthy()))
+}
+
+/// One of each signal, for exhaustive checks.
+fn all_signals() -> Vec<Signal> {
+    vec![
+        Signal::Provisioned(endpoint(9)),
+        Signal::Decided(Decision::Shift(100)),
+        Signal::Decided(Decision::Complete),
+        Signal::Done,
+        Signal::failed("boom"),
+        Signal::Inconclusive("?".into()),
+        Signal::Approved,
+        Signal::Aborted("stop".into()),
+        Signal::Resumed,
+    ]
+}
+
+/// One of each phase, before and after promotion, with and without a previous release.
+fn all_states() -> Vec<Deployment> {
+    let phases = vec![
+        Phase::Provisioning,
+        Phase::Verifying,
+        Phase::Deciding,
+        Phase::Shifting { weight: 10 },
+        Phase::Shifting { weight: 100 },
+        Phase::Paused { pause: Pause::Approved },
+        Phase::Paused {
+            pause: Pause::Elapsed {
+                duration: Duration::from_secs(1),
+            },
+        },
+        Phase::Analysing,
+        Phase::Held {
+            reason: "?".into(),
+            recheck: Recheck::Verify,
+        },
+        Phase::Held {
+            reason: "?".into(),
+            recheck: Recheck::Analyse,
+        },
+        Phase::Warm,
+        Phase::Draining,
+        Phase::Stopping,
+        Phase::Completed,
+        Phase::RollingBack,
+        Phase::Retiring,
+        Phase::RolledBack,
+        Phase::Failed { reason: "x".into() },
+    ];
+    let mut out = Vec::new();
+    for phase in phases {
+        for promoted in [false, true] {
+            for prev in [false, true] {
+                out.push(at(phase.clone(), promoted, prev));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn blue_green_happy_path() {
+    let d = go(
+        deployment(true),
+        vec![
+            Signal::Provisioned(endpoint(8002)),
+            Signal::Done,
+            Signal::Decided(Decision::Shift(100)),
+            Signal::Done,
+        ],
+    );
+    assert_eq!(
+        (d.phase.clone(), d.weight, d.promoted, d.step),
+        (Phase::Deciding, 100, true, 1)
+    );
+    let d = go(d, vec![Signal::Decided(Decision::Complete)]);
+    assert_eq!(d.phase, Phase::Warm);
+    let d = go(d, vec![Signal::Done]);
+    assert_eq!(d.phase, Phase::Draining);
+    let d = go(d, vec![Signal::Done, Signal::Done]);
+    assert_eq!(d.phase, Phase::Completed);
+    assert!(d.phase.is_terminal());
+}
+
+#[test]
+fn a_first_deploy_completes_without_retiring_anything() {
+    let d = go(
+        deployment(false),
+        vec![
+            Signal::Provisioned(endpoint(8002)),
+            Signal::Done,
+            Signal::Decided(Decision::Shift(100)),
+            Signal::Done,
+            Signal::Decided(Decision::Complete),
+        ],
+    );
+    assert_eq!(d.phase, Phase::Completed);
+}
+
+#[test]
+fn canary_steps_record_weight_and_step() {
+    let d = go(
+        at(Phase::Deciding, false, true),
+        vec![Signal::Decided(Decision::Shift(10)), Signal::Done],
+    );
+    assert_eq!((d.weight, d.promoted, d.step), (10, false, 1));
+    let d = go(d, vec![Signal::Decided(Decision::Pause(Pause::Approved))]);
+    assert_eq!(d.phase, Phase::Paused { pause: Pause::Approved });
+    let d = go(d, vec![Signal::Approved, Signal::Decided(analysis())]);
+    assert_eq!((d.phase.clone(), d.step), (Phase::Analysing, 2));
+    let d = go(d, vec![Signal::Done]);
+    assert_eq!((d.phase.clone(), d.step), (Phase::Deciding, 3));
+}
+
+#[test]
+fn traffic_moves_only_from_deciding_which_only_verification_reaches() {
+    for d in all_states() {
+        for s in all_signals() {
+            let from = d.phase.clone();
+            let name = s.name();
+            let Ok(next) = step(d.clone(), s) else { continue };
+            if matches!(next.phase, Phase::Shifting { .. }) {
+                assert!(
+                    matches!(from, Phase::Deciding) || (from == next.phase && name == "resumed" && d.promoted),
+                    "{from} --{name}--> {}",
+                    next.phase
+                );
+            }
+            if next.phase == Phase::Deciding {
+                assert!(
+                    matches!(
+                        from,
+                        Phase::Verifying
+                            | Phase::Shifting { .. }
+                            | Phase::Paused { .. }
+                            | Phase::Analysing
+                            | Phase::Deciding
+                    ),
+                    "{from} --{name}--> deciding"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn failed_health_rolls_back_with_logs_then_retires_the_new_slot() {
+    let d = go(
+        deployment(true),
+        vec![
+            Signal::Provisioned(endpoint(8002)),
+            Signal::Failed {
+                reason: "503".into(),
+                logs: vec!["panic: boom".into()],
+            },
+        ],
+    );
+    assert_eq!(d.phase, Phase::RollingBack);
+    assert_eq!(d.reason.as_deref(), Some("503"));
+    assert_eq!(d.logs, ["panic: boom"]);
+    let d = go(d, vec![Signal::Done]);
+    assert_eq!(d.phase, Phase::Retiring);
+    let d = go(d, vec![Signal::Done]);
+    assert_eq!(d.phase, Phase::RolledBack);
+    // A failure to stop the refused release does not put traffic at risk.
+    let d = go(at(Phase::Retiring, false, true), vec![Signal::failed("docker down")]);
+    assert_eq!(d.phase, Phase::RolledBack);
+}
+
+#[test]
+fn inconclusive_checks_wait_for_a_human_and_approval_rechecks() {
+    let d = go(
+        at(Phase::Verifying, false, true),
+        vec![Signal::Inconclusive("metrics down".into())],
+    );
+    assert_eq!(
+        d.phase,
+        Phase::Held {
+            reason: "metrics down".into(),
+            recheck: Recheck::Verify
+        }
+    );
+    assert_eq!(go(d.clone(), vec![Signal::Approved]).phase, Phase::Verifying);
+    assert_eq!(go(d, vec![Signal::Aborted("no".into())]).phase, Phase::RollingBack);
+    let d = go(at(Phase::Analysing, true, true), vec![Signal::Inconclusive("?".into())]);
+    assert_eq!(go(d, vec![Signal::Approved]).phase, Phase::Analysing);
+}
+
+#[test]
+fn a_timed_pause_ends_by_time_or_by_promotion() {
+    let paused = at(
+        Phase::Paused {
+            pause: Pause::Elapsed {
+                duration: Duration::from_secs(60),
+            },
+        },
+        false,
+        true,
+    );
+    for s in [Signal::Done, Signal::Approved] {
+        let d = go(paused.clone(), vec![s]);
+        assert_eq!((d.phase, d.step), (Phase::Deciding, 1));
+    }
+}
+
+#[test]
+fn failed_analysis_after_promotion_moves_traffic_back_while_warm() {
+    let d = go(at(Phase::Analysing, true, true), vec![Signal::failed("5xx rate")]);
+    assert_eq!(d.phase, Phase::RollingBack);
+    // With nothing to go back to, it stops and says so rather than stopping the only release.
+    let d = go(at(Phase::Analysing, true, false), vec![Signal::failed("5xx rate")]);
+    assert!(
+        matches!(&d.phase, Phase::Failed { reason } if reason.contains("no previous release")),
+        "{}",
+        d.phase
+    );
+}
+
+#[test]
+fn abort_rolls_back_until_the_old_slot_is_being_retired() {
+    for phase in [
+        Phase::Provisioning,
+        Phase::Verifying,
+        Phase::Deciding,
+        Phase::Analysing,
+        Phase::Warm,
+    ] {
+        let d = go(at(phase, true, true), vec![Signal::Aborted("operator".into())]);
+        assert_eq!(d.phase, Phase::RollingBack);
+        assert_eq!(d.reason.as_deref(), Some("aborted: operator"));
+    }
+    for phase in [Phase::Draining, Phase::Stopping, Phase::Completed, Phase::RolledBack] {
+        let err = step(at(phase, true, true), Signal::Aborted("late".into())).unwrap_err();
+        assert_eq!(err.signal, "aborted");
+    }
+}
+
+#[test]
+fn a_strategy_that_completes_early_is_rolled_back() {
+    let mut d = at(Phase::Deciding, false, true);
+    d.weight = 50;
+    let d = go(d, vec![Signal::Decided(Decision::Complete)]);
+    assert_eq!(d.phase, Phase::RollingBack);
+    assert!(d.reason.unwrap().contains("50%"));
+}
+
+#[test]
+fn resume_rolls_back_before_promotion_and_finishes_after() {
+    for phase in [
+        Phase::Provisioning,
+        Phase::Verifying,
+        Phase::Deciding,
+        Phase::Shifting { weight: 100 },
+        Phase::Analysing,
+    ] {
+        let d = go(at(phase.clone(), false, true), vec![Signal::Resumed]);
+        assert_eq!(d.phase, Phase::RollingBack, "from {phase}");
+        assert!(d.reason.unwrap().contains("before promotion"));
+    }
+    for phase in [
+        Phase::Deciding,
+        Phase::Analysing,
+        Phase::Warm,
+        Phase::Draining,
+        Phase::Stopping,
+    ] {
+        let d = go(at(phase.clone(), true, true), vec![Signal::Resumed]);
+        assert_eq!(d.phase, phase, "re-runs {phase}");
+    }
+    for phase in [Phase::RollingBack, Phase::Retiring] {
+        assert_eq!(go(at(phase.clone(), false, true), vec![Signal::Resumed]).phase, phase);
+    }
+}
+
+#[test]
+fn failures_that_need_attention_are_retried_by_resume() {
+    let d = go(at(Phase::RollingBack, false, true), vec![Signal::failed("nginx down")]);
+    assert!(matches!(&d.phase, Phase::Failed { reason } if reason.contains("nginx down")));
+    assert_eq!(go(d, vec![Signal::Resumed]).phase, Phase::RollingBack);
+
+    let d = go(at(Phase::Stopping, true, true), vec![Signal::failed("docker down")]);
+    assert!(matches!(d.phase, Phase::Failed { .. }));
+    assert_eq!(go(d, vec![Signal::Resumed]).phase, Phase::Stopping);
+
+    // Promoted with nothing before it: nothing to retry.
+    assert!(step(at(Phase::Failed { reason: "x".into() }, true, false), Signal::Resumed).is_err());
+}
+
+#[test]
+fn finished_deployments_refuse_everything() {
+    for phase in [Phase::Completed, Phase::RolledBack] {
+        for s in all_signals() {
+            assert!(step(at(phase.clone(), true, true), s).is_err(), "{phase}");
+        }
+    }
+}
+
+#[test]
+fn refusals_name_the_phase_and_the_signal() {
+    let err = step(at(Phase::Verifying, false, true), Signal::Approved).unwrap_err();
+    assert_eq!(err.to_string(), "approved does not apply while verifying");
+}
+
+#[test]
+fn every_state_answers_every_signal_without_panicking() {
+    let mut accepted = 0;
+    for d in all_states() {
+        for s in all_signals() {
+            accepted += usize::from(step(d.clone(), s).is_ok());
+        }
+    }
+    assert!(accepted > 50, "{accepted}");
+}
+
+#[test]
+fn deployments_round_trip_through_json() {
+    for d in all_states() {
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(serde_json::from_str::<Deployment>(&json).unwrap(), d, "{json}");
+    }
+}
