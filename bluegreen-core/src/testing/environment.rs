@@ -1,0 +1,502 @@
+//! [`InMemoryEnvironment`]: slots held in memory, with per-release behaviour knobs, and the
+//! [`InMemoryHealthProbe`] that reads them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
+use crate::error::{Error, Result};
+use crate::model::{Endpoint, Release, Slot};
+use crate::probe::{HealthProbe, ProbeOutcome, ProbeTarget};
+
+/// The first port handed out; each new instance gets the next one.
+const FIRST_PORT: u16 = 20000;
+/// The exit code reported for a killed instance (128 + SIGKILL).
+const KILLED_EXIT_CODE: i64 = 137;
+
+/// One call that changed an [`InMemoryEnvironment`], as recorded by
+/// [`operations`](InMemoryEnvironment::operations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvOp {
+    /// [`Environment::deploy`] was called (whether it succeeded or not).
+    Deploy {
+        /// The slot.
+        slot: Slot,
+        /// The release.
+        release: Release,
+    },
+    /// [`Environment::stop`] returned `outcome`.
+    Stop {
+        /// The slot.
+        slot: Slot,
+        /// The grace period asked for.
+        grace: Duration,
+        /// How the stop ended.
+        outcome: StopOutcome,
+    },
+    /// [`Environment::remove`] was called.
+    Remove {
+        /// The slot.
+        slot: Slot,
+    },
+}
+
+/// How a release behaves once deployed; set with the knobs before deploying it.
+#[derive(Debug, Clone, Default)]
+struct Behaviour {
+    fail_deploy: Option<String>,
+    unhealthy: bool,
+    ignore_sigterm: bool,
+    exit_on_start: Option<i64>,
+}
+
+#[derive(Debug)]
+struct State {
+    slots: HashMap<Slot, SlotStatus>,
+    logs: HashMap<Slot, Vec<String>>,
+    behaviour: HashMap<Release, Behaviour>,
+    next_port: u16,
+    operations: Vec<EnvOp>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            slots: HashMap::new(),
+            logs: HashMap::new(),
+            behaviour: HashMap::new(),
+            next_port: FIRST_PORT,
+            operations: Vec::new(),
+        }
+    }
+}
+
+impl State {
+    fn status(&self, slot: Slot) -> SlotStatus {
+        self.slots.get(&slot).cloned().unwrap_or(SlotStatus::Absent)
+    }
+
+    fn log(&mut self, slot: Slot, line: String) {
+        self.logs.entry(slot).or_default().push(line);
+    }
+
+    fn behaviour(&self, release: &Release) -> Behaviour {
+        self.behaviour.get(release).cloned().unwrap_or_default()
+    }
+
+    fn fresh_endpoint(&mut self) -> Endpoint {
+        let port = self.next_port;
+        self.next_port = port.checked_add(1).unwrap_or(FIRST_PORT);
+        Endpoint::new("127.0.0.1", port).expect("a loopback address and a non-zero port are valid")
+    }
+}
+
+/// An [`Environment`] that keeps its two slots in memory: nothing runs, nothing listens.
+///
+/// Each deploy creates a new instance with a fresh endpoint `127.0.0.1:<port>` (ports count up
+/// from 20000; nothing actually listens there) and replaces whatever instance the slot held. Each
+/// slot keeps a log (`"starting v2 in green"`, …) that [`logs`](Environment::logs) returns.
+///
+/// Releases behave well unless told otherwise, before they are deployed, with
+/// [`fail_deploy`](Self::fail_deploy), [`mark_unhealthy`](Self::mark_unhealthy),
+/// [`ignore_sigterm`](Self::ignore_sigterm) and [`exit_on_start`](Self::exit_on_start).
+/// Health is read through [`health_probe`](Self::health_probe).
+///
+/// Clones share the same state, so a test can keep one handle while the code under test owns
+/// another. Passes [`environment_conformance`](super::environment_conformance).
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryEnvironment {
+    state: Arc<Mutex<State>>,
+}
+
+impl InMemoryEnvironment {
+    /// An environment with both slots absent.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, release: &Release, change: impl FnOnce(&mut Behaviour)) -> &Self {
+        change(self.lock().behaviour.entry(release.clone()).or_default());
+        self
+    }
+
+    /// Deploying `release` fails with a permanent [`Error::Backend`] carrying `reason`; the slot
+    /// keeps what it had.
+    pub fn fail_deploy(&self, release: &Release, reason: impl Into<String>) -> &Self {
+        let reason = reason.into();
+        self.set(release, |b| b.fail_deploy = Some(reason))
+    }
+
+    /// `release` starts, but the [`InMemoryHealthProbe`] reports it unhealthy.
+    pub fn mark_unhealthy(&self, release: &Release) -> &Self {
+        self.set(release, |b| b.unhealthy = true)
+    }
+
+    /// Undoes [`mark_unhealthy`](Self::mark_unhealthy), also for an instance already running.
+    pub fn mark_healthy(&self, release: &Release) -> &Self {
+        self.set(release, |b| b.unhealthy = false)
+    }
+
+    /// `release` ignores SIGTERM: [`stop`](Environment::stop) waits the whole grace period (in
+    /// [`tokio::time`], so tests with paused time do not wait) and reports
+    /// [`StopOutcome::Killed`].
+    pub fn ignore_sigterm(&self, release: &Release) -> &Self {
+        self.set(release, |b| b.ignore_sigterm = true)
+    }
+
+    /// `release` exits with `code` as soon as it starts: [`deploy`](Environment::deploy) returns
+    /// its endpoint, but the slot shows [`SlotStatus::Stopped`] with that exit code.
+    pub fn exit_on_start(&self, release: &Release, code: i64) -> &Self {
+        self.set(release, |b| b.exit_on_start = Some(code))
+    }
+
+    /// What runs in `slot`, without an `await`.
+    pub fn status_now(&self, slot: Slot) -> SlotStatus {
+        self.lock().status(slot)
+    }
+
+    /// Every deploy, stop and remove so far, in the order they returned. A call whose future was
+    /// dropped before it returned is not recorded.
+    pub fn operations(&self) -> Vec<EnvOp> {
+        self.lock().operations.clone()
+    }
+
+    /// A probe that reports the health of whatever this environment runs at the target's slot.
+    pub fn health_probe(&self) -> Arc<InMemoryHealthProbe> {
+        Arc::new(InMemoryHealthProbe { env: self.clone() })
+    }
+}
+
+#[async_trait]
+impl Environment for InMemoryEnvironment {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    fn capabilities(&self) -> EnvironmentCapabilities {
+        EnvironmentCapabilities::none().with_logs(true)
+    }
+
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+        tracing::debug!(%slot, %release, "memory: deploy");
+        let mut state = self.lock();
+        state.operations.push(EnvOp::Deploy {
+            slot,
+            release: release.clone(),
+        });
+        let behaviour = state.behaviour(release);
+        if let Some(reason) = behaviour.fail_deploy {
+            state.log(
+                slot,
+                format!("failed to start {release} in {slot}: {reason}"),
+            );
+            return Err(Error::backend("memory", reason, false));
+        }
+        if let Some(old) = state.status(slot).release().cloned() {
+            state.log(slot, format!("removing {old} from {slot}"));
+        }
+        state.log(slot, format!("starting {release} in {slot}"));
+        let endpoint = state.fresh_endpoint();
+        let status = match behaviour.exit_on_start {
+            Some(code) => {
+                state.log(slot, format!("{release} exited with code {code}"));
+                SlotStatus::Stopped {
+                    release: release.clone(),
+                    exit_code: Some(code),
+                }
+            }
+            None => {
+                state.log(slot, format!("{release} listening on {endpoint}"));
+                SlotStatus::Running {
+                    release: release.clone(),
+                    endpoint: endpoint.clone(),
+                }
+            }
+        };
+        state.slots.insert(slot, status);
+        Ok(endpoint)
+    }
+
+    async fn status(&self, slot: Slot) -> Result<SlotStatus> {
+        Ok(self.status_now(slot))
+    }
+
+    async fn stop(&self, slot: Slot, grace: Duration) -> Result<StopOutcome> {
+        tracing::debug!(%slot, ?grace, "memory: stop");
+        let (release, endpoint, ignores) = {
+            let mut state = self.lock();
+            let SlotStatus::Running { release, endpoint } = state.status(slot) else {
+                state.operations.push(EnvOp::Stop {
+                    slot,
+                    grace,
+                    outcome: StopOutcome::NotRunning,
+                });
+                return Ok(StopOutcome::NotRunning);
+            };
+            state.log(slot, format!("{release} received SIGTERM"));
+            let ignores = state.behaviour(&release).ignore_sigterm;
+            (release, endpoint, ignores)
+        };
+        let (outcome, exit_code, line) = if ignores {
+            tokio::time::sleep(grace).await;
+            let line = format!("{release} ignored SIGTERM; killed after {grace:?}");
+            (StopOutcome::Killed, KILLED_EXIT_CODE, line)
+        } else {
+            let line = format!("{release} exited with code 0");
+            (StopOutcome::Graceful { exit_code: Some(0) }, 0, line)
+        };
+        let mut state = self.lock();
+        // Only the instance we signalled stops: a deploy during the grace period replaced it.
+        if state.status(slot).endpoint() == Some(&endpoint) {
+            state.log(slot, line);
+            state.slots.insert(
+                slot,
+                SlotStatus::Stopped {
+                    release,
+                    exit_code: Some(exit_code),
+                },
+            );
+        }
+        state.operations.push(EnvOp::Stop {
+            slot,
+            grace,
+            outcome,
+        });
+        Ok(outcome)
+    }
+
+    async fn remove(&self, slot: Slot) -> Result<()> {
+        tracing::debug!(%slot, "memory: remove");
+        let mut state = self.lock();
+        state.slots.remove(&slot);
+        state.logs.remove(&slot);
+        state.operations.push(EnvOp::Remove { slot });
+        Ok(())
+    }
+
+    /// The slot's last `lines` lines, oldest first; empty for a slot that was never deployed to or
+    /// was removed.
+    async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
+        let state = self.lock();
+        let all = state.logs.get(&slot).map(Vec::as_slice).unwrap_or_default();
+        Ok(all[all.len().saturating_sub(lines)..].to_vec())
+    }
+}
+
+/// A [`HealthProbe`] over an [`InMemoryEnvironment`]; made by
+/// [`InMemoryEnvironment::health_probe`].
+///
+/// [`Healthy`](ProbeOutcome::Healthy) when the target's slot runs a release at the target's
+/// endpoint and that release is not [marked unhealthy](InMemoryEnvironment::mark_unhealthy).
+/// Otherwise [`Unhealthy`](ProbeOutcome::Unhealthy) with `"not running"`,
+/// `"<release> is unhealthy"`, or, when the slot runs at another endpoint (the target is a
+/// replaced instance), `"nothing serves at <endpoint>"`.
+#[derive(Debug, Clone)]
+pub struct InMemoryHealthProbe {
+    env: InMemoryEnvironment,
+}
+
+#[async_trait]
+impl HealthProbe for InMemoryHealthProbe {
+    fn describe(&self) -> String {
+        "in-memory health of the running release".into()
+    }
+
+    async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
+        let state = self.env.lock();
+        match state.status(target.slot) {
+            SlotStatus::Running { endpoint, .. } if endpoint != target.endpoint => {
+                ProbeOutcome::Unhealthy(format!("nothing serves at {}", target.endpoint))
+            }
+            SlotStatus::Running { release, .. } if state.behaviour(&release).unhealthy => {
+                ProbeOutcome::Unhealthy(format!("{release} is unhealthy"))
+            }
+            SlotStatus::Running { .. } => ProbeOutcome::Healthy,
+            SlotStatus::Absent | SlotStatus::Stopped { .. } => {
+                ProbeOutcome::Unhealthy("not running".into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(name: &str) -> Release {
+        Release::new(name).unwrap()
+    }
+
+    fn target(slot: Slot, endpoint: Endpoint) -> ProbeTarget {
+        ProbeTarget { slot, endpoint }
+    }
+
+    #[tokio::test]
+    async fn deploy_gives_fresh_endpoints_and_replaces_the_stale_instance() {
+        let env = InMemoryEnvironment::new();
+        let (v1, v2) = (release("v1"), release("v2"));
+        let first = env.deploy(Slot::Blue, &v1).await.unwrap();
+        let second = env.deploy(Slot::Blue, &v2).await.unwrap();
+        assert_eq!(first.authority(), "127.0.0.1:20000");
+        assert_eq!(second.authority(), "127.0.0.1:20001");
+        assert_eq!(
+            env.status(Slot::Blue).await.unwrap(),
+            SlotStatus::Running {
+                release: v2,
+                endpoint: second
+            }
+        );
+        assert_eq!(env.status_now(Slot::Green), SlotStatus::Absent);
+        let logs = env.logs(Slot::Blue, 2).await.unwrap();
+        assert_eq!(
+            logs,
+            [
+                "starting v2 in blue",
+                "v2 listening on http://127.0.0.1:20001"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn fail_deploy_keeps_the_slot_and_logs_why() {
+        let env = InMemoryEnvironment::new();
+        let (v1, v2) = (release("v1"), release("v2"));
+        env.fail_deploy(&v2, "image not found");
+        let endpoint = env.deploy(Slot::Blue, &v1).await.unwrap();
+        let err = env.deploy(Slot::Blue, &v2).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Backend { backend, message, temporary: false, .. }
+                if backend == "memory" && message == "image not found"),
+            "{err:?}"
+        );
+        assert_eq!(env.status_now(Slot::Blue).endpoint(), Some(&endpoint));
+        let last = env.logs(Slot::Blue, 1).await.unwrap();
+        assert_eq!(last, ["failed to start v2 in blue: image not found"]);
+        assert_eq!(env.operations().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn exit_on_start_returns_an_endpoint_but_shows_stopped() {
+        let env = InMemoryEnvironment::new();
+        let v1 = release("v1");
+        env.exit_on_start(&v1, 3);
+        env.deploy(Slot::Green, &v1).await.unwrap();
+        assert_eq!(
+            env.status_now(Slot::Green),
+            SlotStatus::Stopped {
+                release: v1.clone(),
+                exit_code: Some(3)
+            }
+        );
+        let outcome = env.stop(Slot::Green, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(outcome, StopOutcome::NotRunning);
+    }
+
+    #[tokio::test]
+    async fn stop_is_graceful_then_not_running_and_remove_empties_the_slot() {
+        let env = InMemoryEnvironment::new();
+        let v1 = release("v1");
+        let grace = Duration::from_secs(10);
+        env.deploy(Slot::Blue, &v1).await.unwrap();
+        let graceful = StopOutcome::Graceful { exit_code: Some(0) };
+        assert_eq!(env.stop(Slot::Blue, grace).await.unwrap(), graceful);
+        assert_eq!(
+            env.status_now(Slot::Blue),
+            SlotStatus::Stopped {
+                release: v1.clone(),
+                exit_code: Some(0)
+            }
+        );
+        assert_eq!(
+            env.stop(Slot::Blue, grace).await.unwrap(),
+            StopOutcome::NotRunning
+        );
+        env.remove(Slot::Blue).await.unwrap();
+        env.remove(Slot::Blue).await.unwrap();
+        assert_eq!(env.status_now(Slot::Blue), SlotStatus::Absent);
+        assert!(env.logs(Slot::Blue, 10).await.unwrap().is_empty());
+        assert_eq!(
+            env.operations(),
+            [
+                EnvOp::Deploy {
+                    slot: Slot::Blue,
+                    release: v1
+                },
+                EnvOp::Stop {
+                    slot: Slot::Blue,
+                    grace,
+                    outcome: graceful
+                },
+                EnvOp::Stop {
+                    slot: Slot::Blue,
+                    grace,
+                    outcome: StopOutcome::NotRunning
+                },
+                EnvOp::Remove { slot: Slot::Blue },
+                EnvOp::Remove { slot: Slot::Blue },
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ignore_sigterm_waits_the_grace_period_then_kills() {
+        let env = InMemoryEnvironment::new();
+        let v1 = release("v1");
+        env.ignore_sigterm(&v1);
+        env.deploy(Slot::Blue, &v1).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let outcome = env.stop(Slot::Blue, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(outcome, StopOutcome::Killed);
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        assert_eq!(
+            env.status_now(Slot::Blue),
+            SlotStatus::Stopped {
+                release: v1,
+                exit_code: Some(137)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn health_probe_follows_the_knobs() {
+        let env = InMemoryEnvironment::new();
+        let probe = env.health_probe();
+        let v1 = release("v1");
+        let stale = env.deploy(Slot::Blue, &v1).await.unwrap();
+        let endpoint = env.deploy(Slot::Blue, &v1).await.unwrap();
+        let here = target(Slot::Blue, endpoint.clone());
+        assert_eq!(probe.check(&here).await, ProbeOutcome::Healthy);
+        env.mark_unhealthy(&v1);
+        assert_eq!(
+            probe.check(&here).await,
+            ProbeOutcome::Unhealthy("v1 is unhealthy".into())
+        );
+        env.mark_healthy(&v1);
+        assert_eq!(probe.check(&here).await, ProbeOutcome::Healthy);
+        assert_eq!(
+            probe.check(&target(Slot::Blue, stale.clone())).await,
+            ProbeOutcome::Unhealthy(format!("nothing serves at {stale}"))
+        );
+        let absent = target(Slot::Green, endpoint);
+        assert_eq!(
+            probe.check(&absent).await,
+            ProbeOutcome::Unhealthy("not running".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn clones_share_state() {
+        let env = InMemoryEnvironment::new();
+        let v1 = release("v1");
+        env.clone().deploy(Slot::Blue, &v1).await.unwrap();
+        assert_eq!(env.status_now(Slot::Blue).release(), Some(&v1));
+    }
+}

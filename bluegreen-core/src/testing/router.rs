@@ -1,0 +1,178 @@
+//! [`InMemoryRouter`]: routes held in memory, with the history of every apply.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::router::{Router, RouterCapabilities, Routes};
+
+#[derive(Debug, Default)]
+struct State {
+    history: Vec<Routes>,
+    apply_latency: Duration,
+}
+
+/// A [`Router`] that keeps its routes in memory: no proxy, no traffic.
+///
+/// [`current`](Router::current) is `None` until the first [`apply`](Router::apply), then the last
+/// routes applied. Every successful apply is kept in [`history`](Self::history), so a test can
+/// check exactly how traffic moved.
+///
+/// Capabilities: weighted splits (unless made with
+/// [`without_weighted_split`](Self::without_weighted_split)), `confirms` (an apply is served the
+/// moment it returns), no drain observation ([`wait_drained`](Router::wait_drained) says
+/// [`NotObservable`](crate::router::DrainStatus::NotObservable)).
+///
+/// Clones share the same state. Passes [`router_conformance`](super::router_conformance).
+#[derive(Debug, Clone)]
+pub struct InMemoryRouter {
+    weighted: bool,
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for InMemoryRouter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InMemoryRouter {
+    /// A fresh router that serves any split.
+    pub fn new() -> Self {
+        InMemoryRouter {
+            weighted: true,
+            state: Arc::default(),
+        }
+    }
+
+    /// A fresh router that serves only 100/0 splits, like a proxy without weights: applying any
+    /// other split is [`Error::Unsupported`] and changes nothing.
+    pub fn without_weighted_split() -> Self {
+        InMemoryRouter {
+            weighted: false,
+            ..Self::new()
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes every later [`apply`](Router::apply) take `latency` (in [`tokio::time`]) before its
+    /// routes are served, like a proxy reload and its confirmation. Dropping the apply during that
+    /// time leaves the previous routes served.
+    pub fn set_apply_latency(&self, latency: Duration) {
+        self.lock().apply_latency = latency;
+    }
+
+    /// Every routes successfully applied, oldest first (an apply of the routes already served is
+    /// recorded too).
+    pub fn history(&self) -> Vec<Routes> {
+        self.lock().history.clone()
+    }
+
+    /// How many applies succeeded: 0 for a fresh router.
+    pub fn generation(&self) -> u64 {
+        self.lock().history.len() as u64
+    }
+}
+
+#[async_trait]
+impl Router for InMemoryRouter {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    fn capabilities(&self) -> RouterCapabilities {
+        RouterCapabilities::none()
+            .with_weighted(self.weighted)
+            .with_confirms(true)
+            .with_observes_drain(false)
+    }
+
+    async fn current(&self) -> Result<Option<Routes>> {
+        Ok(self.lock().history.last().cloned())
+    }
+
+    async fn apply(&self, routes: &Routes) -> Result<()> {
+        tracing::debug!(split = %routes.split(), "memory: apply");
+        if !self.weighted && routes.split().sole().is_none() {
+            return Err(Error::Unsupported {
+                backend: self.name().to_string(),
+                capability: "weighted split",
+            });
+        }
+        let latency = self.lock().apply_latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        self.lock().history.push(routes.clone());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Endpoint, Slot, TrafficSplit};
+    use crate::router::DrainStatus;
+
+    fn endpoint(port: u16) -> Endpoint {
+        Endpoint::new("127.0.0.1", port).unwrap()
+    }
+
+    fn canary(blue: u8) -> Routes {
+        let split = TrafficSplit::new(blue, 100 - blue).unwrap();
+        Routes::new(split, Some(endpoint(1)), Some(endpoint(2))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn records_every_apply_and_serves_the_last() {
+        let router = InMemoryRouter::new();
+        assert_eq!(router.current().await.unwrap(), None);
+        assert_eq!(router.generation(), 0);
+        let blue = Routes::only(Slot::Blue, endpoint(1));
+        router.apply(&blue).await.unwrap();
+        router.apply(&canary(90)).await.unwrap();
+        router.apply(&canary(90)).await.unwrap();
+        assert_eq!(router.current().await.unwrap(), Some(canary(90)));
+        assert_eq!(router.history(), [blue, canary(90), canary(90)]);
+        assert_eq!(router.generation(), 3);
+        let drained = router.wait_drained(Duration::from_secs(1)).await.unwrap();
+        assert_eq!(drained, DrainStatus::NotObservable);
+    }
+
+    #[tokio::test]
+    async fn without_weighted_split_refuses_canaries_and_keeps_the_routes() {
+        let router = InMemoryRouter::without_weighted_split();
+        assert!(!router.capabilities().weighted);
+        let green = Routes::only(Slot::Green, endpoint(2));
+        router.apply(&green).await.unwrap();
+        let err = router.apply(&canary(90)).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Unsupported { backend, capability: "weighted split" } if backend == "memory"
+            ),
+            "{err:?}"
+        );
+        assert_eq!(router.current().await.unwrap(), Some(green));
+        assert_eq!(router.generation(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn apply_latency_delays_the_switch_and_a_dropped_apply_changes_nothing() {
+        let router = InMemoryRouter::new();
+        router.set_apply_latency(Duration::from_millis(500));
+        let blue = Routes::only(Slot::Blue, endpoint(1));
+        let started = tokio::time::Instant::now();
+        router.apply(&blue).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(500));
+        let half = canary(50);
+        let dropped = tokio::time::timeout(Duration::from_millis(100), router.apply(&half));
+        assert!(dropped.await.is_err());
+        assert_eq!(router.current().await.unwrap(), Some(blue));
+    }
+}
