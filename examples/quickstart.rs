@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use bluegreen_core::journal::FileJournal;
 use bluegreen_core::testing::{InMemoryEnvironment, InMemoryRouter};
-use bluegreen_core::{
-    AppName, BlueGreen, Deployer, Error, EventKind, HealthPolicy, Release, Result, Retirement,
-};
+use bluegreen_core::{AppName, BlueGreen, Deployer, Error, EventKind, HealthPolicy, Release, Result, Retirement};
 use tokio::sync::broadcast::Receiver;
 
 #[tokio::main]
@@ -70,7 +68,14 @@ async fn main() -> Result<()> {
     println!("\nhistory:");
     for d in deployer.history(10).await? {
         let previous = d.previous.as_ref().map_or("-".to_string(), |p| p.release.to_string());
-        println!("  {}  {:<4} -> {:<5}  replaced {:<3}  {}", d.started, d.release, d.target, previous, d.phase.name());
+        println!(
+            "  {}  {:<4} -> {:<5}  replaced {:<3}  {}",
+            d.started,
+            d.release,
+            d.target,
+            previous,
+            d.phase.name()
+        );
     }
 
     let status = deployer.status().await?;

@@ -50,10 +50,25 @@ impl RouterCapabilities {
 ///
 /// Invariant (checked by [`Routes::new`]): a slot with a weight above zero has an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawRoutes")]
 pub struct Routes {
     split: TrafficSplit,
     blue: Option<Endpoint>,
     green: Option<Endpoint>,
+}
+
+#[derive(Deserialize)]
+struct RawRoutes {
+    split: TrafficSplit,
+    blue: Option<Endpoint>,
+    green: Option<Endpoint>,
+}
+
+impl TryFrom<RawRoutes> for Routes {
+    type Error = Error;
+    fn try_from(raw: RawRoutes) -> Result<Self> {
+        Routes::new(raw.split, raw.blue, raw.green)
+    }
 }
 
 impl Routes {
@@ -167,3 +182,21 @@ pub trait Router: Send + Sync + Debug + 'static {
 }
 
 fn _object_safe(_: &dyn Router) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_refuse_traffic_without_an_endpoint_even_when_deserialised() {
+        let json = r#"{"split":{"blue":100,"green":0},"blue":null,"green":null}"#;
+        let err = serde_json::from_str::<Routes>(json).unwrap_err().to_string();
+        assert!(err.contains("no endpoint"), "{err}");
+        let e = Endpoint::new("127.0.0.1", 1).unwrap();
+        let ok = Routes::only(Slot::Blue, e);
+        assert_eq!(
+            serde_json::from_str::<Routes>(&serde_json::to_string(&ok).unwrap()).unwrap(),
+            ok
+        );
+    }
+}

@@ -69,10 +69,7 @@ pub async fn router_conformance(router: &dyn Router, blue: Endpoint, green: Endp
     apply_and_read_back(router, name, "all green", &all_green).await;
 
     let split = |b| TrafficSplit::new(b, 100 - b).expect("the suite's splits sum to 100");
-    let canary = |b| {
-        Routes::new(split(b), Some(blue.clone()), Some(green.clone()))
-            .expect("both endpoints are routed")
-    };
+    let canary = |b| Routes::new(split(b), Some(blue.clone()), Some(green.clone())).expect("both endpoints are routed");
     if caps.weighted {
         apply_and_read_back(router, name, "90/10", &canary(90)).await;
         apply_and_read_back(router, name, "10/90", &canary(10)).await;
@@ -84,11 +81,7 @@ pub async fn router_conformance(router: &dyn Router, blue: Endpoint, green: Endp
                  Err(Unsupported), got {other:?}"
             ),
         }
-        let after = ok(
-            name,
-            "current() after a refused split",
-            router.current().await,
-        );
+        let after = ok(name, "current() after a refused split", router.current().await);
         same(
             name,
             "current() after a refused split keeps the previous routes",
@@ -145,12 +138,7 @@ async fn apply_and_read_back(router: &dyn Router, name: &str, what: &str, routes
 ///
 /// # Panics
 /// At the first step where the environment breaks the contract, with its name and the step.
-pub async fn environment_conformance(
-    env: &dyn Environment,
-    a: Release,
-    b: Release,
-    grace: Duration,
-) {
+pub async fn environment_conformance(env: &dyn Environment, a: Release, b: Release, grace: Duration) {
     let name = env.name().to_string();
     let name = name.as_str();
     assert!(
@@ -158,11 +146,7 @@ pub async fn environment_conformance(
         "{name}: environment_conformance needs two different releases, got {a} twice"
     );
     for slot in Slot::BOTH {
-        ok(
-            name,
-            &format!("remove({slot}) at the start"),
-            env.remove(slot).await,
-        );
+        ok(name, &format!("remove({slot}) at the start"), env.remove(slot).await);
         expect_status(env, name, slot, "after remove", SlotStatus::Absent).await;
     }
 
@@ -173,38 +157,18 @@ pub async fn environment_conformance(
         ep_a != ep_green,
         "{name}: blue and green must serve at different endpoints, both got {ep_a}"
     );
-    expect_running(
-        env,
-        name,
-        Slot::Green,
-        "after deploy(green, b)",
-        &b,
-        &ep_green,
-    )
-    .await;
+    expect_running(env, name, Slot::Green, "after deploy(green, b)", &b, &ep_green).await;
     expect_running(env, name, Slot::Blue, "after deploy(green, b)", &a, &ep_a).await;
 
     let ep_b = ok(name, "deploy(blue, b)", env.deploy(Slot::Blue, &b).await);
     expect_running(env, name, Slot::Blue, "after deploy(blue, b)", &b, &ep_b).await;
-    expect_running(
-        env,
-        name,
-        Slot::Green,
-        "after deploy(blue, b)",
-        &b,
-        &ep_green,
-    )
-    .await;
+    expect_running(env, name, Slot::Green, "after deploy(blue, b)", &b, &ep_green).await;
 
     match ok(name, "stop(blue)", env.stop(Slot::Blue, grace).await) {
         StopOutcome::Graceful { .. } | StopOutcome::Killed => {}
         StopOutcome::NotRunning => panic!("{name}: stop(blue) of a running slot said NotRunning"),
     }
-    match ok(
-        name,
-        "status(blue) after stop",
-        env.status(Slot::Blue).await,
-    ) {
+    match ok(name, "status(blue) after stop", env.status(Slot::Blue).await) {
         SlotStatus::Stopped { release, .. } if release == b => {}
         other => {
             panic!("{name}: status(blue) after stop: expected Stopped {{ {b}, .. }}, got {other:?}")
@@ -222,9 +186,7 @@ pub async fn environment_conformance(
     if env.capabilities().logs {
         ok(name, "logs(green, 10)", logs);
     } else if !matches!(logs, Err(Error::Unsupported { .. })) {
-        panic!(
-            "{name}: without the logs capability, logs() must be Err(Unsupported), got {logs:?}"
-        );
+        panic!("{name}: without the logs capability, logs() must be Err(Unsupported), got {logs:?}");
     }
 
     ok(name, "stop(green)", env.stop(Slot::Green, grace).await);
@@ -234,13 +196,7 @@ pub async fn environment_conformance(
     }
 }
 
-async fn expect_status(
-    env: &dyn Environment,
-    name: &str,
-    slot: Slot,
-    when: &str,
-    expected: SlotStatus,
-) {
+async fn expect_status(env: &dyn Environment, name: &str, slot: Slot, when: &str, expected: SlotStatus) {
     let step = format!("status({slot}) {when}");
     let status = ok(name, &step, env.status(slot).await);
     same(name, &step, status, expected);
@@ -261,13 +217,7 @@ async fn expect_running(
     expect_status(env, name, slot, when, expected).await;
 }
 
-async fn expect_not_running(
-    env: &dyn Environment,
-    name: &str,
-    slot: Slot,
-    grace: Duration,
-    step: &str,
-) {
+async fn expect_not_running(env: &dyn Environment, name: &str, slot: Slot, grace: Duration, step: &str) {
     let outcome = ok(name, step, env.stop(slot, grace).await);
     same(name, step, outcome, StopOutcome::NotRunning);
 }
@@ -275,9 +225,7 @@ async fn expect_not_running(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{
-        Faults, FaultyEnvironment, FaultyRouter, InMemoryEnvironment, InMemoryRouter, Op,
-    };
+    use crate::testing::{Faults, FaultyEnvironment, FaultyRouter, InMemoryEnvironment, InMemoryRouter, Op};
 
     fn endpoints() -> (Endpoint, Endpoint) {
         let e = |port| Endpoint::new("127.0.0.1", port).unwrap();
@@ -285,10 +233,7 @@ mod tests {
     }
 
     fn releases() -> (Release, Release) {
-        (
-            Release::new("demo:1").unwrap(),
-            Release::new("demo:2").unwrap(),
-        )
+        (Release::new("demo:1").unwrap(), Release::new("demo:2").unwrap())
     }
 
     const GRACE: Duration = Duration::from_secs(10);
@@ -324,12 +269,7 @@ mod tests {
         let (blue, green) = endpoints();
         let (a, b) = releases();
         let faults = Faults::new();
-        router_conformance(
-            &FaultyRouter::new(InMemoryRouter::new(), faults.clone()),
-            blue,
-            green,
-        )
-        .await;
+        router_conformance(&FaultyRouter::new(InMemoryRouter::new(), faults.clone()), blue, green).await;
         environment_conformance(
             &FaultyEnvironment::new(InMemoryEnvironment::new(), faults.clone()),
             a,
@@ -345,10 +285,7 @@ mod tests {
     async fn a_router_that_is_not_fresh_is_refused() {
         let (blue, green) = endpoints();
         let router = InMemoryRouter::new();
-        router
-            .apply(&Routes::only(Slot::Blue, blue.clone()))
-            .await
-            .unwrap();
+        router.apply(&Routes::only(Slot::Blue, blue.clone())).await.unwrap();
         router_conformance(&router, blue, green).await;
     }
 

@@ -194,10 +194,7 @@ impl Environment for InMemoryEnvironment {
         });
         let behaviour = state.behaviour(release);
         if let Some(reason) = behaviour.fail_deploy {
-            state.log(
-                slot,
-                format!("failed to start {release} in {slot}: {reason}"),
-            );
+            state.log(slot, format!("failed to start {release} in {slot}: {reason}"));
             return Err(Error::backend("memory", reason, false));
         }
         if let Some(old) = state.status(slot).release().cloned() {
@@ -265,11 +262,7 @@ impl Environment for InMemoryEnvironment {
                 },
             );
         }
-        state.operations.push(EnvOp::Stop {
-            slot,
-            grace,
-            outcome,
-        });
+        state.operations.push(EnvOp::Stop { slot, grace, outcome });
         Ok(outcome)
     }
 
@@ -320,9 +313,7 @@ impl HealthProbe for InMemoryHealthProbe {
                 ProbeOutcome::Unhealthy(format!("{release} is unhealthy"))
             }
             SlotStatus::Running { .. } => ProbeOutcome::Healthy,
-            SlotStatus::Absent | SlotStatus::Stopped { .. } => {
-                ProbeOutcome::Unhealthy("not running".into())
-            }
+            SlotStatus::Absent | SlotStatus::Stopped { .. } => ProbeOutcome::Unhealthy("not running".into()),
         }
     }
 }
@@ -356,13 +347,7 @@ mod tests {
         );
         assert_eq!(env.status_now(Slot::Green), SlotStatus::Absent);
         let logs = env.logs(Slot::Blue, 2).await.unwrap();
-        assert_eq!(
-            logs,
-            [
-                "starting v2 in blue",
-                "v2 listening on http://127.0.0.1:20001"
-            ]
-        );
+        assert_eq!(logs, ["starting v2 in blue", "v2 listening on http://127.0.0.1:20001"]);
     }
 
     #[tokio::test]
@@ -415,10 +400,7 @@ mod tests {
                 exit_code: Some(0)
             }
         );
-        assert_eq!(
-            env.stop(Slot::Blue, grace).await.unwrap(),
-            StopOutcome::NotRunning
-        );
+        assert_eq!(env.stop(Slot::Blue, grace).await.unwrap(), StopOutcome::NotRunning);
         env.remove(Slot::Blue).await.unwrap();
         env.remove(Slot::Blue).await.unwrap();
         assert_eq!(env.status_now(Slot::Blue), SlotStatus::Absent);

@@ -376,11 +376,7 @@ mod tests {
         );
         assert_eq!(outcomes(&router, 2).await, [true, true]);
         assert_eq!(faults.calls(Op::Apply), 4);
-        assert_eq!(
-            router.inner().generation(),
-            3,
-            "the failed call never reached it"
-        );
+        assert_eq!(router.inner().generation(), 3, "the failed call never reached it");
         assert_eq!(faults.calls(Op::Current), 0);
     }
 
@@ -442,10 +438,7 @@ mod tests {
         assert!(router.apply(&routes()).await.is_err());
         assert!(router.wait_drained(drain).await.is_err());
         assert_eq!(router.current().await.unwrap(), None);
-        assert_eq!(
-            router.wait_drained(drain).await.unwrap(),
-            DrainStatus::NotObservable
-        );
+        assert_eq!(router.wait_drained(drain).await.unwrap(), DrainStatus::NotObservable);
     }
 
     #[tokio::test(start_paused = true)]

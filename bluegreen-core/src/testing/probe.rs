@@ -36,10 +36,7 @@ impl Script {
 #[derive(Debug)]
 enum Scripts {
     Shared(Mutex<Script>),
-    PerSlot {
-        blue: Mutex<Script>,
-        green: Mutex<Script>,
-    },
+    PerSlot { blue: Mutex<Script>, green: Mutex<Script> },
 }
 
 /// A [`HealthProbe`] that answers from a script, whatever the target: each check takes the next
@@ -122,10 +119,7 @@ impl HealthProbe for ScriptedProbe {
             (Scripts::PerSlot { blue, .. }, Slot::Blue) => blue,
             (Scripts::PerSlot { green, .. }, Slot::Green) => green,
         };
-        script
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .answer()
+        script.lock().unwrap_or_else(PoisonError::into_inner).answer()
     }
 }
 
@@ -171,10 +165,7 @@ mod tests {
 
     #[tokio::test]
     async fn per_slot_scripts_advance_independently() {
-        let probe = ScriptedProbe::per_slot(
-            vec![ProbeOutcome::Healthy],
-            vec![unhealthy("g1"), unhealthy("g2")],
-        );
+        let probe = ScriptedProbe::per_slot(vec![ProbeOutcome::Healthy], vec![unhealthy("g1"), unhealthy("g2")]);
         assert_eq!(probe.check(&target(Slot::Green)).await, unhealthy("g1"));
         assert!(probe.check(&target(Slot::Blue)).await.is_healthy());
         assert_eq!(probe.check(&target(Slot::Green)).await, unhealthy("g2"));
