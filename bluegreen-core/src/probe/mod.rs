@@ -3,6 +3,7 @@
 
 mod all_of;
 mod analysis;
+mod check;
 mod http;
 mod policy;
 mod tcp;
@@ -15,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Endpoint, Slot};
 
 pub use all_of::AllOf;
-pub use analysis::Analysis;
+pub use analysis::{Analysis, AnalysisTally};
 pub use http::HttpProbe;
-pub use policy::HealthPolicy;
+pub use policy::{HealthPolicy, PolicyTally};
 pub use tcp::TcpProbe;
 
 /// What a probe checks: one slot at one endpoint.
