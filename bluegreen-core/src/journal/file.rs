@@ -148,6 +148,9 @@ impl Journal for FileJournal {
     /// [`Error::Journal`] with the OS error, or if a complete JSON line is not an [`Entry`] this
     /// version can read (written by another version, or edited): acting on an older entry instead
     /// would be wrong, so it is not skipped.
+    ///
+    /// # Cancellation
+    /// Harmless: it only reads (the read finishes on the blocking pool and is discarded).
     async fn tail(&self, n: usize) -> Result<Vec<Entry>> {
         self.tail_with(n, CHUNK).await.map(|(entries, _)| entries)
     }
