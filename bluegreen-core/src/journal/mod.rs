@@ -4,8 +4,11 @@
 //! crash. Every entry carries a full snapshot of its deployment, so the latest state is always the
 //! last entry: status and resume read one line, however long the history.
 
+mod backwards;
 mod file;
 mod memory;
+#[cfg(test)]
+mod test_support;
 
 use std::fmt::Debug;
 

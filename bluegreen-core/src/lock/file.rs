@@ -1,4 +1,222 @@
-//! STUB
-/// File lock.
+//! A lock per application as an `flock`ed file.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{DeployLock, LockGuard, LockHolder};
+use crate::error::{Error, Result};
+use crate::model::{AppName, Timestamp};
+
+/// How often, and how long apart, a loser re-reads a holder record that is not written yet.
+const READ_ATTEMPTS: u32 = 50;
+const READ_PAUSE: Duration = Duration::from_millis(10);
+
+/// Locks applications with `flock` on `<dir>/<app>.lock`, across processes and within one.
+///
+/// # How it works
+/// [`try_acquire`](DeployLock::try_acquire) opens (or creates) the lock file and takes an
+/// exclusive, non-blocking `flock` on it (`File::try_lock`). The winner writes its [`LockHolder`]
+/// into the file as JSON and `fsync`s it; a loser reads that record and returns
+/// [`Error::Locked`] naming the holder. `flock` belongs to an open file, so two opens in one
+/// process conflict too: concurrent tasks are excluded like processes are.
+///
+/// # Crashes
+/// The kernel releases an `flock` when its process dies, however it dies (`kill -9` included), so
+/// a dead holder never keeps the lock. A clean release empties the file; a record still in the
+/// file when the lock is acquired was therefore left by a holder that died, and is reported in
+/// [`LockGuard::took_over_from`] and by a `tracing` warning.
+///
+/// # Caveats
+/// - Never delete lock files while deployments may run: a new file would be a new lock.
+///   Releasing empties the file and keeps it for this reason.
+/// - `flock` is local to a machine: it does not exclude a process on another host sharing the
+///   directory over NFS.
+/// - In the instant between a new holder taking the `flock` and writing its record, a loser may
+///   wait up to half a second for the record, and may name the previous (dead) holder.
+/// - A power loss while the lock is released may leave the last holder's record (the emptying is
+///   not `fsync`ed): the next holder then reports a take-over that was not one.
+#[derive(Debug, Clone)]
+pub struct FileLock {
+    dir: PathBuf,
+}
+
+impl FileLock {
+    /// Keeps lock files in `dir`, creating it if needed.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] (`"file lock"`) with the OS error if `dir` cannot be created.
+    pub fn new(dir: impl AsRef<Path>) -> Result<FileLock> {
+        let dir = dir.as_ref().to_owned();
+        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, "create directory", &e))?;
+        Ok(FileLock { dir })
+    }
+
+    /// The directory the lock files are in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lock file of `app`.
+    pub fn path(&self, app: &AppName) -> PathBuf {
+        self.dir.join(format!("{app}.lock"))
+    }
+}
+
+#[async_trait]
+impl DeployLock for FileLock {
+    /// Takes `app`'s lock as `holder`, or names who holds it.
+    ///
+    /// Runs on the blocking pool. It does not wait for the lock, only (rarely, up to 0.5 s) for a
+    /// brand-new holder's record to appear.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another open file (any process, this one included) holds it; the
+    /// holder is read from the file, or is pid 0 on host `"unknown"` if the record is unreadable.
+    /// [`Error::Backend`] (`"file lock"`) with the OS error if the file cannot be opened, locked
+    /// or written.
+    ///
+    /// # Cancellation
+    /// Dropping the future never leaks the lock: if it was taken, the guard is dropped with the
+    /// finished task and releases it.
+    async fn try_acquire(&self, app: &AppName, holder: &LockHolder) -> Result<LockGuard> {
+        let path = self.path(app);
+        let (app, holder) = (app.clone(), holder.clone());
+        let task = tokio::task::spawn_blocking(move || acquire_blocking(path, &app, &holder));
+        task.await.map_err(|e| {
+            Error::backend(
+                "file lock",
+                format!("{}: blocking task failed: {e}", self.dir.display()),
+                false,
+            )
+        })?
+    }
+}
+
+/// The open, locked file; dropping it empties the file, then unlocks it.
 #[derive(Debug)]
-pub struct FileLock;
+struct Held {
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Empty first: once unlocked, the next holder must not take our record for a dead holder's.
+        if let Err(e) = self.file.set_len(0) {
+            tracing::warn!(
+                lock = %self.path.display(),
+                "cannot empty the lock file on release ({e}); the next holder will report a take-over"
+            );
+        }
+        // Closing the file (right after this) releases the lock anyway.
+        if let Err(e) = self.file.unlock() {
+            tracing::debug!(lock = %self.path.display(), "unlock failed: {e}");
+        }
+    }
+}
+
+fn acquire_blocking(path: PathBuf, app: &AppName, holder: &LockHolder) -> Result<LockGuard> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io_error(&path, "open", &e))?;
+
+    let mut attempts = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) => {
+                attempts += 1;
+                let found = match read_record(&file) {
+                    Some(Ok(holder)) => Some(holder),
+                    // Empty or half-written: a new holder is writing its record, or the holder
+                    // just released (then the next try_lock succeeds).
+                    _ if attempts < READ_ATTEMPTS => None,
+                    _ => Some(unknown_holder(&file)),
+                };
+                if let Some(holder) = found {
+                    return Err(Error::Locked {
+                        app: app.to_string(),
+                        holder,
+                    });
+                }
+                std::thread::sleep(READ_PAUSE);
+            }
+            Err(TryLockError::Error(e)) => return Err(io_error(&path, "lock", &e)),
+        }
+    }
+
+    // From here on, dropping `held` (an error included) releases the lock.
+    let mut held = Held { file, path };
+    let took_over_from = match read_record(&held.file) {
+        None => None,
+        Some(Ok(dead)) => Some(dead),
+        Some(Err(())) => Some(unknown_holder(&held.file)),
+    };
+    if let Some(dead) = &took_over_from {
+        tracing::warn!(
+            %app,
+            lock = %held.path.display(),
+            "taking over the lock of {dead}, which died without releasing it"
+        );
+    }
+    write_record(&mut held.file, holder).map_err(|e| io_error(&held.path, "write holder", &e))?;
+    Ok(LockGuard::new(held, took_over_from))
+}
+
+/// The holder record in the file: `None` if empty, `Err` if unreadable.
+fn read_record(mut file: &File) -> Option<Result<LockHolder, ()>> {
+    let mut bytes = Vec::new();
+    if file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .is_err()
+    {
+        return Some(Err(()));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(serde_json::from_slice(&bytes).map_err(|_| ()))
+}
+
+fn write_record(file: &mut File, holder: &LockHolder) -> io::Result<()> {
+    let mut json = serde_json::to_vec(holder).map_err(io::Error::other)?;
+    json.push(b'\n');
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&json)?;
+    file.sync_data()
+}
+
+/// A holder whose record cannot be read; `since` is when the file last changed.
+fn unknown_holder(file: &File) -> LockHolder {
+    LockHolder {
+        pid: 0,
+        host: "unknown".to_owned(),
+        since: file
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_or_else(|_| Timestamp::now(), Timestamp::from),
+        who: None,
+    }
+}
+
+fn io_error(path: &Path, what: &str, e: &io::Error) -> Error {
+    Error::backend(
+        "file lock",
+        format!("{}: {what}: {e}", path.display()),
+        false,
+    )
+}
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;

@@ -2,6 +2,8 @@
 
 mod file;
 mod memory;
+#[cfg(test)]
+mod test_support;
 
 use std::any::Any;
 use std::fmt::{self, Debug};
@@ -93,17 +95,22 @@ pub trait DeployLock: Send + Sync + Debug + 'static {
 fn _object_safe(_: &dyn DeployLock) {}
 
 /// Takes the lock, waiting up to `wait` (polling every 50 ms) for a live holder to finish.
-/// With `wait` of `None` or zero it tries once.
+/// With `wait` of `None` or zero it tries once; a wait too long to represent (`Duration::MAX`)
+/// waits as long as it takes.
 pub async fn acquire(
     lock: &dyn DeployLock,
     app: &AppName,
     holder: &LockHolder,
     wait: Option<Duration>,
 ) -> Result<LockGuard> {
-    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+    let now = tokio::time::Instant::now();
+    // `None`: no deadline. (`Instant + Duration` panics on overflow.)
+    let deadline = now.checked_add(wait.unwrap_or_default());
     loop {
         match lock.try_acquire(app, holder).await {
-            Err(Error::Locked { .. }) if tokio::time::Instant::now() < deadline => {
+            Err(Error::Locked { .. })
+                if deadline.is_none_or(|d| tokio::time::Instant::now() < d) =>
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             other => return other,
