@@ -42,11 +42,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid {}={:?}: expected {}",
-            self.var, self.value, self.expected
-        )
+        write!(f, "invalid {}={:?}: expected {}", self.var, self.value, self.expected)
     }
 }
 
@@ -86,15 +82,11 @@ impl Config {
             listen,
             version,
             fail_health: parse_flag("FAIL_HEALTH", get("FAIL_HEALTH"))?,
-            slow_start: Duration::from_millis(
-                parse_ms("SLOW_START_MS", get("SLOW_START_MS"))?.unwrap_or(0),
-            ),
+            slow_start: Duration::from_millis(parse_ms("SLOW_START_MS", get("SLOW_START_MS"))?.unwrap_or(0)),
             ignore_sigterm: parse_flag("IGNORE_SIGTERM", get("IGNORE_SIGTERM"))?,
-            crash_after: parse_ms("CRASH_AFTER_MS", get("CRASH_AFTER_MS"))?
-                .map(Duration::from_millis),
+            crash_after: parse_ms("CRASH_AFTER_MS", get("CRASH_AFTER_MS"))?.map(Duration::from_millis),
             shutdown_timeout: Duration::from_millis(
-                parse_ms("SHUTDOWN_TIMEOUT_MS", get("SHUTDOWN_TIMEOUT_MS"))?
-                    .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_MS),
+                parse_ms("SHUTDOWN_TIMEOUT_MS", get("SHUTDOWN_TIMEOUT_MS"))?.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_MS),
             ),
         })
     }
@@ -135,10 +127,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -177,12 +166,7 @@ mod tests {
 
     #[test]
     fn empty_means_default_and_zero_flag_is_off() {
-        let c = parse(&[
-            ("VERSION", ""),
-            ("FAIL_HEALTH", "0"),
-            ("CRASH_AFTER_MS", ""),
-        ])
-        .unwrap();
+        let c = parse(&[("VERSION", ""), ("FAIL_HEALTH", "0"), ("CRASH_AFTER_MS", "")]).unwrap();
         assert_eq!(c.version, "dev");
         assert!(!c.fail_health);
         assert_eq!(c.crash_after, None);
@@ -190,18 +174,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        assert_eq!(
-            parse(&[("SLOW_START_MS", "abc")]).unwrap_err().var,
-            "SLOW_START_MS"
-        );
+        assert_eq!(parse(&[("SLOW_START_MS", "abc")]).unwrap_err().var, "SLOW_START_MS");
         assert_eq!(
             parse(&[("SHUTDOWN_TIMEOUT_MS", "-1")]).unwrap_err().var,
             "SHUTDOWN_TIMEOUT_MS"
         );
-        assert_eq!(
-            parse(&[("FAIL_HEALTH", "maybe")]).unwrap_err().var,
-            "FAIL_HEALTH"
-        );
+        assert_eq!(parse(&[("FAIL_HEALTH", "maybe")]).unwrap_err().var, "FAIL_HEALTH");
         assert_eq!(parse(&[("VERSION", "v1\nX")]).unwrap_err().var, "VERSION");
         assert_eq!(parse(&[("LISTEN", "8080")]).unwrap_err().var, "LISTEN");
     }

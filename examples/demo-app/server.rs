@@ -50,8 +50,7 @@ impl AppState {
     pub fn new(config: &Config, started: Instant) -> Self {
         AppState {
             version: config.version.clone(),
-            version_header: HeaderValue::from_str(&config.version)
-                .expect("VERSION was validated as a header value"),
+            version_header: HeaderValue::from_str(&config.version).expect("VERSION was validated as a header value"),
             fail_health: config.fail_health,
             ready_at: started + config.slow_start,
             in_flight: AtomicUsize::new(0),
@@ -108,15 +107,10 @@ impl Drop for InFlight<'_> {
 }
 
 /// Handles one request: routes it and stamps `X-Version` on the response.
-pub async fn handle(
-    state: Arc<AppState>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let _in_flight = InFlight::enter(&state);
     let mut response = route(&state, &req).await;
-    response
-        .headers_mut()
-        .insert(X_VERSION, state.version_header.clone());
+    response.headers_mut().insert(X_VERSION, state.version_header.clone());
     if state.is_draining() {
         // hyper closes the connection after this response anyway; saying so
         // keeps clients from reusing it.
@@ -157,10 +151,7 @@ async fn route(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 text(StatusCode::OK, format!("slept {ms} ms"))
             }
-            None => text(
-                StatusCode::BAD_REQUEST,
-                "expected /sleep?ms=<whole milliseconds>",
-            ),
+            None => text(StatusCode::BAD_REQUEST, "expected /sleep?ms=<whole milliseconds>"),
         },
         _ => stats(state),
     }
@@ -197,10 +188,9 @@ fn stats(state: &AppState) -> Response<Body> {
 fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(body.into())));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -212,11 +202,7 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
 /// the request it is reading or serving, then closes it. The task holds its
 /// clone of `shutdown` until it ends, so the sender learns when every
 /// connection is gone.
-pub async fn serve_connection(
-    stream: TcpStream,
-    state: Arc<AppState>,
-    mut shutdown: watch::Receiver<()>,
-) {
+pub async fn serve_connection(stream: TcpStream, state: Arc<AppState>, mut shutdown: watch::Receiver<()>) {
     let service = service_fn(move |req| handle(Arc::clone(&state), req));
     let mut builder = http1::Builder::new();
     // The timer enables hyper's header read timeout, so a client that never

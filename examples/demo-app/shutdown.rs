@@ -71,11 +71,7 @@ pub enum DrainOutcome {
 /// Each connection task holds a clone of the receiver side of `shutdown`, so
 /// the sender sees the channel close once the last one has ended. Signals
 /// received meanwhile are logged and otherwise ignored.
-pub async fn drain(
-    shutdown: watch::Sender<()>,
-    timeout: Duration,
-    signals: &mut Signals,
-) -> DrainOutcome {
+pub async fn drain(shutdown: watch::Sender<()>, timeout: Duration, signals: &mut Signals) -> DrainOutcome {
     shutdown.send_replace(());
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);

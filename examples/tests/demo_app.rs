@@ -119,10 +119,7 @@ impl App {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "demo-app still running after {timeout:?}"
-            );
+            assert!(Instant::now() < deadline, "demo-app still running after {timeout:?}");
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -135,10 +132,7 @@ impl App {
             if stats["in_flight"] == n {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "in_flight never reached {n}: {stats}"
-            );
+            assert!(Instant::now() < deadline, "in_flight never reached {n}: {stats}");
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -167,16 +161,12 @@ struct Response {
 impl Response {
     /// First value of header `name` (lowercase).
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// The body parsed as JSON.
     fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body {:?} is not JSON: {e}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body {:?} is not JSON: {e}", self.body))
     }
 }
 
@@ -231,11 +221,7 @@ fn parse(raw: &[u8]) -> Response {
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.split(' ');
-    assert_eq!(
-        parts.next(),
-        Some("HTTP/1.1"),
-        "status line {status_line:?}"
-    );
+    assert_eq!(parts.next(), Some("HTTP/1.1"), "status line {status_line:?}");
     let status = parts
         .next()
         .and_then(|s| s.parse().ok())
@@ -256,10 +242,7 @@ fn assert_closed(stream: &mut TcpStream, what: &str) {
     let mut buf = [0u8; 64];
     match stream.read(&mut buf) {
         Ok(0) => {}
-        Ok(n) => panic!(
-            "{what}: unexpected data {:?}",
-            String::from_utf8_lossy(&buf[..n])
-        ),
+        Ok(n) => panic!("{what}: unexpected data {:?}", String::from_utf8_lossy(&buf[..n])),
         Err(e) => panic!("{what}: expected EOF, got {e}"),
     }
 }
@@ -449,15 +432,9 @@ fn ignore_sigterm_keeps_serving() {
     app.expect_line("received SIGTERM, ignoring it (IGNORE_SIGTERM=1)", PATIENCE);
     thread::sleep(Duration::from_millis(500));
 
-    assert!(
-        app.child.try_wait().unwrap().is_none(),
-        "exited after SIGTERM"
-    );
+    assert!(app.child.try_wait().unwrap().is_none(), "exited after SIGTERM");
     let root = app.get("/");
-    assert_eq!(
-        (root.status, root.body.as_str()),
-        (200, "hello from stubborn\n")
-    );
+    assert_eq!((root.status, root.body.as_str()), (200, "hello from stubborn\n"));
     assert_eq!(app.get("/health").status, 200);
     assert_eq!(app.get("/stats").json()["draining"], false);
 

@@ -68,9 +68,7 @@ impl FileJournal {
                     .map_err(|e| fail("sync directory", e))?;
                 file
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                options.open(&path).map_err(|e| fail("open", e))?
-            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(&path).map_err(|e| fail("open", e))?,
             Err(e) => return Err(fail("create", e)),
         };
 

@@ -134,12 +134,7 @@ async fn a_terminated_line_that_is_not_json_is_torn_too() {
     let journal = FileJournal::open(dir.path(), &app()).unwrap();
     assert_eq!(
         journal.torn_tail().as_deref(),
-        Some(
-            format!(
-                "discarded 5 torn bytes at offset {good_len}: \\u{{0}}\\u{{0}}\\u{{0}}\\u{{0}}"
-            )
-            .as_str()
-        )
+        Some(format!("discarded 5 torn bytes at offset {good_len}: \\u{{0}}\\u{{0}}\\u{{0}}\\u{{0}}").as_str())
     );
     assert_eq!(seqs(&read_all(&path)), [1]);
 }
@@ -225,9 +220,9 @@ async fn concurrent_appends_do_not_interleave() {
     for seq in 1..=24 {
         let j = Arc::clone(if seq % 3 == 0 { &other } else { &journal });
         // 100 KiB lines: many pages, so an unserialised write could interleave.
-        tasks.push(tokio::spawn(async move {
-            j.append(&entry_with_note(seq, 100_000)).await
-        }));
+        tasks.push(tokio::spawn(
+            async move { j.append(&entry_with_note(seq, 100_000)).await },
+        ));
     }
     for t in tasks {
         t.await.unwrap().unwrap();

@@ -17,6 +17,7 @@ pub(crate) fn entry_with_note(seq: u64, note_len: usize) -> Entry {
         Release::new(format!("shop:{seq}")).unwrap(),
         Slot::Green,
         None,
+        crate::strategy::Retirement::default(),
         Some("ci".into()),
     );
     let entry = Entry {

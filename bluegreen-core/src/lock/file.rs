@@ -210,11 +210,7 @@ fn unknown_holder(file: &File) -> LockHolder {
 }
 
 fn io_error(path: &Path, what: &str, e: &io::Error) -> Error {
-    Error::backend(
-        "file lock",
-        format!("{}: {what}: {e}", path.display()),
-        false,
-    )
+    Error::backend("file lock", format!("{}: {what}: {e}", path.display()), false)
 }
 
 #[cfg(test)]

@@ -11,8 +11,7 @@ const CHILD_ENV: &str = "BLUEGREEN_LOCK_CHILD";
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_of_ten_concurrent_acquires_wins() {
     let dir = tempfile::tempdir().unwrap();
-    test_support::one_of_ten_concurrent_acquires_wins(Arc::new(FileLock::new(dir.path()).unwrap()))
-        .await;
+    test_support::one_of_ten_concurrent_acquires_wins(Arc::new(FileLock::new(dir.path()).unwrap())).await;
 }
 
 #[tokio::test]
@@ -25,8 +24,7 @@ async fn release_lets_the_next_one_in_and_leaves_the_file_empty() {
     assert_eq!(path, dir.path().join("locks/shop.lock"));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
     let guard = lock.try_acquire(&app("shop"), &holder("me")).await.unwrap();
-    let record: LockHolder =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let record: LockHolder = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(record.who.as_deref(), Some("me"));
     assert_eq!(record.pid, std::process::id());
     drop(guard);
@@ -42,10 +40,7 @@ async fn different_apps_do_not_conflict() {
 #[tokio::test]
 async fn acquire_waits_for_a_release_within_the_wait() {
     let dir = tempfile::tempdir().unwrap();
-    test_support::acquire_waits_for_a_release_within_the_wait(Arc::new(
-        FileLock::new(dir.path()).unwrap(),
-    ))
-    .await;
+    test_support::acquire_waits_for_a_release_within_the_wait(Arc::new(FileLock::new(dir.path()).unwrap())).await;
 }
 
 #[tokio::test]
@@ -67,10 +62,7 @@ async fn a_record_left_by_a_dead_holder_is_reported() {
     std::fs::write(lock.path(&app("shop")), serde_json::to_vec(&dead).unwrap()).unwrap();
     let guard = lock.try_acquire(&app("shop"), &holder("me")).await.unwrap();
     let took_over = guard.took_over_from.clone().unwrap();
-    assert_eq!(
-        (took_over.pid, took_over.host.as_str()),
-        (4242, "elsewhere")
-    );
+    assert_eq!((took_over.pid, took_over.host.as_str()), (4242, "elsewhere"));
 
     // An unreadable record is still a dead holder's, just an unknown one.
     drop(guard);
@@ -98,9 +90,7 @@ async fn new_reports_the_os_error() {
     let file = dir.path().join("file");
     std::fs::write(&file, "x").unwrap();
     match FileLock::new(file.join("locks")) {
-        Err(Error::Backend {
-            backend, message, ..
-        }) => {
+        Err(Error::Backend { backend, message, .. }) => {
             assert_eq!(backend, "file lock");
             assert!(message.contains("create directory: "), "{message}");
             assert!(message.contains("os error"), "{message}");
@@ -161,14 +151,8 @@ async fn a_killed_holder_is_taken_over() {
     // Killed (SIGKILL: no destructor runs), it does not.
     child.0.kill().unwrap();
     child.0.wait().unwrap();
-    let guard = lock
-        .try_acquire(&app("shop"), &holder("parent"))
-        .await
-        .unwrap();
-    let dead = guard
-        .took_over_from
-        .clone()
-        .expect("the dead holder is reported");
+    let guard = lock.try_acquire(&app("shop"), &holder("parent")).await.unwrap();
+    let dead = guard.took_over_from.clone().expect("the dead holder is reported");
     assert_eq!(dead.pid, child_pid);
     assert_eq!(dead.who.as_deref(), Some("child"));
 }
@@ -182,10 +166,7 @@ async fn child_holds_the_lock() {
         return;
     };
     let lock = FileLock::new(dir).unwrap();
-    let _guard = lock
-        .try_acquire(&app("shop"), &holder("child"))
-        .await
-        .unwrap();
+    let _guard = lock.try_acquire(&app("shop"), &holder("child")).await.unwrap();
     // On its own line: the test harness may have started one without ending it.
     println!("\nlocked");
     io::stdout().flush().unwrap();

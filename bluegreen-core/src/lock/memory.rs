@@ -111,11 +111,7 @@ struct Release {
 impl Drop for Release {
     fn drop(&mut self) {
         let mut state = self.lock.state();
-        if state
-            .held
-            .get(&self.app)
-            .is_some_and(|t| t.token == self.token)
-        {
+        if state.held.get(&self.app).is_some_and(|t| t.token == self.token) {
             state.held.remove(&self.app);
         }
     }
@@ -147,8 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn acquire_waits_for_a_release_within_the_wait() {
-        test_support::acquire_waits_for_a_release_within_the_wait(Arc::new(InMemoryLock::new()))
-            .await;
+        test_support::acquire_waits_for_a_release_within_the_wait(Arc::new(InMemoryLock::new())).await;
     }
 
     #[tokio::test]

@@ -108,9 +108,7 @@ pub async fn acquire(
     let deadline = now.checked_add(wait.unwrap_or_default());
     loop {
         match lock.try_acquire(app, holder).await {
-            Err(Error::Locked { .. })
-                if deadline.is_none_or(|d| tokio::time::Instant::now() < d) =>
-            {
+            Err(Error::Locked { .. }) if deadline.is_none_or(|d| tokio::time::Instant::now() < d) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             other => return other,

@@ -39,10 +39,7 @@ pub(crate) async fn one_of_ten_concurrent_acquires_wins(lock: Arc<dyn DeployLock
             tokio::spawn(async move {
                 let who = format!("task-{i}");
                 barrier.wait().await;
-                (
-                    who.clone(),
-                    lock.try_acquire(&app("shop"), &holder(&who)).await,
-                )
+                (who.clone(), lock.try_acquire(&app("shop"), &holder(&who)).await)
             })
         })
         .collect();
@@ -105,14 +102,9 @@ pub(crate) async fn acquire_waits_for_a_release_within_the_wait(lock: Arc<dyn De
         tokio::time::sleep(Duration::from_millis(200)).await;
         drop(first);
     });
-    let second = acquire(
-        &*lock,
-        &shop,
-        &holder("second"),
-        Some(Duration::from_secs(10)),
-    )
-    .await
-    .unwrap();
+    let second = acquire(&*lock, &shop, &holder("second"), Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert!(second.took_over_from.is_none());
     release.await.unwrap();
@@ -123,15 +115,7 @@ pub(crate) async fn acquire_gives_up_after_the_wait(lock: &dyn DeployLock) {
     let shop = app("shop");
     let _first = lock.try_acquire(&shop, &holder("first")).await.unwrap();
     let started = Instant::now();
-    let busy = locked_by(
-        acquire(
-            lock,
-            &shop,
-            &holder("second"),
-            Some(Duration::from_millis(300)),
-        )
-        .await,
-    );
+    let busy = locked_by(acquire(lock, &shop, &holder("second"), Some(Duration::from_millis(300))).await);
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(busy.who.as_deref(), Some("first"));
     let busy = locked_by(acquire(lock, &shop, &holder("second"), None).await);

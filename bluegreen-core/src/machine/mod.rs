@@ -60,7 +60,7 @@ pub enum Recheck {
 
 /// Where a deployment stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "phase", rename_all = "snake_case")]
+#[serde(tag = "name", rename_all = "snake_case")]
 pub enum Phase {
     /// Starting the release in the target slot.
     Provisioning,
@@ -186,7 +186,6 @@ pub struct Deployment {
     /// When it started.
     pub started: Timestamp,
     /// Where it stands.
-    #[serde(flatten)]
     pub phase: Phase,
 }
 

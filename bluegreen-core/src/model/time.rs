@@ -9,9 +9,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Timestamp(SystemTime);
 
 impl Timestamp {
-    /// Now.
+    /// Now, truncated to the millisecond, so a timestamp reads back equal from a journal.
     pub fn now() -> Self {
-        Timestamp(SystemTime::now())
+        let since_epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let millis = Duration::from_millis(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX));
+        Timestamp(SystemTime::UNIX_EPOCH + millis)
     }
 
     /// The instant as a [`SystemTime`].
@@ -62,5 +66,10 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         assert!(json.ends_with(".123Z\""), "{json}");
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+        let now = Timestamp::now();
+        assert_eq!(
+            serde_json::from_str::<Timestamp>(&serde_json::to_string(&now).unwrap()).unwrap(),
+            now
+        );
     }
 }

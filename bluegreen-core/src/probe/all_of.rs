@@ -32,11 +32,7 @@ impl AllOf {
     /// healthy without checking anything.
     pub fn new(probes: Vec<Arc<dyn HealthProbe>>) -> Result<Self> {
         if probes.is_empty() {
-            return Err(Error::invalid(
-                "all-of probes",
-                "[]",
-                "needs at least one probe",
-            ));
+            return Err(Error::invalid("all-of probes", "[]", "needs at least one probe"));
         }
         Ok(AllOf { probes })
     }
@@ -89,10 +85,7 @@ mod tests {
             .enumerate()
             .map(|(i, o)| Arc::new(QueueProbe::named(&format!("p{i}"), [o.clone()])))
             .collect();
-        let dyns = probes
-            .iter()
-            .map(|p| p.clone() as Arc<dyn HealthProbe>)
-            .collect();
+        let dyns = probes.iter().map(|p| p.clone() as Arc<dyn HealthProbe>).collect();
         (AllOf::new(dyns).unwrap(), probes)
     }
 
@@ -121,9 +114,8 @@ mod tests {
             for b in &alphabet {
                 for c in &alphabet {
                     let outcomes = [a.clone(), b.clone(), c.clone()];
-                    let first = |pred: fn(&ProbeOutcome) -> bool| {
-                        outcomes.iter().position(pred).map(|i| format!("p{i}"))
-                    };
+                    let first =
+                        |pred: fn(&ProbeOutcome) -> bool| outcomes.iter().position(pred).map(|i| format!("p{i}"));
                     let expected = match (
                         first(|o| matches!(o, ProbeOutcome::Unhealthy(_))),
                         first(|o| matches!(o, ProbeOutcome::ProviderError(_))),

@@ -100,11 +100,7 @@ impl Analysis {
             return Err(Error::invalid("analysis count", "0", "must be at least 1"));
         }
         if self.timeout.is_zero() {
-            return Err(Error::invalid(
-                "analysis timeout",
-                "0ms",
-                "must be greater than zero",
-            ));
+            return Err(Error::invalid("analysis timeout", "0ms", "must be greater than zero"));
         }
         Ok(())
     }
@@ -308,11 +304,7 @@ mod tests {
         } else if errors > analysis.inconclusive_limit as usize {
             Some("inconclusive")
         } else if prefix.len() == analysis.count as usize {
-            Some(if successes > 0 {
-                "passed"
-            } else {
-                "inconclusive"
-            })
+            Some(if successes > 0 { "passed" } else { "inconclusive" })
         } else {
             None
         }
@@ -349,8 +341,8 @@ mod tests {
                 for inconclusive_limit in 0..=3 {
                     let analysis = analysis(count, failure_limit, inconclusive_limit);
                     for sequence in &sequences {
-                        let expected = (1..=sequence.len())
-                            .find_map(|n| reference(&analysis, &sequence[..n]).map(|k| (n, k)));
+                        let expected =
+                            (1..=sequence.len()).find_map(|n| reference(&analysis, &sequence[..n]).map(|k| (n, k)));
                         let actual = first_verdict(&analysis, sequence).map(|(n, v)| (n, kind(&v)));
                         assert_eq!(actual, expected, "{analysis:?} {sequence:?}");
                         assert!(actual.is_some(), "a verdict by the count-th check");
@@ -375,9 +367,7 @@ mod tests {
             first_verdict(&analysis(5, 5, 1), &[err("x"), H, err("prometheus down")]),
             Some((
                 3,
-                Verdict::Inconclusive(
-                    "2 of 3 checks were provider errors (limit 1), last: prometheus down".into()
-                )
+                Verdict::Inconclusive("2 of 3 checks were provider errors (limit 1), last: prometheus down".into())
             ))
         );
         assert_eq!(
@@ -385,8 +375,7 @@ mod tests {
             Some((
                 2,
                 Verdict::Inconclusive(
-                    "no healthy check in 2: 1 failed, 1 with a provider error, last failure: a"
-                        .into()
+                    "no healthy check in 2: 1 failed, 1 with a provider error, last failure: a".into()
                 )
             ))
         );
@@ -422,13 +411,7 @@ mod tests {
             .inconclusive_limit(3)
             .timeout(Duration::from_secs(4));
         assert_eq!(
-            (
-                a.interval,
-                a.count,
-                a.failure_limit,
-                a.inconclusive_limit,
-                a.timeout
-            ),
+            (a.interval, a.count, a.failure_limit, a.inconclusive_limit, a.timeout),
             (Duration::from_secs(7), 9, 2, 3, Duration::from_secs(4))
         );
         assert!(Arc::ptr_eq(a.probe(), &probe));
@@ -508,9 +491,7 @@ mod tests {
             .await;
         assert_eq!(
             verdict,
-            Verdict::Failed(
-                "1 of 1 checks failed (limit 0), last: queue timed out after 750ms".into()
-            )
+            Verdict::Failed("1 of 1 checks failed (limit 0), last: queue timed out after 750ms".into())
         );
         assert_eq!(start.elapsed(), Duration::from_millis(750));
     }
@@ -518,10 +499,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_invalid_analysis_fails_without_checking() {
         let probe = Arc::new(QueueProbe::new([H]));
-        let verdict = Analysis::new(probe.clone())
-            .count(0)
-            .run(&target(), &|_| {})
-            .await;
+        let verdict = Analysis::new(probe.clone()).count(0).run(&target(), &|_| {}).await;
         assert!(matches!(&verdict, Verdict::Failed(r) if r.contains("analysis count")));
         assert_eq!(probe.calls(), 0);
     }

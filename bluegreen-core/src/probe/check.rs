@@ -22,10 +22,7 @@ pub(super) async fn check_and_report(
     let probe_name = probe.describe();
     let outcome = match tokio::time::timeout(timeout, probe.check(target)).await {
         Ok(outcome) => outcome,
-        Err(_) => ProbeOutcome::Unhealthy(format!(
-            "{probe_name} timed out after {}",
-            format_duration(timeout)
-        )),
+        Err(_) => ProbeOutcome::Unhealthy(format!("{probe_name} timed out after {}", format_duration(timeout))),
     };
     tracing::debug!(
         probe = %probe_name,
@@ -100,10 +97,7 @@ pub(super) mod test_probe {
             Self::named("queue", script)
         }
 
-        pub(in crate::probe) fn named(
-            name: &str,
-            script: impl IntoIterator<Item = ProbeOutcome>,
-        ) -> Self {
+        pub(in crate::probe) fn named(name: &str, script: impl IntoIterator<Item = ProbeOutcome>) -> Self {
             let script: VecDeque<_> = script.into_iter().collect();
             assert!(!script.is_empty(), "a script needs at least one outcome");
             QueueProbe {
@@ -174,12 +168,7 @@ pub(super) mod test_probe {
         }
 
         pub(in crate::probe) fn outcomes(&self) -> Vec<ProbeOutcome> {
-            self.0
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|r| r.outcome.clone())
-                .collect()
+            self.0.lock().unwrap().iter().map(|r| r.outcome.clone()).collect()
         }
     }
 
@@ -201,10 +190,7 @@ mod tests {
     async fn an_answer_in_time_is_reported_as_is() {
         let records = Records::default();
         let probe = QueueProbe::new([bad("503")]).with_delay(Duration::from_millis(1999));
-        let outcome = check_and_report(&probe, &target(), Duration::from_secs(2), &|r| {
-            records.listen(r)
-        })
-        .await;
+        let outcome = check_and_report(&probe, &target(), Duration::from_secs(2), &|r| records.listen(r)).await;
         assert_eq!(outcome, bad("503"));
         assert_eq!(records.outcomes(), vec![bad("503")]);
     }
@@ -213,12 +199,9 @@ mod tests {
     async fn an_overrun_is_unhealthy_and_reported() {
         let records = Records::default();
         let start = tokio::time::Instant::now();
-        let outcome = check_and_report(
-            &QueueProbe::hanging(),
-            &target(),
-            Duration::from_millis(1500),
-            &|r| records.listen(r),
-        )
+        let outcome = check_and_report(&QueueProbe::hanging(), &target(), Duration::from_millis(1500), &|r| {
+            records.listen(r)
+        })
         .await;
         assert_eq!(start.elapsed(), Duration::from_millis(1500));
         assert_eq!(outcome, bad("queue timed out after 1s 500ms"));
@@ -232,9 +215,6 @@ mod tests {
     fn summaries_name_the_kind() {
         assert_eq!(summarize(&ProbeOutcome::Healthy), "healthy");
         assert_eq!(summarize(&bad("x")), "unhealthy: x");
-        assert_eq!(
-            summarize(&ProbeOutcome::ProviderError("y".into())),
-            "provider error: y"
-        );
+        assert_eq!(summarize(&ProbeOutcome::ProviderError("y".into())), "provider error: y");
     }
 }

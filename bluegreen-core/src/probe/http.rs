@@ -162,10 +162,7 @@ impl HttpProbe {
                 }
                 Ok(None) => break,
                 Err(err) => {
-                    return ProbeOutcome::Unhealthy(format!(
-                        "GET {url}: reading the body: {}",
-                        self.failure(&err)
-                    ))
+                    return ProbeOutcome::Unhealthy(format!("GET {url}: reading the body: {}", self.failure(&err)))
                 }
             }
         }
@@ -222,11 +219,7 @@ impl HealthProbe for HttpProbe {
             .build()
         {
             Ok(request) => request,
-            Err(err) => {
-                return ProbeOutcome::ProviderError(format!(
-                    "GET {url}: cannot build request: {err}"
-                ))
-            }
+            Err(err) => return ProbeOutcome::ProviderError(format!("GET {url}: cannot build request: {err}")),
         };
         match self.client.execute(request).await {
             Ok(response) => self.judge(&url, response).await,
@@ -244,9 +237,7 @@ fn format_statuses(statuses: &RangeInclusive<u16>) -> String {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
+    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 #[cfg(test)]
@@ -304,11 +295,7 @@ mod tests {
         }
     }
 
-    async fn handle(
-        mut stream: TcpStream,
-        behaviour: Behaviour,
-        requests: Arc<Mutex<Vec<String>>>,
-    ) {
+    async fn handle(mut stream: TcpStream, behaviour: Behaviour, requests: Arc<Mutex<Vec<String>>>) {
         loop {
             let mut head = Vec::new();
             let mut byte = [0u8; 1];
@@ -374,16 +361,9 @@ mod tests {
 
     #[tokio::test]
     async fn healthy_on_an_expected_status() {
-        let server = serve(Behaviour::Answer {
-            status: 204,
-            body: "",
-        })
-        .await;
+        let server = serve(Behaviour::Answer { status: 204, body: "" }).await;
         let probe = HttpProbe::new("/health?deep=1").unwrap();
-        assert_eq!(
-            probe.check(&target(server.addr)).await,
-            ProbeOutcome::Healthy
-        );
+        assert_eq!(probe.check(&target(server.addr)).await, ProbeOutcome::Healthy);
         let requests = server.requests.lock().unwrap();
         assert!(
             requests[0].starts_with("GET /health?deep=1 HTTP/1.1\r\n"),
@@ -398,10 +378,7 @@ mod tests {
             body: "down",
         })
         .await;
-        let outcome = HttpProbe::new("/health")
-            .unwrap()
-            .check(&target(server.addr))
-            .await;
+        let outcome = HttpProbe::new("/health").unwrap().check(&target(server.addr)).await;
         assert_eq!(
             outcome,
             ProbeOutcome::Unhealthy(format!(
@@ -419,21 +396,11 @@ mod tests {
 
     #[tokio::test]
     async fn redirects_are_not_followed() {
-        let server = serve(Behaviour::Answer {
-            status: 302,
-            body: "",
-        })
-        .await;
-        let outcome = HttpProbe::new("/")
-            .unwrap()
-            .check(&target(server.addr))
-            .await;
+        let server = serve(Behaviour::Answer { status: 302, body: "" }).await;
+        let outcome = HttpProbe::new("/").unwrap().check(&target(server.addr)).await;
         assert_eq!(
             outcome,
-            ProbeOutcome::Unhealthy(format!(
-                "GET http://{}/: status 302, expected 200..=299",
-                server.addr
-            ))
+            ProbeOutcome::Unhealthy(format!("GET http://{}/: status 302, expected 200..=299", server.addr))
         );
         assert_eq!(server.requests.lock().unwrap().len(), 1);
     }
@@ -458,10 +425,7 @@ mod tests {
                 server.addr
             ))
         );
-        let outcome = probe
-            .body_contains("starting")
-            .check(&target(server.addr))
-            .await;
+        let outcome = probe.body_contains("starting").check(&target(server.addr)).await;
         assert_eq!(outcome, ProbeOutcome::Healthy);
     }
 
@@ -478,10 +442,7 @@ mod tests {
             .unwrap()
             .header("X-Probe", "bluegreen")
             .unwrap();
-        assert_eq!(
-            probe.check(&target(server.addr)).await,
-            ProbeOutcome::Healthy
-        );
+        assert_eq!(probe.check(&target(server.addr)).await, ProbeOutcome::Healthy);
         let head = server.requests.lock().unwrap()[0].to_ascii_lowercase();
         assert!(head.contains("\r\nhost: shop.internal\r\n"), "{head}");
         assert!(head.contains("\r\nx-probe: bluegreen\r\n"), "{head}");
@@ -496,10 +457,7 @@ mod tests {
         .await;
         let probe = HttpProbe::new("/health").unwrap();
         for _ in 0..3 {
-            assert_eq!(
-                probe.check(&target(server.addr)).await,
-                ProbeOutcome::Healthy
-            );
+            assert_eq!(probe.check(&target(server.addr)).await, ProbeOutcome::Healthy);
         }
         assert_eq!(*server.connections.lock().unwrap(), 3);
     }
@@ -507,10 +465,7 @@ mod tests {
     #[tokio::test]
     async fn connection_refused_is_unhealthy() {
         let addr = unused_port().await;
-        let outcome = HttpProbe::new("/health")
-            .unwrap()
-            .check(&target(addr))
-            .await;
+        let outcome = HttpProbe::new("/health").unwrap().check(&target(addr)).await;
         assert_eq!(
             outcome,
             ProbeOutcome::Unhealthy(format!("GET http://{addr}/health: connection refused"))
@@ -528,10 +483,7 @@ mod tests {
             .await;
         assert_eq!(
             outcome,
-            ProbeOutcome::Unhealthy(format!(
-                "GET http://{}/health: timed out after 200ms",
-                server.addr
-            ))
+            ProbeOutcome::Unhealthy(format!("GET http://{}/health: timed out after 200ms", server.addr))
         );
         let took = started.elapsed();
         assert!(
@@ -543,10 +495,7 @@ mod tests {
     #[tokio::test]
     async fn a_hangup_is_unhealthy_not_a_provider_error() {
         let server = serve(Behaviour::Hangup).await;
-        let outcome = HttpProbe::new("/health")
-            .unwrap()
-            .check(&target(server.addr))
-            .await;
+        let outcome = HttpProbe::new("/health").unwrap().check(&target(server.addr)).await;
         let prefix = format!("GET http://{}/health: ", server.addr);
         assert!(
             matches!(&outcome, ProbeOutcome::Unhealthy(reason) if reason.starts_with(&prefix)),
@@ -557,16 +506,10 @@ mod tests {
     #[tokio::test]
     async fn a_reset_is_unhealthy() {
         let server = serve(Behaviour::Reset).await;
-        let outcome = HttpProbe::new("/health")
-            .unwrap()
-            .check(&target(server.addr))
-            .await;
+        let outcome = HttpProbe::new("/health").unwrap().check(&target(server.addr)).await;
         assert_eq!(
             outcome,
-            ProbeOutcome::Unhealthy(format!(
-                "GET http://{}/health: connection reset",
-                server.addr
-            ))
+            ProbeOutcome::Unhealthy(format!("GET http://{}/health: connection reset", server.addr))
         );
     }
 

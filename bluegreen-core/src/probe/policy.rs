@@ -138,10 +138,7 @@ impl HealthPolicy {
             return Err(Error::invalid(
                 "health policy start_delay",
                 format_duration(self.start_delay),
-                format!(
-                    "must be shorter than the deadline ({})",
-                    format_duration(self.deadline)
-                ),
+                format!("must be shorter than the deadline ({})", format_duration(self.deadline)),
             ));
         }
         Ok(())
@@ -167,12 +164,7 @@ impl HealthPolicy {
     /// # Cancellation
     /// Safe to drop at any point: it holds no state outside itself; the check in flight is
     /// dropped with it.
-    pub async fn run(
-        &self,
-        probe: &dyn HealthProbe,
-        target: &ProbeTarget,
-        listener: CheckListener<'_>,
-    ) -> Verdict {
+    pub async fn run(&self, probe: &dyn HealthProbe, target: &ProbeTarget, listener: CheckListener<'_>) -> Verdict {
         if let Err(err) = self.validate() {
             return Verdict::Failed(err.to_string());
         }
@@ -352,9 +344,8 @@ mod tests {
     /// trailing healthy run; failures are the unhealthy outcomes since the last healthy one;
     /// provider errors are the trailing run of provider errors.
     fn reference(policy: &HealthPolicy, prefix: &[ProbeOutcome]) -> Option<&'static str> {
-        let trailing = |pred: &dyn Fn(&ProbeOutcome) -> bool| {
-            prefix.iter().rev().take_while(|o| pred(o)).count() as u32
-        };
+        let trailing =
+            |pred: &dyn Fn(&ProbeOutcome) -> bool| prefix.iter().rev().take_while(|o| pred(o)).count() as u32;
         let successes = trailing(&|o| o.is_healthy());
         let failures = prefix
             .iter()
@@ -366,9 +357,7 @@ mod tests {
         match prefix.last()? {
             ProbeOutcome::Healthy if successes >= policy.success_threshold => Some("passed"),
             ProbeOutcome::Unhealthy(_) if failures >= policy.failure_threshold => Some("failed"),
-            ProbeOutcome::ProviderError(_) if errors >= policy.error_threshold => {
-                Some("inconclusive")
-            }
+            ProbeOutcome::ProviderError(_) if errors >= policy.error_threshold => Some("inconclusive"),
             _ => None,
         }
     }
@@ -399,18 +388,15 @@ mod tests {
                 .collect();
             sequences.extend(longer);
         }
-        assert_eq!(
-            sequences.len(),
-            (0..=6).map(|n| 3usize.pow(n)).sum::<usize>()
-        );
+        assert_eq!(sequences.len(), (0..=6).map(|n| 3usize.pow(n)).sum::<usize>());
         let mut compared = 0;
         for s in 1..=3 {
             for f in 1..=3 {
                 for e in 1..=3 {
                     let policy = thresholds(s, f, e);
                     for sequence in &sequences {
-                        let expected = (1..=sequence.len())
-                            .find_map(|n| reference(&policy, &sequence[..n]).map(|k| (n, k)));
+                        let expected =
+                            (1..=sequence.len()).find_map(|n| reference(&policy, &sequence[..n]).map(|k| (n, k)));
                         let actual = first_verdict(&policy, sequence).map(|(n, v)| (n, kind(&v)));
                         assert_eq!(actual, expected, "{policy:?} {sequence:?}");
                         compared += 1;
@@ -435,34 +421,25 @@ mod tests {
     #[test]
     fn failures_survive_provider_errors_but_not_a_success() {
         let policy = thresholds(5, 3, 10);
-        let (n, verdict) =
-            first_verdict(&policy, &[bad("a"), err("x"), bad("b"), err("y"), bad("c")]).unwrap();
+        let (n, verdict) = first_verdict(&policy, &[bad("a"), err("x"), bad("b"), err("y"), bad("c")]).unwrap();
         assert_eq!(n, 5);
         assert_eq!(
             verdict,
             Verdict::Failed("3 consecutive failed checks (threshold 3), last: c".into())
         );
-        assert_eq!(
-            first_verdict(&policy, &[bad("a"), bad("b"), H, bad("c")]),
-            None
-        );
+        assert_eq!(first_verdict(&policy, &[bad("a"), bad("b"), H, bad("c")]), None);
     }
 
     #[test]
     fn provider_errors_reset_on_any_answer() {
         let policy = thresholds(5, 5, 2);
-        assert_eq!(
-            first_verdict(&policy, &[err("a"), bad("b"), err("c")]),
-            None
-        );
+        assert_eq!(first_verdict(&policy, &[err("a"), bad("b"), err("c")]), None);
         assert_eq!(first_verdict(&policy, &[err("a"), H, err("c")]), None);
         assert_eq!(
             first_verdict(&policy, &[err("a"), H, err("c"), err("d")]),
             Some((
                 4,
-                Verdict::Inconclusive(
-                    "2 consecutive provider errors (threshold 2), last: d".into()
-                )
+                Verdict::Inconclusive("2 consecutive provider errors (threshold 2), last: d".into())
             ))
         );
     }
@@ -550,21 +527,9 @@ mod tests {
                 "health policy error_threshold",
                 "0",
             ),
-            (
-                HealthPolicy::default().interval(zero),
-                "health policy interval",
-                "0ms",
-            ),
-            (
-                HealthPolicy::default().timeout(zero),
-                "health policy timeout",
-                "0ms",
-            ),
-            (
-                HealthPolicy::default().deadline(zero),
-                "health policy deadline",
-                "0ms",
-            ),
+            (HealthPolicy::default().interval(zero), "health policy interval", "0ms"),
+            (HealthPolicy::default().timeout(zero), "health policy timeout", "0ms"),
+            (HealthPolicy::default().deadline(zero), "health policy deadline", "0ms"),
             (
                 HealthPolicy::default().start_delay(Duration::from_secs(60)),
                 "health policy start_delay",
@@ -603,11 +568,7 @@ mod tests {
         assert_eq!(verdict, Verdict::Passed);
         assert_eq!(records.outcomes(), script);
         assert!(records.all().iter().all(|r| r.probe == "queue"));
-        assert_eq!(
-            start.elapsed(),
-            Duration::from_secs(5),
-            "6 checks, 1 s apart"
-        );
+        assert_eq!(start.elapsed(), Duration::from_secs(5), "6 checks, 1 s apart");
     }
 
     #[tokio::test(start_paused = true)]
@@ -636,9 +597,7 @@ mod tests {
             .await;
         assert_eq!(
             verdict,
-            Verdict::Inconclusive(
-                "2 consecutive provider errors (threshold 2), last: docker api down".into()
-            )
+            Verdict::Inconclusive("2 consecutive provider errors (threshold 2), last: docker api down".into())
         );
     }
 
@@ -655,9 +614,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(10));
         assert_eq!(
             verdict,
-            Verdict::Failed(
-                "no verdict within 10s: 3 checks, last: unhealthy: queue timed out after 2s".into()
-            )
+            Verdict::Failed("no verdict within 10s: 3 checks, last: unhealthy: queue timed out after 2s".into())
         );
         assert_eq!(probe.calls(), 4);
         assert_eq!(records.outcomes().len(), 3, "the cut check is not reported");
@@ -696,9 +653,7 @@ mod tests {
             .await;
         assert_eq!(
             verdict,
-            Verdict::Failed(
-                "no verdict within 10s 500ms: 3 checks, last: unhealthy: not yet".into()
-            ),
+            Verdict::Failed("no verdict within 10s 500ms: 3 checks, last: unhealthy: not yet".into()),
             "checks at 8, 9 and 10 s"
         );
     }

@@ -91,19 +91,13 @@ mod tests {
     #[tokio::test]
     async fn healthy_when_something_listens() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let outcome = TcpProbe::new()
-            .check(&target(listener.local_addr().unwrap()))
-            .await;
+        let outcome = TcpProbe::new().check(&target(listener.local_addr().unwrap())).await;
         assert_eq!(outcome, ProbeOutcome::Healthy);
     }
 
     #[tokio::test]
     async fn unhealthy_when_refused() {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
         let outcome = TcpProbe::new().check(&target(addr)).await;
         assert_eq!(
             outcome,
@@ -117,9 +111,7 @@ mod tests {
             eprintln!("skipped: no IPv6 loopback on this machine");
             return;
         };
-        let outcome = TcpProbe::new()
-            .check(&target(listener.local_addr().unwrap()))
-            .await;
+        let outcome = TcpProbe::new().check(&target(listener.local_addr().unwrap())).await;
         assert_eq!(outcome, ProbeOutcome::Healthy);
     }
 
