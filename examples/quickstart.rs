@@ -85,7 +85,8 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Prints the phase changes received so far, one line each.
+/// Prints the phase changes received so far, one line each: when the phase started, which it was,
+/// how long it took, and what it found.
 fn print_timeline(events: &mut Receiver<bluegreen_core::Event>) {
     let mut checks = 0;
     while let Ok(event) = events.try_recv() {
@@ -96,7 +97,7 @@ fn print_timeline(events: &mut Receiver<bluegreen_core::Event>) {
             }
             EventKind::PhaseChanged { from, took, detail, .. } => println!(
                 "   {:>7.1} ms  {:<22} {:>7.1} ms  {detail}",
-                event.elapsed.as_secs_f64() * 1000.0,
+                event.elapsed.saturating_sub(took).as_secs_f64() * 1000.0,
                 from.to_string(),
                 took.as_secs_f64() * 1000.0,
             ),
