@@ -1,6 +1,6 @@
 //! [`DeployerBuilder`]: wires backends, strategy, journal and lock into a [`Deployer`].
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -19,8 +19,10 @@ use crate::strategy::{BlueGreen, Retirement, Strategy};
 ///
 /// Required: an environment, a router and a health probe. Defaults: [`BlueGreen`] with automatic
 /// promotion, [`HealthPolicy::default`], [`Retirement::default`], an in-memory journal (not
-/// durable: use a [`FileJournal`](crate::journal::FileJournal) to resume after a crash), and a lock
-/// shared by this process (use a [`FileLock`](crate::lock::FileLock) to exclude other processes).
+/// durable: use a [`FileJournal`](crate::journal::FileJournal) to resume after a crash), and an
+/// in-memory lock of this deployer's own: it excludes concurrent deployments through this deployer
+/// and its clones only. Give a [`FileLock`](crate::lock::FileLock) to exclude other deployers and
+/// other processes.
 #[derive(Debug)]
 #[must_use]
 pub struct DeployerBuilder {
@@ -150,7 +152,7 @@ impl DeployerBuilder {
                 strategy: self.strategy,
                 retirement: self.retirement,
                 journal: self.journal.unwrap_or_else(|| Arc::new(InMemoryJournal::new())),
-                lock: self.lock.unwrap_or_else(process_lock),
+                lock: self.lock.unwrap_or_else(|| Arc::new(InMemoryLock::new())),
                 lock_wait: self.lock_wait,
                 who: self.who,
                 log_lines: self.log_lines,
@@ -159,10 +161,4 @@ impl DeployerBuilder {
             }),
         })
     }
-}
-
-/// The lock shared by every deployer of this process that was not given one.
-fn process_lock() -> Arc<dyn DeployLock> {
-    static LOCK: OnceLock<Arc<InMemoryLock>> = OnceLock::new();
-    LOCK.get_or_init(|| Arc::new(InMemoryLock::new())).clone()
 }

@@ -21,6 +21,7 @@
 //!   promoted yet, and finishes otherwise (re-running the interrupted phase, which is idempotent).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -154,7 +155,7 @@ impl fmt::Display for Phase {
 /// One deployment of one release: the machine's whole state, journaled after every step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
-    /// Unique id (`<app>-<unix ms>-<pid>`).
+    /// Unique id (`<app>-<unix ms>-<pid>-<n>`).
     pub id: String,
     /// The application.
     pub app: AppName,
@@ -200,14 +201,15 @@ impl Deployment {
         retirement: Retirement,
         who: Option<String>,
     ) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let started = Timestamp::now();
         let ms = started
             .system_time()
             .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
+            .unwrap_or_default();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         Deployment {
-            id: format!("{app}-{ms}-{}", std::process::id()),
+            id: format!("{app}-{}-{}-{n}", ms.as_millis(), std::process::id()),
             app,
             kind,
             release,

@@ -1,0 +1,549 @@
+//! The deployer's behaviour end to end on the in-memory backends: promotion, abort, rollback,
+//! canary steps, refusals, inconclusive checks, events, and the per-application lock.
+#![cfg(feature = "testing")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bluegreen_core::environment::SlotStatus;
+use bluegreen_core::journal::{FileJournal, InMemoryJournal, Record};
+use bluegreen_core::lock::{FileLock, InMemoryLock};
+use bluegreen_core::probe::Analysis;
+use bluegreen_core::testing::{EnvOp, InMemoryEnvironment, InMemoryRouter, ScriptedProbe};
+use bluegreen_core::{
+    AppName, BlueGreen, Canary, CanaryStep, Deployer, DeployerBuilder, Error, EventKind, HealthPolicy, Phase,
+    ProbeOutcome, Promotion, Release, Retirement, Slot, StopOutcome, TrafficSplit,
+};
+
+fn release(v: &str) -> Release {
+    Release::new(v).unwrap()
+}
+
+fn retirement() -> Retirement {
+    Retirement {
+        rollback_window: Duration::from_millis(200),
+        drain: Duration::from_millis(10),
+        stop_grace: Duration::from_secs(1),
+    }
+}
+
+struct World {
+    env: InMemoryEnvironment,
+    router: InMemoryRouter,
+    journal: InMemoryJournal,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            env: InMemoryEnvironment::new(),
+            router: InMemoryRouter::new(),
+            journal: InMemoryJournal::new(),
+        }
+    }
+
+    fn builder(&self) -> DeployerBuilder {
+        Deployer::builder(AppName::new("shop").unwrap())
+            .environment(Arc::new(self.env.clone()))
+            .router(Arc::new(self.router.clone()))
+            .probe(self.env.health_probe())
+            .policy(
+                HealthPolicy::default()
+                    .interval(Duration::from_millis(5))
+                    .failure_threshold(3),
+            )
+            .retirement(retirement())
+            .journal(Arc::new(self.journal.clone()))
+    }
+
+    fn deployer(&self) -> Deployer {
+        self.builder().build().unwrap()
+    }
+
+    fn live(&self) -> Option<(Slot, Release)> {
+        let routes = self.router.history().last().cloned()?;
+        let slot = routes.split().sole()?;
+        let release = self.env.status_now(slot).release().cloned()?;
+        Some((slot, release))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploys_alternate_slots_and_retire_the_old_one_after_the_window() {
+    let w = World::new();
+    let d = w.deployer();
+    let first = d.deploy(release("v1")).await.unwrap();
+    assert_eq!(first.deployment.target, Slot::Blue);
+    assert!(first.deployment.previous.is_none());
+    let second = d.deploy(release("v2")).await.unwrap();
+    assert_eq!(second.deployment.target, Slot::Green);
+    assert_eq!(second.deployment.previous.as_ref().unwrap().release, release("v1"));
+    assert_eq!(w.live(), Some((Slot::Green, release("v2"))));
+    assert!(matches!(w.env.status_now(Slot::Blue), SlotStatus::Stopped { .. }));
+    let warm = second
+        .timeline
+        .iter()
+        .find(|s| s.phase == "warm")
+        .expect("a warm phase");
+    assert!(warm.took >= retirement().rollback_window, "{warm:?}");
+
+    let status = d.status().await.unwrap();
+    assert_eq!(status.live_slot(), Some(Slot::Green));
+    assert_eq!(status.live_release(), Some(&release("v2")));
+    assert!(!status.in_progress());
+    let history = d.history(10).await.unwrap();
+    let releases: Vec<_> = history.iter().map(|d| (d.release.as_str(), d.phase.name())).collect();
+    assert_eq!(releases, [("v2", "completed"), ("v1", "completed")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_that_fails_health_is_rolled_back_with_its_logs() {
+    let w = World::new();
+    let d = w.deployer();
+    d.deploy(release("v1")).await.unwrap();
+    w.env.mark_unhealthy(&release("v2"));
+    let err = d.deploy(release("v2")).await.unwrap_err();
+    let Error::RolledBack {
+        release: r,
+        reason,
+        logs,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(r, "v2");
+    assert!(
+        reason.contains("not healthy") && reason.contains("v2 is unhealthy"),
+        "{reason}"
+    );
+    assert!(logs.iter().any(|l| l.contains("starting v2")), "{logs:?}");
+    assert!(
+        err.to_string().contains("starting v2"),
+        "the message carries the logs: {err}"
+    );
+    // Traffic never left v1, and v2 was stopped.
+    assert_eq!(w.router.history().len(), 1, "only v1's promotion was ever applied");
+    assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
+    assert!(!matches!(w.env.status_now(Slot::Green), SlotStatus::Running { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_that_cannot_start_is_rolled_back_and_the_live_slot_untouched() {
+    let w = World::new();
+    let d = w.deployer();
+    d.deploy(release("v1")).await.unwrap();
+    w.env.fail_deploy(&release("v2"), "image not found");
+    let err = d.deploy(release("v2")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::RolledBack { reason, .. } if reason.contains("image not found")),
+        "{err}"
+    );
+    assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
+    let stops_of_blue = w
+        .env
+        .operations()
+        .into_iter()
+        .filter(|op| matches!(op, EnvOp::Stop { slot: Slot::Blue, .. }));
+    assert_eq!(stops_of_blue.count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_promotion_waits_for_promote_and_traffic_stays_until_then() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let d = w
+        .builder()
+        .strategy(BlueGreen::new().promotion(Promotion::Manual))
+        .build()
+        .unwrap();
+    assert!(
+        matches!(d.promote().await, Err(Error::Conflict { .. })),
+        "nothing runs yet"
+    );
+
+    let mut events = d.subscribe();
+    let running = tokio::spawn({
+        let d = d.clone();
+        async move { d.deploy(release("v2")).await }
+    });
+    loop {
+        let event = events.recv().await.unwrap();
+        if let EventKind::PhaseChanged {
+            to: Phase::Paused { .. },
+            ..
+        } = event.kind
+        {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        w.live(),
+        Some((Slot::Blue, release("v1"))),
+        "no traffic before approval, however long"
+    );
+    d.promote().await.unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(w.live(), Some((Slot::Green, release("v2"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_during_a_pause_rolls_back() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let d = w
+        .builder()
+        .strategy(BlueGreen::new().promotion(Promotion::Manual))
+        .build()
+        .unwrap();
+    let running = tokio::spawn({
+        let d = d.clone();
+        async move { d.deploy(release("v2")).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    d.abort("changed my mind").await.unwrap();
+    let err = running.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::RolledBack { reason, .. } if reason.contains("changed my mind")),
+        "{err}"
+    );
+    assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_during_the_window_is_instant_and_keeps_the_old_slot() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let d = w
+        .builder()
+        .retirement(Retirement {
+            rollback_window: Duration::from_secs(600),
+            ..retirement()
+        })
+        .build()
+        .unwrap();
+    let running = tokio::spawn({
+        let d = d.clone();
+        async move { d.deploy(release("v2")).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(w.live(), Some((Slot::Green, release("v2"))), "promoted, old slot warm");
+    let applies_before = w.router.history().len();
+    assert_eq!(
+        d.rollback().await.unwrap().map(|r| r.deployment.id),
+        None,
+        "aborts the in-flight deploy"
+    );
+    let err = running.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::RolledBack { .. }), "{err}");
+    assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
+    assert_eq!(w.router.history().len(), applies_before + 1, "one switch back");
+    let v1_stops = w
+        .env
+        .operations()
+        .into_iter()
+        .filter(|op| matches!(op, EnvOp::Stop { slot: Slot::Blue, .. }));
+    assert_eq!(
+        v1_stops.count(),
+        0,
+        "v1 was never stopped: the rollback needed no restart"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_after_completion_redeploys_the_previous_release_through_the_health_gate() {
+    let w = World::new();
+    let d = w.deployer();
+    d.deploy(release("v1")).await.unwrap();
+    d.deploy(release("v2")).await.unwrap();
+    let report = d.rollback().await.unwrap().expect("a rollback deployment");
+    assert_eq!(report.deployment.release, release("v1"));
+    assert_eq!(report.deployment.kind, bluegreen_core::machine::Kind::Rollback);
+    assert!(report.timeline.iter().any(|s| s.phase == "verifying"), "health-gated");
+    assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
+    assert!(matches!(
+        Deployer::builder(AppName::new("empty").unwrap())
+            .environment(Arc::new(InMemoryEnvironment::new()))
+            .router(Arc::new(InMemoryRouter::new()))
+            .probe(ScriptedProbe::always_healthy())
+            .build()
+            .unwrap()
+            .rollback()
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_walks_its_weights_and_completes() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let canary = Canary::new(vec![
+        CanaryStep::SetWeight(10),
+        CanaryStep::Pause(Duration::from_secs(30)),
+        CanaryStep::Analyse(
+            Analysis::new(w.env.health_probe())
+                .count(3)
+                .interval(Duration::from_secs(1)),
+        ),
+        CanaryStep::SetWeight(50),
+    ])
+    .unwrap();
+    let d = w.builder().strategy(canary).build().unwrap();
+    d.deploy(release("v2")).await.unwrap();
+    let splits: Vec<TrafficSplit> = w.router.history().iter().map(|r| r.split()).collect();
+    let green: Vec<u8> = splits.iter().map(|s| s.weight(Slot::Green)).collect();
+    assert_eq!(green, [0, 10, 50, 100]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_whose_analysis_fails_goes_back_to_the_previous_release() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let analysis = Analysis::new(ScriptedProbe::always(ProbeOutcome::Unhealthy("5xx".into()))).count(5);
+    let canary = Canary::new(vec![
+        CanaryStep::SetWeight(20),
+        CanaryStep::Analyse(analysis.failure_limit(1)),
+    ])
+    .unwrap();
+    let d = w.builder().strategy(canary).build().unwrap();
+    let err = d.deploy(release("v2")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::RolledBack { reason, .. } if reason.contains("2 of 2 checks failed")),
+        "{err}"
+    );
+    let green: Vec<u8> = w
+        .router
+        .history()
+        .iter()
+        .map(|r| r.split().weight(Slot::Green))
+        .collect();
+    assert_eq!(green, [0, 20, 0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_post_promotion_check_reverts_traffic_while_the_old_slot_is_warm() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let post = Analysis::new(ScriptedProbe::always(ProbeOutcome::Unhealthy("errors".into())));
+    let d = w
+        .builder()
+        .strategy(BlueGreen::new().post_promotion(post))
+        .build()
+        .unwrap();
+    let err = d.deploy(release("v2")).await.unwrap_err();
+    assert!(matches!(err, Error::RolledBack { .. }), "{err}");
+    let green: Vec<u8> = w
+        .router
+        .history()
+        .iter()
+        .map(|r| r.split().weight(Slot::Green))
+        .collect();
+    assert_eq!(green, [0, 100, 0], "promoted, then reverted");
+    assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
+}
+
+#[test]
+fn a_canary_on_a_router_without_weighted_split_is_refused_up_front() {
+    let err = Deployer::builder(AppName::new("shop").unwrap())
+        .environment(Arc::new(InMemoryEnvironment::new()))
+        .router(Arc::new(InMemoryRouter::without_weighted_split()))
+        .probe(ScriptedProbe::always_healthy())
+        .strategy(Canary::new(vec![CanaryStep::SetWeight(10)]).unwrap())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Unsupported {
+                capability: "weighted split",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.to_string(), "memory does not support weighted split");
+}
+
+#[test]
+fn missing_parts_are_named() {
+    let err = Deployer::builder(AppName::new("shop").unwrap()).build().unwrap_err();
+    assert!(err.to_string().contains("environment"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn inconclusive_health_holds_for_a_human_and_approval_rechecks() {
+    let w = World::new();
+    let probe = ScriptedProbe::new(vec![
+        ProbeOutcome::ProviderError("metrics down".into()),
+        ProbeOutcome::ProviderError("metrics down".into()),
+        ProbeOutcome::Healthy,
+    ]);
+    let d = w
+        .builder()
+        .probe(probe)
+        .policy(
+            HealthPolicy::default()
+                .interval(Duration::from_millis(5))
+                .error_threshold(2),
+        )
+        .build()
+        .unwrap();
+    let mut events = d.subscribe();
+    let running = tokio::spawn({
+        let d = d.clone();
+        async move { d.deploy(release("v1")).await }
+    });
+    loop {
+        if let EventKind::PhaseChanged {
+            to: Phase::Held { reason, .. },
+            ..
+        } = events.recv().await.unwrap().kind
+        {
+            assert!(reason.contains("provider errors"), "{reason}");
+            break;
+        }
+    }
+    assert!(w.router.history().is_empty(), "held: no traffic");
+    d.promote().await.unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_old_release_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let w = World::new();
+    let d = w.deployer();
+    w.env.ignore_sigterm(&release("v1"));
+    d.deploy(release("v1")).await.unwrap();
+    d.deploy(release("v2")).await.unwrap();
+    let stop = w.env.operations().into_iter().find_map(|op| match op {
+        EnvOp::Stop {
+            slot: Slot::Blue,
+            grace,
+            outcome,
+        } => Some((grace, outcome)),
+        _ => None,
+    });
+    assert_eq!(stop, Some((retirement().stop_grace, StopOutcome::Killed)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_report_every_phase_and_check() {
+    let w = World::new();
+    let d = w.deployer();
+    let mut events = d.subscribe();
+    d.deploy(release("v1")).await.unwrap();
+    let mut phases = Vec::new();
+    let mut checks = 0;
+    while let Ok(e) = events.try_recv() {
+        match e.kind {
+            EventKind::PhaseChanged { to, .. } => phases.push(to.name()),
+            EventKind::Check(_) => checks += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(phases, ["verifying", "deciding", "shifting", "deciding", "completed"]);
+    assert!(checks >= 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_journal_records_every_step_with_who_and_the_outcome() {
+    let w = World::new();
+    let d = w.builder().who("alice").build().unwrap();
+    d.deploy(release("v1")).await.unwrap();
+    let entries = w.journal.entries();
+    assert!(matches!(entries[0].record, Record::Started));
+    assert!(entries.iter().all(|e| e.deployment.who.as_deref() == Some("alice")));
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=entries.len() as u64).collect::<Vec<_>>());
+    assert_eq!(entries.last().unwrap().deployment.phase, Phase::Completed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn traffic_split_without_a_journal_to_explain_it_is_a_conflict() {
+    use bluegreen_core::{Endpoint, Router, Routes};
+    let w = World::new();
+    let e = |p| Some(Endpoint::new("127.0.0.1", p).unwrap());
+    w.router
+        .apply(&Routes::new(TrafficSplit::new(50, 50).unwrap(), e(1), e(2)).unwrap())
+        .await
+        .unwrap();
+    let err = w.deployer().deploy(release("v1")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { reason } if reason.contains("traffic is split")),
+        "{err}"
+    );
+}
+
+/// Ten deployers of one application start at once, across tasks, sharing a file lock: exactly
+/// one proceeds, the nine others fail at once, naming the holder. (Across processes, the file
+/// lock's own tests kill a holder and take its lock over.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_deploys_of_one_app_let_exactly_one_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = World::new();
+    w.router.set_apply_latency(Duration::from_millis(300));
+    let lock = Arc::new(FileLock::new(dir.path()).unwrap());
+    let journal = Arc::new(FileJournal::open(dir.path(), &AppName::new("shop").unwrap()).unwrap());
+    let start = Arc::new(tokio::sync::Barrier::new(10));
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let d = w
+            .builder()
+            .lock(lock.clone())
+            .journal(journal.clone())
+            .who(format!("deployer-{i}"))
+            .build()
+            .unwrap();
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let t = std::time::Instant::now();
+            let result = d.deploy(release(&format!("v{i}"))).await;
+            (result, t.elapsed())
+        }));
+    }
+    let mut winners = 0;
+    let mut holders = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (Ok(_), _) => winners += 1,
+            (Err(Error::Locked { app, holder }), took) => {
+                assert_eq!(app, "shop");
+                assert_eq!(holder.pid, std::process::id());
+                assert!(!holder.host.is_empty());
+                assert!(took < Duration::from_millis(250), "the loser failed fast ({took:?})");
+                holders.push(holder.who.clone().expect("the holder says who it is"));
+            }
+            (Err(other), _) => panic!("unexpected: {other}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(holders.len(), 9);
+    assert!(
+        holders.windows(2).all(|w| w[0] == w[1]),
+        "all name the same holder: {holders:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_deployer_goes_after_the_holder_finishes() {
+    // Two deployers of one application share a lock; the second waits instead of failing.
+    let w = World::new();
+    w.router.set_apply_latency(Duration::from_millis(100));
+    let lock = Arc::new(InMemoryLock::new());
+    let first = w.builder().lock(lock.clone()).build().unwrap();
+    let second = w
+        .builder()
+        .lock(lock)
+        .lock_wait(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let a = tokio::spawn(async move { first.deploy(release("v1")).await });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    second.deploy(release("v2")).await.unwrap();
+    a.await.unwrap().unwrap();
+    assert_eq!(w.live(), Some((Slot::Green, release("v2"))));
+}
