@@ -16,6 +16,11 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+/// The README's code sample compiles (`cargo test --doc`), so it cannot drift from the API.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 mod engine;
 pub mod environment;
 pub mod error;
