@@ -33,6 +33,7 @@ pub mod router;
 pub mod strategy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod wait;
 
 pub use engine::{Deployer, DeployerBuilder, Event, EventKind, Report, Status, TimelineStep};
 pub use environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bluegreen_core::environment::SlotStatus;
-use bluegreen_core::journal::{FileJournal, InMemoryJournal, Record};
+use bluegreen_core::journal::{FileJournal, InMemoryJournal, Journal, Record};
 use bluegreen_core::lock::{FileLock, InMemoryLock};
 use bluegreen_core::probe::Analysis;
 use bluegreen_core::testing::{EnvOp, InMemoryEnvironment, InMemoryRouter, ScriptedProbe};
@@ -546,4 +546,70 @@ async fn a_waiting_deployer_goes_after_the_holder_finishes() {
     second.deploy(release("v2")).await.unwrap();
     a.await.unwrap().unwrap();
     assert_eq!(w.live(), Some((Slot::Green, release("v2"))));
+}
+
+/// Dropping a deploy mid-way is like a crash: the next deploy refuses, resume converges.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_deploy_is_resumed_and_rolled_back_before_promotion() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let d = w
+        .builder()
+        .strategy(BlueGreen::new().promotion(Promotion::Manual))
+        .build()
+        .unwrap();
+    let running = tokio::spawn({
+        let d = d.clone();
+        async move { d.deploy(release("v2")).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    running.abort();
+    let _ = running.await;
+    let err = d.deploy(release("v3")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { reason } if reason.contains("call resume()")),
+        "{err}"
+    );
+    assert!(d.status().await.unwrap().in_progress());
+
+    let report = d.resume().await.unwrap().expect("something to resume");
+    assert_eq!(report.deployment.phase, Phase::RolledBack);
+    assert!(report
+        .deployment
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("before promotion"));
+    assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
+    assert!(d.resume().await.unwrap().is_none(), "nothing left to resume");
+    d.deploy(release("v3")).await.unwrap();
+}
+
+/// A journal whose last line was torn by a crash is repaired, noted once, and deploys go on.
+#[tokio::test(start_paused = true)]
+async fn a_torn_journal_tail_is_noted_once_and_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = AppName::new("shop").unwrap();
+    let w = World::new();
+    let journal = Arc::new(FileJournal::open(dir.path(), &app).unwrap());
+    w.builder()
+        .journal(journal.clone())
+        .build()
+        .unwrap()
+        .deploy(release("v1"))
+        .await
+        .unwrap();
+    let path = journal.path().to_path_buf();
+    drop(journal);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut file, br#"{"seq":99,"at":"2026-"#).unwrap();
+
+    let journal = Arc::new(FileJournal::open(dir.path(), &app).unwrap());
+    assert!(journal.torn_tail().is_some());
+    let d = w.builder().journal(journal).build().unwrap();
+    d.deploy(release("v2")).await.unwrap();
+    d.deploy(release("v3")).await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.matches("torn last entry").count(), 1, "{text}");
+    assert!(text.ends_with('\n'));
 }

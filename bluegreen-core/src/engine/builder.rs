@@ -158,6 +158,7 @@ impl DeployerBuilder {
                 log_lines: self.log_lines,
                 events,
                 control: std::sync::Mutex::new(None),
+                torn_tail_noted: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }

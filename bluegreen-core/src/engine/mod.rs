@@ -75,6 +75,8 @@ struct Inner {
     events: broadcast::Sender<Event>,
     /// The in-flight deployment's command channel, while one runs in this process.
     control: std::sync::Mutex<Option<mpsc::UnboundedSender<Control>>>,
+    /// Whether the journal's torn tail (found when it was opened) is already in the journal.
+    torn_tail_noted: std::sync::atomic::AtomicBool,
 }
 
 impl Deployer {
@@ -107,6 +109,11 @@ impl Deployer {
     /// - [`Error::Interrupted`] — traffic could not be moved back, or the old slot not stopped; the
     ///   journal holds the state and [`resume`](Self::resume) retries;
     /// - [`Error::Journal`] and backend errors met before anything changed.
+    ///
+    /// # Cancellation
+    /// Dropping the future releases the lock and leaves the deployment unfinished in the journal,
+    /// as a crash would: the next [`deploy`](Self::deploy) refuses until [`resume`](Self::resume)
+    /// has converged it.
     #[instrument(skip_all, fields(app = %self.inner.app, release = %release))]
     pub async fn deploy(&self, release: Release) -> Result<Report> {
         self.start(Kind::Deploy, release).await
@@ -162,8 +169,15 @@ impl Deployer {
     /// back if traffic had not been promoted, finishes it otherwise. `Ok(None)` when there is
     /// nothing to resume.
     ///
+    /// Its job is to converge, so both endings are `Ok`: the report's
+    /// [`phase`](Deployment::phase) says [`Phase::Completed`] or [`Phase::RolledBack`] (with the
+    /// reason in [`Deployment::reason`]). Call it before deploying from a process that may have
+    /// crashed.
+    ///
     /// # Errors
-    /// As [`deploy`](Self::deploy).
+    /// [`Error::Locked`] while another deployer holds the lock; [`Error::Interrupted`] when it
+    /// still cannot converge (the router is unreachable): the journal keeps the state for the
+    /// next try.
     #[instrument(skip_all, fields(app = %self.inner.app))]
     pub async fn resume(&self) -> Result<Option<Report>> {
         let guard = self.acquire().await?;

@@ -26,6 +26,20 @@ pub(super) fn needs_resume(d: &Deployment) -> bool {
         || (matches!(d.phase, Phase::Failed { .. }) && machine::step(d.clone(), Signal::Resumed).is_ok())
 }
 
+/// For a deploy or a rollback, a rolled-back deployment is an error: the release is not live.
+fn went_live(report: Report) -> Result<Report> {
+    if report.deployment.phase != Phase::RolledBack {
+        return Ok(report);
+    }
+    let d = report.deployment;
+    Err(Error::RolledBack {
+        deployment: d.id,
+        release: d.release.to_string(),
+        reason: d.reason.unwrap_or_default(),
+        logs: d.logs,
+    })
+}
+
 /// The state of one run: where the journal is, and the timeline so far.
 struct Run {
     seq: u64,
@@ -61,7 +75,8 @@ impl Deployer {
             inner.retirement,
             inner.who.clone(),
         );
-        self.run(d, guard, last.map(|e| e.seq), false).await
+        let report = self.run(d, guard, last.map(|e| e.seq), false).await?;
+        went_live(report)
     }
 
     /// The live slot is the one the router gives all traffic; the new release goes to the other.
@@ -124,6 +139,9 @@ impl Deployer {
                 resumed,
             },
         );
+        if !resumed {
+            self.append(&mut run, &d, Record::Started).await?;
+        }
         if let Some(dead) = &guard.took_over_from {
             self.note(
                 &d,
@@ -133,19 +151,20 @@ impl Deployer {
             .await?;
         }
         if let Some(torn) = self.inner.journal.torn_tail() {
-            self.note(&d, &mut run, format!("journal had a torn last entry: {torn}"))
-                .await?;
+            if !self
+                .inner
+                .torn_tail_noted
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                self.note(&d, &mut run, format!("journal had a torn last entry: {torn}"))
+                    .await?;
+            }
         }
         let mut d = if resumed {
-            self.note(
-                &d,
-                &mut run,
-                format!("resumed in phase {} by pid {}", d.phase, std::process::id()),
-            )
-            .await?;
+            let text = format!("resumed in phase {} by pid {}", d.phase, std::process::id());
+            self.note(&d, &mut run, text).await?;
             self.advance(d, Signal::Resumed, &mut run).await?
         } else {
-            self.append(&mut run, &d, Record::Started).await?;
             d
         };
 
@@ -158,19 +177,15 @@ impl Deployer {
         self.finish(d, run)
     }
 
+    /// The report of a converged deployment (completed or rolled back); an error if it stopped in
+    /// a state that needs attention.
     fn finish(&self, d: Deployment, run: Run) -> Result<Report> {
         info!(app = %d.app, release = %d.release, phase = %d.phase, "deployment finished");
         match &d.phase {
-            Phase::Completed => Ok(Report {
+            Phase::Completed | Phase::RolledBack => Ok(Report {
                 took: run.started.elapsed(),
                 timeline: run.timeline,
                 deployment: d,
-            }),
-            Phase::RolledBack => Err(Error::RolledBack {
-                deployment: d.id,
-                release: d.release.to_string(),
-                reason: d.reason.unwrap_or_default(),
-                logs: d.logs,
             }),
             Phase::Failed { reason } => Err(Error::Interrupted {
                 deployment: d.id.clone(),
@@ -259,7 +274,7 @@ impl Deployer {
                 pause: Pause::Elapsed { duration },
             } => {
                 interruptible(d, commands, async {
-                    tokio::time::sleep(*duration).await;
+                    crate::wait::sleep(*duration).await;
                     Signal::Done
                 })
                 .await
@@ -284,7 +299,7 @@ impl Deployer {
             },
             Phase::Warm => {
                 interruptible(d, commands, async {
-                    tokio::time::sleep(d.retirement.rollback_window).await;
+                    crate::wait::sleep(d.retirement.rollback_window).await;
                     Signal::Done
                 })
                 .await
@@ -357,12 +372,19 @@ impl Deployer {
         let drain = d.retirement.drain;
         if self.inner.router.capabilities().observes_drain {
             match self.inner.router.wait_drained(drain).await {
-                Ok(DrainStatus::Drained | DrainStatus::StillDraining) => return Signal::Done,
+                Ok(DrainStatus::Drained) => return Signal::Done,
+                Ok(DrainStatus::StillDraining) => {
+                    warn!(
+                        ?drain,
+                        "connections to the old slot still open after the drain time; stopping it anyway"
+                    );
+                    return Signal::Done;
+                }
                 Ok(DrainStatus::NotObservable) => {}
                 Err(e) => warn!("observing the drain failed: {e}; waiting the drain time instead"),
             }
         }
-        tokio::time::sleep(drain).await;
+        crate::wait::sleep(drain).await;
         Signal::Done
     }
 

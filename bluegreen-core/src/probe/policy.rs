@@ -171,7 +171,7 @@ impl HealthPolicy {
         let deadline = Instant::now() + self.deadline;
         let mut tally = PolicyTally::new(self);
         let checks = async {
-            sleep(self.start_delay).await;
+            crate::wait::sleep(self.start_delay).await;
             loop {
                 let outcome = check_and_report(probe, target, self.timeout, listener).await;
                 if let Some(verdict) = tally.observe(&outcome) {
