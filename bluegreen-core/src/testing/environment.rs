@@ -1,11 +1,15 @@
 //! [`InMemoryEnvironment`]: slots held in memory, with per-release behaviour knobs, and the
 //! [`InMemoryHealthProbe`] that reads them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::state_file::StateFile;
 
 use crate::environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
@@ -54,34 +58,39 @@ struct Behaviour {
     exit_on_start: Option<i64>,
 }
 
-#[derive(Debug)]
-struct State {
-    slots: HashMap<Slot, SlotStatus>,
-    logs: HashMap<Slot, Vec<String>>,
-    behaviour: HashMap<Release, Behaviour>,
+/// What runs, the logs and the port counter: what a [persistent](InMemoryEnvironment::persistent)
+/// environment keeps in its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Saved {
+    slots: BTreeMap<Slot, SlotStatus>,
+    logs: BTreeMap<Slot, Vec<String>>,
     next_port: u16,
-    operations: Vec<EnvOp>,
 }
 
-impl Default for State {
+impl Default for Saved {
     fn default() -> Self {
-        State {
-            slots: HashMap::new(),
-            logs: HashMap::new(),
-            behaviour: HashMap::new(),
+        Saved {
+            slots: BTreeMap::new(),
+            logs: BTreeMap::new(),
             next_port: FIRST_PORT,
-            operations: Vec::new(),
         }
     }
 }
 
+#[derive(Debug, Default)]
+struct State {
+    saved: Saved,
+    behaviour: HashMap<Release, Behaviour>,
+    operations: Vec<EnvOp>,
+}
+
 impl State {
     fn status(&self, slot: Slot) -> SlotStatus {
-        self.slots.get(&slot).cloned().unwrap_or(SlotStatus::Absent)
+        self.saved.slots.get(&slot).cloned().unwrap_or(SlotStatus::Absent)
     }
 
     fn log(&mut self, slot: Slot, line: String) {
-        self.logs.entry(slot).or_default().push(line);
+        self.saved.logs.entry(slot).or_default().push(line);
     }
 
     fn behaviour(&self, release: &Release) -> Behaviour {
@@ -89,8 +98,8 @@ impl State {
     }
 
     fn fresh_endpoint(&mut self) -> Endpoint {
-        let port = self.next_port;
-        self.next_port = port.checked_add(1).unwrap_or(FIRST_PORT);
+        let port = self.saved.next_port;
+        self.saved.next_port = port.checked_add(1).unwrap_or(FIRST_PORT);
         Endpoint::new("127.0.0.1", port).expect("a loopback address and a non-zero port are valid")
     }
 }
@@ -108,19 +117,68 @@ impl State {
 ///
 /// Clones share the same state, so a test can keep one handle while the code under test owns
 /// another. Passes [`environment_conformance`](super::environment_conformance).
+///
+/// # Persistence
+/// [`new`](Self::new) keeps everything in memory: it is gone when the process ends.
+/// [`persistent`](Self::persistent) also keeps what runs in each slot, the slots' logs and the port
+/// counter in a JSON file, saved (atomically) before every [`deploy`](Environment::deploy),
+/// [`stop`](Environment::stop) and [`remove`](Environment::remove) returns, so a process started
+/// after a crash (say, a deployer resuming after `kill -9`) finds the slots as they were. The
+/// behaviour knobs ([`mark_unhealthy`](Self::mark_unhealthy), …) and
+/// [`operations`](Self::operations) are not saved: set the knobs again in the new process.
+/// The file is read once, when opened: one process at a time should use it.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryEnvironment {
     state: Arc<Mutex<State>>,
+    /// Where the state is saved, for a persistent environment.
+    file: Option<Arc<StateFile>>,
 }
 
 impl InMemoryEnvironment {
-    /// An environment with both slots absent.
+    /// An environment with both slots absent, kept in memory only.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An environment saved in the JSON file at `path` (see [Persistence](Self#persistence)):
+    /// as the file left it, or with both slots absent if there is no file yet. The file (and its
+    /// directory) is created by the first change.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] (permanent) when the file cannot be read or is not an environment's
+    /// state (corrupt or truncated): starting empty instead would forget what runs.
+    pub fn persistent(path: impl Into<PathBuf>) -> Result<Self> {
+        let file = StateFile::new(path.into(), "memory");
+        let saved = file.load()?.unwrap_or_default();
+        Ok(InMemoryEnvironment {
+            state: Arc::new(Mutex::new(State {
+                saved,
+                ..State::default()
+            })),
+            file: Some(Arc::new(file)),
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `change` to the state and, if persistent, saves what it changed before anyone else
+    /// can see it (the lock is held throughout). If saving fails, the change to the saved state is
+    /// undone and the error returned.
+    fn change<T>(&self, change: impl FnOnce(&mut State) -> T) -> Result<T> {
+        let mut state = self.lock();
+        let before = self.file.as_ref().map(|_| state.saved.clone());
+        let out = change(&mut state);
+        if let (Some(file), Some(before)) = (&self.file, before) {
+            if state.saved != before {
+                if let Err(e) = file.save(&state.saved) {
+                    state.saved = before;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn set(&self, release: &Release, change: impl FnOnce(&mut Behaviour)) -> &Self {
@@ -187,39 +245,40 @@ impl Environment for InMemoryEnvironment {
 
     async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
         tracing::debug!(%slot, %release, "memory: deploy");
-        let mut state = self.lock();
-        state.operations.push(EnvOp::Deploy {
-            slot,
-            release: release.clone(),
-        });
-        let behaviour = state.behaviour(release);
-        if let Some(reason) = behaviour.fail_deploy {
-            state.log(slot, format!("failed to start {release} in {slot}: {reason}"));
-            return Err(Error::backend("memory", reason, false));
-        }
-        if let Some(old) = state.status(slot).release().cloned() {
-            state.log(slot, format!("removing {old} from {slot}"));
-        }
-        state.log(slot, format!("starting {release} in {slot}"));
-        let endpoint = state.fresh_endpoint();
-        let status = match behaviour.exit_on_start {
-            Some(code) => {
-                state.log(slot, format!("{release} exited with code {code}"));
-                SlotStatus::Stopped {
-                    release: release.clone(),
-                    exit_code: Some(code),
-                }
+        self.change(|state| {
+            state.operations.push(EnvOp::Deploy {
+                slot,
+                release: release.clone(),
+            });
+            let behaviour = state.behaviour(release);
+            if let Some(reason) = behaviour.fail_deploy {
+                state.log(slot, format!("failed to start {release} in {slot}: {reason}"));
+                return Err(Error::backend("memory", reason, false));
             }
-            None => {
-                state.log(slot, format!("{release} listening on {endpoint}"));
-                SlotStatus::Running {
-                    release: release.clone(),
-                    endpoint: endpoint.clone(),
-                }
+            if let Some(old) = state.status(slot).release().cloned() {
+                state.log(slot, format!("removing {old} from {slot}"));
             }
-        };
-        state.slots.insert(slot, status);
-        Ok(endpoint)
+            state.log(slot, format!("starting {release} in {slot}"));
+            let endpoint = state.fresh_endpoint();
+            let status = match behaviour.exit_on_start {
+                Some(code) => {
+                    state.log(slot, format!("{release} exited with code {code}"));
+                    SlotStatus::Stopped {
+                        release: release.clone(),
+                        exit_code: Some(code),
+                    }
+                }
+                None => {
+                    state.log(slot, format!("{release} listening on {endpoint}"));
+                    SlotStatus::Running {
+                        release: release.clone(),
+                        endpoint: endpoint.clone(),
+                    }
+                }
+            };
+            state.saved.slots.insert(slot, status);
+            Ok(endpoint)
+        })?
     }
 
     async fn status(&self, slot: Slot) -> Result<SlotStatus> {
@@ -228,19 +287,21 @@ impl Environment for InMemoryEnvironment {
 
     async fn stop(&self, slot: Slot, grace: Duration) -> Result<StopOutcome> {
         tracing::debug!(%slot, ?grace, "memory: stop");
-        let (release, endpoint, ignores) = {
-            let mut state = self.lock();
+        let running = self.change(|state| {
             let SlotStatus::Running { release, endpoint } = state.status(slot) else {
                 state.operations.push(EnvOp::Stop {
                     slot,
                     grace,
                     outcome: StopOutcome::NotRunning,
                 });
-                return Ok(StopOutcome::NotRunning);
+                return None;
             };
             state.log(slot, format!("{release} received SIGTERM"));
             let ignores = state.behaviour(&release).ignore_sigterm;
-            (release, endpoint, ignores)
+            Some((release, endpoint, ignores))
+        })?;
+        let Some((release, endpoint, ignores)) = running else {
+            return Ok(StopOutcome::NotRunning);
         };
         let (outcome, exit_code, line) = if ignores {
             tokio::time::sleep(grace).await;
@@ -250,36 +311,37 @@ impl Environment for InMemoryEnvironment {
             let line = format!("{release} exited with code 0");
             (StopOutcome::Graceful { exit_code: Some(0) }, 0, line)
         };
-        let mut state = self.lock();
-        // Only the instance we signalled stops: a deploy during the grace period replaced it.
-        if state.status(slot).endpoint() == Some(&endpoint) {
-            state.log(slot, line);
-            state.slots.insert(
-                slot,
-                SlotStatus::Stopped {
-                    release,
-                    exit_code: Some(exit_code),
-                },
-            );
-        }
-        state.operations.push(EnvOp::Stop { slot, grace, outcome });
+        self.change(|state| {
+            // Only the instance we signalled stops: a deploy during the grace period replaced it.
+            if state.status(slot).endpoint() == Some(&endpoint) {
+                state.log(slot, line);
+                state.saved.slots.insert(
+                    slot,
+                    SlotStatus::Stopped {
+                        release,
+                        exit_code: Some(exit_code),
+                    },
+                );
+            }
+            state.operations.push(EnvOp::Stop { slot, grace, outcome });
+        })?;
         Ok(outcome)
     }
 
     async fn remove(&self, slot: Slot) -> Result<()> {
         tracing::debug!(%slot, "memory: remove");
-        let mut state = self.lock();
-        state.slots.remove(&slot);
-        state.logs.remove(&slot);
-        state.operations.push(EnvOp::Remove { slot });
-        Ok(())
+        self.change(|state| {
+            state.saved.slots.remove(&slot);
+            state.saved.logs.remove(&slot);
+            state.operations.push(EnvOp::Remove { slot });
+        })
     }
 
     /// The slot's last `lines` lines, oldest first; empty for a slot that was never deployed to or
     /// was removed.
     async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
         let state = self.lock();
-        let all = state.logs.get(&slot).map(Vec::as_slice).unwrap_or_default();
+        let all = state.saved.logs.get(&slot).map(Vec::as_slice).unwrap_or_default();
         Ok(all[all.len().saturating_sub(lines)..].to_vec())
     }
 }
@@ -472,6 +534,88 @@ mod tests {
             probe.check(&absent).await,
             ProbeOutcome::Unhealthy("not running".into())
         );
+    }
+
+    #[tokio::test]
+    async fn a_persistent_environment_survives_reopening_without_its_knobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env.json");
+        let (v1, v2) = (release("v1"), release("v2"));
+        let env = InMemoryEnvironment::persistent(&path).unwrap();
+        assert!(!path.exists(), "nothing is written before the first change");
+        env.mark_unhealthy(&v2);
+        let blue = env.deploy(Slot::Blue, &v1).await.unwrap();
+        env.deploy(Slot::Green, &v2).await.unwrap();
+        env.stop(Slot::Green, Duration::from_secs(1)).await.unwrap();
+        drop(env);
+
+        let env = InMemoryEnvironment::persistent(&path).unwrap();
+        assert_eq!(
+            env.status_now(Slot::Blue),
+            SlotStatus::Running {
+                release: v1.clone(),
+                endpoint: blue.clone()
+            }
+        );
+        assert_eq!(
+            env.status_now(Slot::Green),
+            SlotStatus::Stopped {
+                release: v2.clone(),
+                exit_code: Some(0)
+            }
+        );
+        let logs = env.logs(Slot::Green, 2).await.unwrap();
+        assert_eq!(logs, ["v2 received SIGTERM", "v2 exited with code 0"]);
+        assert!(env.operations().is_empty(), "operations are not saved");
+        // The port counter was saved: no endpoint is handed out twice.
+        assert_eq!(
+            env.deploy(Slot::Green, &v2).await.unwrap().authority(),
+            "127.0.0.1:20002"
+        );
+        // The knobs were not: v2 is healthy in this process.
+        let green = env.status_now(Slot::Green).endpoint().cloned().unwrap();
+        let probe = env.health_probe();
+        assert_eq!(probe.check(&target(Slot::Green, green)).await, ProbeOutcome::Healthy);
+        env.remove(Slot::Blue).await.unwrap();
+        drop(env);
+
+        let env = InMemoryEnvironment::persistent(&path).unwrap();
+        assert_eq!(env.status_now(Slot::Blue), SlotStatus::Absent);
+        assert_eq!(env.status_now(Slot::Green).release(), Some(&v2));
+    }
+
+    #[test]
+    fn a_persistent_environment_starts_empty_without_a_file_and_refuses_a_corrupt_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env.json");
+        let env = InMemoryEnvironment::persistent(&path).unwrap();
+        assert_eq!(env.status_now(Slot::Blue), SlotStatus::Absent);
+        std::fs::write(&path, br#"{"slots":{"blue":{"state":"running","#).unwrap();
+        let err = InMemoryEnvironment::persistent(&path).unwrap_err();
+        assert!(
+            matches!(&err, Error::Backend { message, temporary: false, .. } if message.contains("corrupt")),
+            "{err:?}"
+        );
+        std::fs::write(&path, br#"{"routes":[]}"#).unwrap();
+        let err = InMemoryEnvironment::persistent(&path).unwrap_err();
+        assert!(err.to_string().contains("env.json is corrupt"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_save_fails_the_call_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env.json");
+        let env = InMemoryEnvironment::persistent(&path).unwrap();
+        // A non-empty directory where the file should be: renaming over it fails.
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("keep"), b"").unwrap();
+        let err = env.deploy(Slot::Blue, &release("v1")).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Backend { backend, temporary: false, .. } if backend == "memory"),
+            "{err:?}"
+        );
+        assert_eq!(env.status_now(Slot::Blue), SlotStatus::Absent);
+        assert!(env.logs(Slot::Blue, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

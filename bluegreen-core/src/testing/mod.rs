@@ -7,6 +7,9 @@
 //!   ignores SIGTERM, exits on start) and an [`InMemoryHealthProbe`] that reads them.
 //! - [`InMemoryRouter`]: routes in memory, with the [`history`](InMemoryRouter::history) of every
 //!   apply; optionally without weighted splits.
+//! - Both can be [persistent](InMemoryEnvironment::persistent) ([router](InMemoryRouter::persistent)):
+//!   saved atomically in a JSON file after every change, so a process started after a crash finds
+//!   them as they were. Test your own crash recovery with them.
 //! - [`ScriptedProbe`]: a health probe that answers from a script.
 //! - [`Faults`], [`FaultyRouter`], [`FaultyEnvironment`]: fail, delay or hang the nth call of any
 //!   backend's operation ([`Op`]).
@@ -106,6 +109,7 @@ mod environment;
 mod faults;
 mod probe;
 mod router;
+mod state_file;
 
 pub use conformance::{environment_conformance, router_conformance};
 pub use environment::{EnvOp, InMemoryEnvironment, InMemoryHealthProbe};

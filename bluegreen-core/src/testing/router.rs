@@ -1,16 +1,26 @@
 //! [`InMemoryRouter`]: routes held in memory, with the history of every apply.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
+use super::state_file::StateFile;
 use crate::error::{Error, Result};
 use crate::router::{Router, RouterCapabilities, Routes};
 
+/// What a [persistent](InMemoryRouter::persistent) router keeps in its file: every routes applied
+/// (the last is what it serves; how many, its generation).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    history: Vec<Routes>,
+}
+
 #[derive(Debug, Default)]
 struct State {
-    history: Vec<Routes>,
+    saved: Saved,
     apply_latency: Duration,
 }
 
@@ -26,10 +36,19 @@ struct State {
 /// [`NotObservable`](crate::router::DrainStatus::NotObservable)).
 ///
 /// Clones share the same state. Passes [`router_conformance`](super::router_conformance).
+///
+/// # Persistence
+/// [`new`](Self::new) keeps the routes in memory: they are gone when the process ends.
+/// [`persistent`](Self::persistent) also keeps them, with the whole [`history`](Self::history), in a
+/// JSON file that [`apply`](Router::apply) saves (atomically) before it returns `Ok`, so a process
+/// started after a crash serves what was last applied. The apply latency is not saved. The file is
+/// read once, when opened: one process at a time should use it.
 #[derive(Debug, Clone)]
 pub struct InMemoryRouter {
     weighted: bool,
     state: Arc<Mutex<State>>,
+    /// Where the routes are saved, for a persistent router.
+    file: Option<Arc<StateFile>>,
 }
 
 impl Default for InMemoryRouter {
@@ -44,7 +63,28 @@ impl InMemoryRouter {
         InMemoryRouter {
             weighted: true,
             state: Arc::default(),
+            file: None,
         }
+    }
+
+    /// A router that serves any split, saved in the JSON file at `path` (see
+    /// [Persistence](Self#persistence)): as the file left it, or fresh if there is no file yet. The
+    /// file (and its directory) is created by the first apply.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] (permanent) when the file cannot be read or is not a router's state
+    /// (corrupt or truncated): starting fresh instead would forget what is served.
+    pub fn persistent(path: impl Into<PathBuf>) -> Result<Self> {
+        let file = StateFile::new(path.into(), "memory");
+        let saved = file.load()?.unwrap_or_default();
+        Ok(InMemoryRouter {
+            weighted: true,
+            state: Arc::new(Mutex::new(State {
+                saved,
+                ..State::default()
+            })),
+            file: Some(Arc::new(file)),
+        })
     }
 
     /// A fresh router that serves only 100/0 splits, like a proxy without weights: applying any
@@ -70,12 +110,12 @@ impl InMemoryRouter {
     /// Every routes successfully applied, oldest first (an apply of the routes already served is
     /// recorded too).
     pub fn history(&self) -> Vec<Routes> {
-        self.lock().history.clone()
+        self.lock().saved.history.clone()
     }
 
     /// How many applies succeeded: 0 for a fresh router.
     pub fn generation(&self) -> u64 {
-        self.lock().history.len() as u64
+        self.lock().saved.history.len() as u64
     }
 }
 
@@ -93,7 +133,7 @@ impl Router for InMemoryRouter {
     }
 
     async fn current(&self) -> Result<Option<Routes>> {
-        Ok(self.lock().history.last().cloned())
+        Ok(self.lock().saved.history.last().cloned())
     }
 
     async fn apply(&self, routes: &Routes) -> Result<()> {
@@ -108,7 +148,15 @@ impl Router for InMemoryRouter {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        self.lock().history.push(routes.clone());
+        let mut state = self.lock();
+        state.saved.history.push(routes.clone());
+        if let Some(file) = &self.file {
+            if let Err(e) = file.save(&state.saved) {
+                // A failed apply leaves the previous routes served.
+                state.saved.history.pop();
+                return Err(e);
+            }
+        }
         Ok(())
     }
 }
@@ -159,6 +207,48 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(router.current().await.unwrap(), Some(green));
+        assert_eq!(router.generation(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_persistent_router_survives_reopening_and_refuses_a_corrupt_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("router.json");
+        let router = InMemoryRouter::persistent(&path).unwrap();
+        assert_eq!(router.current().await.unwrap(), None);
+        let blue = Routes::only(Slot::Blue, endpoint(1));
+        router.apply(&blue).await.unwrap();
+        router.apply(&canary(75)).await.unwrap();
+        drop(router);
+
+        let router = InMemoryRouter::persistent(&path).unwrap();
+        assert_eq!(router.current().await.unwrap(), Some(canary(75)));
+        assert_eq!(router.history(), [blue, canary(75)]);
+        assert_eq!(router.generation(), 2);
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+        let err = InMemoryRouter::persistent(&path).unwrap_err();
+        assert!(
+            matches!(&err, Error::Backend { message, temporary: false, .. }
+                if message.contains("router.json is corrupt")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_persistent_router_whose_save_fails_keeps_serving_the_previous_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("router.json");
+        let router = InMemoryRouter::persistent(&path).unwrap();
+        let blue = Routes::only(Slot::Blue, endpoint(1));
+        router.apply(&blue).await.unwrap();
+        // Replace the file by a directory: the rename over it fails.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("keep"), b"").unwrap();
+        assert!(router.apply(&canary(50)).await.is_err());
+        assert_eq!(router.current().await.unwrap(), Some(blue));
         assert_eq!(router.generation(), 1);
     }
 
