@@ -582,7 +582,7 @@ async fn a_cancelled_deploy_is_resumed_and_rolled_back_before_promotion() {
         .contains("before promotion"));
     assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
     assert!(d.resume().await.unwrap().is_none(), "nothing left to resume");
-    d.deploy(release("v3")).await.unwrap();
+    w.deployer().deploy(release("v3")).await.unwrap();
 }
 
 /// A journal whose last line was torn by a crash is repaired, noted once, and deploys go on.

@@ -187,7 +187,7 @@ impl Deployer {
                 timeline: run.timeline,
                 deployment: d,
             }),
-            Phase::Failed { reason } => Err(Error::Interrupted {
+            Phase::Failed { reason, .. } => Err(Error::Interrupted {
                 deployment: d.id.clone(),
                 phase: d.phase.name().into(),
                 reason: reason.clone(),

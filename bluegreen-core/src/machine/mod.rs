@@ -102,11 +102,26 @@ pub enum Phase {
     Retiring,
     /// Done: the previous release serves, the refused one is stopped.
     RolledBack,
-    /// Stopped in a state that needs attention; [`resume`](crate::Deployer::resume) retries.
+    /// Stopped in a state that needs attention; [`resume`](crate::Deployer::resume) retries
+    /// what failed.
     Failed {
         /// What went wrong.
         reason: String,
+        /// What a resume retries.
+        retry: Retry,
     },
+}
+
+/// What a resume of a [`Phase::Failed`] deployment does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retry {
+    /// Moving traffic back to the previous slot failed: try again, then retire the new slot.
+    RollBack,
+    /// The rollout completed but the old slot could not be stopped: try stopping it again.
+    StopOld,
+    /// Nothing to retry: the new release serves and there is nothing before it to go back to.
+    Nothing,
 }
 
 impl Phase {
@@ -146,7 +161,7 @@ impl fmt::Display for Phase {
                 pause: Pause::Elapsed { duration },
             } => write!(f, "paused for {duration:?}"),
             Phase::Held { reason, .. } => write!(f, "held: {reason}"),
-            Phase::Failed { reason } => write!(f, "failed: {reason}"),
+            Phase::Failed { reason, .. } => write!(f, "failed: {reason}"),
             other => f.write_str(other.name()),
         }
     }
@@ -462,6 +477,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         (Phase::Stopping, Signal::Resumed) => Phase::Stopping,
         (Phase::Stopping, Signal::Failed { reason, .. }) => Phase::Failed {
             reason: format!("the old slot could not be stopped: {reason}"),
+            retry: Retry::StopOld,
         },
         (
             Phase::Draining,
@@ -486,6 +502,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         (Phase::RollingBack, Signal::Resumed | Signal::Aborted(_)) => Phase::RollingBack,
         (Phase::RollingBack, Signal::Failed { reason, .. }) => Phase::Failed {
             reason: format!("traffic could not be moved back: {reason}"),
+            retry: Retry::RollBack,
         },
         (Phase::Retiring, Signal::Done | Signal::Failed { .. }) => Phase::RolledBack,
         (Phase::Retiring, Signal::Resumed | Signal::Aborted(_)) => Phase::Retiring,
@@ -494,9 +511,19 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
 
-        // Failed: resume retries what failed.
-        (Phase::Failed { .. }, Signal::Resumed) if d.promoted && d.previous.is_some() => Phase::Stopping,
-        (Phase::Failed { .. }, Signal::Resumed) if !(d.promoted && d.previous.is_none()) => Phase::RollingBack,
+        // Failed: resume retries what failed, as the phase recorded it.
+        (
+            Phase::Failed {
+                retry: Retry::RollBack, ..
+            },
+            Signal::Resumed,
+        ) => Phase::RollingBack,
+        (
+            Phase::Failed {
+                retry: Retry::StopOld, ..
+            },
+            Signal::Resumed,
+        ) => Phase::Stopping,
         (Phase::Completed | Phase::RolledBack | Phase::Failed { .. }, s) => return Err(refuse(&d, &s)),
     };
     d.phase = next;
@@ -509,7 +536,10 @@ fn roll_back_or_fail(d: &mut Deployment, reason: String) -> Phase {
     if d.previous.is_none() && d.promoted {
         let text = format!("{reason}; no previous release to roll back to, so the new release keeps serving");
         d.reason = Some(text.clone());
-        return Phase::Failed { reason: text };
+        return Phase::Failed {
+            reason: text,
+            retry: Retry::Nothing,
+        };
     }
     d.reason = Some(reason);
     Phase::RollingBack
