@@ -40,11 +40,9 @@
 //! a `resume()` without faults must converge; `Ok` leaves all traffic on the new release, running,
 //! and the old slot stopped.
 //!
-//! Two known bugs shape the harness, each reproduced by an ignored test in
-//! `invariants/scenarios.rs`: a failed revert after promotion is not resumed by the default
-//! property (see [`Resume`]; [`invariants_hold_when_failed_reverts_are_resumed`] is the full
-//! property, ignored), and the wall clock is left to tick between deployments because ids are
-//! per millisecond (see [`tick_wall_clock`]).
+//! Two bugs this property found are kept as regression tests in `invariants/scenarios.rs`: a
+//! resume of a failed revert after promotion that stopped the old slot, and deployment ids that
+//! collided within one millisecond.
 
 #[path = "invariants/case.rs"]
 mod case;
@@ -82,51 +80,24 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// The four invariants, under random strategies, releases, faults, aborts and kills.
-    ///
-    /// One path is left out, because of a bug: when moving traffic back *after promotion* fails
-    /// (`Err(Interrupted)`), `resume()` stops the old slot instead of retrying the revert. This
-    /// test checks what holds at that point (the old slot still runs) and ends the case there;
-    /// [`invariants_hold_when_failed_reverts_are_resumed`] is the same property without that cut.
+    /// The four invariants, under random strategies, releases, faults, aborts and kills; every
+    /// `Err(Interrupted)` is resumed once the faults are cleared.
     #[test]
     fn invariants_hold_under_random_faults(case in case::case()) {
-        run_case(&case, Resume::AllButFailedReverts).map_err(TestCaseError::fail)?;
+        run_case(&case).map_err(TestCaseError::fail)?;
     }
-
-    /// [`invariants_hold_under_random_faults`] that also resumes a failed revert after promotion,
-    /// as every `Err(Interrupted)` should be resumable.
-    #[test]
-    #[ignore = "bug: resume() of a revert that failed after promotion stops the old slot and completes \
-                the refused release; see bug_resume_of_a_failed_revert_stops_the_old_slot"]
-    fn invariants_hold_when_failed_reverts_are_resumed(case in case::case()) {
-        run_case(&case, Resume::All).map_err(TestCaseError::fail)?;
-    }
-}
-
-/// Which `Err(Interrupted)` the harness resumes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Resume {
-    All,
-    /// All but those interrupted while moving traffic back after promotion (the bug).
-    AllButFailedReverts,
-}
-
-/// Whether the case goes on with its next release.
-enum Next {
-    Continue,
-    Stop,
 }
 
 /// Runs `case` on a fresh current-thread runtime with paused time; `Err` says which invariant broke,
 /// with the trace, the journal and the backend log.
-fn run_case(case: &Case, resume: Resume) -> Checked {
+fn run_case(case: &Case) -> Checked {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let mut harness = Harness::new(case, resume);
+        let mut harness = Harness::new(case);
         let result = harness.run().await;
         for operator in &harness.operators {
             operator.abort();
@@ -148,7 +119,6 @@ struct Before {
 
 struct Harness<'a> {
     case: &'a Case,
-    resume: Resume,
     rig: Rig,
     deployer: Deployer,
     /// One per deployer (a killed deployer is replaced by a fresh one).
@@ -158,7 +128,7 @@ struct Harness<'a> {
 }
 
 impl<'a> Harness<'a> {
-    fn new(case: &'a Case, resume: Resume) -> Self {
+    fn new(case: &'a Case) -> Self {
         let rig = Rig::new();
         for fault in &case.faults {
             match *fault {
@@ -170,7 +140,6 @@ impl<'a> Harness<'a> {
         let deployer = rig.deployer(case.strategy.build(), case.policy(), case.retirement());
         let mut harness = Harness {
             case,
-            resume,
             rig,
             deployer,
             operators: Vec::new(),
@@ -234,8 +203,7 @@ impl<'a> Harness<'a> {
             }
             let before = self.before();
             let result = self.deploy(i, spec, &release).await?;
-            tick_wall_clock();
-            let next = match result {
+            match result {
                 Some(result) => {
                     self.trace(format!("deploy {release} ({spec:?}): {}", summary(&result)));
                     self.check_result(&before, result).await?
@@ -251,15 +219,11 @@ impl<'a> Harness<'a> {
                         None => {
                             self.trace("  resume after the kill: nothing to resume".into());
                             self.check_untouched(&before, "killed before it journaled anything")?;
-                            Next::Continue
                         }
                     }
                 }
             };
             self.check_old_slot_stays_up(&before)?;
-            if let Next::Stop = next {
-                break;
-            }
         }
         check_traffic_only_to_proven(&self.rig.log.events(), self.case.policy.0)?;
         check_journal(&self.rig.entries())
@@ -335,32 +299,19 @@ impl<'a> Harness<'a> {
         self.trace.push(format!("{:>10.3}s  {line}", at.as_secs_f64()));
     }
 
-    async fn check_result(
-        &mut self,
-        before: &Before,
-        result: bluegreen_core::Result<Report>,
-    ) -> std::result::Result<Next, String> {
+    async fn check_result(&mut self, before: &Before, result: bluegreen_core::Result<Report>) -> Checked {
         let deployment = match result {
-            Ok(report) => {
-                return self
-                    .check_completed(before, &report.deployment)
-                    .map(|()| Next::Continue)
+            // A resume converges: a rollback is `Ok` with the phase in the report.
+            Ok(report) if report.deployment.phase == Phase::RolledBack => {
+                return self.check_rolled_back(before, &report.deployment.id)
             }
-            Err(Error::RolledBack { deployment, .. }) => {
-                return self.check_rolled_back(before, &deployment).map(|()| Next::Continue)
-            }
+            Ok(report) => return self.check_completed(before, &report.deployment),
+            Err(Error::RolledBack { deployment, .. }) => return self.check_rolled_back(before, &deployment),
             Err(Error::Interrupted { deployment, .. }) => deployment,
-            Err(e) => return self.check_untouched(before, &e.to_string()).map(|()| Next::Continue),
+            Err(e) => return self.check_untouched(before, &e.to_string()),
         };
         self.check_last(&deployment, "failed")?;
         let d = self.last()?.deployment;
-        // Failed while moving traffic back after promotion (a rollback reason is set only on the
-        // way back); see `Resume`.
-        if self.resume == Resume::AllButFailedReverts && d.promoted && d.previous.is_some() && d.reason.is_some() {
-            self.trace("  a revert after promotion failed: not resumed (bug), case ends".into());
-            self.check_previous_still_runs(before, &deployment)?;
-            return Ok(Next::Stop);
-        }
         self.rig.faults.clear();
         let resumed = bounded("resume", self.deployer.resume()).await?;
         self.trace(format!(
@@ -372,6 +323,9 @@ impl<'a> Harness<'a> {
             }
         ));
         match resumed {
+            Ok(Some(report)) if report.deployment.phase == Phase::RolledBack => {
+                self.check_rolled_back(before, &report.deployment.id)?
+            }
             Ok(Some(report)) => self.check_completed(before, &report.deployment)?,
             Ok(None) => {
                 // Promoted with nothing before it: the new release keeps serving, by design.
@@ -383,10 +337,9 @@ impl<'a> Harness<'a> {
                     ));
                 }
             }
-            Err(Error::RolledBack { deployment, .. }) => self.check_rolled_back(before, &deployment)?,
             Err(e) => return Err(format!("liveness: resume() without faults did not converge: {e}")),
         }
-        Ok(Next::Continue)
+        Ok(())
     }
 
     fn last(&self) -> std::result::Result<Entry, String> {
@@ -539,14 +492,6 @@ impl<'a> Harness<'a> {
         }
         out
     }
-}
-
-/// Deployment ids are `<app>-<wall-clock ms>-<pid>`: two deployments started in the same
-/// wall-clock millisecond share one (a bug, reproduced by
-/// `bug_deployment_ids_collide_within_a_millisecond`). Paused time does not move the wall clock,
-/// so let it tick before the next deployment; the journal check still demands unique ids.
-fn tick_wall_clock() {
-    std::thread::sleep(Duration::from_millis(1));
 }
 
 /// A check's result: `Err` says what broke.
