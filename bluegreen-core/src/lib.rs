@@ -6,7 +6,7 @@
 //! ([`HealthProbe`] under a [`HealthPolicy`]), moves traffic through a real proxy and confirms the
 //! proxy serves it ([`Router`]), keeps the old release warm for a rollback window, drains it and stops
 //! it gracefully — or rolls back. Every step is journaled ([`journal`]), so a deployer killed at any
-//! point can [`resume`](Deployer::resume); a [lock](lock) refuses a second concurrent deployment.
+//! point can [`resume`](Deployer::resume); a [`lock`] refuses a second concurrent deployment.
 //!
 //! How it proceeds is a [`Strategy`]: [`BlueGreen`] or [`Canary`]. The [`machine`] module holds
 //! every phase and every transition in one place.
