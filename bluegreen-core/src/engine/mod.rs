@@ -185,6 +185,7 @@ impl Deployer {
             return Ok(None);
         };
         if !run::needs_resume(&last.deployment) {
+            self.note_takeover(&guard, &last).await?;
             return Ok(None);
         }
         self.run(last.deployment, guard, Some(last.seq), true).await.map(Some)

@@ -55,6 +55,7 @@ impl Deployer {
         let last = self.last_entry().await?;
         if let Some(last) = &last {
             if needs_resume(&last.deployment) {
+                self.note_takeover(&guard, last).await?;
                 let d = &last.deployment;
                 return Err(Error::Conflict {
                     reason: format!(
@@ -77,6 +78,22 @@ impl Deployer {
         );
         let report = self.run(d, guard, last.map(|e| e.seq), false).await?;
         went_live(report)
+    }
+
+    /// Journals that `guard` took the lock over from a dead holder, when no run follows to say so.
+    pub(super) async fn note_takeover(&self, guard: &LockGuard, last: &Entry) -> Result<()> {
+        let Some(dead) = &guard.took_over_from else {
+            return Ok(());
+        };
+        let text = format!("took the lock over from a holder that died: {dead}");
+        warn!("{text}");
+        let entry = Entry {
+            seq: last.seq + 1,
+            at: Timestamp::now(),
+            record: Record::Note { text },
+            deployment: last.deployment.clone(),
+        };
+        self.inner.journal.append(&entry).await
     }
 
     /// The live slot is the one the router gives all traffic; the new release goes to the other.
