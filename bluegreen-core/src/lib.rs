@@ -13,6 +13,32 @@
 //!
 //! The `testing` feature adds in-memory backends, fault injection and conformance suites, so you can
 //! test your own deploy logic — and your own backends — without Docker or a proxy.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> bluegreen_core::Result<()> {
+//! use std::{sync::Arc, time::Duration};
+//! use bluegreen_core::testing::{InMemoryEnvironment, InMemoryRouter};
+//! use bluegreen_core::*;
+//!
+//! let env = InMemoryEnvironment::new();
+//! env.mark_unhealthy(&Release::new("v3")?);
+//! let deployer = Deployer::builder(AppName::new("shop")?)
+//!     .environment(Arc::new(env.clone()))
+//!     .router(Arc::new(InMemoryRouter::new()))
+//!     .probe(env.health_probe())
+//!     .policy(HealthPolicy::default().interval(Duration::from_millis(10)).failure_threshold(3))
+//!     .retirement(Retirement { rollback_window: Duration::ZERO, drain: Duration::ZERO, stop_grace: Duration::from_secs(1) })
+//!     .build()?;
+//!
+//! deployer.deploy(Release::new("v1")?).await?;
+//! deployer.deploy(Release::new("v2")?).await?;
+//! let err = deployer.deploy(Release::new("v3")?).await.unwrap_err();
+//! assert!(matches!(err, Error::RolledBack { .. }), "{err}");
+//!
+//! let status = deployer.status().await?;
+//! assert_eq!((status.live_slot(), status.live_release()), (Some(Slot::Green), Some(&Release::new("v2")?)));
+//! # Ok(()) }
+//! ```
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
