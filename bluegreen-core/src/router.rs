@@ -153,7 +153,8 @@ pub enum DrainStatus {
 ///   leaves a half-written or unvalidated configuration live.
 /// - **Idempotent**: applying the routes already served succeeds and changes nothing observable.
 /// - **Cancellation**: if the future is dropped, the proxy serves either the old or the new routes
-///   in full; `current` tells which.
+///   in full, `current` tells which, and nothing of the dropped apply lands afterwards (the engine
+///   releases its lock when the future is dropped, and the next deployer reads `current`).
 /// - **Errors**: [`Error::Invalid`] for values the proxy would misread (nothing is written),
 ///   [`Error::Unsupported`] for a split the router cannot serve, [`Error::Timeout`] when the proxy
 ///   did not confirm in time, [`Error::Backend`] for the proxy's own failures (with its message).

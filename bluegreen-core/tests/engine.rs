@@ -613,3 +613,156 @@ async fn a_torn_journal_tail_is_noted_once_and_not_fatal() {
     assert_eq!(text.matches("torn last entry").count(), 1, "{text}");
     assert!(text.ends_with('\n'));
 }
+
+async fn wait_until(events: &mut tokio::sync::broadcast::Receiver<bluegreen_core::Event>, phase: &str) {
+    loop {
+        if let EventKind::PhaseChanged { to, .. } = events.recv().await.unwrap().kind {
+            if to.name() == phase {
+                return;
+            }
+        }
+    }
+}
+
+/// A second `promote()` sent while traffic moves (a retry, a double click) is refused: it must
+/// not open the next gate, which nobody has looked at yet.
+#[tokio::test(start_paused = true)]
+async fn a_stale_approval_does_not_open_a_later_gate() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    w.router.set_apply_latency(Duration::from_secs(2));
+    let canary = Canary::new(vec![
+        CanaryStep::SetWeight(10),
+        CanaryStep::PauseUntilApproved,
+        CanaryStep::SetWeight(50),
+        CanaryStep::PauseUntilApproved,
+    ])
+    .unwrap();
+    let d = w.builder().strategy(canary).build().unwrap();
+    let mut events = d.subscribe();
+    let running = tokio::spawn({
+        let d = d.clone();
+        async move { d.deploy(release("v2")).await }
+    });
+    wait_until(&mut events, "paused").await;
+    d.promote().await.unwrap();
+    wait_until(&mut events, "shifting").await;
+    let stale = d.promote().await;
+    assert!(matches!(&stale, Err(Error::Conflict { .. })), "{stale:?}");
+    wait_until(&mut events, "paused").await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        w.router.history().last().unwrap().split().weight(Slot::Green),
+        50,
+        "still at the second gate"
+    );
+    d.promote().await.unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(w.live(), Some((Slot::Green, release("v2"))));
+}
+
+/// An abort sent while a slow shift runs takes effect right after it: no further step moves more
+/// traffic to the release being aborted.
+#[tokio::test(start_paused = true)]
+async fn an_abort_during_a_shift_stops_further_traffic_moves() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    w.router.set_apply_latency(Duration::from_secs(2));
+    let canary = Canary::new(vec![CanaryStep::SetWeight(10), CanaryStep::SetWeight(50)]).unwrap();
+    let d = w.builder().strategy(canary).build().unwrap();
+    let mut events = d.subscribe();
+    let running = tokio::spawn({
+        let d = d.clone();
+        async move { d.deploy(release("v2")).await }
+    });
+    wait_until(&mut events, "shifting").await;
+    d.abort("pager went off").await.unwrap();
+    let err = running.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::RolledBack { reason, .. } if reason.contains("pager went off")),
+        "{err}"
+    );
+    let green: Vec<u8> = w
+        .router
+        .history()
+        .iter()
+        .map(|r| r.split().weight(Slot::Green))
+        .collect();
+    assert_eq!(green, [0, 10, 0], "never 50");
+}
+
+/// A slot that took traffic is drained before it is stopped on the way back; one that never did
+/// is stopped at once.
+#[tokio::test(start_paused = true)]
+async fn retiring_drains_a_slot_that_took_traffic() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let failing = Analysis::new(ScriptedProbe::always(ProbeOutcome::Unhealthy("5xx".into())));
+    let d = w
+        .builder()
+        .strategy(BlueGreen::new().post_promotion(failing))
+        .build()
+        .unwrap();
+    let mut events = d.subscribe();
+    assert!(d.deploy(release("v2")).await.is_err());
+    let mut retiring = None;
+    while let Ok(e) = events.try_recv() {
+        if let EventKind::PhaseChanged {
+            from: Phase::Retiring,
+            took,
+            ..
+        } = e.kind
+        {
+            retiring = Some(took);
+        }
+    }
+    assert!(retiring.unwrap() >= retirement().drain, "{retiring:?}");
+
+    w.env.mark_unhealthy(&release("v3"));
+    let d = w.deployer();
+    let mut events = d.subscribe();
+    assert!(d.deploy(release("v3")).await.is_err());
+    while let Ok(e) = events.try_recv() {
+        if let EventKind::PhaseChanged {
+            from: Phase::Retiring,
+            took,
+            ..
+        } = e.kind
+        {
+            assert!(took < retirement().drain, "never routed, no drain: {took:?}");
+        }
+    }
+}
+
+/// The journal records the strategy; resuming with another one is refused, not guessed at.
+#[tokio::test(start_paused = true)]
+async fn resume_with_another_strategy_is_refused() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let manual = w
+        .builder()
+        .strategy(BlueGreen::new().promotion(Promotion::Manual))
+        .build()
+        .unwrap();
+    let running = tokio::spawn({
+        let d = manual.clone();
+        async move { d.deploy(release("v2")).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    running.abort();
+    let _ = running.await;
+    let canary = w
+        .builder()
+        .strategy(Canary::new(vec![CanaryStep::SetWeight(10)]).unwrap())
+        .build()
+        .unwrap();
+    let err = canary.resume().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { reason } if reason.contains("blue-green")),
+        "{err}"
+    );
+    assert_eq!(
+        manual.resume().await.unwrap().unwrap().deployment.phase,
+        Phase::RolledBack
+    );
+}

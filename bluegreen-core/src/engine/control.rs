@@ -1,10 +1,15 @@
 //! Operator commands (promote, abort) delivered to the in-flight deployment.
+//!
+//! A command is judged against the phase the deployment is in when the engine reads it: at the
+//! start of every phase and while a phase waits. The machine decides whether the phase accepts it
+//! ([`machine::step`]); a refused command is answered at once, an accepted one only once its
+//! transition is in the journal, so an `Ok` is never lost.
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Deployer;
 use crate::error::{Error, Result};
-use crate::machine::{self, Deployment, Signal};
+use crate::machine::{self, Deployment, Phase, Signal};
 
 /// A command and the channel its answer goes back on.
 #[derive(Debug)]
@@ -14,7 +19,7 @@ pub(super) struct Control {
 }
 
 impl Deployer {
-    /// Sends `signal` to the in-flight deployment and waits until it is accepted or refused.
+    /// Sends `signal` to the in-flight deployment and waits until it is carried out or refused.
     pub(super) async fn command(&self, signal: Signal) -> Result<()> {
         let sender = self.inner.control.lock().expect("control mutex").clone();
         let Some(sender) = sender else {
@@ -24,34 +29,100 @@ impl Deployer {
         };
         let (reply, answer) = oneshot::channel();
         let gone = || Error::Conflict {
-            reason: "the deployment finished before the command arrived".into(),
+            reason: "the deployment ended before the command was read".into(),
         };
         sender.send(Control { signal, reply }).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
-}
 
-/// Answers `control`: accepted (returns its signal) when the machine takes it in `d`'s phase.
-pub(super) fn accept(d: &Deployment, control: Control) -> Option<Signal> {
-    match machine::step(d.clone(), control.signal.clone()) {
-        Ok(_) => {
-            let _ = control.reply.send(Ok(()));
-            Some(control.signal)
-        }
-        Err(refused) => {
-            let _ = control.reply.send(Err(Error::Conflict {
-                reason: refused.to_string(),
-            }));
-            None
+    /// Opens the command channel of a run; it closes when the returned [`Commands`] is dropped.
+    pub(super) fn open_commands(&self) -> Commands<'_> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        *self.inner.control.lock().expect("control mutex") = Some(sender.clone());
+        Commands {
+            deployer: self,
+            sender,
+            receiver,
+            accepted: None,
         }
     }
 }
 
-/// Removes the command channel when the deployment ends, however it ends.
-pub(super) struct ControlSlot<'a>(pub(super) &'a Deployer);
+/// The receiving end of a run's commands.
+pub(super) struct Commands<'a> {
+    deployer: &'a Deployer,
+    sender: mpsc::UnboundedSender<Control>,
+    receiver: mpsc::UnboundedReceiver<Control>,
+    /// The reply to the command being carried out, sent once its transition is journaled.
+    accepted: Option<oneshot::Sender<Result<()>>>,
+}
 
-impl Drop for ControlSlot<'_> {
+impl Commands<'_> {
+    /// The first queued command that `d`'s phase accepts; the others are refused at once.
+    pub(super) fn take_queued(&mut self, d: &Deployment) -> Option<Signal> {
+        while let Ok(control) = self.receiver.try_recv() {
+            if let Some(signal) = self.judge(d, control) {
+                return Some(signal);
+            }
+        }
+        None
+    }
+
+    /// Waits for a command that `d`'s phase accepts (forever, if none comes). Cancel-safe.
+    pub(super) async fn accepted(&mut self, d: &Deployment) -> Signal {
+        loop {
+            let Some(control) = self.receiver.recv().await else {
+                return std::future::pending().await;
+            };
+            if let Some(signal) = self.judge(d, control) {
+                return signal;
+            }
+        }
+    }
+
+    fn judge(&mut self, d: &Deployment, control: Control) -> Option<Signal> {
+        match machine::step(d.clone(), control.signal.clone()) {
+            Ok(_) => {
+                self.accepted = Some(control.reply);
+                Some(control.signal)
+            }
+            Err(refused) => {
+                let _ = control.reply.send(Err(Error::Conflict {
+                    reason: refused.to_string(),
+                }));
+                None
+            }
+        }
+    }
+
+    /// Answers the command just carried out: `Ok` once its transition is journaled.
+    pub(super) fn answer(&mut self, journaled: &Result<Deployment>) {
+        if let Some(reply) = self.accepted.take() {
+            let _ = reply.send(match journaled {
+                Ok(_) => Ok(()),
+                Err(e) => Err(Error::Conflict {
+                    reason: format!("accepted, but it could not be recorded: {e}"),
+                }),
+            });
+        }
+    }
+
+    /// Refuses whatever is still queued: the deployment ended in `phase`.
+    pub(super) fn refuse_rest(&mut self, phase: &Phase) {
+        self.receiver.close();
+        while let Ok(control) = self.receiver.try_recv() {
+            let reason = format!("the deployment already ended: {phase}");
+            let _ = control.reply.send(Err(Error::Conflict { reason }));
+        }
+    }
+}
+
+impl Drop for Commands<'_> {
+    /// Clears the deployer's command slot, unless another run has taken it since.
     fn drop(&mut self) {
-        *self.0.inner.control.lock().expect("control mutex") = None;
+        let mut slot = self.deployer.inner.control.lock().expect("control mutex");
+        if slot.as_ref().is_some_and(|s| s.same_channel(&self.sender)) {
+            *slot = None;
+        }
     }
 }

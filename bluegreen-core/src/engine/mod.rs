@@ -108,7 +108,9 @@ impl Deployer {
     ///   is on the previous release, and the error says why, with the new slot's last log lines;
     /// - [`Error::Interrupted`] — traffic could not be moved back, or the old slot not stopped; the
     ///   journal holds the state and [`resume`](Self::resume) retries;
-    /// - [`Error::Journal`] and backend errors met before anything changed.
+    /// - [`Error::Journal`] when the journal cannot be written: the deployment stops where it was
+    ///   (possibly with traffic split), unfinished, for [`resume`](Self::resume) to converge;
+    /// - backend errors met before anything changed (reading the router or the environment).
     ///
     /// # Cancellation
     /// Dropping the future releases the lock and leaves the deployment unfinished in the journal,
@@ -169,6 +171,10 @@ impl Deployer {
     /// back if traffic had not been promoted, finishes it otherwise. `Ok(None)` when there is
     /// nothing to resume.
     ///
+    /// It must be called on a deployer built with the same strategy as the interrupted deployment
+    /// (the journal records the strategy's name, and another is refused): the strategy's steps
+    /// are how a promoted deployment finishes.
+    ///
     /// Its job is to converge, so both endings are `Ok`: the report's
     /// [`phase`](Deployment::phase) says [`Phase::Completed`] or [`Phase::RolledBack`] (with the
     /// reason in [`Deployment::reason`]). Call it before deploying from a process that may have
@@ -187,6 +193,15 @@ impl Deployer {
         if !run::needs_resume(&last.deployment) {
             self.note_takeover(&guard, &last).await?;
             return Ok(None);
+        }
+        let (was, is) = (&last.deployment.strategy, self.inner.strategy.name());
+        if !was.is_empty() && was != is {
+            return Err(Error::Conflict {
+                reason: format!(
+                    "deployment {} ran the {was} strategy; resume it with that strategy, not {is}",
+                    last.deployment.id
+                ),
+            });
         }
         self.run(last.deployment, guard, Some(last.seq), true).await.map(Some)
     }

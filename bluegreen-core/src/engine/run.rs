@@ -3,11 +3,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn, Instrument};
 
-use super::control::{accept, Control, ControlSlot};
+use super::control::Commands;
 use super::events::{Event, EventKind, Report, TimelineStep};
 use super::Deployer;
 use crate::environment::SlotStatus;
@@ -67,7 +66,7 @@ impl Deployer {
         }
         let (target, previous) = self.discover().await?;
         let inner = &self.inner;
-        let d = Deployment::new(
+        let mut d = Deployment::new(
             inner.app.clone(),
             kind,
             release,
@@ -76,6 +75,7 @@ impl Deployer {
             inner.retirement,
             inner.who.clone(),
         );
+        d.strategy = inner.strategy.name().to_string();
         let report = self.run(d, guard, last.map(|e| e.seq), false).await?;
         went_live(report)
     }
@@ -135,9 +135,7 @@ impl Deployer {
         last_seq: Option<u64>,
         resumed: bool,
     ) -> Result<Report> {
-        let (sender, mut commands) = mpsc::unbounded_channel();
-        *self.inner.control.lock().expect("control mutex") = Some(sender);
-        let _control = ControlSlot(self);
+        let mut commands = self.open_commands();
         let now = Instant::now();
         let mut run = Run {
             seq: last_seq.unwrap_or(0),
@@ -186,10 +184,21 @@ impl Deployer {
         };
 
         while !d.phase.is_terminal() {
-            let span = tracing::info_span!("phase", phase = d.phase.name(), slot = %d.target, release = %d.release);
-            let signal = self.perform(&d, &mut commands).instrument(span).await;
-            d = self.advance(d, signal, &mut run).await?;
+            let signal = match commands.take_queued(&d) {
+                Some(command) => command,
+                None => {
+                    let span =
+                        tracing::info_span!("phase", phase = d.phase.name(), slot = %d.target, release = %d.release);
+                    self.perform(&d, &mut commands, run.started).instrument(span).await
+                }
+            };
+            let advanced = self.advance(d, signal, &mut run).await;
+            commands.answer(&advanced);
+            d = advanced?;
         }
+        commands.refuse_rest(&d.phase);
+        // Close the command channel before another deployer can take the lock and open its own.
+        drop(commands);
         drop(guard);
         self.finish(d, run)
     }
@@ -272,13 +281,13 @@ impl Deployer {
     }
 
     /// Performs the work of `d`'s phase and reports how it went. Never fails: failures are signals.
-    async fn perform(&self, d: &Deployment, commands: &mut mpsc::UnboundedReceiver<Control>) -> Signal {
+    async fn perform(&self, d: &Deployment, commands: &mut Commands<'_>, started: Instant) -> Signal {
         let inner = &self.inner;
         match &d.phase {
             Phase::Provisioning => self.provision(d).await,
             Phase::Verifying => {
                 let target = self.target(d);
-                let listener = self.check_listener(d);
+                let listener = self.check_listener(d, started);
                 let verify = async {
                     let verdict = inner.policy.run(inner.probe.as_ref(), &target, &listener).await;
                     self.verdict_signal(d, verdict).await
@@ -302,7 +311,7 @@ impl Deployer {
             Phase::Analysing => match inner.strategy.decide(&progress(d)) {
                 Decision::Analyse(analysis) => {
                     let target = self.target(d);
-                    let listener = self.check_listener(d);
+                    let listener = self.check_listener(d, started);
                     let analyse = async {
                         let verdict = analysis.run(&target, &listener).await;
                         self.verdict_signal(d, verdict).await
@@ -329,7 +338,13 @@ impl Deployer {
                 self.stop(previous.slot, d.retirement.stop_grace).await
             }
             Phase::RollingBack => self.restore_traffic(d).await,
-            Phase::Retiring => self.stop(d.target, d.retirement.stop_grace).await,
+            Phase::Retiring => {
+                if d.routed {
+                    // Traffic may have reached it: let its in-flight requests finish first.
+                    self.drain(d).await;
+                }
+                self.stop(d.target, d.retirement.stop_grace).await
+            }
             Phase::Completed | Phase::RolledBack | Phase::Failed { .. } => Signal::Done,
         }
     }
@@ -444,10 +459,9 @@ impl Deployer {
         }
     }
 
-    fn check_listener(&self, d: &Deployment) -> impl Fn(CheckRecord) + Send + Sync + '_ {
+    fn check_listener(&self, d: &Deployment, started: Instant) -> impl Fn(CheckRecord) + Send + Sync + '_ {
         let events = self.inner.events.clone();
         let (id, app) = (d.id.clone(), d.app.clone());
-        let started = Instant::now();
         move |record| {
             let _ = events.send(Event {
                 deployment: id.clone(),
@@ -461,21 +475,10 @@ impl Deployer {
 }
 
 /// Runs `work`, unless an operator's command that the current phase accepts arrives first.
-async fn interruptible(
-    d: &Deployment,
-    commands: &mut mpsc::UnboundedReceiver<Control>,
-    work: impl Future<Output = Signal>,
-) -> Signal {
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            signal = &mut work => return signal,
-            Some(control) = commands.recv() => {
-                if let Some(signal) = accept(d, control) {
-                    return signal;
-                }
-            }
-        }
+async fn interruptible(d: &Deployment, commands: &mut Commands<'_>, work: impl Future<Output = Signal>) -> Signal {
+    tokio::select! {
+        signal = work => signal,
+        command = commands.accepted(d) => command,
     }
 }
 

@@ -41,8 +41,10 @@ impl Status {
         }
     }
 
-    /// Whether the latest deployment has not finished (it runs, or a crash interrupted it).
+    /// Whether the latest deployment is unfinished: it runs, a crash interrupted it, or it failed in
+    /// a way [`Deployer::resume`](crate::Deployer::resume) retries. A new deploy is refused until
+    /// it is resumed.
     pub fn in_progress(&self) -> bool {
-        self.last.as_ref().is_some_and(|d| !d.phase.is_terminal())
+        self.last.as_ref().is_some_and(super::run::needs_resume)
     }
 }

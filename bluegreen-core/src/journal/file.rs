@@ -61,16 +61,15 @@ impl FileJournal {
         let mut options = OpenOptions::new();
         options.read(true).append(true);
         let file = match options.clone().create_new(true).open(&path) {
-            Ok(file) => {
-                // Make the new name durable, so an fsync'd entry cannot be lost with its file.
-                File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(|e| fail("sync directory", e))?;
-                file
-            }
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(&path).map_err(|e| fail("open", e))?,
             Err(e) => return Err(fail("create", e)),
         };
+        // Make the file's name durable, so an fsync'd entry cannot be lost with it. On every open,
+        // not only on creation: its creator may have crashed before doing so.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail("sync directory", e))?;
 
         file.lock().map_err(|e| fail("lock", e))?;
         let repaired = repair_tail(&file);
@@ -174,6 +173,13 @@ fn journal_error(path: &Path, what: &str, e: &io::Error) -> Error {
 fn append_line(file: &File, line: &[u8]) -> std::result::Result<(), (&'static str, io::Error)> {
     file.lock().map_err(|e| ("lock", e))?;
     let result = (|| {
+        // Another process may have died mid-write since this journal was opened: cut its torn
+        // line off first, or this entry would be glued to it and lost.
+        if !ends_with_newline(file).map_err(|e| ("read", e))? {
+            if let Some(torn) = repair_tail(file).map_err(|e| ("repair torn tail", e))? {
+                tracing::warn!("journal: before appending, {torn}");
+            }
+        }
         let before = file.metadata().map_err(|e| ("stat", e))?.len();
         let written = {
             let mut w = file;
@@ -192,6 +198,18 @@ fn append_line(file: &File, line: &[u8]) -> std::result::Result<(), (&'static st
         tracing::warn!("journal: unlock failed: {e}");
     }
     result
+}
+
+/// Whether the file is empty or ends with a newline.
+fn ends_with_newline(file: &File) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] == b'\n')
 }
 
 /// Cuts off a torn last line; returns what it discarded. The caller holds the `flock`.

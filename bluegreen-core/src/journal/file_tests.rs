@@ -253,3 +253,16 @@ fn preview_escapes_control_characters_and_is_short() {
     assert_eq!(preview(&[b'x'; 40]), "x".repeat(40));
     assert_eq!(preview(&[b'x'; 41]), format!("{}...", "x".repeat(40)));
 }
+
+/// Another process that dies mid-write while this journal is open leaves a torn line that the
+/// next append must cut off, not glue its entry to.
+#[tokio::test]
+async fn a_torn_line_written_while_open_is_cut_off_before_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = FileJournal::open(dir.path(), &app()).unwrap();
+    journal.append(&entry(1)).await.unwrap();
+    append_raw(journal.path(), br#"{"seq":2,"at":"2026-01-01T00:"#);
+    journal.append(&entry(2)).await.unwrap();
+    assert_eq!(seqs(&read_all(journal.path())), [1, 2]);
+    assert_eq!(seqs(&journal.tail(5).await.unwrap()), [1, 2]);
+}

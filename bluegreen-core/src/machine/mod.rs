@@ -190,6 +190,13 @@ pub struct Deployment {
     pub step: usize,
     /// Whether the target slot has had all traffic (past the point where a crash rolls back).
     pub promoted: bool,
+    /// Whether traffic may have reached the target slot (a shift was started): retiring it then
+    /// drains it first.
+    #[serde(default)]
+    pub routed: bool,
+    /// The strategy's name; a resume with another strategy is refused.
+    #[serde(default)]
+    pub strategy: String,
     /// What happens to the old slot (fixed when the deployment starts, so a resume keeps it).
     pub retirement: Retirement,
     /// Why the deployment is rolling back or failed.
@@ -234,6 +241,8 @@ impl Deployment {
             weight: 0,
             step: 0,
             promoted: false,
+            routed: false,
+            strategy: String::new(),
             retirement,
             reason: None,
             logs: Vec::new(),
@@ -335,9 +344,13 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
 
         // Deciding: carry out the strategy's decision.
         (Phase::Deciding, Signal::Decided(decision)) => match decision {
-            Decision::Shift(weight) => Phase::Shifting {
-                weight: weight.min(100),
-            },
+            // With nothing before it, the new release takes all traffic or none.
+            Decision::Shift(weight) => {
+                d.routed = true;
+                Phase::Shifting {
+                    weight: if d.previous.is_some() { weight.min(100) } else { 100 },
+                }
+            }
             Decision::Pause(pause) => Phase::Paused { pause },
             Decision::Analyse(_) => Phase::Analysing,
             Decision::Complete if d.weight < 100 => {
@@ -440,6 +453,9 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             | Phase::Warm,
             Signal::Aborted(reason),
         ) => roll_back_or_fail(&mut d, format!("aborted: {reason}")),
+        // A first deploy interrupted mid-shift: the router may already send everything to the new
+        // slot and there is nothing to go back to, so finish the shift (health already passed).
+        (Phase::Shifting { .. }, Signal::Resumed) if d.previous.is_none() => d.phase.clone(),
         (
             Phase::Provisioning
             | Phase::Verifying

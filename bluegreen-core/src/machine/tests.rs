@@ -184,7 +184,8 @@ fn traffic_moves_only_from_deciding_which_only_verification_reaches() {
             let Ok(next) = step(d.clone(), s) else { continue };
             if matches!(next.phase, Phase::Shifting { .. }) {
                 assert!(
-                    matches!(from, Phase::Deciding) || (from == next.phase && name == "resumed" && d.promoted),
+                    matches!(from, Phase::Deciding)
+                        || (from == next.phase && name == "resumed" && (d.promoted || d.previous.is_none())),
                     "{from} --{name}--> {}",
                     next.phase
                 );
@@ -378,4 +379,28 @@ fn deployments_round_trip_through_json() {
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(serde_json::from_str::<Deployment>(&json).unwrap(), d, "{json}");
     }
+}
+
+#[test]
+fn a_first_deploy_shifts_all_or_nothing_and_finishes_an_interrupted_shift() {
+    let d = go(
+        at(Phase::Deciding, false, false),
+        vec![Signal::Decided(Decision::Shift(10))],
+    );
+    assert_eq!(
+        d.phase,
+        Phase::Shifting { weight: 100 },
+        "nothing to share traffic with"
+    );
+    assert!(d.routed);
+    // Killed mid-shift: the router may route to the new slot already; rolling back would stop it.
+    let resumed = go(d, vec![Signal::Resumed]);
+    assert_eq!(resumed.phase, Phase::Shifting { weight: 100 });
+    // With a previous release, the same crash rolls back (and retiring will drain: routed).
+    let d = go(
+        at(Phase::Deciding, false, true),
+        vec![Signal::Decided(Decision::Shift(10)), Signal::Resumed],
+    );
+    assert_eq!(d.phase, Phase::RollingBack);
+    assert!(d.routed);
 }

@@ -168,7 +168,8 @@ impl HealthPolicy {
         if let Err(err) = self.validate() {
             return Verdict::Failed(err.to_string());
         }
-        let deadline = Instant::now() + self.deadline;
+        // A deadline too far to represent (`Duration::MAX` for "none") is no deadline.
+        let deadline = Instant::now().checked_add(self.deadline);
         let mut tally = PolicyTally::new(self);
         let checks = async {
             crate::wait::sleep(self.start_delay).await;
@@ -180,9 +181,13 @@ impl HealthPolicy {
                 sleep(self.interval).await;
             }
         };
-        match timeout_at(deadline, checks).await {
-            Ok(verdict) => verdict,
-            Err(_) => Verdict::Failed(format!(
+        let verdict = match deadline {
+            Some(deadline) => timeout_at(deadline, checks).await.ok(),
+            None => Some(checks.await),
+        };
+        match verdict {
+            Some(verdict) => verdict,
+            None => Verdict::Failed(format!(
                 "no verdict within {}: {} checks, last: {}",
                 format_duration(self.deadline),
                 tally.checks(),
@@ -569,6 +574,13 @@ mod tests {
         assert_eq!(records.outcomes(), script);
         assert!(records.all().iter().all(|r| r.probe == "queue"));
         assert_eq!(start.elapsed(), Duration::from_secs(5), "6 checks, 1 s apart");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_too_far_to_represent_is_no_deadline() {
+        let probe = QueueProbe::new([bad("starting"), bad("starting"), H]);
+        let policy = HealthPolicy::default().deadline(Duration::MAX).failure_threshold(10);
+        assert_eq!(policy.run(&probe, &target(), &|_| {}).await, Verdict::Passed);
     }
 
     #[tokio::test(start_paused = true)]
