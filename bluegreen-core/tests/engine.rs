@@ -766,3 +766,24 @@ async fn resume_with_another_strategy_is_refused() {
         Phase::RolledBack
     );
 }
+
+/// A gate nobody answers rolls back after the approval timeout instead of waiting forever.
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_gate_rolls_back_after_the_approval_timeout() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let d = w
+        .builder()
+        .strategy(BlueGreen::new().promotion(Promotion::Manual))
+        .approval_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let err = d.deploy(release("v2")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::RolledBack { reason, .. } if reason.contains("no approval within 10m")),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(600));
+    assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
+}

@@ -38,6 +38,7 @@ pub struct DeployerBuilder {
     lock_wait: Option<Duration>,
     who: Option<String>,
     log_lines: usize,
+    approval_timeout: Option<Duration>,
 }
 
 impl DeployerBuilder {
@@ -55,6 +56,7 @@ impl DeployerBuilder {
             lock_wait: None,
             who: None,
             log_lines: 20,
+            approval_timeout: None,
         }
     }
 
@@ -124,6 +126,14 @@ impl DeployerBuilder {
         self
     }
 
+    /// How long a gate waits for [`Deployer::promote`] (a pause until approved, or checks held as
+    /// inconclusive) before the deployment is aborted and rolled back. Without it a gate waits as
+    /// long as it takes, which suits an operator at hand but not an unattended CI job.
+    pub fn approval_timeout(mut self, timeout: Duration) -> Self {
+        self.approval_timeout = Some(timeout);
+        self
+    }
+
     /// Checks the configuration and builds the deployer.
     ///
     /// # Errors
@@ -156,6 +166,7 @@ impl DeployerBuilder {
                 lock_wait: self.lock_wait,
                 who: self.who,
                 log_lines: self.log_lines,
+                approval_timeout: self.approval_timeout,
                 events,
                 control: std::sync::Mutex::new(None),
                 torn_tail_noted: std::sync::atomic::AtomicBool::new(false),

@@ -72,6 +72,7 @@ struct Inner {
     lock_wait: Option<Duration>,
     who: Option<String>,
     log_lines: usize,
+    approval_timeout: Option<Duration>,
     events: broadcast::Sender<Event>,
     /// The in-flight deployment's command channel, while one runs in this process.
     control: std::sync::Mutex<Option<mpsc::UnboundedSender<Control>>>,

@@ -306,7 +306,15 @@ impl Deployer {
                 .await
             }
             Phase::Paused { pause: Pause::Approved } | Phase::Held { .. } => {
-                interruptible(d, commands, std::future::pending()).await
+                let timeout = inner.approval_timeout;
+                interruptible(d, commands, async move {
+                    let Some(timeout) = timeout else {
+                        return std::future::pending().await;
+                    };
+                    tokio::time::sleep(timeout).await;
+                    Signal::Aborted(format!("no approval within {}", humantime::format_duration(timeout)))
+                })
+                .await
             }
             Phase::Analysing => match inner.strategy.decide(&progress(d)) {
                 Decision::Analyse(analysis) => {
