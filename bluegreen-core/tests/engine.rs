@@ -27,6 +27,26 @@ fn retirement() -> Retirement {
     }
 }
 
+/// Starts `d.deploy(version)` on its own task.
+fn spawn_deploy(
+    d: &Deployer,
+    version: &str,
+) -> tokio::task::JoinHandle<bluegreen_core::Result<bluegreen_core::Report>> {
+    let (d, release) = (d.clone(), release(version));
+    tokio::spawn(async move { d.deploy(release).await })
+}
+
+/// Waits for the deployment to enter the phase named `phase`, and returns it.
+async fn wait_until(events: &mut tokio::sync::broadcast::Receiver<bluegreen_core::Event>, phase: &str) -> Phase {
+    loop {
+        if let EventKind::PhaseChanged { to, .. } = events.recv().await.unwrap().kind {
+            if to.name() == phase {
+                return to;
+            }
+        }
+    }
+}
+
 struct World {
     env: InMemoryEnvironment,
     router: InMemoryRouter,
@@ -163,20 +183,8 @@ async fn manual_promotion_waits_for_promote_and_traffic_stays_until_then() {
     );
 
     let mut events = d.subscribe();
-    let running = tokio::spawn({
-        let d = d.clone();
-        async move { d.deploy(release("v2")).await }
-    });
-    loop {
-        let event = events.recv().await.unwrap();
-        if let EventKind::PhaseChanged {
-            to: Phase::Paused { .. },
-            ..
-        } = event.kind
-        {
-            break;
-        }
-    }
+    let running = spawn_deploy(&d, "v2");
+    wait_until(&mut events, "paused").await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(
         w.live(),
@@ -197,10 +205,7 @@ async fn abort_during_a_pause_rolls_back() {
         .strategy(BlueGreen::new().promotion(Promotion::Manual))
         .build()
         .unwrap();
-    let running = tokio::spawn({
-        let d = d.clone();
-        async move { d.deploy(release("v2")).await }
-    });
+    let running = spawn_deploy(&d, "v2");
     tokio::time::sleep(Duration::from_secs(1)).await;
     d.abort("changed my mind").await.unwrap();
     let err = running.await.unwrap().unwrap_err();
@@ -223,10 +228,7 @@ async fn rollback_during_the_window_is_instant_and_keeps_the_old_slot() {
         })
         .build()
         .unwrap();
-    let running = tokio::spawn({
-        let d = d.clone();
-        async move { d.deploy(release("v2")).await }
-    });
+    let running = spawn_deploy(&d, "v2");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(w.live(), Some((Slot::Green, release("v2"))), "promoted, old slot warm");
     let applies_before = w.router.history().len();
@@ -391,20 +393,11 @@ async fn inconclusive_health_holds_for_a_human_and_approval_rechecks() {
         .build()
         .unwrap();
     let mut events = d.subscribe();
-    let running = tokio::spawn({
-        let d = d.clone();
-        async move { d.deploy(release("v1")).await }
-    });
-    loop {
-        if let EventKind::PhaseChanged {
-            to: Phase::Held { reason, .. },
-            ..
-        } = events.recv().await.unwrap().kind
-        {
-            assert!(reason.contains("provider errors"), "{reason}");
-            break;
-        }
-    }
+    let running = spawn_deploy(&d, "v1");
+    let Phase::Held { reason, .. } = wait_until(&mut events, "held").await else {
+        unreachable!()
+    };
+    assert!(reason.contains("provider errors"), "{reason}");
     assert!(w.router.history().is_empty(), "held: no traffic");
     d.promote().await.unwrap();
     running.await.unwrap().unwrap();
@@ -558,10 +551,7 @@ async fn a_cancelled_deploy_is_resumed_and_rolled_back_before_promotion() {
         .strategy(BlueGreen::new().promotion(Promotion::Manual))
         .build()
         .unwrap();
-    let running = tokio::spawn({
-        let d = d.clone();
-        async move { d.deploy(release("v2")).await }
-    });
+    let running = spawn_deploy(&d, "v2");
     tokio::time::sleep(Duration::from_secs(1)).await;
     running.abort();
     let _ = running.await;
@@ -614,16 +604,6 @@ async fn a_torn_journal_tail_is_noted_once_and_not_fatal() {
     assert!(text.ends_with('\n'));
 }
 
-async fn wait_until(events: &mut tokio::sync::broadcast::Receiver<bluegreen_core::Event>, phase: &str) {
-    loop {
-        if let EventKind::PhaseChanged { to, .. } = events.recv().await.unwrap().kind {
-            if to.name() == phase {
-                return;
-            }
-        }
-    }
-}
-
 /// A second `promote()` sent while traffic moves (a retry, a double click) is refused: it must
 /// not open the next gate, which nobody has looked at yet.
 #[tokio::test(start_paused = true)]
@@ -640,10 +620,7 @@ async fn a_stale_approval_does_not_open_a_later_gate() {
     .unwrap();
     let d = w.builder().strategy(canary).build().unwrap();
     let mut events = d.subscribe();
-    let running = tokio::spawn({
-        let d = d.clone();
-        async move { d.deploy(release("v2")).await }
-    });
+    let running = spawn_deploy(&d, "v2");
     wait_until(&mut events, "paused").await;
     d.promote().await.unwrap();
     wait_until(&mut events, "shifting").await;
@@ -671,10 +648,7 @@ async fn an_abort_during_a_shift_stops_further_traffic_moves() {
     let canary = Canary::new(vec![CanaryStep::SetWeight(10), CanaryStep::SetWeight(50)]).unwrap();
     let d = w.builder().strategy(canary).build().unwrap();
     let mut events = d.subscribe();
-    let running = tokio::spawn({
-        let d = d.clone();
-        async move { d.deploy(release("v2")).await }
-    });
+    let running = spawn_deploy(&d, "v2");
     wait_until(&mut events, "shifting").await;
     d.abort("pager went off").await.unwrap();
     let err = running.await.unwrap().unwrap_err();
@@ -744,10 +718,7 @@ async fn resume_with_another_strategy_is_refused() {
         .strategy(BlueGreen::new().promotion(Promotion::Manual))
         .build()
         .unwrap();
-    let running = tokio::spawn({
-        let d = manual.clone();
-        async move { d.deploy(release("v2")).await }
-    });
+    let running = spawn_deploy(&manual, "v2");
     tokio::time::sleep(Duration::from_secs(1)).await;
     running.abort();
     let _ = running.await;
