@@ -27,6 +27,9 @@ fn retirement() -> Retirement {
     }
 }
 
+type Deploying = tokio::task::JoinHandle<bluegreen_core::Result<bluegreen_core::Report>>;
+type Events = tokio::sync::broadcast::Receiver<bluegreen_core::Event>;
+
 /// Starts `d.deploy(version)` on its own task.
 fn spawn_deploy(
     d: &Deployer,
@@ -37,7 +40,7 @@ fn spawn_deploy(
 }
 
 /// Waits for the deployment to enter the phase named `phase`, and returns it.
-async fn wait_until(events: &mut tokio::sync::broadcast::Receiver<bluegreen_core::Event>, phase: &str) -> Phase {
+async fn wait_until(events: &mut Events, phase: &str) -> Phase {
     loop {
         if let EventKind::PhaseChanged { to, .. } = events.recv().await.unwrap().kind {
             if to.name() == phase {
@@ -78,6 +81,20 @@ impl World {
 
     fn deployer(&self) -> Deployer {
         self.builder().build().unwrap()
+    }
+
+    /// v1 live, then v2 deploying with manual promotion: the deployer, the deploy's task, and the
+    /// deployer's events from before v2 started.
+    async fn v2_awaiting_approval(&self) -> (Deployer, Deploying, Events) {
+        self.deployer().deploy(release("v1")).await.unwrap();
+        let d = self
+            .builder()
+            .strategy(BlueGreen::new().promotion(Promotion::Manual))
+            .build()
+            .unwrap();
+        let events = d.subscribe();
+        let running = spawn_deploy(&d, "v2");
+        (d, running, events)
     }
 
     fn live(&self) -> Option<(Slot, Release)> {
@@ -199,13 +216,7 @@ async fn manual_promotion_waits_for_promote_and_traffic_stays_until_then() {
 #[tokio::test(start_paused = true)]
 async fn abort_during_a_pause_rolls_back() {
     let w = World::new();
-    w.deployer().deploy(release("v1")).await.unwrap();
-    let d = w
-        .builder()
-        .strategy(BlueGreen::new().promotion(Promotion::Manual))
-        .build()
-        .unwrap();
-    let running = spawn_deploy(&d, "v2");
+    let (d, running, _) = w.v2_awaiting_approval().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     d.abort("changed my mind").await.unwrap();
     let err = running.await.unwrap().unwrap_err();
@@ -545,13 +556,7 @@ async fn a_waiting_deployer_goes_after_the_holder_finishes() {
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_deploy_is_resumed_and_rolled_back_before_promotion() {
     let w = World::new();
-    w.deployer().deploy(release("v1")).await.unwrap();
-    let d = w
-        .builder()
-        .strategy(BlueGreen::new().promotion(Promotion::Manual))
-        .build()
-        .unwrap();
-    let running = spawn_deploy(&d, "v2");
+    let (d, running, _) = w.v2_awaiting_approval().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     running.abort();
     let _ = running.await;
@@ -712,13 +717,7 @@ async fn retiring_drains_a_slot_that_took_traffic() {
 #[tokio::test(start_paused = true)]
 async fn resume_with_another_strategy_is_refused() {
     let w = World::new();
-    w.deployer().deploy(release("v1")).await.unwrap();
-    let manual = w
-        .builder()
-        .strategy(BlueGreen::new().promotion(Promotion::Manual))
-        .build()
-        .unwrap();
-    let running = spawn_deploy(&manual, "v2");
+    let (manual, running, _) = w.v2_awaiting_approval().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     running.abort();
     let _ = running.await;
