@@ -25,6 +25,19 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// An event of deployment `id` of `app`, now, for a run that started at `started`.
+    pub(crate) fn new(id: &str, app: &AppName, started: tokio::time::Instant, kind: EventKind) -> Self {
+        Event {
+            deployment: id.to_string(),
+            app: app.clone(),
+            at: Timestamp::now(),
+            elapsed: started.elapsed(),
+            kind,
+        }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

@@ -192,7 +192,8 @@ impl Deployer {
             return Ok(None);
         };
         if !run::needs_resume(&last.deployment) {
-            self.note_takeover(&guard, &last).await?;
+            self.note_takeover(&guard, &last.deployment, &mut run::Run::after(last.seq))
+                .await?;
             return Ok(None);
         }
         let (was, is) = (&last.deployment.strategy, self.inner.strategy.name());

@@ -19,10 +19,10 @@ use crate::probe::{CheckRecord, ProbeTarget, Verdict};
 use crate::router::{DrainStatus, Routes};
 use crate::strategy::{Decision, Pause, Progress};
 
-/// Whether `d` is unfinished: still running (or crashed) or failed in a way resume can retry.
+/// Whether `d` is unfinished: still running (or crashed) or failed in a way resume can retry —
+/// exactly the deployments the machine lets resume.
 pub(super) fn needs_resume(d: &Deployment) -> bool {
-    !d.phase.is_terminal()
-        || (matches!(d.phase, Phase::Failed { .. }) && machine::step(d.clone(), Signal::Resumed).is_ok())
+    machine::step(d.clone(), Signal::Resumed).is_ok()
 }
 
 /// For a deploy or a rollback, a rolled-back deployment is an error: the release is not live.
@@ -40,11 +40,24 @@ fn went_live(report: Report) -> Result<Report> {
 }
 
 /// The state of one run: where the journal is, and the timeline so far.
-struct Run {
+pub(super) struct Run {
     seq: u64,
     started: Instant,
     phase_started: Instant,
     timeline: Vec<TimelineStep>,
+}
+
+impl Run {
+    /// A run starting now, after journal entry `seq` (0 for an empty journal).
+    pub(super) fn after(seq: u64) -> Self {
+        let now = Instant::now();
+        Run {
+            seq,
+            started: now,
+            phase_started: now,
+            timeline: Vec::new(),
+        }
+    }
 }
 
 impl Deployer {
@@ -54,7 +67,8 @@ impl Deployer {
         let last = self.last_entry().await?;
         if let Some(last) = &last {
             if needs_resume(&last.deployment) {
-                self.note_takeover(&guard, last).await?;
+                self.note_takeover(&guard, &last.deployment, &mut Run::after(last.seq))
+                    .await?;
                 let d = &last.deployment;
                 return Err(Error::Conflict {
                     reason: format!(
@@ -80,20 +94,13 @@ impl Deployer {
         went_live(report)
     }
 
-    /// Journals that `guard` took the lock over from a dead holder, when no run follows to say so.
-    pub(super) async fn note_takeover(&self, guard: &LockGuard, last: &Entry) -> Result<()> {
+    /// Journals (against `d`) that `guard` took the lock over from a holder that died, if it did.
+    pub(super) async fn note_takeover(&self, guard: &LockGuard, d: &Deployment, run: &mut Run) -> Result<()> {
         let Some(dead) = &guard.took_over_from else {
             return Ok(());
         };
-        let text = format!("took the lock over from a holder that died: {dead}");
-        warn!("{text}");
-        let entry = Entry {
-            seq: last.seq + 1,
-            at: Timestamp::now(),
-            record: Record::Note { text },
-            deployment: last.deployment.clone(),
-        };
-        self.inner.journal.append(&entry).await
+        self.note(d, run, format!("took the lock over from a holder that died: {dead}"))
+            .await
     }
 
     /// The live slot is the one the router gives all traffic; the new release goes to the other.
@@ -136,13 +143,7 @@ impl Deployer {
         resumed: bool,
     ) -> Result<Report> {
         let mut commands = self.open_commands();
-        let now = Instant::now();
-        let mut run = Run {
-            seq: last_seq.unwrap_or(0),
-            started: now,
-            phase_started: now,
-            timeline: Vec::new(),
-        };
+        let mut run = Run::after(last_seq.unwrap_or(0));
 
         self.emit(
             &d,
@@ -157,14 +158,7 @@ impl Deployer {
         if !resumed {
             self.append(&mut run, &d, Record::Started).await?;
         }
-        if let Some(dead) = &guard.took_over_from {
-            self.note(
-                &d,
-                &mut run,
-                format!("took the lock over from a holder that died: {dead}"),
-            )
-            .await?;
-        }
+        self.note_takeover(&guard, &d, &mut run).await?;
         if let Some(torn) = self.inner.journal.torn_tail() {
             if !self
                 .inner
@@ -271,13 +265,7 @@ impl Deployer {
     }
 
     fn emit(&self, d: &Deployment, run: &Run, kind: EventKind) {
-        let _ = self.inner.events.send(Event {
-            deployment: d.id.clone(),
-            app: d.app.clone(),
-            at: Timestamp::now(),
-            elapsed: run.started.elapsed(),
-            kind,
-        });
+        let _ = self.inner.events.send(Event::new(&d.id, &d.app, run.started, kind));
     }
 
     /// Performs the work of `d`'s phase and reports how it went. Never fails: failures are signals.
@@ -298,13 +286,7 @@ impl Deployer {
             Phase::Shifting { weight } => self.shift(d, *weight).await,
             Phase::Paused {
                 pause: Pause::Elapsed { duration },
-            } => {
-                interruptible(d, commands, async {
-                    crate::wait::sleep(*duration).await;
-                    Signal::Done
-                })
-                .await
-            }
+            } => interruptible(d, commands, elapsed(*duration)).await,
             Phase::Paused { pause: Pause::Approved } | Phase::Held { .. } => {
                 let timeout = inner.approval_timeout;
                 interruptible(d, commands, async move {
@@ -331,14 +313,11 @@ impl Deployer {
                     d.step
                 )),
             },
-            Phase::Warm => {
-                interruptible(d, commands, async {
-                    crate::wait::sleep(d.retirement.rollback_window).await;
-                    Signal::Done
-                })
-                .await
+            Phase::Warm => interruptible(d, commands, elapsed(d.retirement.rollback_window)).await,
+            Phase::Draining => {
+                self.drain(d).await;
+                Signal::Done
             }
-            Phase::Draining => self.drain(d).await,
             Phase::Stopping => {
                 let Some(previous) = &d.previous else {
                     return Signal::Done;
@@ -408,24 +387,25 @@ impl Deployer {
         }
     }
 
-    async fn drain(&self, d: &Deployment) -> Signal {
+    /// Lets in-flight requests to the slot traffic just left finish: as observed by the router
+    /// where it can, else for the drain time. Never fails.
+    async fn drain(&self, d: &Deployment) {
         let drain = d.retirement.drain;
         if self.inner.router.capabilities().observes_drain {
             match self.inner.router.wait_drained(drain).await {
-                Ok(DrainStatus::Drained) => return Signal::Done,
+                Ok(DrainStatus::Drained) => return,
                 Ok(DrainStatus::StillDraining) => {
                     warn!(
                         ?drain,
                         "connections to the old slot still open after the drain time; stopping it anyway"
                     );
-                    return Signal::Done;
+                    return;
                 }
                 Ok(DrainStatus::NotObservable) => {}
                 Err(e) => warn!("observing the drain failed: {e}; waiting the drain time instead"),
             }
         }
         crate::wait::sleep(drain).await;
-        Signal::Done
     }
 
     async fn stop(&self, slot: Slot, grace: Duration) -> Signal {
@@ -471,15 +451,15 @@ impl Deployer {
         let events = self.inner.events.clone();
         let (id, app) = (d.id.clone(), d.app.clone());
         move |record| {
-            let _ = events.send(Event {
-                deployment: id.clone(),
-                app: app.clone(),
-                at: Timestamp::now(),
-                elapsed: started.elapsed(),
-                kind: EventKind::Check(record),
-            });
+            let _ = events.send(Event::new(&id, &app, started, EventKind::Check(record)));
         }
     }
+}
+
+/// `Done` once `duration` has passed.
+async fn elapsed(duration: Duration) -> Signal {
+    crate::wait::sleep(duration).await;
+    Signal::Done
 }
 
 /// Runs `work`, unless an operator's command that the current phase accepts arrives first.

@@ -404,3 +404,20 @@ fn a_first_deploy_shifts_all_or_nothing_and_finishes_an_interrupted_shift() {
     assert_eq!(d.phase, Phase::RollingBack);
     assert!(d.routed);
 }
+
+/// The engine asks the machine whether a deployment is unfinished (`step(d, Resumed).is_ok()`):
+/// that holds for every phase that is not terminal, and for a failure with something to retry.
+#[test]
+fn exactly_the_unfinished_deployments_accept_a_resume() {
+    for d in all_states() {
+        let retryable = matches!(
+            d.phase,
+            Phase::Failed {
+                retry: Retry::RollBack | Retry::StopOld,
+                ..
+            }
+        );
+        let unfinished = !d.phase.is_terminal() || retryable;
+        assert_eq!(step(d.clone(), Signal::Resumed).is_ok(), unfinished, "{}", d.phase);
+    }
+}
