@@ -50,6 +50,7 @@ pub struct ReadmeDoctests;
 mod engine;
 pub mod environment;
 pub mod error;
+pub mod file;
 pub mod journal;
 pub mod lock;
 pub mod machine;
@@ -59,7 +60,7 @@ pub mod router;
 pub mod strategy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-mod wait;
+pub mod wait;
 
 pub use engine::{Deployer, DeployerBuilder, Event, EventKind, Report, Status, TimelineStep};
 pub use environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};

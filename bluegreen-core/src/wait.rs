@@ -1,6 +1,11 @@
-//! Waiting, without paying for waits of zero.
+//! Waiting: sleeps that skip zero, and polling until a condition holds or a deadline passes.
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
 
 /// Sleeps for `duration`; returns at once when it is zero.
 ///
@@ -9,5 +14,73 @@ use std::time::Duration;
 pub(crate) async fn sleep(duration: Duration) {
     if !duration.is_zero() {
         tokio::time::sleep(duration).await;
+    }
+}
+
+/// Calls `attempt` every `interval` until it returns `Ok(Some(_))`, an error, or `timeout` passes.
+///
+/// The first attempt runs at once; an attempt still running at the deadline is cancelled. On
+/// timeout the error is [`Error::Timeout`] naming `operation`. Routers use this to confirm that a
+/// proxy serves a change.
+pub async fn poll<T, F, Fut>(operation: &str, timeout: Duration, interval: Duration, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, attempt()).await {
+            Ok(Ok(Some(value))) => return Ok(value),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(None)) => {}
+            Err(_) => break,
+        }
+        if Instant::now() + interval > deadline {
+            break;
+        }
+        sleep(interval).await;
+    }
+    Err(Error::Timeout {
+        operation: operation.to_owned(),
+        after: timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_until_ready_or_times_out() {
+        let mut calls = 0;
+        let got = poll("ready", Duration::from_secs(1), Duration::from_millis(10), || {
+            calls += 1;
+            let n = calls;
+            async move { Ok((n == 3).then_some(n)) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, 3);
+
+        let err = poll(
+            "never",
+            Duration::from_millis(50),
+            Duration::from_millis(10),
+            || async { Ok(None::<()>) },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::Timeout { ref operation, .. } if operation == "never"),
+            "{err}"
+        );
+
+        let err = poll("fails", Duration::from_secs(1), Duration::from_millis(10), || async {
+            Err::<Option<()>, _>(Error::backend("x", "boom", false))
+        })
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("boom"), "{err}");
     }
 }

@@ -1,0 +1,150 @@
+//! Config files that are never seen half-written: atomic replace and restore.
+//!
+//! Routers that drive a proxy through files (nginx upstream files, Traefik's file provider) share
+//! these, so every one of them writes the same way: a temporary file in a chosen directory on the
+//! same filesystem, written and fsynced, renamed over the target, and the directory fsynced.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Reads `path`; `None` when it does not exist (a fresh install, not an error).
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("read", path, e)),
+    }
+}
+
+/// Replaces `path` with `contents` atomically: readers see the old file or the new one, whole.
+///
+/// The temporary file is created in `staging` (the target's own directory when `None`), which
+/// must be on the same filesystem as `path`. Pass a directory outside a watched directory when a
+/// watcher must not see the temporary file (Traefik's file provider).
+pub fn write_atomic(path: &Path, contents: &[u8], staging: Option<&Path>) -> Result<()> {
+    let dir = parent(path);
+    let staging = staging.unwrap_or(&dir);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = staging.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        sync_dir(&dir)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&temp);
+        io_error("write", path, e)
+    })
+}
+
+/// Removes `path` durably; a missing file is fine.
+pub fn remove(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(&parent(path)).map_err(|e| io_error("remove", path, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("remove", path, e)),
+    }
+}
+
+/// What a file held before a change, so that a failed change can be undone.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    path: PathBuf,
+    previous: Option<Vec<u8>>,
+}
+
+impl Snapshot {
+    /// Records what `path` holds now (possibly nothing).
+    pub fn take(path: &Path) -> Result<Self> {
+        Ok(Snapshot {
+            path: path.to_owned(),
+            previous: read_optional(path)?,
+        })
+    }
+
+    /// What the file held, `None` if it did not exist.
+    pub fn previous(&self) -> Option<&[u8]> {
+        self.previous.as_deref()
+    }
+
+    /// Puts the recorded contents back (or removes the file if there was none), atomically.
+    pub fn restore(&self, staging: Option<&Path>) -> Result<()> {
+        match &self.previous {
+            Some(bytes) => write_atomic(&self.path, bytes, staging),
+            None => remove(&self.path),
+        }
+    }
+}
+
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+fn io_error(action: &str, path: &Path, e: io::Error) -> Error {
+    let temporary = matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock);
+    Error::Backend {
+        backend: "file".into(),
+        message: format!("cannot {action} {}: {e}", path.display()),
+        temporary,
+        source: Some(Box::new(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_replace_and_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upstream.conf");
+        let fresh = Snapshot::take(&path).unwrap();
+        assert_eq!(fresh.previous(), None);
+        write_atomic(&path, b"one", None).unwrap();
+        let one = Snapshot::take(&path).unwrap();
+        write_atomic(&path, b"two", None).unwrap();
+        assert_eq!(read_optional(&path).unwrap().unwrap(), b"two");
+        one.restore(None).unwrap();
+        assert_eq!(read_optional(&path).unwrap().unwrap(), b"one");
+        fresh.restore(None).unwrap();
+        assert_eq!(read_optional(&path).unwrap(), None);
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn stages_outside_the_target_directory_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (watched, staging) = (dir.path().join("watched"), dir.path().join("staging"));
+        fs::create_dir_all(&watched).unwrap();
+        fs::create_dir_all(&staging).unwrap();
+        let path = watched.join("app.yml");
+        write_atomic(&path, b"x: 1", Some(&staging)).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"x: 1");
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_write_names_the_path_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("f");
+        let err = write_atomic(&path, b"x", Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("missing-dir"), "{err}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

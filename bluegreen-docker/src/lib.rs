@@ -1,0 +1,1 @@
+//! bluegreen backend for docker (being built; see the issue tracker).

@@ -1,0 +1,1 @@
+//! bluegreen backend for nginx (being built; see the issue tracker).

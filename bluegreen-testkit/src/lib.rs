@@ -1,0 +1,15 @@
+//! Test support shared by bluegreen's backend crates.
+//!
+//! Tests run against the real components (nginx, Traefik, the Docker Engine). This crate holds what
+//! every backend's tests, examples and benchmarks need, so no backend repeats it:
+//!
+//! - [`real`]: a test whose component is missing prints why it skipped, and fails when
+//!   `BLUEGREEN_REQUIRE_REAL=1` (CI sets it);
+//! - [`cargo`]: builds workspace binaries (debug, or static for `FROM scratch` images);
+//! - [`demo`]: the demo app as a real process on loopback;
+//! - [`load`]: a load generator that records every request's status, version and error kind.
+
+pub mod cargo;
+pub mod demo;
+pub mod load;
+pub mod real;

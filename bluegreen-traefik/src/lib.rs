@@ -1,0 +1,1 @@
+//! bluegreen backend for traefik (being built; see the issue tracker).
