@@ -7,9 +7,13 @@
 //!   `BLUEGREEN_REQUIRE_REAL=1` (CI sets it);
 //! - [`cargo`]: builds workspace binaries (debug, or static for `FROM scratch` images);
 //! - [`demo`]: the demo app as a real process on loopback;
-//! - [`load`]: a load generator that records every request's status, version and error kind.
+//! - [`load`]: a load generator that records every request's status, version and error kind;
+//! - [`scenario`]: what every router is held to (the split clients see, switches under load);
+//! - [`stats`]: percentiles and the markdown tables benchmarks print.
 
 pub mod cargo;
 pub mod demo;
 pub mod load;
 pub mod real;
+pub mod scenario;
+pub mod stats;

@@ -286,6 +286,15 @@ async fn one_request(config: &LoadConfig, conn: &mut Option<SendRequest<Empty<By
     result.unwrap_or_else(Outcome::Error)
 }
 
+/// One request on a new connection, as a [`ClientMode::NewConnection`] client would send it.
+pub async fn request_once(config: &LoadConfig) -> Outcome {
+    let config = LoadConfig {
+        mode: ClientMode::NewConnection,
+        ..config.clone()
+    };
+    one_request(&config, &mut None).await
+}
+
 async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<Empty<Bytes>>> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
