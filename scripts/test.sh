@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== real components (nginx, Traefik, Docker)"
+scripts/install-components.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

