@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use bluegreen_core::journal::FileJournal;
 use bluegreen_core::testing::{InMemoryEnvironment, InMemoryRouter};
-use bluegreen_core::{AppName, BlueGreen, Deployer, Error, EventKind, HealthPolicy, Release, Result, Retirement};
-use tokio::sync::broadcast::Receiver;
+use bluegreen_core::{AppName, BlueGreen, Deployer, Error, HealthPolicy, Release, Result, Retirement};
+
+#[path = "common/mod.rs"]
+mod common;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -52,7 +54,7 @@ async fn main() -> Result<()> {
         let release = Release::new(version)?;
         println!("\n== deploy {release}");
         let result = deployer.deploy(release).await;
-        print_timeline(&mut events);
+        common::timeline::print(&mut events);
         match result {
             Ok(report) => println!("   => completed in {:.1} ms", report.took.as_secs_f64() * 1000.0),
             Err(Error::RolledBack { reason, logs, .. }) => {
@@ -83,27 +85,4 @@ async fn main() -> Result<()> {
     let release = status.live_release().expect("the live slot runs");
     println!("\nactive: {slot} {release}");
     Ok(())
-}
-
-/// Prints the phase changes received so far, one line each: when the phase started, which it was,
-/// how long it took, and what it found.
-fn print_timeline(events: &mut Receiver<bluegreen_core::Event>) {
-    let mut checks = 0;
-    while let Ok(event) = events.try_recv() {
-        match event.kind {
-            EventKind::Started { target, previous, .. } => {
-                let previous = previous.map_or("nothing".to_string(), |p| p.to_string());
-                println!("   into {target}, replacing {previous}");
-            }
-            EventKind::PhaseChanged { from, took, detail, .. } => println!(
-                "   {:>7.1} ms  {:<22} {:>7.1} ms  {detail}",
-                event.elapsed.saturating_sub(took).as_secs_f64() * 1000.0,
-                from.to_string(),
-                took.as_secs_f64() * 1000.0,
-            ),
-            EventKind::Check(_) => checks += 1,
-            EventKind::Note(note) => println!("   note: {note}"),
-        }
-    }
-    println!("   ({checks} health checks)");
 }
