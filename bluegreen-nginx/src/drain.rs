@@ -6,21 +6,46 @@ use std::fs;
 /// The title nginx gives an old worker that is finishing its connections.
 const SHUTTING_DOWN: &str = "worker process is shutting down";
 
+/// The title of a worker that accepts connections.
+const WORKER: &str = "worker process";
+
 /// How many children of `master` are old workers still shutting down. Linux only (`/proc`).
 pub(crate) fn workers_shutting_down(master: i32) -> std::io::Result<usize> {
-    let mut count = 0;
+    Ok(children(master)?
+        .into_iter()
+        .filter(|(_, title)| title.contains(SHUTTING_DOWN))
+        .count())
+}
+
+/// The children of `master` that are workers accepting connections (not shutting down).
+///
+/// Taken before a reload, these are the old generation: once none of them is still accepting,
+/// every new connection reaches a worker of the new configuration.
+pub(crate) fn accepting_workers(master: i32) -> std::io::Result<Vec<i32>> {
+    Ok(children(master)?
+        .into_iter()
+        .filter(|(_, title)| title.contains(WORKER) && !title.contains(SHUTTING_DOWN))
+        .map(|(pid, _)| pid)
+        .collect())
+}
+
+/// The children of `master`, with their process titles.
+fn children(master: i32) -> std::io::Result<Vec<(i32, String)>> {
+    let mut found = Vec::new();
     for entry in fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
-        // A process can exit between the listing and the read: skip it.
-        if parent_of(pid) == Some(master) && title_of(pid).is_some_and(|t| t.contains(SHUTTING_DOWN)) {
-            count += 1;
+        // A process can exit between the listing and the reads: skip it.
+        if parent_of(pid) == Some(master) {
+            if let Some(title) = title_of(pid) {
+                found.push((pid, title));
+            }
         }
     }
-    Ok(count)
+    Ok(found)
 }
 
 /// The parent pid, from `/proc/<pid>/stat` (field 4, after the parenthesised command name).
@@ -52,5 +77,6 @@ mod tests {
         assert!(parent > 0);
         assert!(title_of(me).is_some());
         assert_eq!(workers_shutting_down(me).unwrap(), 0);
+        assert_eq!(accepting_workers(me).unwrap(), Vec::<i32>::new());
     }
 }

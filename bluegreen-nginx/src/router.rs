@@ -30,9 +30,12 @@ use crate::render::{self, Layout};
 ///    error carries nginx's own message.
 /// 5. nginx is reloaded (see [`ReloadCommand`]); on failure the previous file is put back.
 /// 6. The router polls the rendered status location, on a new connection each time, until it
-///    answers this change's generation token: only then does `apply` return `Ok`. If it does not
-///    within the confirm timeout, the previous file is put back, nginx is reloaded again, and the
-///    error is [`Error::Timeout`].
+///    answers this change's generation token; when the master's pid file is known (Linux), it
+///    also waits until none of the workers that ran before the reload still accepts connections
+///    (nginx lets them accept for ~100 ms after the new ones start). Only then does `apply`
+///    return `Ok`: every new connection reaches the new routes. If that does not happen within
+///    the confirm timeout, the previous file is put back, nginx is reloaded again, and the error
+///    is [`Error::Timeout`].
 ///
 /// Steps 3–5 run to completion on a blocking thread, serialised with other applies. If the
 /// `apply` future is dropped before the reload is sent, the previous file is put back and nothing
@@ -50,6 +53,25 @@ struct Inner {
     config: NginxConfig,
     layout: Layout,
     confirm_url: String,
+}
+
+/// What a switch left behind: how to undo it, and the workers of the generation before it.
+struct Switched {
+    snapshot: Snapshot,
+    master: Option<i32>,
+    old_workers: Vec<i32>,
+}
+
+impl Switched {
+    /// Whether no worker of the previous generation still accepts connections (always true when
+    /// the master is unknown or `/proc` cannot be read).
+    fn old_generation_gone(&self) -> bool {
+        let Some(master) = self.master else { return true };
+        match drain::accepting_workers(master) {
+            Ok(now) => !now.iter().any(|pid| self.old_workers.contains(pid)),
+            Err(_) => true,
+        }
+    }
 }
 
 /// Set when the `apply` future is dropped; read before the point of no return (the reload).
@@ -123,7 +145,7 @@ impl NginxRouter {
     }
 
     /// Runs steps 3–5 on a blocking thread that owns the lock until it finishes.
-    async fn switch(&self, text: String, guard: OwnedMutexGuard<()>) -> (Result<Snapshot>, OwnedMutexGuard<()>) {
+    async fn switch(&self, text: String, guard: OwnedMutexGuard<()>) -> (Result<Switched>, OwnedMutexGuard<()>) {
         let flag = Arc::new(AtomicBool::new(false));
         let _abandoned = Abandoned(Arc::clone(&flag));
         let inner = Arc::clone(&self.inner);
@@ -187,7 +209,7 @@ impl Inner {
     }
 
     /// Write, test, reload; the previous file is back in place on any failure.
-    fn switch(&self, text: &str, abandoned: &AtomicBool) -> Result<Snapshot> {
+    fn switch(&self, text: &str, abandoned: &AtomicBool) -> Result<Switched> {
         let path = &self.config.upstream_file;
         let snapshot = Snapshot::take(path)?;
         file::write_atomic(path, text.as_bytes(), None)?;
@@ -207,6 +229,10 @@ impl Inner {
                 true,
             ));
         }
+        let master = self.master();
+        let old_workers = master
+            .and_then(|m| drain::accepting_workers(m).ok())
+            .unwrap_or_default();
         if let Err(f) = self.reload() {
             let note = restored();
             return Err(f.into_error(
@@ -214,7 +240,17 @@ impl Inner {
                 true,
             ));
         }
-        Ok(snapshot)
+        Ok(Switched {
+            snapshot,
+            master,
+            old_workers,
+        })
+    }
+
+    /// The master's pid, when its pid file is configured and `/proc` is readable.
+    fn master(&self) -> Option<i32> {
+        let pid_file = self.config.pid_file.as_deref()?;
+        drain::observable().then(|| reload::read_pid(pid_file).ok()).flatten()
     }
 }
 
@@ -261,17 +297,20 @@ impl Router for NginxRouter {
             }
         }
         let (switched, guard) = self.switch(text, guard).await;
-        let snapshot = switched?;
+        let switched = switched?;
         tracing::debug!(generation = %token, "nginx reloaded; confirming");
         let confirmed = poll(
             "nginx to serve the new routes",
             self.inner.config.confirm_timeout(),
             self.inner.config.confirm_interval(),
-            || async { Ok((self.live_generation().await.as_deref() == Some(token.as_str())).then_some(())) },
+            || async {
+                let answered = self.live_generation().await.as_deref() == Some(token.as_str());
+                Ok((answered && switched.old_generation_gone()).then_some(()))
+            },
         )
         .await;
         if let Err(e) = confirmed {
-            let note = self.undo(snapshot).await;
+            let note = self.undo(switched.snapshot).await;
             drop(guard);
             return Err(match e {
                 Error::Timeout { after, .. } => Error::Timeout {

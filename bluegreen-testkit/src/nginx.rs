@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bluegreen_core::router::{Router, RouterCapabilities, Routes};
+
 use crate::real;
 
 /// The nginx binary: `BLUEGREEN_NGINX`, else `nginx` on `PATH`, else `/usr/sbin/nginx`.
@@ -242,5 +244,79 @@ http {{
 impl Drop for NginxProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The baseline a router is measured against: what an operator does by hand. Writes the
+/// upstream file in place (no temp file, no `nginx -t`) and runs `nginx -s reload`; it neither
+/// validates, restores, nor confirms. [`current`](Router::current) returns what it last wrote.
+///
+/// Only for comparisons in tests and benchmarks: it is the raw tool, not a router to use.
+#[derive(Debug)]
+pub struct RawReload {
+    binary: PathBuf,
+    prefix: PathBuf,
+    conf: PathBuf,
+    file: PathBuf,
+    upstream: String,
+    last: std::sync::Mutex<Option<Routes>>,
+}
+
+impl NginxProcess {
+    /// A [`RawReload`] writing this nginx's [`router_file`](Self::router_file).
+    pub fn raw_reload(&self) -> RawReload {
+        RawReload {
+            binary: self.binary.clone(),
+            prefix: self.prefix.path().to_owned(),
+            conf: self.conf_path(),
+            file: self.router_file(),
+            upstream: self.upstream.clone(),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl RawReload {
+    /// Writes `routes` as a plain upstream block and runs `nginx -s reload`.
+    pub fn write_and_reload(&self, routes: &Routes) -> Result<(), String> {
+        let mut text = format!("upstream {} {{\n", self.upstream);
+        for (_, weight, endpoint) in routes.weighted() {
+            text.push_str(&format!("    server {} weight={weight};\n", endpoint.authority()));
+        }
+        text.push_str("    keepalive 32;\n}\n");
+        std::fs::write(&self.file, text).map_err(|e| e.to_string())?;
+        let out = Command::new(&self.binary)
+            .arg("-p")
+            .arg(&self.prefix)
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["-s", "reload"])
+            .output()
+            .map_err(|e| format!("cannot run nginx -s reload: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(routes.clone());
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Router for RawReload {
+    fn name(&self) -> &str {
+        "raw nginx -s reload"
+    }
+
+    fn capabilities(&self) -> RouterCapabilities {
+        RouterCapabilities::none().with_weighted(true)
+    }
+
+    async fn current(&self) -> bluegreen_core::Result<Option<Routes>> {
+        Ok(self.last.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    async fn apply(&self, routes: &Routes) -> bluegreen_core::Result<()> {
+        self.write_and_reload(routes)
+            .map_err(|e| bluegreen_core::Error::backend("nginx", e, false))
     }
 }
