@@ -25,6 +25,11 @@
 //!
 //! See the crate README for the config keys and the nginx config it expects.
 
+/// The README's example compiles (`cargo test --doc`), so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod config;
 mod drain;
 mod reload;

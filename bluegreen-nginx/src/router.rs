@@ -24,7 +24,8 @@ use crate::render::{self, Layout};
 /// # How `apply` works
 /// 1. The routes are rendered (values nginx would misread are refused; nothing is written).
 /// 2. If the file already holds these routes and nginx serves its generation, nothing is done
-///    (no reload: a reload closes idle keep-alive connections).
+///    (no reload: a reload closes idle keep-alive connections). A file the router cannot read
+///    back (edited by hand) is replaced.
 /// 3. The file is replaced atomically (temp file in its directory, fsync, rename).
 /// 4. `nginx -t` checks your whole config; on failure the previous file is put back and the
 ///    error carries nginx's own message.
@@ -290,11 +291,16 @@ impl Router for NginxRouter {
         let token = new_token();
         let text = render::render(&self.inner.layout, routes, &token)?;
         let guard = Arc::clone(&self.lock).lock_owned().await;
-        if let Some(on_disk) = self.read()? {
-            if on_disk.routes == *routes && self.live_generation().await.as_ref() == Some(&on_disk.token) {
-                tracing::debug!(generation = %on_disk.token, "nginx already serves these routes");
-                return Ok(());
+        match self.read() {
+            Ok(Some(on_disk)) => {
+                if on_disk.routes == *routes && self.live_generation().await.as_ref() == Some(&on_disk.token) {
+                    tracing::debug!(generation = %on_disk.token, "nginx already serves these routes");
+                    return Ok(());
+                }
             }
+            Ok(None) => {}
+            // The file is the router's: replace what is there (it is restored if the change fails).
+            Err(e) => tracing::warn!(error = %e, "replacing an upstream file the router cannot read"),
         }
         let (switched, guard) = self.switch(text, guard).await;
         let switched = switched?;

@@ -171,3 +171,15 @@ async fn unsafe_values_are_refused_and_nothing_is_written() {
     assert!(!file.exists(), "nothing written");
     assert_eq!(router.current().await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_edited_file_is_reported_by_current_and_replaced_by_apply() {
+    let Some(nginx) = common::nginx() else { return };
+    let router = common::router(&nginx);
+    std::fs::write(nginx.router_file(), "upstream app { server 127.0.0.1:18083; }\n").unwrap();
+    let err = router.current().await.unwrap_err().to_string();
+    assert!(err.contains("upstream.conf") && err.contains("edited"), "{err}");
+    let blue = Routes::only(Slot::Blue, Endpoint::new("127.0.0.1", 18081).unwrap());
+    router.apply(&blue).await.unwrap();
+    assert_eq!(router.current().await.unwrap(), Some(blue));
+}
