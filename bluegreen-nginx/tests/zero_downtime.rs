@@ -50,21 +50,26 @@ async fn switches_under_load_drop_no_request() {
 
     // Keep-alive clients that do not retry: nginx 1.22 closes idle keep-alive connections on every
     // reload, so a client can send on a connection being closed. Not something a router can
-    // prevent: report the count, and hold the router to no worse than a raw `nginx -s reload`.
-    let ours = run(&router, &nginx, &apps, ClientMode::KeepAlive).await;
+    // prevent: report the count, and hold the router to no worse than a raw `nginx -s reload`,
+    // in alternating rounds of the same run (the count per reload is noisy).
     let raw_router = nginx.raw_reload();
-    let raw = run(&raw_router, &nginx, &apps, ClientMode::KeepAlive).await;
+    let (mut ours, mut raw) = ((0, 0), (0, 0));
+    for _ in 0..2 {
+        let t = run(&router, &nginx, &apps, ClientMode::KeepAlive).await;
+        ours = (ours.0 + t.failures(), ours.1 + t.total());
+        let t = run(&raw_router, &nginx, &apps, ClientMode::KeepAlive).await;
+        raw = (raw.0 + t.failures(), raw.1 + t.total());
+    }
     println!(
-        "keep-alive without retries, {SWITCHES} switches, {CLIENTS} clients: router {} failed of {}, \
+        "keep-alive without retries, 2 x {SWITCHES} switches, {CLIENTS} clients: router {} failed of {}, \
          raw nginx -s reload {} failed of {}",
-        ours.failures(),
-        ours.total(),
-        raw.failures(),
-        raw.total()
+        ours.0, ours.1, raw.0, raw.1
     );
-    // The same number of reloads: allow one reload's worth of connections as noise.
+    // The same number of reloads; a quarter and one reload's worth of connections as noise.
     assert!(
-        ours.failures() <= raw.failures() + CLIENTS as u64,
-        "router {ours}\nraw {raw}"
+        ours.0 <= raw.0 + raw.0 / 4 + CLIENTS as u64,
+        "router {} failed, raw {} failed",
+        ours.0,
+        raw.0
     );
 }
