@@ -67,6 +67,10 @@ pub struct NginxConfig {
     /// Bound on `nginx -t` and the reload command.
     #[serde(default = "default_command_timeout")]
     pub command_timeout_ms: u64,
+    /// nginx's error log: when a reload does not take (the master refused the new config, e.g.
+    /// a port in use), its last error lines are added to the error.
+    #[serde(default)]
+    pub error_log: Option<PathBuf>,
 }
 
 fn default_binary() -> PathBuf {
@@ -111,6 +115,7 @@ impl NginxConfig {
             confirm_timeout_ms: default_confirm_timeout(),
             confirm_interval_ms: default_confirm_interval(),
             command_timeout_ms: default_command_timeout(),
+            error_log: None,
         }
     }
 
@@ -277,6 +282,12 @@ impl NginxRouterBuilder {
     /// Bound on `nginx -t` and the reload command.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.config.command_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// nginx's error log, quoted in errors when a reload does not take.
+    pub fn error_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.error_log = Some(path.into());
         self
     }
 

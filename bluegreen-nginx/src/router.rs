@@ -236,16 +236,33 @@ impl Inner {
             .unwrap_or_default();
         if let Err(f) = self.reload() {
             let note = restored();
-            return Err(f.into_error(
-                &format!("reload failed; nginx serves what it served before ({note})"),
-                true,
-            ));
+            return Err(f.into_error(&format!("reload failed (is nginx running?); {note}"), true));
         }
         Ok(Switched {
             snapshot,
             master,
             old_workers,
         })
+    }
+
+    /// The last error lines of nginx's error log, for a reload that did not take.
+    fn error_log_tail(&self) -> String {
+        let Some(path) = &self.config.error_log else {
+            return "nginx's error log says why".into();
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let errors: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                ["[emerg]", "[alert]", "[crit]", "[error]"]
+                    .iter()
+                    .any(|level| l.contains(level))
+            })
+            .collect();
+        match errors.len() {
+            0 => format!("no error in {}", path.display()),
+            n => format!("{} says: {}", path.display(), errors[n.saturating_sub(3)..].join(" | ")),
+        }
     }
 
     /// The master's pid, when its pid file is configured and `/proc` is readable.
@@ -321,8 +338,9 @@ impl Router for NginxRouter {
             return Err(match e {
                 Error::Timeout { after, .. } => Error::Timeout {
                     operation: format!(
-                        "nginx to answer generation {token} at {} ({note}; see nginx's error log)",
-                        self.inner.confirm_url
+                        "nginx to answer generation {token} at {} ({note}); {}",
+                        self.inner.confirm_url,
+                        self.inner.error_log_tail()
                     ),
                     after,
                 },

@@ -25,6 +25,7 @@ async fn a_broken_user_config_restores_the_file_and_keeps_serving_the_old_slot()
         .await
         .unwrap_err();
     let text = err.to_string();
+    println!("{text}");
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
     assert!(
         text.contains("unknown directive \"bluegreen_test_unknown_directive\""),
@@ -182,4 +183,34 @@ async fn a_hand_edited_file_is_reported_by_current_and_replaced_by_apply() {
     let blue = Routes::only(Slot::Blue, Endpoint::new("127.0.0.1", 18081).unwrap());
     router.apply(&blue).await.unwrap();
     assert_eq!(router.current().await.unwrap(), Some(blue));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_the_master_refuses_is_undone_and_explained() {
+    let Some(nginx) = common::nginx() else { return };
+    let Some((v1, v2)) = common::demo_apps() else { return };
+    let blue = Routes::only(Slot::Blue, v1.endpoint());
+    common::router(&nginx).apply(&blue).await.unwrap();
+    let before = std::fs::read(nginx.router_file()).unwrap();
+
+    // `nginx -t` does not bind, so it passes; the master then cannot bind the status port, logs
+    // it, and keeps the old configuration. Only the confirmation can tell.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let router = common::builder(&nginx)
+        .status_listen(taken.local_addr().unwrap())
+        .confirm(Duration::from_secs(1), Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let err = router
+        .apply(&Routes::only(Slot::Green, v2.endpoint()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    println!("{text}");
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(text.contains("previous file was restored and nginx reloaded"), "{text}");
+    assert!(text.contains("Address already in use"), "nginx's own message: {text}");
+    assert_eq!(std::fs::read(nginx.router_file()).unwrap(), before);
+    let seen = versions_seen(nginx.addr(), "localhost", 20).await;
+    assert_eq!(seen.get("v1"), Some(&20), "still serving the old slot: {seen:?}");
 }

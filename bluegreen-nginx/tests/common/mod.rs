@@ -41,6 +41,7 @@ pub fn builder(nginx: &NginxProcess) -> NginxRouterBuilder {
         .nginx_conf(nginx.conf_path())
         .pid_file(nginx.pid_file())
         .status_listen(nginx.status_addr())
+        .error_log(nginx.error_log())
         .confirm(Duration::from_secs(10), Duration::from_millis(5))
 }
 
