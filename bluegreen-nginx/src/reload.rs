@@ -136,6 +136,45 @@ pub(crate) fn read_pid(pid_file: &Path) -> std::result::Result<i32, String> {
         .map_err(|_| format!("{} does not hold a pid: {text:?}", pid_file.display()))
 }
 
+/// The last distinct error lines of nginx's error log (its last 64 KiB), without timestamps:
+/// `[emerg] bind() to 127.0.0.1:8099 failed (98: Address already in use)`.
+pub(crate) fn error_log_tail(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const WINDOW: u64 = 64 * 1024;
+    let mut text = String::new();
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(WINDOW)))?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        text = String::from_utf8_lossy(&bytes).into_owned();
+        Ok(())
+    });
+    if let Err(e) = read {
+        return format!("cannot read {}: {e}", path.display());
+    }
+    let mut errors: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let Some(level) = ["[emerg]", "[alert]", "[crit]", "[error]"]
+            .into_iter()
+            .find(|l| line.contains(l))
+        else {
+            continue;
+        };
+        // `2026/11/22 04:19:08 [emerg] 2522#2522: message` → `[emerg] message`, once each (nginx
+        // retries a failed bind five times).
+        let message = line.split_once(level).map_or(line, |(_, m)| m);
+        let message = message.split_once(": ").map_or(message, |(_, m)| m);
+        let entry = format!("{level} {message}");
+        errors.retain(|e| *e != entry);
+        errors.push(entry);
+    }
+    match errors.len() {
+        0 => format!("no error in {}", path.display()),
+        n => format!("{} says: {}", path.display(), errors[n.saturating_sub(3)..].join(" | ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +202,21 @@ mod tests {
         assert!(err.message.contains("is nginx running?"), "{err:?}");
         let e = err.into_error("reload", true);
         assert!(e.to_string().contains("/nonexistent/nginx.pid"), "{e}");
+    }
+
+    #[test]
+    fn error_log_tails_are_short_and_distinct() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("error.log");
+        let bind = "2026/11/22 04:19:08 [emerg] 2522#2522: bind() to 127.0.0.1:1 failed (98: Address already in use)";
+        let text = format!("2026/11/22 04:19:07 [notice] 1#1: signal process started\n{bind}\n{bind}\n{bind}\n");
+        std::fs::write(&log, text).unwrap();
+        let tail = error_log_tail(&log);
+        assert!(
+            tail.ends_with("says: [emerg] bind() to 127.0.0.1:1 failed (98: Address already in use)"),
+            "{tail}"
+        );
+        assert!(error_log_tail(&dir.path().join("missing")).contains("cannot read"));
     }
 
     #[test]

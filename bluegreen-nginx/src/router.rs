@@ -250,19 +250,7 @@ impl Inner {
         let Some(path) = &self.config.error_log else {
             return "nginx's error log says why".into();
         };
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let errors: Vec<&str> = text
-            .lines()
-            .filter(|l| {
-                ["[emerg]", "[alert]", "[crit]", "[error]"]
-                    .iter()
-                    .any(|level| l.contains(level))
-            })
-            .collect();
-        match errors.len() {
-            0 => format!("no error in {}", path.display()),
-            n => format!("{} says: {}", path.display(), errors[n.saturating_sub(3)..].join(" | ")),
-        }
+        reload::error_log_tail(path)
     }
 
     /// The master's pid, when its pid file is configured and `/proc` is readable.
