@@ -157,14 +157,17 @@ impl NginxRouter {
         }
     }
 
-    /// Puts `snapshot` back and reloads, on a blocking thread; says what happened.
-    async fn undo(&self, snapshot: Snapshot) -> String {
+    /// Puts `snapshot` back and reloads, on a blocking thread that owns the lock until it
+    /// finishes (a dropped `apply` cannot let another one in half-way); says what happened.
+    async fn undo(&self, snapshot: Snapshot, guard: OwnedMutexGuard<()>) -> String {
         let inner = Arc::clone(&self.inner);
         let undo = tokio::task::spawn_blocking(move || {
-            snapshot
+            let undone = snapshot
                 .restore(None)
                 .map_err(|e| e.to_string())
-                .and_then(|()| inner.reload().map_err(|f| format!("`{}`: {}", f.command, f.message)))
+                .and_then(|()| inner.reload().map_err(|f| format!("`{}`: {}", f.command, f.message)));
+            drop(guard);
+            undone
         });
         match undo.await {
             Ok(Ok(())) => "the previous file was restored and nginx reloaded".into(),
@@ -321,8 +324,7 @@ impl Router for NginxRouter {
         )
         .await;
         if let Err(e) = confirmed {
-            let note = self.undo(switched.snapshot).await;
-            drop(guard);
+            let note = self.undo(switched.snapshot, guard).await;
             return Err(match e {
                 Error::Timeout { after, .. } => Error::Timeout {
                     operation: format!(
