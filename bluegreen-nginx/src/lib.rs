@@ -1,1 +1,41 @@
-//! bluegreen backend for nginx (being built; see the issue tracker).
+//! # bluegreen-nginx
+//!
+//! A [`Router`](bluegreen_core::Router) over plain nginx: [`NginxRouter`] owns one file that your
+//! nginx config includes at `http {}` level. Each switch renders the routes into it (an
+//! `upstream` block, weights in lowest terms), validates your whole config with `nginx -t`,
+//! reloads nginx, and **confirms** that the new nginx generation answers before returning. A
+//! refused or failed change puts the previous file back.
+//!
+//! ```no_run
+//! # async fn example() -> bluegreen_core::Result<()> {
+//! use bluegreen_core::{Endpoint, Router, Routes, Slot, TrafficSplit};
+//! use bluegreen_nginx::NginxRouter;
+//!
+//! // nginx.conf, in `http {}`:  include /etc/nginx/bluegreen/*.conf;
+//! //                            server { location / { proxy_pass http://shop; } }
+//! let router = NginxRouter::builder("/etc/nginx/bluegreen/shop.conf", "shop")
+//!     .pid_file("/run/nginx.pid")
+//!     .build()?;
+//! let blue = Endpoint::new("127.0.0.1", 8081)?;
+//! let green = Endpoint::new("127.0.0.1", 8082)?;
+//! router.apply(&Routes::only(Slot::Blue, blue.clone())).await?;
+//! router.apply(&Routes::new(TrafficSplit::new(90, 10)?, Some(blue), Some(green))?).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! See the crate README for the config keys and the nginx config it expects.
+
+/// The README's example compiles (`cargo test --doc`), so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+mod config;
+mod drain;
+mod reload;
+mod render;
+mod router;
+
+pub use config::{NginxConfig, NginxRouterBuilder};
+pub use reload::{CommandSpec, ReloadCommand};
+pub use router::NginxRouter;

@@ -9,11 +9,13 @@
 //! - [`demo`]: the demo app as a real process on loopback;
 //! - [`load`]: a load generator that records every request's status, version and error kind;
 //! - [`scenario`]: what every router is held to (the split clients see, switches under load);
-//! - [`stats`]: percentiles and the markdown tables benchmarks print.
+//! - [`stats`]: percentiles and the markdown tables benchmarks print;
+//! - [`nginx`]: a real nginx master of its own in a temporary prefix.
 
 pub mod cargo;
 pub mod demo;
 pub mod load;
+pub mod nginx;
 pub mod real;
 pub mod scenario;
 pub mod stats;

@@ -1,0 +1,375 @@
+//! [`NginxConfig`] (serde) and [`NginxRouterBuilder`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use bluegreen_core::{Error, Result};
+
+use crate::reload::{CommandSpec, ReloadCommand};
+use crate::render::{check_status_path, check_upstream_name, Layout};
+use crate::router::NginxRouter;
+
+/// Everything [`NginxRouter`] needs, as read from a config file. Only `upstream_file` and
+/// `upstream_name` are required; see the crate README for every key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NginxConfig {
+    /// The router-owned file, included by your nginx config at `http {}` level
+    /// (`include /etc/nginx/bluegreen/*.conf;`). Its directory must exist.
+    pub upstream_file: PathBuf,
+    /// The `upstream` block's name: your `proxy_pass http://<upstream_name>`.
+    pub upstream_name: String,
+    /// The nginx binary for `nginx -t` and `nginx -s reload`.
+    #[serde(default = "default_binary")]
+    pub nginx_binary: PathBuf,
+    /// Your main config (`-c`); nginx's compiled-in default when unset.
+    #[serde(default)]
+    pub nginx_conf: Option<PathBuf>,
+    /// nginx's prefix (`-p`); nginx's compiled-in default when unset.
+    #[serde(default)]
+    pub nginx_prefix: Option<PathBuf>,
+    /// The master's pid file (your `pid` directive): needed by [`ReloadCommand::Signal`], and
+    /// makes drain observable.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+    /// Replaces `nginx -t` (for nginx running elsewhere). Must fail when the config is invalid.
+    #[serde(default)]
+    pub test_command: Option<CommandSpec>,
+    /// How nginx is told to reload.
+    #[serde(default)]
+    pub reload: ReloadCommand,
+    /// Where the rendered generation-token server listens (keep it on loopback).
+    #[serde(default = "default_status_listen")]
+    pub status_listen: SocketAddr,
+    /// The path that answers the generation token.
+    #[serde(default = "default_status_path")]
+    pub status_path: String,
+    /// What the router polls to confirm; `http://<status_listen><status_path>` when unset.
+    #[serde(default)]
+    pub confirm_url: Option<String>,
+    /// Render the idle slot of a blue-green switch as `backup` (nginx uses it when the live
+    /// slot's servers all fail).
+    #[serde(default)]
+    pub backup: bool,
+    /// `keepalive` connections per worker to the upstream; `null` renders none.
+    #[serde(default = "default_keepalive")]
+    pub keepalive: Option<u32>,
+    /// How long the new generation has to answer after the reload.
+    #[serde(default = "default_confirm_timeout")]
+    pub confirm_timeout_ms: u64,
+    /// Pause between confirmation requests.
+    #[serde(default = "default_confirm_interval")]
+    pub confirm_interval_ms: u64,
+    /// Bound on `nginx -t` and the reload command.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_ms: u64,
+    /// nginx's error log: when a reload does not take (the master refused the new config, e.g.
+    /// a port in use), its last error lines are added to the error.
+    #[serde(default)]
+    pub error_log: Option<PathBuf>,
+}
+
+fn default_binary() -> PathBuf {
+    PathBuf::from("nginx")
+}
+fn default_status_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8099))
+}
+fn default_status_path() -> String {
+    "/__bluegreen".into()
+}
+fn default_keepalive() -> Option<u32> {
+    Some(32)
+}
+fn default_confirm_timeout() -> u64 {
+    10_000
+}
+fn default_confirm_interval() -> u64 {
+    5
+}
+fn default_command_timeout() -> u64 {
+    30_000
+}
+
+impl NginxConfig {
+    /// A config with the defaults for everything but the two required keys.
+    pub fn new(upstream_file: impl Into<PathBuf>, upstream_name: impl Into<String>) -> Self {
+        NginxConfig {
+            upstream_file: upstream_file.into(),
+            upstream_name: upstream_name.into(),
+            nginx_binary: default_binary(),
+            nginx_conf: None,
+            nginx_prefix: None,
+            pid_file: None,
+            test_command: None,
+            reload: ReloadCommand::default(),
+            status_listen: default_status_listen(),
+            status_path: default_status_path(),
+            confirm_url: None,
+            backup: false,
+            keepalive: default_keepalive(),
+            confirm_timeout_ms: default_confirm_timeout(),
+            confirm_interval_ms: default_confirm_interval(),
+            command_timeout_ms: default_command_timeout(),
+            error_log: None,
+        }
+    }
+
+    /// Checks every value; the error names the bad one.
+    pub fn validate(&self) -> Result<()> {
+        check_upstream_name(&self.upstream_name)?;
+        check_status_path(&self.status_path)?;
+        let file = self.upstream_file.display().to_string();
+        if self.upstream_file.file_name().is_none() || self.upstream_file.as_os_str().is_empty() {
+            return Err(Error::invalid("nginx upstream_file", file, "must name a file"));
+        }
+        if self.nginx_binary.as_os_str().is_empty() {
+            return Err(Error::invalid("nginx_binary", "", "must not be empty"));
+        }
+        if let Some(cmd) = &self.test_command {
+            cmd.check("nginx test_command")?;
+        }
+        match &self.reload {
+            ReloadCommand::Signal if self.pid_file.is_none() => {
+                return Err(Error::invalid(
+                    "nginx reload",
+                    "signal",
+                    "needs pid_file (the master's pid file)",
+                ))
+            }
+            ReloadCommand::Command(cmd) => cmd.check("nginx reload command")?,
+            _ => {}
+        }
+        let url = self.confirm_url();
+        match reqwest::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => return Err(Error::invalid("nginx confirm_url", url, "must be an http(s) URL")),
+        }
+        if self.keepalive == Some(0) {
+            return Err(Error::invalid("nginx keepalive", "0", "use null for no keepalive"));
+        }
+        for (what, ms) in [
+            ("nginx confirm_timeout_ms", self.confirm_timeout_ms),
+            ("nginx confirm_interval_ms", self.confirm_interval_ms),
+            ("nginx command_timeout_ms", self.command_timeout_ms),
+        ] {
+            if ms == 0 {
+                return Err(Error::invalid(what, "0", "must be above zero"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL polled to confirm a change.
+    pub fn confirm_url(&self) -> String {
+        self.confirm_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}{}", self.status_listen, self.status_path))
+    }
+
+    pub(crate) fn layout(&self) -> Layout {
+        Layout {
+            upstream: self.upstream_name.clone(),
+            status_listen: self.status_listen,
+            status_path: self.status_path.clone(),
+            backup: self.backup,
+            keepalive: self.keepalive,
+        }
+    }
+
+    pub(crate) fn confirm_timeout(&self) -> Duration {
+        Duration::from_millis(self.confirm_timeout_ms)
+    }
+
+    pub(crate) fn confirm_interval(&self) -> Duration {
+        Duration::from_millis(self.confirm_interval_ms)
+    }
+
+    pub(crate) fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.command_timeout_ms)
+    }
+}
+
+/// Builds an [`NginxRouter`]; start with [`NginxRouter::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct NginxRouterBuilder {
+    config: NginxConfig,
+}
+
+impl NginxRouterBuilder {
+    pub(crate) fn new(config: NginxConfig) -> Self {
+        NginxRouterBuilder { config }
+    }
+
+    /// The nginx binary (default `nginx` on `PATH`).
+    pub fn nginx_binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.nginx_binary = path.into();
+        self
+    }
+
+    /// Your main config (`-c`).
+    pub fn nginx_conf(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.nginx_conf = Some(path.into());
+        self
+    }
+
+    /// nginx's prefix (`-p`).
+    pub fn nginx_prefix(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.nginx_prefix = Some(path.into());
+        self
+    }
+
+    /// The master's pid file (makes drain observable; needed by [`ReloadCommand::Signal`]).
+    pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.pid_file = Some(path.into());
+        self
+    }
+
+    /// Replaces `nginx -t`.
+    pub fn test_command(mut self, command: CommandSpec) -> Self {
+        self.config.test_command = Some(command);
+        self
+    }
+
+    /// How nginx is told to reload.
+    pub fn reload(mut self, reload: ReloadCommand) -> Self {
+        self.config.reload = reload;
+        self
+    }
+
+    /// Where the generation-token server listens.
+    pub fn status_listen(mut self, addr: SocketAddr) -> Self {
+        self.config.status_listen = addr;
+        self
+    }
+
+    /// The path answering the generation token.
+    pub fn status_path(mut self, path: impl Into<String>) -> Self {
+        self.config.status_path = path.into();
+        self
+    }
+
+    /// What the router polls to confirm (when nginx runs elsewhere).
+    pub fn confirm_url(mut self, url: impl Into<String>) -> Self {
+        self.config.confirm_url = Some(url.into());
+        self
+    }
+
+    /// Render the idle slot as `backup`.
+    pub fn backup(mut self, yes: bool) -> Self {
+        self.config.backup = yes;
+        self
+    }
+
+    /// Upstream `keepalive` connections per worker (`None`: none).
+    pub fn keepalive(mut self, connections: Option<u32>) -> Self {
+        self.config.keepalive = connections;
+        self
+    }
+
+    /// How long the new generation has to answer, and the pause between attempts.
+    pub fn confirm(mut self, timeout: Duration, interval: Duration) -> Self {
+        self.config.confirm_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.config.confirm_interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Bound on `nginx -t` and the reload command.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.config.command_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// nginx's error log, quoted in errors when a reload does not take.
+    pub fn error_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.error_log = Some(path.into());
+        self
+    }
+
+    /// The config so far.
+    pub fn config(&self) -> &NginxConfig {
+        &self.config
+    }
+
+    /// Checks the config and builds the router. Writes nothing and starts nothing.
+    pub fn build(self) -> Result<NginxRouter> {
+        NginxRouter::from_config(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_minimal_config_with_defaults() {
+        let c: NginxConfig =
+            serde_json::from_str(r#"{"upstream_file":"/etc/nginx/bluegreen/shop.conf","upstream_name":"shop"}"#)
+                .unwrap();
+        assert_eq!(c, NginxConfig::new("/etc/nginx/bluegreen/shop.conf", "shop"));
+        assert_eq!(c.confirm_url(), "http://127.0.0.1:8099/__bluegreen");
+        c.validate().unwrap();
+        assert!(serde_json::from_str::<NginxConfig>(r#"{"upstream_file":"/x","upstream_name":"s","typo":1}"#).is_err());
+    }
+
+    #[test]
+    fn refuses_bad_values_naming_them() {
+        let base = || NginxConfig::new("/etc/nginx/bluegreen/shop.conf", "shop");
+        let cases: Vec<(NginxConfig, &str)> = vec![
+            (NginxConfig::new("/x", "shop;evil"), "nginx upstream name"),
+            (
+                NginxConfig {
+                    status_path: "/a{".into(),
+                    ..base()
+                },
+                "nginx status path",
+            ),
+            (
+                NginxConfig {
+                    reload: ReloadCommand::Signal,
+                    ..base()
+                },
+                "nginx reload",
+            ),
+            (
+                NginxConfig {
+                    confirm_url: Some("not a url".into()),
+                    ..base()
+                },
+                "nginx confirm_url",
+            ),
+            (
+                NginxConfig {
+                    confirm_timeout_ms: 0,
+                    ..base()
+                },
+                "nginx confirm_timeout_ms",
+            ),
+            (
+                NginxConfig {
+                    keepalive: Some(0),
+                    ..base()
+                },
+                "nginx keepalive",
+            ),
+            (
+                NginxConfig {
+                    reload: ReloadCommand::Command(CommandSpec::new("", Vec::<String>::new())),
+                    ..base()
+                },
+                "nginx reload command",
+            ),
+        ];
+        for (config, expected) in cases {
+            match config.validate() {
+                Err(Error::Invalid { what, .. }) => assert_eq!(what, expected),
+                other => panic!("{expected}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! [`NginxRouter`]: the [`Router`] over one nginx upstream file.
+
+use std::ffi::OsString;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use bluegreen_core::file::{self, Snapshot};
+use bluegreen_core::router::DrainStatus;
+use bluegreen_core::wait::poll;
+use bluegreen_core::{Error, Result, Router, RouterCapabilities, Routes};
+
+use crate::config::{NginxConfig, NginxRouterBuilder};
+use crate::drain;
+use crate::reload::{self, Failure, ReloadCommand};
+use crate::render::{self, Layout};
+
+/// Moves traffic by rewriting one nginx upstream file, validating it with `nginx -t`, reloading
+/// nginx, and confirming that the new nginx generation answers.
+///
+/// # How `apply` works
+/// 1. The routes are rendered (values nginx would misread are refused; nothing is written).
+/// 2. If the file already holds these routes and nginx serves its generation, nothing is done
+///    (no reload: a reload closes idle keep-alive connections). A file the router cannot read
+///    back (edited by hand) is replaced.
+/// 3. The file is replaced atomically (temp file in its directory, fsync, rename).
+/// 4. `nginx -t` checks your whole config; on failure the previous file is put back and the
+///    error carries nginx's own message.
+/// 5. nginx is reloaded (see [`ReloadCommand`]); on failure the previous file is put back.
+/// 6. The router polls the rendered status location, on a new connection each time, until it
+///    answers this change's generation token; when the master's pid file is known (Linux), it
+///    also waits until none of the workers that ran before the reload still accepts connections
+///    (nginx lets them accept for ~100 ms after the new ones start). Only then does `apply`
+///    return `Ok`: every new connection reaches the new routes. If that does not happen within
+///    the confirm timeout, the previous file is put back, nginx is reloaded again, and the error
+///    is [`Error::Timeout`].
+///
+/// Steps 3–5 run to completion on a blocking thread, serialised with other applies. If the
+/// `apply` future is dropped before the reload is sent, the previous file is put back and nothing
+/// of it lands; once the reload is sent, the change lands in full and [`current`](Router::current)
+/// reads it.
+#[derive(Debug)]
+pub struct NginxRouter {
+    inner: Arc<Inner>,
+    lock: Arc<Mutex<()>>,
+    client: reqwest::Client,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: NginxConfig,
+    layout: Layout,
+    confirm_url: String,
+}
+
+/// What a switch left behind: how to undo it, and the workers of the generation before it.
+struct Switched {
+    snapshot: Snapshot,
+    master: Option<i32>,
+    old_workers: Vec<i32>,
+}
+
+impl Switched {
+    /// Whether no worker of the previous generation still accepts connections (always true when
+    /// the master is unknown or `/proc` cannot be read).
+    fn old_generation_gone(&self) -> bool {
+        let Some(master) = self.master else { return true };
+        match drain::accepting_workers(master) {
+            Ok(now) => !now.iter().any(|pid| self.old_workers.contains(pid)),
+            Err(_) => true,
+        }
+    }
+}
+
+/// Set when the `apply` future is dropped; read before the point of no return (the reload).
+struct Abandoned(Arc<AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl NginxRouter {
+    /// A builder for the router owning `upstream_file`, which defines upstream `upstream_name`.
+    pub fn builder(
+        upstream_file: impl Into<std::path::PathBuf>,
+        upstream_name: impl Into<String>,
+    ) -> NginxRouterBuilder {
+        NginxRouterBuilder::new(NginxConfig::new(upstream_file, upstream_name))
+    }
+
+    /// The router for `config`, after checking every value. Writes nothing and starts nothing.
+    pub fn from_config(config: NginxConfig) -> Result<Self> {
+        config.validate()?;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| Error::backend("nginx", format!("cannot build the HTTP client: {e}"), false))?;
+        let inner = Inner {
+            layout: config.layout(),
+            confirm_url: config.confirm_url(),
+            config,
+        };
+        Ok(NginxRouter {
+            inner: Arc::new(inner),
+            lock: Arc::new(Mutex::new(())),
+            client,
+        })
+    }
+
+    /// The config this router runs with.
+    pub fn config(&self) -> &NginxConfig {
+        &self.inner.config
+    }
+
+    /// The generation token the live nginx answers, `None` when nothing answers.
+    pub async fn live_generation(&self) -> Option<String> {
+        let response = self
+            .client
+            .get(&self.inner.confirm_url)
+            .header(reqwest::header::CONNECTION, "close")
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        Some(response.text().await.ok()?.trim().to_owned())
+    }
+
+    fn read(&self) -> Result<Option<render::Parsed>> {
+        let path = &self.inner.config.upstream_file;
+        let Some(bytes) = file::read_optional(path)? else {
+            return Ok(None);
+        };
+        let what = path.display().to_string();
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::backend("nginx", format!("{what} is not UTF-8 text"), false))?;
+        render::parse(&text, &what).map(Some)
+    }
+
+    /// Runs steps 3–5 on a blocking thread that owns the lock until it finishes.
+    async fn switch(&self, text: String, guard: OwnedMutexGuard<()>) -> (Result<Switched>, OwnedMutexGuard<()>) {
+        let flag = Arc::new(AtomicBool::new(false));
+        let _abandoned = Abandoned(Arc::clone(&flag));
+        let inner = Arc::clone(&self.inner);
+        let task = tokio::task::spawn_blocking(move || (inner.switch(&text, &flag), guard));
+        match task.await {
+            Ok(done) => done,
+            Err(e) => panic!("the nginx switch thread panicked: {e}"),
+        }
+    }
+
+    /// Puts `snapshot` back and reloads, on a blocking thread that owns the lock until it
+    /// finishes (a dropped `apply` cannot let another one in half-way); says what happened.
+    async fn undo(&self, snapshot: Snapshot, guard: OwnedMutexGuard<()>) -> String {
+        let inner = Arc::clone(&self.inner);
+        let undo = tokio::task::spawn_blocking(move || {
+            let undone = snapshot
+                .restore(None)
+                .map_err(|e| e.to_string())
+                .and_then(|()| inner.reload().map_err(|f| format!("`{}`: {}", f.command, f.message)));
+            drop(guard);
+            undone
+        });
+        match undo.await {
+            Ok(Ok(())) => "the previous file was restored and nginx reloaded".into(),
+            Ok(Err(e)) => format!("restoring the previous file failed too: {e}"),
+            Err(e) => format!("restoring the previous file failed too: {e}"),
+        }
+    }
+}
+
+impl Inner {
+    fn nginx_args(&self, tail: &[&str]) -> Vec<OsString> {
+        let mut args = Vec::new();
+        if let Some(prefix) = &self.config.nginx_prefix {
+            args.extend([OsString::from("-p"), prefix.into()]);
+        }
+        if let Some(conf) = &self.config.nginx_conf {
+            args.extend([OsString::from("-c"), conf.into()]);
+        }
+        args.extend(tail.iter().map(OsString::from));
+        args
+    }
+
+    fn test(&self) -> std::result::Result<(), Failure> {
+        let timeout = self.config.command_timeout();
+        match &self.config.test_command {
+            Some(cmd) => reload::run(&cmd.program, &os_args(&cmd.args), timeout),
+            None => reload::run(&self.config.nginx_binary, &self.nginx_args(&["-t", "-q"]), timeout),
+        }
+    }
+
+    fn reload(&self) -> std::result::Result<(), Failure> {
+        let timeout = self.config.command_timeout();
+        match &self.config.reload {
+            ReloadCommand::Nginx => {
+                reload::run(&self.config.nginx_binary, &self.nginx_args(&["-s", "reload"]), timeout)
+            }
+            ReloadCommand::Signal => {
+                let pid_file = self.config.pid_file.as_deref().expect("checked by validate");
+                reload::signal_master(pid_file)
+            }
+            ReloadCommand::Command(cmd) => reload::run(&cmd.program, &os_args(&cmd.args), timeout),
+        }
+    }
+
+    /// Write, test, reload; the previous file is back in place on any failure.
+    fn switch(&self, text: &str, abandoned: &AtomicBool) -> Result<Switched> {
+        let path = &self.config.upstream_file;
+        let snapshot = Snapshot::take(path)?;
+        file::write_atomic(path, text.as_bytes(), None)?;
+        let restored = || match snapshot.restore(None) {
+            Ok(()) => "previous file restored".to_owned(),
+            Err(e) => format!("restoring the previous file failed too: {e}"),
+        };
+        if let Err(f) = self.test() {
+            let note = restored();
+            return Err(f.into_error(&format!("nginx refused the new routes ({note})"), false));
+        }
+        if abandoned.load(Ordering::SeqCst) {
+            let note = restored();
+            return Err(Error::backend(
+                "nginx",
+                format!("apply was cancelled before the reload ({note})"),
+                true,
+            ));
+        }
+        let master = self.master();
+        let old_workers = master
+            .and_then(|m| drain::accepting_workers(m).ok())
+            .unwrap_or_default();
+        if let Err(f) = self.reload() {
+            let note = restored();
+            return Err(f.into_error(&format!("reload failed (is nginx running?); {note}"), true));
+        }
+        Ok(Switched {
+            snapshot,
+            master,
+            old_workers,
+        })
+    }
+
+    /// The last error lines of nginx's error log, for a reload that did not take.
+    fn error_log_tail(&self) -> String {
+        let Some(path) = &self.config.error_log else {
+            return "nginx's error log says why".into();
+        };
+        reload::error_log_tail(path)
+    }
+
+    /// The master's pid, when its pid file is configured and `/proc` is readable.
+    fn master(&self) -> Option<i32> {
+        let pid_file = self.config.pid_file.as_deref()?;
+        drain::observable().then(|| reload::read_pid(pid_file).ok()).flatten()
+    }
+}
+
+fn os_args(args: &[String]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+/// A token unique to this change: time, process and a counter (letters, digits and `-` only).
+fn new_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("bg-{nanos:x}-{:x}-{n:x}", std::process::id())
+}
+
+#[async_trait]
+impl Router for NginxRouter {
+    fn name(&self) -> &str {
+        "nginx"
+    }
+
+    fn capabilities(&self) -> RouterCapabilities {
+        RouterCapabilities::none()
+            .with_weighted(true)
+            .with_confirms(true)
+            .with_observes_drain(self.inner.config.pid_file.is_some() && drain::observable())
+    }
+
+    async fn current(&self) -> Result<Option<Routes>> {
+        Ok(self.read()?.map(|p| p.routes))
+    }
+
+    async fn apply(&self, routes: &Routes) -> Result<()> {
+        let token = new_token();
+        let text = render::render(&self.inner.layout, routes, &token)?;
+        let guard = Arc::clone(&self.lock).lock_owned().await;
+        match self.read() {
+            Ok(Some(on_disk)) => {
+                if on_disk.routes == *routes && self.live_generation().await.as_ref() == Some(&on_disk.token) {
+                    tracing::debug!(generation = %on_disk.token, "nginx already serves these routes");
+                    return Ok(());
+                }
+            }
+            Ok(None) => {}
+            // The file is the router's: replace what is there (it is restored if the change fails).
+            Err(e) => tracing::warn!(error = %e, "replacing an upstream file the router cannot read"),
+        }
+        let (switched, guard) = self.switch(text, guard).await;
+        let switched = switched?;
+        tracing::debug!(generation = %token, "nginx reloaded; confirming");
+        let confirmed = poll(
+            "nginx to serve the new routes",
+            self.inner.config.confirm_timeout(),
+            self.inner.config.confirm_interval(),
+            || async {
+                let answered = self.live_generation().await.as_deref() == Some(token.as_str());
+                Ok((answered && switched.old_generation_gone()).then_some(()))
+            },
+        )
+        .await;
+        if let Err(e) = confirmed {
+            let note = self.undo(switched.snapshot, guard).await;
+            return Err(match e {
+                Error::Timeout { after, .. } => Error::Timeout {
+                    operation: format!(
+                        "nginx to answer generation {token} at {} ({note}); {}",
+                        self.inner.confirm_url,
+                        self.inner.error_log_tail()
+                    ),
+                    after,
+                },
+                other => other,
+            });
+        }
+        drop(guard);
+        Ok(())
+    }
+
+    async fn wait_drained(&self, timeout: Duration) -> Result<DrainStatus> {
+        let Some(pid_file) = self.inner.config.pid_file.as_deref() else {
+            return Ok(DrainStatus::NotObservable);
+        };
+        if !drain::observable() {
+            return Ok(DrainStatus::NotObservable);
+        }
+        let master = reload::read_pid(pid_file).map_err(|e| Error::backend("nginx", e, true))?;
+        let drained = poll(
+            "nginx old workers to exit",
+            timeout,
+            Duration::from_millis(20),
+            || async {
+                let left = drain::workers_shutting_down(master)
+                    .map_err(|e| Error::backend("nginx", format!("cannot read /proc: {e}"), false))?;
+                Ok((left == 0).then_some(()))
+            },
+        )
+        .await;
+        match drained {
+            Ok(()) => Ok(DrainStatus::Drained),
+            Err(Error::Timeout { .. }) => Ok(DrainStatus::StillDraining),
+            Err(e) => Err(e),
+        }
+    }
+}

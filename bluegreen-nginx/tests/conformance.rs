@@ -1,0 +1,87 @@
+//! The core Router contract, against a real nginx.
+
+mod common;
+
+use std::time::Duration;
+
+use bluegreen_core::router::DrainStatus;
+use bluegreen_core::testing::router_conformance;
+use bluegreen_core::{Endpoint, Router, Routes, Slot, TrafficSplit};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_router_passes_the_router_conformance_suite() {
+    let Some(nginx) = common::nginx() else { return };
+    let router = common::router(&nginx);
+    assert!(router.capabilities().weighted && router.capabilities().confirms);
+    assert!(router.capabilities().observes_drain, "the pid file is known");
+    let blue = Endpoint::new("127.0.0.1", 18081).unwrap();
+    let green = Endpoint::new("127.0.0.1", 18082).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), router_conformance(&router, blue, green))
+        .await
+        .expect("the suite finished within 60 s");
+    // The file is what nginx serves: the live generation is the one on disk.
+    let text = std::fs::read_to_string(nginx.router_file()).unwrap();
+    let live = router.live_generation().await.expect("the status server answers");
+    assert!(
+        text.contains(&live),
+        "live {live} is not the file's generation:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_is_observed_and_reapplying_does_not_reload() {
+    let Some(nginx) = common::nginx() else { return };
+    let router = common::router(&nginx);
+    let blue = Endpoint::new("127.0.0.1", 18081).unwrap();
+    let green = Endpoint::new("127.0.0.1", 18082).unwrap();
+    let routes = Routes::new(TrafficSplit::new(75, 25).unwrap(), Some(blue), Some(green)).unwrap();
+    router.apply(&routes).await.unwrap();
+    assert_eq!(
+        router.wait_drained(Duration::from_secs(10)).await.unwrap(),
+        DrainStatus::Drained
+    );
+    let before = router.live_generation().await.unwrap();
+    router.apply(&routes).await.unwrap();
+    assert_eq!(
+        router.live_generation().await.unwrap(),
+        before,
+        "idempotent: no new generation"
+    );
+    assert_eq!(router.current().await.unwrap(), Some(routes));
+    let text = std::fs::read_to_string(nginx.router_file()).unwrap();
+    assert!(text.contains("weight=3;") && text.contains("weight=1;"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_apply_never_lands_later_and_disk_matches_what_is_live() {
+    let Some(nginx) = common::nginx() else { return };
+    let router = common::router(&nginx);
+    let e = |port| Endpoint::new("127.0.0.1", port).unwrap();
+    router.apply(&Routes::only(Slot::Blue, e(18081))).await.unwrap();
+    // Cancel applies at increasing points: before the write, during `nginx -t`, during the
+    // confirmation. Each time, once things settle, the live generation is the file's.
+    for (i, after_ms) in [0u64, 1, 3, 8, 15, 25, 40, 70, 120].into_iter().enumerate() {
+        let target = Routes::only(if i % 2 == 0 { Slot::Green } else { Slot::Blue }, e(18082 + i as u16));
+        let _ = tokio::time::timeout(Duration::from_millis(after_ms), router.apply(&target)).await;
+        // Whatever was in flight finishes (it holds the router's lock): a later apply waits for it.
+        let settled = Routes::only(Slot::Blue, e(18081));
+        let on_disk = router.current().await.unwrap().unwrap();
+        assert!(on_disk == target || on_disk == settled, "{on_disk:?}");
+        router.apply(&settled).await.unwrap();
+        assert_eq!(router.current().await.unwrap(), Some(settled.clone()));
+        let text = std::fs::read_to_string(nginx.router_file()).unwrap();
+        let live = router.live_generation().await.unwrap();
+        assert!(
+            text.contains(&live),
+            "cancelled after {after_ms} ms: live {live}, file:\n{text}"
+        );
+    }
+    // Nothing lands afterwards.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = std::fs::read_to_string(nginx.router_file()).unwrap();
+    assert!(text.contains(&router.live_generation().await.unwrap()));
+    assert_eq!(
+        router.current().await.unwrap(),
+        Some(Routes::only(Slot::Blue, e(18081)))
+    );
+}
