@@ -9,7 +9,8 @@
 //! - [`demo`]: the demo app as a real process on loopback;
 //! - [`load`]: a load generator that records every request's status, version and error kind;
 //! - [`scenario`]: what every router is held to (the split clients see, switches under load);
-//! - [`stats`]: percentiles and the markdown tables benchmarks print.
+//! - [`stats`]: percentiles and the markdown tables benchmarks print;
+//! - [`traefik`]: real Traefik on loopback with the file provider watching a temporary directory.
 
 pub mod cargo;
 pub mod demo;
@@ -17,3 +18,4 @@ pub mod load;
 pub mod real;
 pub mod scenario;
 pub mod stats;
+pub mod traefik;

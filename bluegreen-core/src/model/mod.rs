@@ -16,3 +16,4 @@ pub use release::Release;
 pub use slot::Slot;
 pub use split::TrafficSplit;
 pub use time::Timestamp;
+pub use validate::check_chars;
