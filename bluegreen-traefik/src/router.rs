@@ -154,14 +154,19 @@ impl TraefikRouter {
         }
         for (slot, _, _) in routes.weighted() {
             let name = self.config.slot_api_name(slot);
-            let up = match self.api.service(&name).await? {
-                Some(service) => service.enabled() && service.server_status.values().any(|s| s == "UP"),
+            // A service no router uses yet has no server status: existing and enabled is all
+            // Traefik can tell before it is referenced; confirmation then waits for a server up.
+            let usable = match self.api.service(&name).await? {
+                Some(service) => {
+                    service.enabled()
+                        && (service.server_status.is_empty() || service.server_status.values().any(|s| s == "UP"))
+                }
                 None => false,
             };
-            if !up {
+            if !usable {
                 return Err(Error::Conflict {
                     reason: format!(
-                        "{slot} would get traffic, but Traefik has no service {name} with a server up \
+                        "{slot} would get traffic, but Traefik has no usable service {name} \
                          (is the container running, with its labels?); nothing was written"
                     ),
                 });
