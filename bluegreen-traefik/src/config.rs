@@ -379,7 +379,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = config(dir.path());
         base.validate().unwrap();
-        let cases: Vec<(&str, Box<dyn Fn(&mut TraefikConfig)>)> = vec![
+        type Change = Box<dyn Fn(&mut TraefikConfig)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("traefik router name", Box::new(|c| c.router = Some("a@file".into()))),
             ("traefik service name", Box::new(|c| c.service = Some("a b".into()))),
             (

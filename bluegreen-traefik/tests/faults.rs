@@ -133,18 +133,10 @@ async fn a_file_traefik_refuses_is_reported_and_the_previous_file_restored() {
     assert_eq!(seen.get("v1"), Some(&20), "{seen:?}");
 
     // A refused first file is removed again.
-    let fresh = rig
-        .builder(Duration::ZERO)
-        .entry_point("missing")
-        .router_name("other")
-        .service_name("other")
-        .build();
-    let other = bluegreen_traefik::TraefikRouter::new({
-        let mut cfg = fresh.unwrap().config().clone();
-        cfg.app = bluegreen_core::AppName::new("other").unwrap();
-        cfg
-    })
-    .unwrap();
+    let mut cfg = rig.builder(Duration::ZERO).entry_point("missing").config().clone();
+    cfg.app = bluegreen_core::AppName::new("other").unwrap();
+    (cfg.router, cfg.service) = (Some("other".into()), Some("other".into()));
+    let other = bluegreen_traefik::TraefikRouter::new(cfg).unwrap();
     assert!(other
         .apply(&Routes::only(Slot::Blue, rig.blue.endpoint()))
         .await
@@ -171,11 +163,8 @@ async fn a_dropped_apply_leaves_old_or_new_whole_and_current_says_which() {
         let version = if on == Slot::Blue { "v1" } else { "v2" };
         let seen = versions_seen(rig.traefik.web_addr(), HOST, 20).await;
         assert_eq!(seen.get(version), Some(&20), "after a drop at {micros}µs: {seen:?}");
-        // Reset to the opposite of the next target's start.
-        router
-            .apply(&both(if target == Slot::Green { Slot::Green } else { Slot::Blue }))
-            .await
-            .unwrap();
+        // Settle on the target, so that the next iteration's target is a change.
+        router.apply(&both(target)).await.unwrap();
     }
     eprintln!("(drop after µs, finished, slot on disk): {outcomes:?}");
 }
