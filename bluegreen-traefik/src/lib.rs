@@ -31,6 +31,11 @@
 //! # Ok(()) }
 //! ```
 
+/// The README's example compiles (`cargo test --doc`), so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod api;
 mod builder;
 mod config;

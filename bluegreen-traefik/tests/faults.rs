@@ -167,6 +167,23 @@ async fn a_dropped_apply_leaves_old_or_new_whole_and_current_says_which() {
         router.apply(&both(target)).await.unwrap();
     }
     eprintln!("(drop after µs, finished, slot on disk): {outcomes:?}");
+
+    // An apply dropped while waiting behind another never lands, not even after the other ends.
+    router.apply(&both(Slot::Blue)).await.unwrap();
+    let (to_green, to_blue) = (both(Slot::Green), both(Slot::Blue));
+    let (first, dropped) = tokio::join!(
+        router.apply(&to_green),
+        tokio::time::timeout(Duration::from_millis(5), router.apply(&to_blue))
+    );
+    first.unwrap();
+    assert!(
+        dropped.is_err(),
+        "the second apply waited behind the first and was dropped"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(router.current().await.unwrap(), Some(both(Slot::Green)));
+    let seen = versions_seen(rig.traefik.web_addr(), HOST, 20).await;
+    assert_eq!(seen.get("v2"), Some(&20), "{seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
