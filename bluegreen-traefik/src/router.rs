@@ -1,7 +1,7 @@
 //! [`TraefikRouter`]: the [`Router`] over one dynamic config file, confirmed through the API.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bluegreen_core::file::{read_optional, write_atomic, Snapshot};
@@ -176,18 +176,41 @@ impl TraefikRouter {
     }
 
     /// Polls the API until `routes` are live, rejected, or the deadline passes.
-    async fn confirm(&self, routes: &Routes) -> Result<()> {
+    ///
+    /// Traefik reports a server `UP` until its first health check says otherwise, so after a
+    /// change with a health check configured, the servers must stay `UP` for one check (interval
+    /// plus timeout) after the change is seen, before it counts as live.
+    async fn confirm(&self, routes: &Routes, changed: bool) -> Result<()> {
         let last = Mutex::new(String::from("nothing seen yet"));
-        let deadline = self.config.confirm_deadline();
+        let first_live: Mutex<Option<Instant>> = Mutex::new(None);
+        let settle = match (&self.config.health_check, changed) {
+            (Some(hc), true) => hc.interval + hc.timeout,
+            _ => Duration::ZERO,
+        };
+        let deadline = self.config.confirm_deadline() + settle;
         let outcome = poll("confirm", deadline, self.config.poll_interval, || {
-            let last = &last;
+            let (last, first_live) = (&last, &first_live);
             async move {
+                let pending = |why: String| {
+                    *last.lock().unwrap_or_else(|e| e.into_inner()) = why;
+                    Ok(None)
+                };
                 match self.observe(routes).await? {
-                    Seen::Live => Ok(Some(Ok(()))),
+                    Seen::Live => {
+                        let since = *first_live
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert_with(Instant::now);
+                        if since.elapsed() >= settle {
+                            Ok(Some(Ok(())))
+                        } else {
+                            pending("waiting for Traefik's first health check of the new servers".into())
+                        }
+                    }
                     Seen::Rejected(errors) => Ok(Some(Err(errors))),
                     Seen::Pending(why) => {
-                        *last.lock().unwrap_or_else(|e| e.into_inner()) = why;
-                        Ok(None)
+                        *first_live.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                        pending(why)
                     }
                 }
             }
@@ -272,7 +295,7 @@ impl Router for TraefikRouter {
             write_atomic(&path, &bytes, Some(&self.config.staging_dir()))?;
             tracing::debug!(file = %path.display(), split = %routes.split(), "traefik file written");
         }
-        match self.confirm(routes).await {
+        match self.confirm(routes, changed).await {
             Ok(()) => Ok(()),
             Err(e) if !changed => Err(e),
             Err(e) => Err(restored(e, snapshot.restore(Some(&self.config.staging_dir())))),

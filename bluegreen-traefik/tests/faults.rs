@@ -241,3 +241,38 @@ async fn hybrid_mode_weights_discovered_services_and_refuses_a_missing_one() {
     let seen = versions_seen(rig.traefik.web_addr(), HOST, 20).await;
     assert_eq!(seen.get("v2"), Some(&20), "{seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_traefik_reports_down_times_out_and_the_previous_file_is_restored() {
+    let Some(rig) = Rig::start(Duration::ZERO) else { return };
+    let sick = match bluegreen_testkit::demo::DemoApp::start("v3", &[("FAIL_HEALTH", "1")]) {
+        Ok(app) => app,
+        Err(why) => return bluegreen_testkit::real::unavailable("demo-app", why),
+    };
+    let mut check = bluegreen_traefik::HealthCheck::new("/health");
+    check.interval = Duration::from_millis(100);
+    let router = rig
+        .builder(Duration::ZERO)
+        .health_check(check)
+        .confirm_timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let blue = rig.blue.endpoint();
+    router.apply(&Routes::only(Slot::Blue, blue.clone())).await.unwrap();
+    let before = file_bytes(&rig, "shop.toml").unwrap();
+
+    let to_sick = Routes::new(TrafficSplit::all(Slot::Green), Some(blue), Some(sick.endpoint())).unwrap();
+    let err = router.apply(&to_sick).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::Timeout { .. }) && text.contains("not UP") && text.contains("previous file was restored"),
+        "{text}"
+    );
+    assert_eq!(file_bytes(&rig, "shop.toml").unwrap(), before);
+    router
+        .apply(&Routes::only(Slot::Blue, rig.blue.endpoint()))
+        .await
+        .unwrap();
+    let seen = versions_seen(rig.traefik.web_addr(), HOST, 20).await;
+    assert_eq!(seen.get("v1"), Some(&20), "{seen:?}");
+}
