@@ -32,6 +32,8 @@ const CROSS_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
 ///   change within `providers_throttle + confirm_timeout`, the previous file is restored.
 /// - The file is written synchronously inside `apply` (no background task), so a dropped apply
 ///   either wrote nothing, or wrote the whole file that [`current`](Router::current) then reads.
+/// - With a health check configured, a changed file counts as live only once its servers stayed
+///   `UP` for one check (Traefik reports new servers `UP` before checking them).
 /// - Applies through one router are serialised; across processes the engine's lock is relied on.
 #[derive(Debug)]
 pub struct TraefikRouter {
