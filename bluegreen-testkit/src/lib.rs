@@ -10,7 +10,8 @@
 //! - [`load`]: a load generator that records every request's status, version and error kind;
 //! - [`scenario`]: what every router is held to (the split clients see, switches under load);
 //! - [`stats`]: percentiles and the markdown tables benchmarks print;
-//! - [`nginx`]: a real nginx master of its own in a temporary prefix.
+//! - [`nginx`]: a real nginx master of its own in a temporary prefix;
+//! - [`traefik`]: real Traefik on loopback with the file provider watching a temporary directory.
 
 pub mod cargo;
 pub mod demo;
@@ -19,3 +20,4 @@ pub mod nginx;
 pub mod real;
 pub mod scenario;
 pub mod stats;
+pub mod traefik;

@@ -1,1 +1,47 @@
-//! bluegreen backend for traefik (being built; see the issue tracker).
+//! A bluegreen [`Router`](bluegreen_core::Router) over Traefik's file provider.
+//!
+//! [`TraefikRouter`] owns one dynamic config file per application in the directory Traefik
+//! watches: a router (your rule and entrypoints) and a weighted service over the two slots'
+//! services. Every switch replaces the whole file in one rename and is **confirmed** through
+//! Traefik's API (`/api/http/services/<service>@file`): `apply` returns once the new weights are
+//! live and the servers with traffic are up, and restores the previous file if Traefik refuses
+//! the new one or does not serve it in time.
+//!
+//! - File mode: each slot's service is a load balancer of the slot's endpoint, with an optional
+//!   active [`HealthCheck`].
+//! - Hybrid mode ([`discovered_provider`](TraefikRouterBuilder::discovered_provider)): the slots'
+//!   services are discovered by another provider (containers labelled `<service>-blue` and
+//!   `<service>-green` for the Docker provider), and only the file changes at a switch — Docker
+//!   labels cannot change on a running container, and weighted round robin exists only in the
+//!   file provider.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use bluegreen_core::{AppName, Endpoint, Router, Routes, TrafficSplit};
+//! use bluegreen_traefik::TraefikRouter;
+//!
+//! # async fn example() -> bluegreen_core::Result<()> {
+//! let router = TraefikRouter::builder(AppName::new("shop")?, "/etc/traefik/dynamic", "Host(`shop.example.com`)")
+//!     .entry_point("web")
+//!     .api_url("http://127.0.0.1:8080")
+//!     .providers_throttle(Duration::from_secs(2))
+//!     .build()?;
+//! let (blue, green) = (Endpoint::new("127.0.0.1", 8081)?, Endpoint::new("127.0.0.1", 8082)?);
+//! router.apply(&Routes::new(TrafficSplit::new(90, 10)?, Some(blue), Some(green))?).await?;
+//! # Ok(()) }
+//! ```
+
+/// The README's example compiles (`cargo test --doc`), so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+mod api;
+mod builder;
+mod config;
+mod render;
+mod router;
+
+pub use builder::TraefikRouterBuilder;
+pub use config::{FileFormat, HealthCheck, TraefikConfig};
+pub use router::TraefikRouter;

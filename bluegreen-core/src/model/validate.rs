@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 /// Refuses `value` unless it is 1..=`max` characters, all accepted by `allowed`.
 ///
 /// The error names the first offending character, so a user sees `'{'` rather than "invalid".
+/// Backends use it for their own names (router names, labels) so every check reads the same.
 pub fn check_chars(what: &'static str, value: &str, max: usize, allowed: impl Fn(char) -> bool) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(what, value, "must not be empty"));

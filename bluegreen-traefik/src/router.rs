@@ -1,0 +1,337 @@
+//! [`TraefikRouter`]: the [`Router`] over one dynamic config file, confirmed through the API.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bluegreen_core::file::{read_optional, write_atomic, Snapshot};
+use bluegreen_core::router::{Router, RouterCapabilities, Routes};
+use bluegreen_core::wait::poll;
+use bluegreen_core::{AppName, Error, Result, Slot};
+
+use crate::api::TraefikApi;
+use crate::builder::TraefikRouterBuilder;
+use crate::config::TraefikConfig;
+use crate::render::{parse, render, server_url, weighted_children};
+
+/// How long [`Router::current`]'s cross-check with the API may take before it is skipped.
+const CROSS_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Moves traffic through Traefik's file provider and confirms each switch through its API.
+///
+/// One file per application in the watched directory (`<app>.toml`), written whole: staged
+/// outside the watched directory, fsynced, renamed in (one change for Traefik's watcher).
+/// [`apply`](Router::apply) returns once `/api/http/routers/<router>@file` and
+/// `/api/http/services/<service>@file` show the new definition and weights, enabled, and the
+/// servers of every slot with traffic are `UP`.
+///
+/// Beyond the [`Router`] contract:
+/// - Before writing, the API must answer (and, in hybrid mode, every discovered service with
+///   traffic must exist with a server up); otherwise nothing is written.
+/// - If Traefik disables the new router or service (its error is quoted), or does not serve the
+///   change within `providers_throttle + confirm_timeout`, the previous file is restored.
+/// - The file is written synchronously inside `apply` (no background task), so a dropped apply
+///   either wrote nothing, or wrote the whole file that [`current`](Router::current) then reads.
+/// - With a health check configured, a changed file counts as live only once its servers stayed
+///   `UP` for one check (Traefik reports new servers `UP` before checking them).
+/// - Applies through one router are serialised; across processes the engine's lock is relied on.
+#[derive(Debug)]
+pub struct TraefikRouter {
+    config: TraefikConfig,
+    api: TraefikApi,
+    apply_lock: tokio::sync::Mutex<()>,
+}
+
+/// What the API shows compared with the routes being confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// Serving them.
+    Live,
+    /// Not yet (the previous definition, or servers not up); why.
+    Pending(String),
+    /// Traefik has the new definition and disabled it; its errors.
+    Rejected(String),
+}
+
+impl TraefikRouter {
+    /// A router for `config`, after checking every value in it.
+    pub fn new(config: TraefikConfig) -> Result<Self> {
+        config.validate()?;
+        let api = TraefikApi::new(&config.api_url, config.api_timeout)?;
+        Ok(TraefikRouter {
+            config,
+            api,
+            apply_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// A builder for application `app`, whose file goes in the watched `directory`, routed by
+    /// `rule` (e.g. ``Host(`shop.example.com`)``).
+    pub fn builder(
+        app: AppName,
+        directory: impl Into<std::path::PathBuf>,
+        rule: impl Into<String>,
+    ) -> TraefikRouterBuilder {
+        TraefikRouterBuilder::new(TraefikConfig::new(app, directory, rule))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TraefikConfig {
+        &self.config
+    }
+
+    fn router_api_name(&self) -> String {
+        format!("{}@file", self.config.router_name())
+    }
+
+    fn service_api_name(&self) -> String {
+        format!("{}@file", self.config.service_name())
+    }
+
+    /// Compares what the API shows with `routes`.
+    async fn observe(&self, routes: &Routes) -> Result<Seen> {
+        let cfg = &self.config;
+        let Some(router) = self.api.router(&self.router_api_name()).await? else {
+            return Ok(Seen::Pending("router not loaded".into()));
+        };
+        let entry_points_match = cfg.entry_points.is_empty() || router.entry_points == cfg.entry_points;
+        if router.rule != cfg.rule || router.service != cfg.service_name() || !entry_points_match {
+            return Ok(Seen::Pending(format!(
+                "router still has rule {:?}, service {:?}, entrypoints {:?}",
+                router.rule, router.service, router.entry_points
+            )));
+        }
+        let Some(service) = self.api.service(&self.service_api_name()).await? else {
+            return Ok(Seen::Pending("weighted service not loaded".into()));
+        };
+        let expected = weighted_children(cfg, routes);
+        let live = service
+            .weighted
+            .as_ref()
+            .map(|w| w.services.clone())
+            .unwrap_or_default();
+        if live != expected {
+            return Ok(Seen::Pending(format!("weights live are {live:?}")));
+        }
+        if !router.enabled() || !service.enabled() {
+            let errors: Vec<_> = router.error.iter().chain(&service.error).cloned().collect();
+            return Ok(Seen::Rejected(errors.join("; ")));
+        }
+        for slot in Slot::BOTH {
+            let (Some(endpoint), weight) = (routes.endpoint(slot), routes.split().weight(slot)) else {
+                continue;
+            };
+            if cfg.discovered_provider.is_some() && weight == 0 {
+                continue;
+            }
+            let name = cfg.slot_api_name(slot);
+            let Some(child) = self.api.service(&name).await? else {
+                return Ok(Seen::Pending(format!("service {name} not loaded")));
+            };
+            if cfg.discovered_provider.is_some() {
+                if !child.enabled() || !child.server_status.values().any(|s| s == "UP") {
+                    return Ok(Seen::Pending(format!("service {name} has no server up")));
+                }
+                continue;
+            }
+            let url = server_url(endpoint);
+            if child.server_urls() != [url.as_str()] {
+                return Ok(Seen::Pending(format!(
+                    "service {name} still has servers {:?}",
+                    child.server_urls()
+                )));
+            }
+            if weight > 0 && !child.is_up(&url) {
+                return Ok(Seen::Pending(format!("server {url} of {name} is not UP")));
+            }
+        }
+        Ok(Seen::Live)
+    }
+
+    /// In hybrid mode, the discovered services that will get traffic must exist with a server
+    /// up: a reference to a missing service disables the whole router in Traefik.
+    async fn check_discovered(&self, routes: &Routes) -> Result<()> {
+        if self.config.discovered_provider.is_none() {
+            return Ok(());
+        }
+        for (slot, _, _) in routes.weighted() {
+            let name = self.config.slot_api_name(slot);
+            // A service no router uses yet has no server status: existing and enabled is all
+            // Traefik can tell before it is referenced; confirmation then waits for a server up.
+            let usable = match self.api.service(&name).await? {
+                Some(service) => {
+                    service.enabled()
+                        && (service.server_status.is_empty() || service.server_status.values().any(|s| s == "UP"))
+                }
+                None => false,
+            };
+            if !usable {
+                return Err(Error::Conflict {
+                    reason: format!(
+                        "{slot} would get traffic, but Traefik has no usable service {name} \
+                         (is the container running, with its labels?); nothing was written"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls the API until `routes` are live, rejected, or the deadline passes.
+    ///
+    /// Traefik reports a server `UP` until its first health check says otherwise, so after a
+    /// change with a health check configured, the servers must stay `UP` for one check (interval
+    /// plus timeout) after the change is seen, before it counts as live.
+    async fn confirm(&self, routes: &Routes, changed: bool) -> Result<()> {
+        let last = Mutex::new(String::from("nothing seen yet"));
+        let first_live: Mutex<Option<Instant>> = Mutex::new(None);
+        let settle = match (&self.config.health_check, changed) {
+            (Some(hc), true) => hc.interval + hc.timeout,
+            _ => Duration::ZERO,
+        };
+        let deadline = self.config.confirm_deadline() + settle;
+        let outcome = poll("confirm", deadline, self.config.poll_interval, || {
+            let (last, first_live) = (&last, &first_live);
+            async move {
+                let pending = |why: String| {
+                    *last.lock().unwrap_or_else(|e| e.into_inner()) = why;
+                    Ok(None)
+                };
+                match self.observe(routes).await? {
+                    Seen::Live => {
+                        let since = *first_live
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert_with(Instant::now);
+                        if since.elapsed() >= settle {
+                            Ok(Some(Ok(())))
+                        } else {
+                            pending("waiting for Traefik's first health check of the new servers".into())
+                        }
+                    }
+                    Seen::Rejected(errors) => Ok(Some(Err(errors))),
+                    Seen::Pending(why) => {
+                        *first_live.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                        pending(why)
+                    }
+                }
+            }
+        })
+        .await;
+        let file = self.config.file_path();
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(errors)) => Err(Error::backend(
+                "traefik",
+                format!("Traefik refused {}: {errors}", file.display()),
+                false,
+            )),
+            Err(Error::Timeout { after, .. }) => Err(Error::Timeout {
+                operation: format!(
+                    "Traefik serving {} ({}; last seen: {}; Traefik may have rejected the file, see its log)",
+                    file.display(),
+                    routes.split(),
+                    last.into_inner().unwrap_or_else(|e| e.into_inner()),
+                ),
+                after,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl Router for TraefikRouter {
+    fn name(&self) -> &str {
+        "traefik"
+    }
+
+    fn capabilities(&self) -> RouterCapabilities {
+        RouterCapabilities::none().with_weighted(true).with_confirms(true)
+    }
+
+    /// Reads the split back from the file (`None` when there is none). When the API answers
+    /// within 500 ms it is cross-checked, and a difference is logged (a change still in flight,
+    /// or a file Traefik refused) — the file stays the answer, because it is what Traefik loads.
+    async fn current(&self) -> Result<Option<Routes>> {
+        let Some(bytes) = read_optional(&self.config.file_path())? else {
+            return Ok(None);
+        };
+        let routes = parse(&self.config, &bytes)?;
+        match tokio::time::timeout(CROSS_CHECK_TIMEOUT, self.observe(&routes)).await {
+            Ok(Ok(Seen::Live)) => {}
+            Ok(Ok(Seen::Pending(why))) => {
+                tracing::warn!(file = %self.config.file_path().display(), %why, "Traefik does not serve the file (yet)")
+            }
+            Ok(Ok(Seen::Rejected(errors))) => {
+                tracing::warn!(file = %self.config.file_path().display(), %errors, "Traefik refused the file")
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "cross-check with Traefik's API skipped"),
+            Err(_) => tracing::debug!("cross-check with Traefik's API timed out"),
+        }
+        Ok(Some(routes))
+    }
+
+    async fn apply(&self, routes: &Routes) -> Result<()> {
+        let _serialised = self.apply_lock.lock().await;
+        let bytes = render(&self.config, routes)?;
+        let path = self.config.file_path();
+        self.api.router(&self.router_api_name()).await.map_err(|e| match e {
+            Error::Backend {
+                message,
+                temporary,
+                source,
+                ..
+            } => Error::Backend {
+                backend: "traefik".into(),
+                message: format!("{message}; nothing was written to {}", path.display()),
+                temporary,
+                source,
+            },
+            other => other,
+        })?;
+        self.check_discovered(routes).await?;
+        let snapshot = Snapshot::take(&path)?;
+        let changed = snapshot.previous() != Some(bytes.as_slice());
+        if changed {
+            write_atomic(&path, &bytes, Some(&self.config.staging_dir()))?;
+            tracing::debug!(file = %path.display(), split = %routes.split(), "traefik file written");
+        }
+        match self.confirm(routes, changed).await {
+            Ok(()) => Ok(()),
+            Err(e) if !changed => Err(e),
+            Err(e) => Err(restored(e, snapshot.restore(Some(&self.config.staging_dir())))),
+        }
+    }
+}
+
+/// `e`, saying that the previous file was put back (or that putting it back failed too).
+fn restored(e: Error, restore: Result<()>) -> Error {
+    let note = match restore {
+        Ok(()) => "; the previous file was restored".to_owned(),
+        Err(r) => format!("; restoring the previous file failed too: {r}"),
+    };
+    match e {
+        Error::Timeout { operation, after } => Error::Timeout {
+            operation: operation + &note,
+            after,
+        },
+        Error::Backend {
+            backend,
+            message,
+            temporary,
+            source,
+        } => Error::Backend {
+            backend,
+            message: message + &note,
+            temporary,
+            source,
+        },
+        other => Error::Backend {
+            backend: "traefik".into(),
+            message: format!("{other}{note}"),
+            temporary: other.is_temporary(),
+            source: Some(Box::new(other)),
+        },
+    }
+}
