@@ -9,10 +9,13 @@
 //! - [`demo`]: the demo app as a real process on loopback;
 //! - [`load`]: a load generator that records every request's status, version and error kind;
 //! - [`scenario`]: what every router is held to (the split clients see, switches under load);
-//! - [`stats`]: percentiles and the markdown tables benchmarks print.
+//! - [`stats`]: percentiles and the markdown tables benchmarks print;
+//! - `docker` (feature `docker`): the demo app as `FROM scratch` images, unique apps, cleanup.
 
 pub mod cargo;
 pub mod demo;
+#[cfg(feature = "docker")]
+pub mod docker;
 pub mod load;
 pub mod real;
 pub mod scenario;
