@@ -13,7 +13,9 @@ pub(crate) const BACKEND: &str = "docker";
 pub(crate) fn backend(doing: impl Display, err: DockerError) -> Error {
     let temporary = match &err {
         DockerError::DockerResponseServerError { status_code, .. } => *status_code == 503,
+        // A missing socket: the daemon may not have started yet.
         DockerError::IOError { .. }
+        | DockerError::SocketNotFoundError(_)
         | DockerError::RequestTimeoutError
         | DockerError::HyperResponseError { .. }
         | DockerError::HyperLegacyError { .. } => true,

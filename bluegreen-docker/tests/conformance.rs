@@ -12,14 +12,18 @@ use common::{assert_serves, release, setup};
 
 #[tokio::test]
 async fn docker_environment_conforms() {
-    let Some(fx) = setup("conformance", &["v1", "v2"]).await else { return };
+    let Some(fx) = setup("conformance", &["v1", "v2"]).await else {
+        return;
+    };
     let env = fx.env(fx.config()).await;
     environment_conformance(&env, release("v1"), release("v2"), Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
 async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instance() {
-    let Some(fx) = setup("discovery", &["v1", "v2"]).await else { return };
+    let Some(fx) = setup("discovery", &["v1", "v2"]).await else {
+        return;
+    };
     let env = fx.env(fx.config()).await;
     let blue = env.deploy(Slot::Blue, &release("v1")).await.unwrap();
     let green = env.deploy(Slot::Green, &release("v2")).await.unwrap();
@@ -28,7 +32,11 @@ async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instan
     assert_serves(&green, "v2").await;
 
     let name = env.config().container_name(Slot::Green);
-    let info = fx.docker.inspect_container(&name, None::<InspectContainerOptions>).await.unwrap();
+    let info = fx
+        .docker
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
     let config = info.config.unwrap();
     let l = config.labels.unwrap();
     assert_eq!(l[labels::APP], fx.app.name().as_str());

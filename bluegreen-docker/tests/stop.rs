@@ -11,7 +11,9 @@ use common::{get, release, setup};
 
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_request_finish_then_the_app_exits_0() {
-    let Some(fx) = setup("graceful", &["v1"]).await else { return };
+    let Some(fx) = setup("graceful", &["v1"]).await else {
+        return;
+    };
     let env = fx.env(fx.config()).await;
     let endpoint = env.deploy(Slot::Blue, &release("v1")).await.unwrap();
     common::assert_serves(&endpoint, "v1").await;
@@ -34,7 +36,10 @@ async fn sigterm_lets_an_in_flight_request_finish_then_the_app_exits_0() {
         },
         "the in-flight request finished"
     );
-    assert!(took < Duration::from_secs(4), "exited soon after the request, took {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "exited soon after the request, took {took:?}"
+    );
     assert_eq!(
         env.status(Slot::Blue).await.unwrap(),
         SlotStatus::Stopped {
@@ -48,7 +53,9 @@ async fn sigterm_lets_an_in_flight_request_finish_then_the_app_exits_0() {
 
 #[tokio::test]
 async fn an_app_ignoring_sigterm_is_killed_after_the_grace_period() {
-    let Some(mut fx) = setup("sigkill", &[]).await else { return };
+    let Some(mut fx) = setup("sigkill", &[]).await else {
+        return;
+    };
     fx.images
         .add(&fx.docker, "stubborn", &[("IGNORE_SIGTERM", "1")])
         .await
@@ -64,8 +71,14 @@ async fn an_app_ignoring_sigterm_is_killed_after_the_grace_period() {
 
     assert_eq!(outcome, StopOutcome::Killed);
     assert!(took >= grace, "killed before the grace period: {took:?}");
-    assert!(took < grace + Duration::from_millis(1500), "killed long after the grace period: {took:?}");
+    assert!(
+        took < grace + Duration::from_millis(1500),
+        "killed long after the grace period: {took:?}"
+    );
     let logs = env.logs(Slot::Green, 5).await.unwrap();
-    assert!(logs.iter().any(|l| l.contains("ignoring it")), "SIGTERM reached the app: {logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("ignoring it")),
+        "SIGTERM reached the app: {logs:?}"
+    );
     assert_eq!(env.stop(Slot::Green, grace).await.unwrap(), StopOutcome::NotRunning);
 }

@@ -35,12 +35,8 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// Connects to the Docker Engine (the default socket, or `DOCKER_HOST=unix://…`); `Err(why)` when
 /// there is none. Also removes what dead test processes left behind (see [`remove_leftovers`]).
 pub async fn engine() -> Result<Docker, String> {
-    let socket = DockerConfig::new(
-        AppName::new("probe").expect("valid"),
-        ImageSource::Reference,
-        DEMO_PORT,
-    )
-    .socket_path();
+    let socket =
+        DockerConfig::new(AppName::new("probe").expect("valid"), ImageSource::Reference, DEMO_PORT).socket_path();
     if !socket.exists() {
         return Err(format!("no Docker socket at {}", socket.display()));
     }
@@ -113,8 +109,7 @@ impl DemoImages {
     pub fn config(&self, app: &AppName) -> DockerConfig {
         DockerConfig::new(app.clone(), ImageSource::tagged(&self.repository), DEMO_PORT)
             .health_check(
-                HealthCheck::exec(["/demo-app", "--health-check"])
-                    .interval(std::time::Duration::from_millis(100)),
+                HealthCheck::exec(["/demo-app", "--health-check"]).interval(std::time::Duration::from_millis(100)),
             )
             .stop_grace(std::time::Duration::from_secs(5))
             .label(OWNER_LABEL, std::process::id().to_string())

@@ -485,12 +485,21 @@ fn health_check_mode_exits_0_when_healthy_and_1_otherwise() {
     let url = format!("http://{}/health", app.addr);
     assert!(health_check(&[&url], &[]).success());
     let listen = format!("0.0.0.0:{}", app.addr.port());
-    assert!(health_check(&[], &[("LISTEN", &listen)]).success(), "default URL from LISTEN");
+    assert!(
+        health_check(&[], &[("LISTEN", &listen)]).success(),
+        "default URL from LISTEN"
+    );
 
     let failing = App::spawn(&[("FAIL_HEALTH", "1")]);
-    assert_eq!(health_check(&[&format!("http://{}/health", failing.addr)], &[]).code(), Some(1));
+    assert_eq!(
+        health_check(&[&format!("http://{}/health", failing.addr)], &[]).code(),
+        Some(1)
+    );
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     assert_eq!(health_check(&[&format!("http://{closed}/health")], &[]).code(), Some(1));
     assert_eq!(health_check(&["ftp://x/"], &[]).code(), Some(1));
 }

@@ -96,7 +96,10 @@ pub async fn assert_serves(endpoint: &Endpoint, version: &str) {
     let mut last = None;
     for _ in 0..100 {
         match get(endpoint, "/").await {
-            Outcome::Response { status: 200, version: v } if v == version => return,
+            Outcome::Response {
+                status: 200,
+                version: v,
+            } if v == version => return,
             other => last = Some(other),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
