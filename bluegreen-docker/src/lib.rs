@@ -1,1 +1,43 @@
-//! bluegreen backend for docker (being built; see the issue tracker).
+//! bluegreen on Docker: each slot of an application runs as a real container, labelled so that
+//! what runs can be rediscovered from the engine, and stopped gracefully.
+//!
+//! - [`DockerEnvironment`] implements [`bluegreen_core::Environment`]: containers `<app>-blue` and
+//!   `<app>-green`, endpoints published on `127.0.0.1` at engine-chosen ports (or the container's
+//!   network address), stop = SIGTERM, grace, SIGKILL, and the last log lines of a failing container
+//!   in the error.
+//! - [`DockerHealthProbe`] reads Docker's own health verdict (`State.Health`).
+//! - [`ScratchImage`] turns a static binary into a `FROM scratch` image through the Engine's build
+//!   API: no registry needed.
+//!
+//! ```no_run
+//! # async fn f() -> bluegreen_core::Result<()> {
+//! use std::time::Duration;
+//! use bluegreen_core::{AppName, Environment, Release, Slot};
+//! use bluegreen_docker::{DockerConfig, DockerEnvironment, HealthCheck, ImageSource};
+//!
+//! // Release "v2" runs image shop/web:v2.
+//! let config = DockerConfig::new(AppName::new("shop")?, ImageSource::tagged("shop/web"), 8080)
+//!     .env("LISTEN", "0.0.0.0:8080")
+//!     .health_check(HealthCheck::exec(["/web", "--health-check"]))
+//!     .stop_grace(Duration::from_secs(10));
+//! let env = DockerEnvironment::connect(config).await?;
+//! let endpoint = env.deploy(Slot::Green, &Release::new("v2")?).await?;
+//! println!("green serves at {endpoint}");
+//! # Ok(()) }
+//! ```
+//!
+//! The Engine API version is negotiated, so Docker 20.10 (API 1.41) and newer work.
+
+mod config;
+mod environment;
+mod error;
+mod image;
+pub mod labels;
+mod logs;
+mod probe;
+
+pub use bollard;
+pub use config::{DockerConfig, Expose, HealthCheck, ImageSource, RestartPolicy, DEFAULT_SOCKET};
+pub use environment::{connect, DockerEnvironment, SlotContainer};
+pub use image::{is_static_executable, remove_image, ScratchImage};
+pub use probe::DockerHealthProbe;

@@ -11,10 +11,13 @@
 //! - [`scenario`]: what every router is held to (the split clients see, switches under load);
 //! - [`stats`]: percentiles and the markdown tables benchmarks print;
 //! - [`nginx`]: a real nginx master of its own in a temporary prefix;
-//! - [`traefik`]: real Traefik on loopback with the file provider watching a temporary directory.
+//! - [`traefik`]: real Traefik on loopback with the file provider watching a temporary directory;
+//! - `docker` (feature `docker`): the demo app as `FROM scratch` images, unique apps, cleanup.
 
 pub mod cargo;
 pub mod demo;
+#[cfg(feature = "docker")]
+pub mod docker;
 pub mod load;
 pub mod nginx;
 pub mod real;

@@ -37,6 +37,12 @@
 //!
 //! HTTP/1.1 with keep-alive (hyper 1).
 //!
+//! # Health-check mode
+//!
+//! `demo-app --health-check [http://host:port/path]` makes one GET (default
+//! `http://127.0.0.1:<port of LISTEN>/health`) and exits 0 on a 2xx answer, 1
+//! otherwise: the exec-form Docker `HEALTHCHECK` of a `FROM scratch` image.
+//!
 //! # Shutdown
 //!
 //! On SIGTERM or SIGINT the app stops accepting at once (the listening socket
@@ -64,6 +70,7 @@
 //! | 64 | invalid configuration |
 
 mod config;
+mod health_check;
 mod server;
 mod shutdown;
 
@@ -95,6 +102,14 @@ pub fn log(line: impl Display) {
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    let mut args = std::env::args().skip(1);
+    if let Some(arg) = args.next() {
+        if arg == "--health-check" {
+            return health_check::run(args.next().as_deref());
+        }
+        eprintln!("demo-app: unknown argument {arg:?} (only --health-check [URL])");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {

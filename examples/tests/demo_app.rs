@@ -463,3 +463,43 @@ fn invalid_config_exits_64_before_binding() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SLOW_START_MS"), "stderr: {stderr}");
 }
+
+/// Runs `demo-app --health-check <args>` and returns its exit status.
+fn health_check(args: &[&str], env: &[(&str, &str)]) -> ExitStatus {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_demo-app"));
+    for var in APP_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.arg("--health-check")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run demo-app --health-check")
+}
+
+#[test]
+fn health_check_mode_exits_0_when_healthy_and_1_otherwise() {
+    let app = App::spawn(&[]);
+    let url = format!("http://{}/health", app.addr);
+    assert!(health_check(&[&url], &[]).success());
+    let listen = format!("0.0.0.0:{}", app.addr.port());
+    assert!(
+        health_check(&[], &[("LISTEN", &listen)]).success(),
+        "default URL from LISTEN"
+    );
+
+    let failing = App::spawn(&[("FAIL_HEALTH", "1")]);
+    assert_eq!(
+        health_check(&[&format!("http://{}/health", failing.addr)], &[]).code(),
+        Some(1)
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert_eq!(health_check(&[&format!("http://{closed}/health")], &[]).code(), Some(1));
+    assert_eq!(health_check(&["ftp://x/"], &[]).code(), Some(1));
+}

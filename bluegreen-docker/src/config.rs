@@ -1,0 +1,626 @@
+//! [`DockerConfig`]: how one application's slots run as containers.
+//!
+//! Built in code with [`DockerConfig::new`] and its setters, or read from a file with serde
+//! (durations as `"10s"`, `"250ms"`). [`DockerConfig::validate`] names the first bad value;
+//! [`DockerEnvironment::connect`](crate::DockerEnvironment::connect) calls it before anything runs.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bluegreen_core::{AppName, Error, Release, Result, Slot};
+use serde::{Deserialize, Serialize};
+
+use crate::labels::RESERVED_PREFIX;
+
+/// The Docker socket used when neither the config nor `DOCKER_HOST` (`unix://…`) names one.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// How one application runs in Docker. See the crate docs for an example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DockerConfig {
+    /// The application: containers are named `<app>-blue` and `<app>-green`.
+    pub app: AppName,
+    /// How a release becomes an image reference.
+    pub image: ImageSource,
+    /// The port the application listens on inside the container.
+    pub container_port: u16,
+    /// The Docker Engine socket; `None`: `DOCKER_HOST` if it is `unix://…`, else [`DEFAULT_SOCKET`].
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// Environment variables of the container.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The command (arguments to the image's entrypoint); `None` keeps the image's `CMD`.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// The network to attach containers to; `None` is Docker's default bridge.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// How the slot's endpoint is reached.
+    #[serde(default)]
+    pub expose: Expose,
+    /// Memory limit in bytes.
+    #[serde(default)]
+    pub memory_bytes: Option<i64>,
+    /// CPU limit, in CPUs (`0.5` is half a CPU).
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// What Docker does when the container exits.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Also written as the container's `StopTimeout`, so a `docker stop` by hand is as gentle.
+    /// The [`Environment::stop`](bluegreen_core::Environment::stop) grace argument is what the
+    /// engine uses.
+    #[serde(default = "default_stop_grace", with = "duration")]
+    pub stop_grace: Duration,
+    /// A Docker health check (`State.Health`), read by [`DockerHealthProbe`](crate::DockerHealthProbe).
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    /// Extra labels (keys under `bluegreen.` are reserved).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Run an init process as PID 1 (`HostConfig.Init`), which forwards signals to the app and
+    /// reaps zombies. On by default: without it an app that is PID 1 and installs no SIGTERM
+    /// handler is never stopped by SIGTERM, only killed after the grace period.
+    #[serde(default = "yes")]
+    pub init: bool,
+}
+
+fn default_stop_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How a [`Release`] becomes an image reference.
+///
+/// The usual choice is [`ImageSource::Tagged`]: one tag per release, as a CI pipeline pushes
+/// them (`release "v2"` → `shop/web:v2`), so that rolling back means running the old tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ImageSource {
+    /// `<repository>:<release>`; the release must be a valid tag (`[A-Za-z0-9_.-]`, at most 128
+    /// characters, not starting with `.` or `-`).
+    Tagged {
+        /// The repository (`shop/web`, `registry:5000/shop/web`).
+        repository: String,
+    },
+    /// The release is itself the image reference (`shop/web:1.4.2`, `web@sha256:…`).
+    Reference,
+    /// An explicit table: a release missing from it is refused.
+    Mapped {
+        /// Release → image reference.
+        images: BTreeMap<Release, String>,
+    },
+}
+
+impl ImageSource {
+    /// `<repository>:<release>`.
+    pub fn tagged(repository: impl Into<String>) -> Self {
+        ImageSource::Tagged {
+            repository: repository.into(),
+        }
+    }
+
+    /// The image reference of `release`.
+    pub fn image_for(&self, release: &Release) -> Result<String> {
+        match self {
+            ImageSource::Tagged { repository } => {
+                let tag = release.as_str();
+                let valid = tag.len() <= 128
+                    && !tag.starts_with(['.', '-'])
+                    && tag
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                if !valid {
+                    return Err(Error::invalid(
+                        "release",
+                        tag,
+                        format!("is not a valid image tag for {repository}: use [A-Za-z0-9_.-], at most 128"),
+                    ));
+                }
+                Ok(format!("{repository}:{tag}"))
+            }
+            ImageSource::Reference => Ok(release.to_string()),
+            ImageSource::Mapped { images } => images.get(release).cloned().ok_or_else(|| Error::NotFound {
+                what: "image mapping for release",
+                name: release.to_string(),
+            }),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let check = |what, image: &str| check_image(what, image);
+        match self {
+            ImageSource::Tagged { repository } => check("image repository", repository),
+            ImageSource::Reference => Ok(()),
+            ImageSource::Mapped { images } => images.values().try_for_each(|image| check("image", image)),
+        }
+    }
+}
+
+fn check_image(what: &'static str, image: &str) -> Result<()> {
+    let ok = !image.is_empty()
+        && image.len() <= 255
+        && image.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            what,
+            image,
+            "must be an image reference: a letter or digit, then [A-Za-z0-9._-/:@], at most 255",
+        ))
+    }
+}
+
+/// How the slot's endpoint is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Expose {
+    /// Publish the container port on `host_ip` of the host. A port of `0` lets the engine choose
+    /// a free one (read back after start); a fixed port per slot suits a proxy that cannot be told.
+    Published {
+        /// The host address (`127.0.0.1` keeps it off the network).
+        host_ip: IpAddr,
+        /// The host port of the blue slot (`0`: engine-chosen).
+        #[serde(default)]
+        blue_port: u16,
+        /// The host port of the green slot (`0`: engine-chosen).
+        #[serde(default)]
+        green_port: u16,
+    },
+    /// The container's own address on [`DockerConfig::network`] (or the default bridge), for a
+    /// proxy that runs on the same Docker network.
+    NetworkAddress,
+}
+
+impl Default for Expose {
+    /// Published on `127.0.0.1` at engine-chosen ports.
+    fn default() -> Self {
+        Expose::Published {
+            host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            blue_port: 0,
+            green_port: 0,
+        }
+    }
+}
+
+impl Expose {
+    /// The host port configured for `slot` (`0`: engine-chosen), when published.
+    pub fn host_port(&self, slot: Slot) -> Option<u16> {
+        match self {
+            Expose::Published {
+                blue_port, green_port, ..
+            } => Some(match slot {
+                Slot::Blue => *blue_port,
+                Slot::Green => *green_port,
+            }),
+            Expose::NetworkAddress => None,
+        }
+    }
+}
+
+/// Docker's restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RestartPolicy {
+    /// Never restart (the default: a crash shows as a failed deploy, not a restart loop).
+    #[default]
+    No,
+    /// Restart after a non-zero exit, at most `max_retries` times.
+    OnFailure {
+        /// The bound on restarts.
+        max_retries: u32,
+    },
+    /// Always restart, unless stopped (also across daemon restarts).
+    UnlessStopped,
+    /// Always restart.
+    Always,
+}
+
+/// A Docker health check in exec form (no shell needed: works in `FROM scratch` images).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// The command and its arguments (`["/demo-app", "--health-check"]`); exit 0 is healthy.
+    pub command: Vec<String>,
+    /// Time between checks (default 250 ms: short, so a deploy does not wait on Docker's 30 s).
+    #[serde(default = "default_interval", with = "duration")]
+    pub interval: Duration,
+    /// Bound on one check (default 2 s).
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// Consecutive failures before `unhealthy` (default 3).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Failures during this time after start do not count (default 0).
+    #[serde(default, with = "duration")]
+    pub start_period: Duration,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_retries() -> u32 {
+    3
+}
+
+impl HealthCheck {
+    /// Runs `command` (exec form) every 250 ms, 2 s timeout, 3 retries.
+    pub fn exec<S: Into<String>>(command: impl IntoIterator<Item = S>) -> Self {
+        HealthCheck {
+            command: command.into_iter().map(Into::into).collect(),
+            interval: default_interval(),
+            timeout: default_timeout(),
+            retries: default_retries(),
+            start_period: Duration::ZERO,
+        }
+    }
+
+    /// Sets the interval.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Sets the retries.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.command.is_empty() || self.command[0].is_empty() {
+            return Err(Error::invalid(
+                "health check command",
+                format!("{:?}", self.command),
+                "must name a program",
+            ));
+        }
+        for (what, d) in [
+            ("health check interval", self.interval),
+            ("health check timeout", self.timeout),
+        ] {
+            if d < Duration::from_millis(1) {
+                return Err(Error::invalid(
+                    what,
+                    format!("{d:?}"),
+                    "must be at least 1 ms (Docker's minimum)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DockerConfig {
+    /// A config for `app`, its images from `image`, listening on `container_port` inside.
+    pub fn new(app: AppName, image: ImageSource, container_port: u16) -> Self {
+        DockerConfig {
+            app,
+            image,
+            container_port,
+            socket: None,
+            env: BTreeMap::new(),
+            command: None,
+            network: None,
+            expose: Expose::default(),
+            memory_bytes: None,
+            cpus: None,
+            restart: RestartPolicy::default(),
+            stop_grace: default_stop_grace(),
+            health_check: None,
+            labels: BTreeMap::new(),
+            init: true,
+        }
+    }
+
+    /// Sets the Docker socket.
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket = Some(path.into());
+        self
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets the command.
+    pub fn command<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.command = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the network.
+    pub fn network(mut self, network: impl Into<String>) -> Self {
+        self.network = Some(network.into());
+        self
+    }
+
+    /// Sets how the endpoint is exposed.
+    pub fn expose(mut self, expose: Expose) -> Self {
+        self.expose = expose;
+        self
+    }
+
+    /// Sets the memory limit in bytes.
+    pub fn memory_bytes(mut self, bytes: i64) -> Self {
+        self.memory_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets the CPU limit.
+    pub fn cpus(mut self, cpus: f64) -> Self {
+        self.cpus = Some(cpus);
+        self
+    }
+
+    /// Sets the restart policy.
+    pub fn restart(mut self, policy: RestartPolicy) -> Self {
+        self.restart = policy;
+        self
+    }
+
+    /// Sets the container's stop timeout.
+    pub fn stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace;
+        self
+    }
+
+    /// Sets the health check.
+    pub fn health_check(mut self, check: HealthCheck) -> Self {
+        self.health_check = Some(check);
+        self
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Turns the init process on or off.
+    pub fn init(mut self, init: bool) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// The container name of `slot`: `<app>-<slot>`.
+    pub fn container_name(&self, slot: Slot) -> String {
+        format!("{}-{slot}", self.app)
+    }
+
+    /// The socket to use: the configured one, else `DOCKER_HOST` (`unix://…`), else the default.
+    pub fn socket_path(&self) -> PathBuf {
+        if let Some(socket) = &self.socket {
+            return socket.clone();
+        }
+        std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|host| host.strip_prefix("unix://").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+    }
+
+    /// Refuses the first bad value, naming it.
+    pub fn validate(&self) -> Result<()> {
+        self.image.validate()?;
+        if self.container_port == 0 {
+            return Err(Error::invalid("container port", "0", "must be 1..=65535"));
+        }
+        for (name, value) in &self.env {
+            let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(Error::invalid(
+                    "environment variable name",
+                    name,
+                    "must be [A-Za-z_][A-Za-z0-9_]*",
+                ));
+            }
+            if value.contains('\0') {
+                return Err(Error::invalid(
+                    "environment variable value",
+                    value,
+                    "must not contain NUL",
+                ));
+            }
+        }
+        if let Some(command) = &self.command {
+            if command.iter().any(|arg| arg.contains('\0')) {
+                return Err(Error::invalid(
+                    "command",
+                    format!("{command:?}"),
+                    "must not contain NUL",
+                ));
+            }
+        }
+        if let Some(network) = &self.network {
+            check_name("network", network)?;
+        }
+        if let Expose::Published {
+            blue_port, green_port, ..
+        } = self.expose
+        {
+            if blue_port != 0 && blue_port == green_port {
+                return Err(Error::invalid(
+                    "host port",
+                    blue_port.to_string(),
+                    "blue and green must publish on different host ports",
+                ));
+            }
+        }
+        if let Some(bytes) = self.memory_bytes {
+            if bytes < 6 * 1024 * 1024 {
+                return Err(Error::invalid(
+                    "memory limit",
+                    bytes.to_string(),
+                    "Docker's minimum is 6 MiB",
+                ));
+            }
+        }
+        if let Some(cpus) = self.cpus {
+            if !(cpus.is_finite() && cpus > 0.0) {
+                return Err(Error::invalid(
+                    "cpu limit",
+                    cpus.to_string(),
+                    "must be a positive number of CPUs",
+                ));
+            }
+        }
+        if let Some(check) = &self.health_check {
+            check.validate()?;
+        }
+        for (key, value) in &self.labels {
+            if key.starts_with(RESERVED_PREFIX) {
+                return Err(Error::invalid("label", key, "keys under `bluegreen.` are reserved"));
+            }
+            if key.is_empty() || key.contains(['\0', '=']) || value.contains('\0') {
+                return Err(Error::invalid("label", key, "must be non-empty, without `=` or NUL"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(what: &'static str, name: &str) -> Result<()> {
+    let ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            what,
+            name,
+            "must be a letter or digit, then [A-Za-z0-9_.-]",
+        ))
+    }
+}
+
+/// Serde for durations as human strings (`"10s"`, `"250ms"`).
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> DockerConfig {
+        DockerConfig::new(AppName::new("shop").unwrap(), ImageSource::tagged("shop/web"), 8080)
+    }
+
+    fn release(r: &str) -> Release {
+        Release::new(r).unwrap()
+    }
+
+    #[test]
+    fn releases_map_to_images() {
+        assert_eq!(
+            ImageSource::tagged("shop/web").image_for(&release("v2")).unwrap(),
+            "shop/web:v2"
+        );
+        let err = ImageSource::tagged("shop/web")
+            .image_for(&release("a/b:c"))
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid { what: "release", .. }), "{err}");
+        assert_eq!(
+            ImageSource::Reference.image_for(&release("web@sha256:ab")).unwrap(),
+            "web@sha256:ab"
+        );
+        let mapped = ImageSource::Mapped {
+            images: BTreeMap::from([(release("v1"), "web:abc".to_string())]),
+        };
+        assert_eq!(mapped.image_for(&release("v1")).unwrap(), "web:abc");
+        assert!(matches!(mapped.image_for(&release("v2")), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn validate_names_the_bad_value() {
+        config().validate().unwrap();
+        let cases = [
+            (config().env("BAD-NAME", "x"), "environment variable name"),
+            (config().label("bluegreen.app", "x"), "label"),
+            (config().network("a b"), "network"),
+            (config().cpus(0.0), "cpu limit"),
+            (config().memory_bytes(1), "memory limit"),
+            (
+                config().health_check(HealthCheck::exec(Vec::<String>::new())),
+                "health check command",
+            ),
+            (
+                config().expose(Expose::Published {
+                    host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    blue_port: 9000,
+                    green_port: 9000,
+                }),
+                "host port",
+            ),
+            (
+                DockerConfig::new(AppName::new("a").unwrap(), ImageSource::tagged("web;rm"), 80),
+                "image repository",
+            ),
+            (
+                DockerConfig::new(AppName::new("a").unwrap(), ImageSource::Reference, 0),
+                "container port",
+            ),
+        ];
+        for (config, expected) in cases {
+            match config.validate() {
+                Err(Error::Invalid { what, .. }) if what == expected => {}
+                other => panic!("expected invalid {expected}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn reads_from_json_with_defaults_and_human_durations() {
+        let config: DockerConfig = serde_json::from_str(
+            r#"{"app":"shop","image":{"kind":"tagged","repository":"shop/web"},"container_port":8080,
+                "stop_grace":"3s","health_check":{"command":["/app","--health-check"],"interval":"100ms"}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.stop_grace, Duration::from_secs(3));
+        assert!(config.init);
+        assert_eq!(config.expose, Expose::default());
+        let check = config.health_check.as_ref().unwrap();
+        assert_eq!((check.interval, check.retries), (Duration::from_millis(100), 3));
+        let back: DockerConfig = serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
+        assert_eq!(back, config);
+        assert!(serde_json::from_str::<DockerConfig>(r#"{"app":"bad app"}"#).is_err());
+    }
+
+    #[test]
+    fn names_containers_and_finds_the_socket() {
+        assert_eq!(config().container_name(Slot::Green), "shop-green");
+        assert_eq!(config().socket("/x.sock").socket_path(), PathBuf::from("/x.sock"));
+    }
+}

@@ -1,0 +1,93 @@
+//! Mapping bollard's errors into [`bluegreen_core::Error`].
+
+use std::fmt::Display;
+
+use bluegreen_core::Error;
+use bollard::errors::Error as DockerError;
+
+/// The backend name in errors and capabilities.
+pub(crate) const BACKEND: &str = "docker";
+
+/// `err`, raised while `doing`, as a [`Error::Backend`]: temporary when the daemon could not be
+/// reached or answered 503, permanent when it refused the request.
+pub(crate) fn backend(doing: impl Display, err: DockerError) -> Error {
+    let temporary = match &err {
+        DockerError::DockerResponseServerError { status_code, .. } => *status_code == 503,
+        // A missing socket: the daemon may not have started yet.
+        DockerError::IOError { .. }
+        | DockerError::SocketNotFoundError(_)
+        | DockerError::RequestTimeoutError
+        | DockerError::HyperResponseError { .. }
+        | DockerError::HyperLegacyError { .. } => true,
+        _ => false,
+    };
+    let message = match &err {
+        DockerError::DockerResponseServerError { message, .. } => format!("{doing}: {message}"),
+        other => format!("{doing}: {other}"),
+    };
+    Error::Backend {
+        backend: BACKEND.to_string(),
+        message,
+        temporary,
+        source: Some(Box::new(err)),
+    }
+}
+
+/// Whether the daemon answered 404 (no such container or image).
+pub(crate) fn is_not_found(err: &DockerError) -> bool {
+    status(err) == Some(404)
+}
+
+/// Whether the daemon answered 409 (conflict: name in use, container not running).
+pub(crate) fn is_conflict(err: &DockerError) -> bool {
+    status(err) == Some(409)
+}
+
+/// Whether the daemon answered 304 (a container already stopped).
+pub(crate) fn is_not_modified(err: &DockerError) -> bool {
+    status(err) == Some(304)
+}
+
+fn status(err: &DockerError) -> Option<u16> {
+    match err {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_permanent_and_outages_temporary() {
+        let refused = DockerError::DockerResponseServerError {
+            status_code: 500,
+            message: "port is already allocated".into(),
+        };
+        let err = backend("starting web-blue", refused);
+        assert!(!err.is_temporary());
+        assert_eq!(err.to_string(), "docker: starting web-blue: port is already allocated");
+
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        assert!(backend("connecting", DockerError::from(io)).is_temporary());
+        assert!(backend(
+            "x",
+            DockerError::DockerResponseServerError {
+                status_code: 503,
+                message: String::new()
+            }
+        )
+        .is_temporary());
+    }
+
+    #[test]
+    fn recognises_not_found_and_conflict() {
+        let e = |status_code| DockerError::DockerResponseServerError {
+            status_code,
+            message: String::new(),
+        };
+        assert!(is_not_found(&e(404)) && !is_not_found(&e(409)));
+        assert!(is_conflict(&e(409)) && !is_conflict(&e(500)));
+    }
+}

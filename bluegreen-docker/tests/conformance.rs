@@ -1,0 +1,70 @@
+//! The core `Environment` contract, against the real Docker Engine.
+
+mod common;
+
+use std::time::Duration;
+
+use bluegreen_core::testing::environment_conformance;
+use bluegreen_core::{Environment, Slot, SlotStatus};
+use bluegreen_docker::bollard::query_parameters::InspectContainerOptions;
+use bluegreen_docker::{labels, DockerEnvironment};
+use common::{assert_serves, release, setup};
+
+#[tokio::test]
+async fn docker_environment_conforms() {
+    let Some(fx) = setup("conformance", &["v1", "v2"]).await else {
+        return;
+    };
+    let env = fx.env(fx.config()).await;
+    environment_conformance(&env, release("v1"), release("v2"), Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instance() {
+    let Some(fx) = setup("discovery", &["v1", "v2"]).await else {
+        return;
+    };
+    let env = fx.env(fx.config()).await;
+    let blue = env.deploy(Slot::Blue, &release("v1")).await.unwrap();
+    let green = env.deploy(Slot::Green, &release("v2")).await.unwrap();
+    assert_eq!(blue.host(), "127.0.0.1");
+    assert_serves(&blue, "v1").await;
+    assert_serves(&green, "v2").await;
+
+    let name = env.config().container_name(Slot::Green);
+    let info = fx
+        .docker
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    let config = info.config.unwrap();
+    let l = config.labels.unwrap();
+    assert_eq!(l[labels::APP], fx.app.name().as_str());
+    assert_eq!(l[labels::SLOT], "green");
+    assert_eq!(l[labels::RELEASE], "v2");
+    assert!(l[labels::DEPLOYED_AT].ends_with('Z'));
+    assert_eq!(info.host_config.unwrap().init, Some(true));
+    // docker-init is PID 1 and the app its child: signals reach the app through it.
+    let top = fx.docker.top_processes(&name, None).await.unwrap();
+    let commands: Vec<String> = top
+        .processes
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| p.last().cloned())
+        .collect();
+    assert!(commands.iter().any(|c| c.contains("docker-init")), "{commands:?}");
+    assert!(commands.iter().any(|c| c.contains("/demo-app")), "{commands:?}");
+
+    // A deployer restarted from nothing learns what runs from the engine.
+    let fresh = DockerEnvironment::connect(fx.config()).await.unwrap();
+    assert_eq!(
+        fresh.status(Slot::Blue).await.unwrap(),
+        SlotStatus::Running {
+            release: release("v1"),
+            endpoint: blue
+        }
+    );
+    let found = fresh.containers().await.unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0].labels.slot, Slot::Green, "newest first");
+}

@@ -1,0 +1,232 @@
+//! Docker fixtures (feature `docker`): the demo app as `FROM scratch` images, unique application
+//! names, and cleanup that also removes what a killed test run left behind.
+//!
+//! ```no_run
+//! # async fn f() {
+//! use bluegreen_testkit::docker::{self, DemoImages, TestApp};
+//! let docker = match docker::engine().await {
+//!     Ok(docker) => docker,
+//!     Err(why) => return bluegreen_testkit::real::unavailable("docker", why),
+//! };
+//! let images = DemoImages::build(&docker, &["v1", "v2"]).await.unwrap(); // tags <repo>:v1, <repo>:v2
+//! let app = TestApp::new("conformance"); // removes its containers on drop
+//! let config = images.config(app.name()); // release "v1" → <repo>:v1, VERSION=v1 baked in
+//! # }
+//! ```
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bluegreen_core::AppName;
+use bluegreen_docker::bollard::query_parameters::{ListContainersOptions, ListImagesOptions, RemoveContainerOptions};
+use bluegreen_docker::bollard::Docker;
+use bluegreen_docker::{labels, remove_image, DockerConfig, HealthCheck, ImageSource, ScratchImage};
+
+use crate::cargo::{build_bin, Build};
+
+/// The port the demo app listens on inside its container.
+pub const DEMO_PORT: u16 = 8080;
+
+/// Label marking a container or image made by a test process (value: its pid), so leftovers of a
+/// killed run can be told from what runs now.
+pub const OWNER_LABEL: &str = "bluegreen-testkit.owner";
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Connects to the Docker Engine (the default socket, or `DOCKER_HOST=unix://…`); `Err(why)` when
+/// there is none. Also removes what dead test processes left behind (see [`remove_leftovers`]).
+pub async fn engine() -> Result<Docker, String> {
+    let socket =
+        DockerConfig::new(AppName::new("probe").expect("valid"), ImageSource::Reference, DEMO_PORT).socket_path();
+    if !socket.exists() {
+        return Err(format!("no Docker socket at {}", socket.display()));
+    }
+    let docker = bluegreen_docker::connect(&socket).await.map_err(|e| e.to_string())?;
+    remove_leftovers(&docker).await;
+    Ok(docker)
+}
+
+/// A `"<prefix>-<pid>-<n>"` name, unique across concurrent tests and processes.
+fn unique(prefix: &str) -> String {
+    format!(
+        "bgt-{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The demo app's static binary (release, `+crt-static`), built on first use.
+pub fn demo_binary() -> Result<std::path::PathBuf, String> {
+    build_bin("bluegreen-examples", "demo-app", Build::StaticRelease)
+}
+
+/// The demo app as `FROM scratch` images, one tag per version (`<repository>:<version>`, with
+/// `VERSION=<version>` and `LISTEN=0.0.0.0:8080` baked in): the release → image mapping a user
+/// would have (each release its own tag). Removed on drop.
+#[derive(Debug)]
+pub struct DemoImages {
+    repository: String,
+    tags: Vec<String>,
+}
+
+impl DemoImages {
+    /// Builds the static demo app and one image per version.
+    pub async fn build(docker: &Docker, versions: &[&str]) -> Result<DemoImages, String> {
+        let mut images = DemoImages {
+            repository: unique("demo"),
+            tags: Vec::new(),
+        };
+        for version in versions {
+            images.add(docker, version, &[]).await?;
+        }
+        Ok(images)
+    }
+
+    /// Adds tag `<repository>:<version>` with `VERSION=<version>` and extra `env` baked in: a
+    /// release that misbehaves (`CRASH_AFTER_MS=1`, `FAIL_HEALTH=1`, …) is just another image.
+    pub async fn add(&mut self, docker: &Docker, version: &str, env: &[(&str, &str)]) -> Result<(), String> {
+        let tag = format!("{}:{version}", self.repository);
+        let mut image = ScratchImage::new(demo_binary()?, &tag)
+            .env("LISTEN", format!("0.0.0.0:{DEMO_PORT}"))
+            .env("VERSION", version)
+            .label(OWNER_LABEL, std::process::id().to_string())
+            .expose(DEMO_PORT);
+        for (name, value) in env {
+            image = image.env(*name, *value);
+        }
+        image.build(docker).await.map_err(|e| e.to_string())?;
+        self.tags.push(tag);
+        Ok(())
+    }
+
+    /// The repository (`bgt-demo-<pid>-<n>`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// A config for `app` running these images: release `v1` → `<repository>:v1`, container port
+    /// 8080, health check `/demo-app --health-check` every 100 ms, stop grace 5 s, and the owner
+    /// label so a killed run's containers are cleaned up later.
+    pub fn config(&self, app: &AppName) -> DockerConfig {
+        DockerConfig::new(app.clone(), ImageSource::tagged(&self.repository), DEMO_PORT)
+            .health_check(
+                HealthCheck::exec(["/demo-app", "--health-check"]).interval(std::time::Duration::from_millis(100)),
+            )
+            .stop_grace(std::time::Duration::from_secs(5))
+            .label(OWNER_LABEL, std::process::id().to_string())
+    }
+}
+
+impl Drop for DemoImages {
+    fn drop(&mut self) {
+        let tags = std::mem::take(&mut self.tags);
+        on_the_side(move |docker| async move {
+            for tag in tags {
+                let _ = remove_image(&docker, &tag).await;
+            }
+        });
+    }
+}
+
+/// A unique application name whose containers are removed on drop.
+#[derive(Debug)]
+pub struct TestApp {
+    name: AppName,
+}
+
+impl TestApp {
+    /// `bgt-<prefix>-<pid>-<n>`.
+    pub fn new(prefix: &str) -> TestApp {
+        TestApp {
+            name: AppName::new(unique(prefix)).expect("a valid application name"),
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &AppName {
+        &self.name
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let filter = format!("{}={}", labels::APP, self.name);
+        on_the_side(move |docker| async move { remove_containers(&docker, filter).await });
+    }
+}
+
+async fn remove_containers(docker: &Docker, label_filter: String) {
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some([("label".to_string(), vec![label_filter])].into()),
+        ..Default::default()
+    };
+    for container in docker.list_containers(Some(options)).await.unwrap_or_default() {
+        let Some(id) = container.id else { continue };
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        let _ = docker.remove_container(&id, Some(options)).await;
+    }
+}
+
+/// Removes containers and images labelled by test processes that no longer run.
+pub async fn remove_leftovers(docker: &Docker) {
+    let dead = |labels: Option<&std::collections::HashMap<String, String>>| {
+        labels
+            .and_then(|l| l.get(OWNER_LABEL))
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    };
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some([("label".to_string(), vec![OWNER_LABEL.to_string()])].into()),
+        ..Default::default()
+    };
+    for container in docker.list_containers(Some(options)).await.unwrap_or_default() {
+        if dead(container.labels.as_ref()) {
+            if let Some(id) = container.id {
+                let options = RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                };
+                let _ = docker.remove_container(&id, Some(options)).await;
+            }
+        }
+    }
+    let options = ListImagesOptions {
+        filters: Some([("label".to_string(), vec![OWNER_LABEL.to_string()])].into()),
+        ..Default::default()
+    };
+    for image in docker.list_images(Some(options)).await.unwrap_or_default() {
+        if dead(Some(&image.labels)) {
+            for tag in &image.repo_tags {
+                let _ = remove_image(docker, tag).await;
+            }
+            let _ = remove_image(docker, &image.id).await;
+        }
+    }
+}
+
+/// Runs async cleanup from `Drop`, on a thread with its own runtime and connection (the test's
+/// runtime may be shutting down), and waits for it.
+fn on_the_side<F, Fut>(work: F)
+where
+    F: FnOnce(Docker) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let handle = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        runtime.block_on(async move {
+            let socket = DockerConfig::new(AppName::new("x").expect("valid"), ImageSource::Reference, 1).socket_path();
+            if let Ok(docker) = bluegreen_docker::connect(&socket).await {
+                work(docker).await;
+            }
+        });
+    });
+    let _ = handle.join();
+}
