@@ -5,5 +5,6 @@
 
 #![allow(dead_code)] // each example uses part of it
 
+pub mod docker;
 pub mod scenario;
 pub mod timeline;

@@ -115,3 +115,28 @@ fn print_tallies(tallies: &[(ClientMode, Tally)]) {
     }
     print!("{}", table.render());
 }
+
+/// Prints the history and the live slot, and turns the outcome into the exit code: failure when a
+/// client that must see none saw a failed request.
+pub async fn finish(deployer: &Deployer, outcome: Outcome) -> Result<std::process::ExitCode> {
+    println!("\nhistory:");
+    for d in deployer.history(10).await? {
+        println!(
+            "  {}  {:<3} -> {:<5}  {}",
+            d.started,
+            d.release,
+            d.target,
+            d.phase.name()
+        );
+    }
+    let status = deployer.status().await?;
+    if let (Some(slot), Some(release)) = (status.live_slot(), status.live_release()) {
+        println!("\nactive: {slot} {release}");
+    }
+    println!("failed requests (must be 0): {}", outcome.fatal_failures);
+    Ok(if outcome.fatal_failures == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,78 @@
+//! The Docker side of the end-to-end examples: the demo app as `FROM scratch` images (v1, v2, and
+//! a v3 that never becomes healthy), a `DockerEnvironment` running them, and a deployer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bluegreen_core::probe::{AllOf, HttpProbe};
+use bluegreen_core::{Deployer, Error, HealthPolicy, Result, Retirement, Router};
+use bluegreen_docker::{DockerConfig, DockerEnvironment, HealthCheck, ImageSource};
+use bluegreen_testkit::docker::{self, DemoImages, TestApp, DEMO_PORT, OWNER_LABEL};
+
+/// Images, a unique application, and the environment running it. Dropping it removes the
+/// containers and images.
+pub struct DockerDemo {
+    /// Release `vN` is image `<repository>:vN`.
+    pub images: DemoImages,
+    /// The application (its containers are removed on drop).
+    pub app: TestApp,
+    /// Runs the slots as containers.
+    pub environment: DockerEnvironment,
+}
+
+impl DockerDemo {
+    /// Builds the static demo app and images v1, v2 and v3 (`FAIL_HEALTH=1`: v3 never becomes
+    /// healthy), and connects to the engine.
+    pub async fn start(name: &str) -> Result<DockerDemo> {
+        let engine = docker::engine()
+            .await
+            .map_err(|why| Error::backend("docker", why, false))?;
+        println!("building the demo app (static) and FROM scratch images v1, v2, v3 ...");
+        let mut images = DemoImages::build(&engine, &["v1", "v2"])
+            .await
+            .map_err(|why| Error::backend("docker", why, false))?;
+        images
+            .add(&engine, "v3", &[("FAIL_HEALTH", "1")])
+            .await
+            .map_err(|why| Error::backend("docker", why, false))?;
+        let app = TestApp::new(name);
+        // What a user writes: release vN runs <repository>:vN, published on 127.0.0.1.
+        let config = DockerConfig::new(app.name().clone(), ImageSource::tagged(images.repository()), DEMO_PORT)
+            .health_check(HealthCheck::exec(["/demo-app", "--health-check"]).interval(Duration::from_millis(200)))
+            .stop_grace(Duration::from_secs(5))
+            .label(OWNER_LABEL, std::process::id().to_string());
+        let environment = DockerEnvironment::with_client(engine, config);
+        Ok(DockerDemo {
+            images,
+            app,
+            environment,
+        })
+    }
+
+    /// A blue-green deployer for the application through `router`: healthy means Docker's own
+    /// health check and `GET /health` through the published port both pass.
+    pub fn deployer(&self, router: Arc<dyn Router>) -> Result<Deployer> {
+        let probe = AllOf::new(vec![
+            Arc::new(self.environment.health_probe()),
+            Arc::new(HttpProbe::new("/health")?),
+        ])?;
+        Deployer::builder(self.app.name().clone())
+            .environment(Arc::new(self.environment.clone()))
+            .router(router)
+            .probe(Arc::new(probe))
+            .policy(
+                HealthPolicy::default()
+                    .interval(Duration::from_millis(100))
+                    .success_threshold(2)
+                    .failure_threshold(15)
+                    .deadline(Duration::from_secs(20)),
+            )
+            .retirement(Retirement {
+                rollback_window: Duration::from_millis(500),
+                drain: Duration::from_millis(500),
+                stop_grace: Duration::from_secs(5),
+            })
+            .who("example")
+            .build()
+    }
+}

@@ -1,0 +1,57 @@
+//! End to end with Docker and nginx: the demo app in containers, a real nginx in front (as a
+//! local process), and three blue-green deploys under load — v1, v2, then a v3 that never becomes
+//! healthy and is rolled back automatically, its logs in the error.
+//!
+//! Prints each deploy's timeline and what every client saw. Exits non-zero if a client that opens
+//! a new connection per request, or retries idempotent requests, saw a failure (nginx 1.22 closes
+//! idle keep-alive connections on reload, so those clients' failures are reported, not fatal).
+//!
+//! ```text
+//! cargo run --example docker_nginx
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bluegreen_core::Result;
+use bluegreen_nginx::NginxRouter;
+use bluegreen_testkit::nginx::NginxProcess;
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::docker::DockerDemo;
+use common::scenario::{three_deploys, Clients};
+
+const UPSTREAM: &str = "shop";
+
+#[tokio::main]
+async fn main() -> Result<ExitCode> {
+    let demo = DockerDemo::start("e2e-nginx").await?;
+    let nginx = NginxProcess::start(UPSTREAM).map_err(|why| bluegreen_core::Error::backend("nginx", why, false))?;
+    println!(
+        "nginx serves http://{} (its config: {})",
+        nginx.addr(),
+        nginx.conf_path().display()
+    );
+
+    // The router owns one file that nginx.conf includes at http {} level.
+    let router = NginxRouter::builder(nginx.router_file(), UPSTREAM)
+        .nginx_binary(nginx.binary())
+        .nginx_prefix(nginx.prefix())
+        .nginx_conf(nginx.conf_path())
+        .pid_file(nginx.pid_file())
+        .status_listen(nginx.status_addr())
+        .error_log(nginx.error_log())
+        .confirm(Duration::from_secs(10), Duration::from_millis(5))
+        .build()?;
+    let deployer = demo.deployer(Arc::new(router))?;
+
+    let clients = Clients {
+        per_mode: 8,
+        strict_keep_alive: false,
+    };
+    let outcome = three_deploys(&deployer, nginx.addr(), "localhost", clients).await?;
+    common::scenario::finish(&deployer, outcome).await
+}
