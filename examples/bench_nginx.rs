@@ -114,6 +114,8 @@ async fn main() -> Result<(), String> {
     })
     .await?;
 
+    let check = nginx_t_samples(&nginx)?;
+
     println!("## nginx switch latency ({SWITCHES} switches each, start of switch → first request answered by the new version)\n");
     println!("nginx: {}\n", nginx_version(&nginx));
     let mut table = Table::new(&["switch", "p50 ms", "p99 ms", "mean ms", "p50 vs raw", "p99 vs raw"]);
@@ -140,6 +142,14 @@ async fn main() -> Result<(), String> {
         ms(theirs.mean()),
         "1.00".into(),
         "1.00".into(),
+    ]);
+    table.row(vec![
+        "of which: `nginx -t` alone (the router's validation step)".into(),
+        ms(check.p50()),
+        ms(check.p99()),
+        ms(check.mean()),
+        "-".into(),
+        "-".into(),
     ]);
     println!("{}", table.render());
     println!(
@@ -190,6 +200,27 @@ async fn main() -> Result<(), String> {
     println!("{}", table.render());
     println!("(whole run: {:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// How long `nginx -t` takes on this config, `SWITCHES` times.
+fn nginx_t_samples(nginx: &NginxProcess) -> Result<Samples, String> {
+    let mut samples = Samples::new();
+    for _ in 0..SWITCHES {
+        let started = Instant::now();
+        let status = std::process::Command::new(nginx.binary())
+            .arg("-p")
+            .arg(nginx.prefix())
+            .arg("-c")
+            .arg(nginx.conf_path())
+            .args(["-t", "-q"])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("nginx -t failed: {status}"));
+        }
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
 }
 
 fn nginx_version(nginx: &NginxProcess) -> String {
