@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_nginx
+//! RUST_LOG=bluegreen_nginx=debug cargo run --release --example bench_nginx   # per-step timings
 //! ```
 
 use std::time::{Duration, Instant};
@@ -76,6 +77,11 @@ where
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), String> {
+    // `RUST_LOG=bluegreen_nginx=debug` shows where each switch spends its time.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let started = Instant::now();
     let nginx = NginxProcess::start("app")?;
     let (v1, v2) = (DemoApp::start("v1", &[])?, DemoApp::start("v2", &[])?);
