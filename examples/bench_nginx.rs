@@ -150,7 +150,7 @@ async fn main() -> Result<(), String> {
         "1.00".into(),
     ]);
     table.row(vec![
-        "of which: `nginx -t` alone (the router's validation step)".into(),
+        "`nginx -t` alone (one step of the router's switch)".into(),
         ms(check.p50()),
         ms(check.p99()),
         ms(check.mean()),
@@ -161,7 +161,7 @@ async fn main() -> Result<(), String> {
     println!(
         "With the pid file, the router's `apply` returns once no pre-reload worker accepts connections \
          (nginx retires them ~100 ms after the new ones start); the raw poll stops at the first answer \
-         from the new version, while old workers may still answer. The router also runs `nginx -t`.\n"
+         from the new version, while old workers may still answer. The router also fsyncs the file and runs `nginx -t` before the reload.\n"
     );
 
     println!(
