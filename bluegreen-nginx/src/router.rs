@@ -13,7 +13,8 @@ use bluegreen_core::router::DrainStatus;
 use bluegreen_core::wait::poll;
 use bluegreen_core::{Error, Result, Router, RouterCapabilities, Routes};
 
-use crate::config::{NginxConfig, NginxRouterBuilder};
+use crate::builder::NginxRouterBuilder;
+use crate::config::NginxConfig;
 use crate::drain;
 use crate::reload::{self, Failure, ReloadCommand};
 use crate::render::{self, Layout};
