@@ -11,7 +11,7 @@ use bluegreen_core::{Error, Result};
 use crate::reload::{CommandSpec, ReloadCommand};
 use crate::render::{check_status_path, check_upstream_name, Layout};
 
-/// Everything [`NginxRouter`] needs, as read from a config file. Only `upstream_file` and
+/// Everything [`NginxRouter`](crate::NginxRouter) needs, as read from a config file. Only `upstream_file` and
 /// `upstream_name` are required; see the crate README for every key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
