@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_nginx
+//! RUST_LOG=bluegreen_nginx=debug cargo run --release --example bench_nginx   # per-step timings
 //! ```
 
 use std::time::{Duration, Instant};
@@ -76,6 +77,11 @@ where
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), String> {
+    // `RUST_LOG=bluegreen_nginx=debug` shows where each switch spends its time.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let started = Instant::now();
     let nginx = NginxProcess::start("app")?;
     let (v1, v2) = (DemoApp::start("v1", &[])?, DemoApp::start("v2", &[])?);
@@ -114,6 +120,8 @@ async fn main() -> Result<(), String> {
     })
     .await?;
 
+    let check = nginx_t_samples(&nginx)?;
+
     println!("## nginx switch latency ({SWITCHES} switches each, start of switch → first request answered by the new version)\n");
     println!("nginx: {}\n", nginx_version(&nginx));
     let mut table = Table::new(&["switch", "p50 ms", "p99 ms", "mean ms", "p50 vs raw", "p99 vs raw"]);
@@ -141,11 +149,19 @@ async fn main() -> Result<(), String> {
         "1.00".into(),
         "1.00".into(),
     ]);
+    table.row(vec![
+        "`nginx -t` alone (one step of the router's switch)".into(),
+        ms(check.p50()),
+        ms(check.p99()),
+        ms(check.mean()),
+        "-".into(),
+        "-".into(),
+    ]);
     println!("{}", table.render());
     println!(
         "With the pid file, the router's `apply` returns once no pre-reload worker accepts connections \
          (nginx retires them ~100 ms after the new ones start); the raw poll stops at the first answer \
-         from the new version, while old workers may still answer. The router also runs `nginx -t`.\n"
+         from the new version, while old workers may still answer. The router also fsyncs the file and runs `nginx -t` before the reload.\n"
     );
 
     println!(
@@ -190,6 +206,27 @@ async fn main() -> Result<(), String> {
     println!("{}", table.render());
     println!("(whole run: {:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// How long `nginx -t` takes on this config, `SWITCHES` times.
+fn nginx_t_samples(nginx: &NginxProcess) -> Result<Samples, String> {
+    let mut samples = Samples::new();
+    for _ in 0..SWITCHES {
+        let started = Instant::now();
+        let status = std::process::Command::new(nginx.binary())
+            .arg("-p")
+            .arg(nginx.prefix())
+            .arg("-c")
+            .arg(nginx.conf_path())
+            .args(["-t", "-q"])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("nginx -t failed: {status}"));
+        }
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
 }
 
 fn nginx_version(nginx: &NginxProcess) -> String {

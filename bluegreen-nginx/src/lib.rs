@@ -30,12 +30,14 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod builder;
 mod config;
 mod drain;
 mod reload;
 mod render;
 mod router;
 
-pub use config::{NginxConfig, NginxRouterBuilder};
+pub use builder::NginxRouterBuilder;
+pub use config::NginxConfig;
 pub use reload::{CommandSpec, ReloadCommand};
 pub use router::NginxRouter;

@@ -194,6 +194,9 @@ pub(crate) fn parse(text: &str, what: &str) -> Result<Parsed> {
                 return Err(bad(format!("{slot} appears twice")));
             }
             weights[index(slot)] = weight;
+        } else if line.starts_with("server ") && line != "server {" {
+            // A server nginx would route to that the routes would not show.
+            return Err(bad(format!("unmarked line {line:?}")));
         }
     }
     let token = token.ok_or_else(|| bad("no generation line".into()))?;
@@ -387,6 +390,7 @@ mod tests {
             ("weight=1; # bluegreen green", "weight=1; # bluegreen blue"),
             ("127.0.0.1:8081", "127.0.0.1"),
             ("weight=9", "weight=9 max_fails=3"),
+            ("    keepalive", "    server 10.0.0.9:80;\n    keepalive"),
         ] {
             let edited = good.replace(from, to);
             let err = parse(&edited, "upstream.conf").unwrap_err().to_string();

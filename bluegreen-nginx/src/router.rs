@@ -13,7 +13,8 @@ use bluegreen_core::router::DrainStatus;
 use bluegreen_core::wait::poll;
 use bluegreen_core::{Error, Result, Router, RouterCapabilities, Routes};
 
-use crate::config::{NginxConfig, NginxRouterBuilder};
+use crate::builder::NginxRouterBuilder;
+use crate::config::NginxConfig;
 use crate::drain;
 use crate::reload::{self, Failure, ReloadCommand};
 use crate::render::{self, Layout};
@@ -214,9 +215,11 @@ impl Inner {
 
     /// Write, test, reload; the previous file is back in place on any failure.
     fn switch(&self, text: &str, abandoned: &AtomicBool) -> Result<Switched> {
+        let started = std::time::Instant::now();
         let path = &self.config.upstream_file;
         let snapshot = Snapshot::take(path)?;
         file::write_atomic(path, text.as_bytes(), None)?;
+        let written = started.elapsed();
         let restored = || match snapshot.restore(None) {
             Ok(()) => "previous file restored".to_owned(),
             Err(e) => format!("restoring the previous file failed too: {e}"),
@@ -225,6 +228,7 @@ impl Inner {
             let note = restored();
             return Err(f.into_error(&format!("nginx refused the new routes ({note})"), false));
         }
+        let tested = started.elapsed();
         if abandoned.load(Ordering::SeqCst) {
             let note = restored();
             return Err(Error::backend(
@@ -241,6 +245,7 @@ impl Inner {
             let note = restored();
             return Err(f.into_error(&format!("reload failed (is nginx running?); {note}"), true));
         }
+        tracing::debug!(?written, ?tested, reloaded = ?started.elapsed(), "nginx switched");
         Ok(Switched {
             snapshot,
             master,

@@ -33,6 +33,23 @@ pub fn free_port() -> Result<u16, String> {
 /// A directive nginx does not know: appended by [`NginxProcess::break_config`].
 const BROKEN: &str = "bluegreen_test_unknown_directive on;";
 
+/// `nginx -p PREFIX -c CONF -s SIGNAL`; nginx's stderr on failure.
+fn signal(binary: &Path, prefix: &Path, conf: &Path, signal: &str) -> Result<(), String> {
+    let out = Command::new(binary)
+        .arg("-p")
+        .arg(prefix)
+        .arg("-c")
+        .arg(conf)
+        .args(["-s", signal])
+        .output()
+        .map_err(|e| format!("cannot run nginx -s {signal}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
 /// A running nginx master with its own prefix. Dropping it stops nginx (SIGTERM, then SIGKILL).
 #[derive(Debug)]
 pub struct NginxProcess {
@@ -198,19 +215,7 @@ http {{
 
     /// A raw reload, as an operator would type it: `nginx -p PREFIX -c CONF -s reload`.
     pub fn reload(&self) -> Result<(), String> {
-        let out = Command::new(&self.binary)
-            .arg("-p")
-            .arg(self.prefix.path())
-            .arg("-c")
-            .arg(self.conf_path())
-            .args(["-s", "reload"])
-            .output()
-            .map_err(|e| format!("cannot run nginx -s reload: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
+        signal(&self.binary, self.prefix.path(), &self.conf_path(), "reload")
     }
 
     /// Stops nginx (SIGTERM, then SIGKILL after 5 s) and waits for the master to exit; its
@@ -285,17 +290,7 @@ impl RawReload {
         }
         text.push_str("    keepalive 32;\n}\n");
         std::fs::write(&self.file, text).map_err(|e| e.to_string())?;
-        let out = Command::new(&self.binary)
-            .arg("-p")
-            .arg(&self.prefix)
-            .arg("-c")
-            .arg(&self.conf)
-            .args(["-s", "reload"])
-            .output()
-            .map_err(|e| format!("cannot run nginx -s reload: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
-        }
+        signal(&self.binary, &self.prefix, &self.conf, "reload")?;
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(routes.clone());
         Ok(())
     }
