@@ -66,10 +66,10 @@ pub struct SlotContainer {
 /// An engine that cannot be reached is a temporary [`Error::Backend`] naming the socket.
 pub async fn connect(socket: &std::path::Path) -> Result<Docker> {
     let path = socket.to_string_lossy();
-    let what = format_args!("connecting to the Docker Engine at unix://{path}");
+    let what = format!("connecting to the Docker Engine at unix://{path}");
     let docker =
         Docker::connect_with_socket(&path, 120, bollard::API_DEFAULT_VERSION).map_err(|e| backend(&what, e))?;
-    docker.negotiate_version().await.map_err(|e| backend(what, e))
+    docker.negotiate_version().await.map_err(|e| backend(&what, e))
 }
 
 impl DockerEnvironment {
