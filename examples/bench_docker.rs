@@ -10,11 +10,12 @@
 //!    `docker port`, a `curl -f …/health` loop with `sleep 0.1`, `docker stop -t 2` the old colour.
 //!
 //! Phases: *create* (from the deploy's start to the engine's `create` event: checking the image
-//! and removing the stale container included), *start* (`create` → `start` event), *app ready*
-//! (`start` event → the app's `listening on` log line, Docker's timestamp), *ready → declared
-//! healthy* (that line → the engine's end of `Verifying`, or the shell loop's first 200), *switch*
-//! (`InMemoryRouter` for now), *drain*, *stop old*. Engine phases come from
-//! `Deployer::subscribe`; container events from the Engine's event stream.
+//! and removing the stale container included), *start* (`create` → `start` event), *ready* (the
+//! engine's `Verifying` phase; for the shell, `docker run` returning → the first 200), *app
+//! listening → declared healthy* (the app's `listening on` log line, by Docker's timestamp → the
+//! end of `Verifying`, or the shell loop's first 200), *switch* (`InMemoryRouter` for now),
+//! *drain*, *stop old*. Engine phases come from `Deployer::subscribe`; container events from the
+//! Engine's event stream.
 //!
 //! ```text
 //! cargo run --release --example bench_docker
@@ -48,7 +49,7 @@ const LABEL: &str = "bluegreen-bench";
 struct Phases {
     create: Option<Duration>,
     start: Option<Duration>,
-    app_ready: Option<Duration>,
+    ready: Option<Duration>,
     declared_healthy: Option<Duration>,
     switch: Option<Duration>,
     drain: Option<Duration>,
@@ -59,8 +60,8 @@ struct Phases {
 const ROWS: [&str; 8] = [
     "create (incl. image check, stale removal)",
     "start",
-    "app start → ready",
-    "**ready → declared healthy**",
+    "ready (verifying)",
+    "**app listening → declared healthy**",
     "switch (InMemoryRouter)",
     "drain",
     "stop old",
@@ -72,7 +73,7 @@ impl Phases {
         [
             self.create,
             self.start,
-            self.app_ready,
+            self.ready,
             self.declared_healthy,
             self.switch,
             self.drain,
@@ -165,7 +166,11 @@ fn deployer(app: &TestApp, env: &DockerEnvironment, probe: Arc<dyn HealthProbe>,
         .environment(Arc::new(env.clone()))
         .router(Arc::new(InMemoryRouter::new()))
         .probe(probe)
-        .policy(HealthPolicy::default().interval(interval).deadline(Duration::from_secs(30)))
+        .policy(
+            HealthPolicy::default()
+                .interval(interval)
+                .deadline(Duration::from_secs(30)),
+        )
         .retirement(Retirement {
             rollback_window: Duration::ZERO,
             drain: Duration::ZERO,
@@ -210,7 +215,7 @@ async fn engine_deploy(
     Ok(Phases {
         create: created.and_then(|c| between(t0, c)),
         start: created.zip(started).and_then(|(c, s)| between(c, s)),
-        app_ready: started.zip(ready).and_then(|(s, r)| between(s, r)),
+        ready: took("verifying"),
         declared_healthy: ready.zip(verified_at).and_then(|(r, v)| between(r, v)),
         switch: took("shifting"),
         drain: took("draining"),
@@ -242,12 +247,25 @@ async fn shell_deploy(
     docker_cli(&["rm", "-f", &name])?;
     let label = format!("{LABEL}={}", std::process::id());
     docker_cli(&[
-        "run", "-d", "--init", "--name", &name, "--label", &label, "-p", &format!("127.0.0.1::{DEMO_PORT}"), image,
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        &name,
+        "--label",
+        &label,
+        "-p",
+        &format!("127.0.0.1::{DEMO_PORT}"),
+        image,
     ])?;
+    let run_returned = Instant::now();
     let addr = docker_cli(&["port", &name, &DEMO_PORT.to_string()])?;
     let url = format!("http://{}/health", addr.lines().next().unwrap_or_default());
     loop {
-        let ok = Command::new("curl").args(["-fs", "-o", "/dev/null", &url]).status()?.success();
+        let ok = Command::new("curl")
+            .args(["-fs", "-o", "/dev/null", &url])
+            .status()?
+            .success();
         if ok {
             break;
         }
@@ -257,6 +275,7 @@ async fn shell_deploy(
         std::thread::sleep(Duration::from_millis(100));
     }
     let healthy = SystemTime::now();
+    let verify = run_returned.elapsed();
     let stop = match old {
         Some(old) => {
             let t = Instant::now();
@@ -272,7 +291,7 @@ async fn shell_deploy(
     Ok(Phases {
         create: created.and_then(|c| between(t0, c)),
         start: created.zip(started).and_then(|(c, s)| between(c, s)),
-        app_ready: started.zip(ready).and_then(|(s, r)| between(s, r)),
+        ready: Some(verify),
         declared_healthy: ready.and_then(|r| between(r, healthy)),
         switch: None,
         drain: None,
@@ -298,7 +317,12 @@ async fn main() -> Result<(), BoxError> {
 
     let dh_app = TestApp::new("bench-dockerhealth");
     let dh_env = DockerEnvironment::connect(images.config(dh_app.name()).label(LABEL, &pid)).await?;
-    let dh = deployer(&dh_app, &dh_env, Arc::new(dh_env.health_probe()), Duration::from_millis(20));
+    let dh = deployer(
+        &dh_app,
+        &dh_env,
+        Arc::new(dh_env.health_probe()),
+        Duration::from_millis(20),
+    );
 
     let shell_app = TestApp::new("bench-shell");
     let shell_prefix = shell_app.name().to_string();
