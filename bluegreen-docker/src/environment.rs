@@ -302,8 +302,17 @@ fn grace_seconds(grace: Duration) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
+/// Running and serving: a container Docker is restarting (between a crash and the next start)
+/// counts as not running.
 fn is_running(info: &ContainerInspectResponse) -> bool {
-    info.state.as_ref().and_then(|s| s.running).unwrap_or(false)
+    let state = info.state.as_ref();
+    state.and_then(|s| s.running).unwrap_or(false) && !state.and_then(|s| s.restarting).unwrap_or(false)
+}
+
+/// Running, or about to run again (Docker is restarting it): what `stop` must stop.
+fn is_active(info: &ContainerInspectResponse) -> bool {
+    let state = info.state.as_ref();
+    state.and_then(|s| s.running).unwrap_or(false) || state.and_then(|s| s.restarting).unwrap_or(false)
 }
 
 fn exit_code(info: &ContainerInspectResponse) -> Option<i64> {
@@ -411,7 +420,7 @@ impl Environment for DockerEnvironment {
         let Some((container, info)) = self.find(slot).await? else {
             return Ok(StopOutcome::NotRunning);
         };
-        if !is_running(&info) {
+        if !is_active(&info) {
             return Ok(StopOutcome::NotRunning);
         }
         let seconds = grace_seconds(grace);
