@@ -44,7 +44,7 @@ const SIGKILL_EXIT: i64 = 137;
 /// - `stop` is Docker's stop: the stop signal (SIGTERM), up to `grace` rounded *up* to whole
 ///   seconds (the Engine API's resolution), then SIGKILL. It reports
 ///   [`StopOutcome::Killed`] when the container exited with 137 after the grace period.
-/// - `logs` returns the container's last output lines.
+/// - `logs` returns the container's last output lines (none when the slot has no container).
 #[derive(Debug, Clone)]
 pub struct DockerEnvironment {
     docker: Docker,
@@ -462,11 +462,10 @@ impl Environment for DockerEnvironment {
     }
 
     async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
+        // No container, no output: empty, so a failed deploy's report is not cluttered with a
+        // "not found" where there was never anything to read. `status` tells the two apart.
         let Some((container, _)) = self.find(slot).await? else {
-            return Err(Error::NotFound {
-                what: "container",
-                name: self.config.container_name(slot),
-            });
+            return Ok(Vec::new());
         };
         tail(&self.docker, &container.id, lines).await
     }
