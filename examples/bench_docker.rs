@@ -30,7 +30,7 @@ use bluegreen_core::journal::InMemoryJournal;
 use bluegreen_core::lock::InMemoryLock;
 use bluegreen_core::probe::HttpProbe;
 use bluegreen_core::testing::InMemoryRouter;
-use bluegreen_core::{Deployer, Event, EventKind, HealthPolicy, HealthProbe, Phase, Release, Retirement};
+use bluegreen_core::{Deployer, Event, EventKind, HealthPolicy, HealthProbe, Phase, Release, Retirement, Router};
 use bluegreen_docker::bollard::query_parameters::{EventsOptions, LogsOptions};
 use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::DockerEnvironment;
@@ -161,10 +161,17 @@ async fn listening_at(docker: &Docker, name: &str) -> Option<SystemTime> {
     None
 }
 
-fn deployer(app: &TestApp, env: &DockerEnvironment, probe: Arc<dyn HealthProbe>, interval: Duration) -> Deployer {
+/// A deployer over `env`; the router is where the nginx (or Traefik) switch plugs in.
+fn deployer(
+    app: &TestApp,
+    env: &DockerEnvironment,
+    router: Arc<dyn Router>,
+    probe: Arc<dyn HealthProbe>,
+    interval: Duration,
+) -> Deployer {
     Deployer::builder(app.name().clone())
         .environment(Arc::new(env.clone()))
-        .router(Arc::new(InMemoryRouter::new()))
+        .router(router)
         .probe(probe)
         .policy(
             HealthPolicy::default()
@@ -313,7 +320,13 @@ async fn main() -> Result<(), BoxError> {
     let http_app = TestApp::new("bench-http");
     let http_env = DockerEnvironment::connect(images.config(http_app.name()).label(LABEL, &pid)).await?;
     let http_probe: Arc<dyn HealthProbe> = Arc::new(HttpProbe::new("/health")?);
-    let http = deployer(&http_app, &http_env, http_probe, Duration::from_millis(20));
+    let http = deployer(
+        &http_app,
+        &http_env,
+        Arc::new(InMemoryRouter::new()),
+        http_probe,
+        Duration::from_millis(20),
+    );
 
     let dh_app = TestApp::new("bench-dockerhealth");
     let dh_env = DockerEnvironment::connect(images.config(dh_app.name()).label(LABEL, &pid)).await?;

@@ -108,3 +108,32 @@ async fn network_address_endpoints_serve_on_the_bridge() {
         }
     );
 }
+
+#[tokio::test]
+async fn leftovers_of_dead_test_runs_are_removed() {
+    use bluegreen_docker::bollard::models::ContainerCreateBody;
+    use bluegreen_docker::bollard::query_parameters::CreateContainerOptions;
+    use bluegreen_testkit::docker::{remove_leftovers, OWNER_LABEL};
+
+    let Some(fx) = setup("leftovers", &["v1"]).await else {
+        return;
+    };
+    // A pid above Linux's pid_max: its owner cannot be running.
+    let name = format!("{}-orphan", fx.app.name());
+    let body = ContainerCreateBody {
+        image: Some(format!("{}:v1", fx.images.repository())),
+        labels: Some([(OWNER_LABEL.to_string(), "4194305".to_string())].into()),
+        ..Default::default()
+    };
+    let options = CreateContainerOptions {
+        name: Some(name.clone()),
+        ..Default::default()
+    };
+    fx.docker.create_container(Some(options), body).await.unwrap();
+    remove_leftovers(&fx.docker).await;
+    let gone = fx
+        .docker
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await;
+    assert!(gone.is_err(), "the orphan was removed");
+}
