@@ -333,6 +333,7 @@ async fn main() -> Result<(), BoxError> {
     let dh = deployer(
         &dh_app,
         &dh_env,
+        Arc::new(InMemoryRouter::new()),
         Arc::new(dh_env.health_probe()),
         Duration::from_millis(20),
     );
