@@ -44,7 +44,7 @@ const SIGKILL_EXIT: i64 = 137;
 /// - `stop` is Docker's stop: the stop signal (SIGTERM), up to `grace` rounded *up* to whole
 ///   seconds (the Engine API's resolution), then SIGKILL. It reports
 ///   [`StopOutcome::Killed`] when the container exited with 137 after the grace period.
-/// - `logs` returns the container's last output lines.
+/// - `logs` returns the container's last output lines (none when the slot has no container).
 #[derive(Debug, Clone)]
 pub struct DockerEnvironment {
     docker: Docker,
@@ -66,10 +66,10 @@ pub struct SlotContainer {
 /// An engine that cannot be reached is a temporary [`Error::Backend`] naming the socket.
 pub async fn connect(socket: &std::path::Path) -> Result<Docker> {
     let path = socket.to_string_lossy();
-    let what = format_args!("connecting to the Docker Engine at unix://{path}");
+    let what = format!("connecting to the Docker Engine at unix://{path}");
     let docker =
         Docker::connect_with_socket(&path, 120, bollard::API_DEFAULT_VERSION).map_err(|e| backend(&what, e))?;
-    docker.negotiate_version().await.map_err(|e| backend(what, e))
+    docker.negotiate_version().await.map_err(|e| backend(&what, e))
 }
 
 impl DockerEnvironment {
@@ -302,8 +302,17 @@ fn grace_seconds(grace: Duration) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
+/// Running and serving: a container Docker is restarting (between a crash and the next start)
+/// counts as not running.
 fn is_running(info: &ContainerInspectResponse) -> bool {
-    info.state.as_ref().and_then(|s| s.running).unwrap_or(false)
+    let state = info.state.as_ref();
+    state.and_then(|s| s.running).unwrap_or(false) && !state.and_then(|s| s.restarting).unwrap_or(false)
+}
+
+/// Running, or about to run again (Docker is restarting it): what `stop` must stop.
+fn is_active(info: &ContainerInspectResponse) -> bool {
+    let state = info.state.as_ref();
+    state.and_then(|s| s.running).unwrap_or(false) || state.and_then(|s| s.restarting).unwrap_or(false)
 }
 
 fn exit_code(info: &ContainerInspectResponse) -> Option<i64> {
@@ -411,7 +420,7 @@ impl Environment for DockerEnvironment {
         let Some((container, info)) = self.find(slot).await? else {
             return Ok(StopOutcome::NotRunning);
         };
-        if !is_running(&info) {
+        if !is_active(&info) {
             return Ok(StopOutcome::NotRunning);
         }
         let seconds = grace_seconds(grace);
@@ -453,11 +462,10 @@ impl Environment for DockerEnvironment {
     }
 
     async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
+        // No container, no output: empty, so a failed deploy's report is not cluttered with a
+        // "not found" where there was never anything to read. `status` tells the two apart.
         let Some((container, _)) = self.find(slot).await? else {
-            return Err(Error::NotFound {
-                what: "container",
-                name: self.config.container_name(slot),
-            });
+            return Ok(Vec::new());
         };
         tail(&self.docker, &container.id, lines).await
     }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use bluegreen_core::testing::environment_conformance;
 use bluegreen_core::{Environment, Slot, SlotStatus};
+use bluegreen_docker::bollard::models::RestartPolicyNameEnum;
 use bluegreen_docker::bollard::query_parameters::InspectContainerOptions;
-use bluegreen_docker::{labels, DockerEnvironment};
+use bluegreen_docker::{labels, DockerEnvironment, Expose, RestartPolicy};
 use common::{assert_serves, release, setup};
 
 #[tokio::test]
@@ -24,7 +25,13 @@ async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instan
     let Some(fx) = setup("discovery", &["v1", "v2"]).await else {
         return;
     };
-    let env = fx.env(fx.config()).await;
+    let config = fx
+        .config()
+        .memory_bytes(64 << 20)
+        .cpus(0.5)
+        .restart(RestartPolicy::OnFailure { max_retries: 2 })
+        .label("team", "web");
+    let env = fx.env(config).await;
     let blue = env.deploy(Slot::Blue, &release("v1")).await.unwrap();
     let green = env.deploy(Slot::Green, &release("v2")).await.unwrap();
     assert_eq!(blue.host(), "127.0.0.1");
@@ -38,12 +45,23 @@ async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instan
         .await
         .unwrap();
     let config = info.config.unwrap();
-    let l = config.labels.unwrap();
+    let l = config.labels.clone().unwrap();
     assert_eq!(l[labels::APP], fx.app.name().as_str());
     assert_eq!(l[labels::SLOT], "green");
     assert_eq!(l[labels::RELEASE], "v2");
     assert!(l[labels::DEPLOYED_AT].ends_with('Z'));
-    assert_eq!(info.host_config.unwrap().init, Some(true));
+    assert_eq!(l["team"], "web");
+    let host = info.host_config.unwrap();
+    assert_eq!(host.init, Some(true));
+    assert_eq!((host.memory, host.nano_cpus), (Some(64 << 20), Some(500_000_000)));
+    let restart = host.restart_policy.unwrap();
+    assert_eq!(
+        (restart.name, restart.maximum_retry_count),
+        (Some(RestartPolicyNameEnum::ON_FAILURE), Some(2))
+    );
+    let check = config.healthcheck.unwrap();
+    assert_eq!(check.test.unwrap(), ["CMD", "/demo-app", "--health-check"]);
+    assert_eq!(check.interval, Some(100_000_000));
     // docker-init is PID 1 and the app its child: signals reach the app through it.
     let top = fx.docker.top_processes(&name, None).await.unwrap();
     let commands: Vec<String> = top
@@ -67,4 +85,55 @@ async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instan
     let found = fresh.containers().await.unwrap();
     assert_eq!(found.len(), 2);
     assert_eq!(found[0].labels.slot, Slot::Green, "newest first");
+}
+
+#[tokio::test]
+async fn network_address_endpoints_serve_on_the_bridge() {
+    let Some(fx) = setup("netaddr", &["v1", "v2"]).await else {
+        return;
+    };
+    let env = fx.env(fx.config().expose(Expose::NetworkAddress)).await;
+    let blue = env.deploy(Slot::Blue, &release("v1")).await.unwrap();
+    let green = env.deploy(Slot::Green, &release("v2")).await.unwrap();
+    assert_eq!((blue.port(), green.port()), (8080, 8080));
+    assert_ne!(blue.host(), green.host());
+    assert!(blue.host().parse::<std::net::Ipv4Addr>().is_ok(), "{blue}");
+    assert_serves(&blue, "v1").await;
+    assert_serves(&green, "v2").await;
+    assert_eq!(
+        env.status(Slot::Green).await.unwrap(),
+        SlotStatus::Running {
+            release: release("v2"),
+            endpoint: green
+        }
+    );
+}
+
+#[tokio::test]
+async fn leftovers_of_dead_test_runs_are_removed() {
+    use bluegreen_docker::bollard::models::ContainerCreateBody;
+    use bluegreen_docker::bollard::query_parameters::CreateContainerOptions;
+    use bluegreen_testkit::docker::{remove_leftovers, OWNER_LABEL};
+
+    let Some(fx) = setup("leftovers", &["v1"]).await else {
+        return;
+    };
+    // A pid above Linux's pid_max: its owner cannot be running.
+    let name = format!("{}-orphan", fx.app.name());
+    let body = ContainerCreateBody {
+        image: Some(format!("{}:v1", fx.images.repository())),
+        labels: Some([(OWNER_LABEL.to_string(), "4194305".to_string())].into()),
+        ..Default::default()
+    };
+    let options = CreateContainerOptions {
+        name: Some(name.clone()),
+        ..Default::default()
+    };
+    fx.docker.create_container(Some(options), body).await.unwrap();
+    remove_leftovers(&fx.docker).await;
+    let gone = fx
+        .docker
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await;
+    assert!(gone.is_err(), "the orphan was removed");
 }

@@ -14,6 +14,7 @@
 //! # }
 //! ```
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bluegreen_core::AppName;
@@ -150,58 +151,53 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let filter = format!("{}={}", labels::APP, self.name);
-        on_the_side(move |docker| async move { remove_containers(&docker, filter).await });
+        on_the_side(move |docker| async move { remove_containers(&docker, filter, |_| true).await });
     }
 }
 
-async fn remove_containers(docker: &Docker, label_filter: String) {
+/// Whether `labels` say a test process made it that no longer runs.
+fn owner_is_gone(labels: &HashMap<String, String>) -> bool {
+    labels
+        .get(OWNER_LABEL)
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Force-removes the containers matching `label_filter` whose labels pass `condemned`.
+async fn remove_containers(
+    docker: &Docker,
+    label_filter: String,
+    condemned: impl Fn(&HashMap<String, String>) -> bool,
+) {
     let options = ListContainersOptions {
         all: true,
         filters: Some([("label".to_string(), vec![label_filter])].into()),
         ..Default::default()
     };
     for container in docker.list_containers(Some(options)).await.unwrap_or_default() {
-        let Some(id) = container.id else { continue };
-        let options = RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
+        let (Some(id), Some(labels)) = (container.id, container.labels) else {
+            continue;
         };
-        let _ = docker.remove_container(&id, Some(options)).await;
+        if condemned(&labels) {
+            let options = RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
+            let _ = docker.remove_container(&id, Some(options)).await;
+        }
     }
 }
 
 /// Removes containers and images labelled by test processes that no longer run.
 pub async fn remove_leftovers(docker: &Docker) {
-    let dead = |labels: Option<&std::collections::HashMap<String, String>>| {
-        labels
-            .and_then(|l| l.get(OWNER_LABEL))
-            .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(|pid| pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists())
-    };
-    let options = ListContainersOptions {
-        all: true,
-        filters: Some([("label".to_string(), vec![OWNER_LABEL.to_string()])].into()),
-        ..Default::default()
-    };
-    for container in docker.list_containers(Some(options)).await.unwrap_or_default() {
-        if dead(container.labels.as_ref()) {
-            if let Some(id) = container.id {
-                let options = RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                };
-                let _ = docker.remove_container(&id, Some(options)).await;
-            }
-        }
-    }
+    remove_containers(docker, OWNER_LABEL.to_string(), owner_is_gone).await;
     let options = ListImagesOptions {
         filters: Some([("label".to_string(), vec![OWNER_LABEL.to_string()])].into()),
         ..Default::default()
     };
     for image in docker.list_images(Some(options)).await.unwrap_or_default() {
-        if dead(Some(&image.labels)) {
+        if owner_is_gone(&image.labels) {
             for tag in &image.repo_tags {
                 let _ = remove_image(docker, tag).await;
             }
