@@ -347,10 +347,14 @@ impl Deployer {
         }
         match env.deploy(d.target, &d.release).await {
             Ok(endpoint) => Signal::Provisioned(endpoint),
-            Err(e) => Signal::Failed {
-                reason: e.to_string(),
-                logs: self.logs(d.target).await,
-            },
+            Err(e) => {
+                let reason = e.to_string();
+                // An environment may already quote the logs in its error (a container that exited
+                // at once): do not repeat them.
+                let mut logs = self.logs(d.target).await;
+                logs.retain(|line| !reason.contains(line.as_str()));
+                Signal::Failed { reason, logs }
+            }
         }
     }
 
