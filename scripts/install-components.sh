@@ -27,6 +27,12 @@ if [ ! -x "$VENV/bin/traefik" ] || ! "$VENV/bin/traefik" version 2>/dev/null | g
 fi
 echo "traefik: $VENV/bin/traefik ($("$VENV/bin/traefik" version | grep -i '^version' | tr -s ' '))"
 
+if ! command -v curl >/dev/null 2>&1; then
+    # Only the Docker benchmark's shell baseline (docker run + curl poll) uses it.
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl
+fi
+
 if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
     echo "docker: engine $(docker version --format '{{.Server.Version}}')"
 else
