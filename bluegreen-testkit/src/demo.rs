@@ -13,7 +13,7 @@ use bluegreen_core::model::Endpoint;
 use crate::cargo::{build_bin, Build};
 
 /// Every variable the app reads; cleared so the caller's environment cannot leak in.
-const APP_VARS: [&str; 7] = [
+pub const APP_VARS: [&str; 7] = [
     "LISTEN",
     "VERSION",
     "FAIL_HEALTH",

@@ -31,6 +31,9 @@ pub const DEMO_PORT: u16 = 8080;
 /// killed run can be told from what runs now.
 pub const OWNER_LABEL: &str = "bluegreen-testkit.owner";
 
+/// Label naming the [`DemoImages`] repository an image belongs to.
+pub const IMAGES_LABEL: &str = "bluegreen-testkit.images";
+
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// Connects to the Docker Engine (the default socket, or `DOCKER_HOST=unix://…`); `Err(why)` when
@@ -90,6 +93,10 @@ impl DemoImages {
             .env("LISTEN", format!("0.0.0.0:{DEMO_PORT}"))
             .env("VERSION", version)
             .label(OWNER_LABEL, std::process::id().to_string())
+            // Makes every image's config, and so its id, unique: two tests building the same
+            // version at once must not share an image that one of them deletes on drop (the
+            // engine then fails the other's build with "failed to get digest").
+            .label(IMAGES_LABEL, &self.repository)
             .expose(DEMO_PORT);
         for (name, value) in env {
             image = image.env(*name, *value);

@@ -9,16 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Every variable the app reads; cleared so the caller's environment cannot leak in.
-const APP_VARS: [&str; 7] = [
-    "LISTEN",
-    "VERSION",
-    "FAIL_HEALTH",
-    "SLOW_START_MS",
-    "IGNORE_SIGTERM",
-    "CRASH_AFTER_MS",
-    "SHUTDOWN_TIMEOUT_MS",
-];
+use bluegreen_testkit::demo::APP_VARS;
 
 /// Generous bound for things that should take milliseconds.
 const PATIENCE: Duration = Duration::from_secs(5);
