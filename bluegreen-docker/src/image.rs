@@ -188,6 +188,10 @@ impl ScratchImage {
             t: Some(self.tag.clone()),
             rm: true,
             forcerm: true,
+            // No cached intermediate images shared between builds: removing one image prunes its
+            // untagged parents, and a concurrent build reusing such a parent from the cache fails
+            // with "failed to get digest". A scratch image is one COPY; the cache saves nothing.
+            nocache: true,
             ..Default::default()
         };
         let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
