@@ -31,18 +31,19 @@ pub fn write_atomic(path: &Path, contents: &[u8], staging: Option<&Path>) -> Res
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = staging.join(format!(".{name}.{}.tmp", std::process::id()));
+    // A fresh, unpredictable name (O_EXCL): two writers never share a temp file, and a symlink
+    // planted in a shared staging directory is not followed.
     let result = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(staging)?;
+        temp.write_all(contents)?;
+        temp.as_file().sync_all()?;
+        temp.persist(path).map_err(|e| e.error)?;
         sync_dir(&dir)
     })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&temp);
-        io_error("write", path, e)
-    })
+    result.map_err(|e| io_error("write", path, e))
 }
 
 /// Removes `path` durably; a missing file is fine.

@@ -134,13 +134,20 @@ pub(crate) fn render(layout: &Layout, routes: &Routes, token: &str) -> Result<St
     }
     let _ = write!(
         w,
-        "server {{\n    listen {listen};\n    access_log off;\n    location = {path} {{\n        \
+        "server {{\n    listen {listen};\n    server_name {name};\n    access_log off;\n    location = {path} {{\n        \
          default_type text/plain;\n        return 200 \"{token}\";\n    }}\n    location / {{\n        \
          return 404;\n    }}\n}}\n",
         listen = layout.status_listen,
+        name = status_server_name(&layout.upstream),
         path = layout.status_path,
     );
     Ok(out)
+}
+
+/// The `server_name` of the token server: several applications' files may share one
+/// `status_listen` address, and each router asks for its own token by this `Host`.
+pub(crate) fn status_server_name(upstream: &str) -> String {
+    format!("bluegreen-{upstream}")
 }
 
 /// Reads back what [`render`] wrote. `what` names the file in errors.

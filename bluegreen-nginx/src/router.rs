@@ -126,6 +126,10 @@ impl NginxRouter {
             .client
             .get(&self.inner.confirm_url)
             .header(reqwest::header::CONNECTION, "close")
+            .header(
+                reqwest::header::HOST,
+                render::status_server_name(&self.inner.config.upstream_name),
+            )
             .send()
             .await
             .ok()?;
@@ -297,6 +301,9 @@ impl Router for NginxRouter {
     }
 
     async fn current(&self) -> Result<Option<Routes>> {
+        // A dropped apply's blocking thread may still be writing, testing or undoing: wait for it,
+        // so what is read is what will stay.
+        let _settled = self.lock.lock().await;
         Ok(self.read()?.map(|p| p.routes))
     }
 

@@ -85,3 +85,35 @@ async fn a_dropped_apply_never_lands_later_and_disk_matches_what_is_live() {
         Some(Routes::only(Slot::Blue, e(18081)))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_applications_on_one_nginx_each_confirm_their_own_generation() {
+    let Some(nginx) = common::nginx() else { return };
+    let Some((v1, v2)) = common::demo_apps() else { return };
+    let shop = common::router(&nginx);
+    // A second application: its own file and upstream, the same token server address.
+    let other_file = nginx.router_file().with_file_name("cart.conf");
+    let cart = bluegreen_nginx::NginxRouter::builder(&other_file, "cart")
+        .nginx_binary(nginx.binary())
+        .nginx_prefix(nginx.prefix())
+        .nginx_conf(nginx.conf_path())
+        .pid_file(nginx.pid_file())
+        .status_listen(nginx.status_addr())
+        .confirm(Duration::from_secs(10), Duration::from_millis(5))
+        .build()
+        .expect("valid config");
+    for _ in 0..2 {
+        shop.apply(&Routes::only(Slot::Blue, v1.endpoint()))
+            .await
+            .expect("shop confirms");
+        cart.apply(&Routes::only(Slot::Green, v2.endpoint()))
+            .await
+            .expect("cart confirms");
+        shop.apply(&Routes::only(Slot::Green, v2.endpoint()))
+            .await
+            .expect("shop confirms again");
+        cart.apply(&Routes::only(Slot::Blue, v1.endpoint()))
+            .await
+            .expect("cart confirms again");
+    }
+}

@@ -244,7 +244,17 @@ impl TraefikConfig {
             Some(dir) => dir.clone(),
             None => match self.directory.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-                _ => PathBuf::from(".."),
+                // `dynamic` (relative, one component): its parent is the working directory.
+                Some(_)
+                    if matches!(
+                        self.directory.components().next(),
+                        Some(std::path::Component::Normal(_))
+                    ) =>
+                {
+                    PathBuf::from(".")
+                }
+                // `.`, `..`, `/`: one level up.
+                _ => self.directory.join(".."),
             },
         }
     }

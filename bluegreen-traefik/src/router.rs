@@ -197,7 +197,16 @@ impl TraefikRouter {
                     *last.lock().unwrap_or_else(|e| e.into_inner()) = why;
                     Ok(None)
                 };
-                match self.observe(routes).await? {
+                let seen = match self.observe(routes).await {
+                    Ok(seen) => seen,
+                    // One slow or reset API request while Traefik reloads is not a verdict.
+                    Err(e) if e.is_temporary() => {
+                        *first_live.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                        return pending(format!("API: {e}"));
+                    }
+                    Err(e) => return Err(e),
+                };
+                match seen {
                     Seen::Live => {
                         let since = *first_live
                             .lock()
