@@ -384,6 +384,15 @@ impl Environment for DockerEnvironment {
             name: name.clone(),
         })?;
         if !is_running(&info) {
+            if self.config.restart != RestartPolicy::No {
+                // Otherwise Docker keeps restarting it (and holding its port); it is kept, stopped,
+                // for its logs.
+                let options = StopContainerOptions {
+                    t: Some(0),
+                    signal: None,
+                };
+                let _ = self.docker.stop_container(&created.id, Some(options)).await;
+            }
             let logs = self.logs_or_note(&created.id).await;
             let code = exit_code(&info).map_or("unknown".into(), |c| c.to_string());
             return Err(Error::backend(
