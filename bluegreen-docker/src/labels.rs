@@ -8,7 +8,9 @@
 //! | `bluegreen.deployed_at` | when, RFC 3339 UTC (`2026-11-22T04:00:00Z`) |
 //!
 //! Keys under `bluegreen.` are reserved: [`DockerConfig::label`](crate::DockerConfig::label)
-//! refuses them.
+//! refuses them. In extra labels, [`SLOT_PLACEHOLDER`] (`{slot}`) in a key or value becomes the
+//! slot's name, so each slot's container can carry labels of its own — e.g. Traefik's Docker
+//! provider labels for a `shop-{slot}` service, which `bluegreen-traefik`'s hybrid mode weights.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -26,14 +28,20 @@ pub const DEPLOYED_AT: &str = "bluegreen.deployed_at";
 /// The prefix reserved for bluegreen's own labels.
 pub const RESERVED_PREFIX: &str = "bluegreen.";
 
-/// The labels of a container deployed now for `release` in `slot` of `app`, with `extra` ones.
+/// Replaced by the slot's name (`blue`, `green`) in extra labels' keys and values.
+pub const SLOT_PLACEHOLDER: &str = "{slot}";
+
+/// The labels of a container deployed now for `release` in `slot` of `app`, with `extra` ones
+/// (their [`SLOT_PLACEHOLDER`]s expanded).
 pub(crate) fn for_deploy<'a>(
     app: &AppName,
     slot: Slot,
     release: &Release,
     extra: impl IntoIterator<Item = (&'a String, &'a String)>,
 ) -> HashMap<String, String> {
-    let mut labels: HashMap<String, String> = extra.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let name = slot.to_string();
+    let expand = |text: &String| text.replace(SLOT_PLACEHOLDER, &name);
+    let mut labels: HashMap<String, String> = extra.into_iter().map(|(k, v)| (expand(k), expand(v))).collect();
     labels.insert(APP.into(), app.to_string());
     labels.insert(SLOT.into(), slot.to_string());
     labels.insert(RELEASE.into(), release.to_string());
