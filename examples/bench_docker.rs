@@ -7,14 +7,20 @@
 //!    20 ms);
 //! 2. the same with `DockerHealthProbe` (Docker's own `State.Health`, health check every 100 ms);
 //! 3. a shell deploy as people write it: `docker rm -f` the stale colour, `docker run -d --init`,
-//!    `docker port`, a `curl -f …/health` loop with `sleep 0.1`, `docker stop -t 2` the old colour.
+//!    `docker port`, a `curl -f …/health` loop with `sleep 0.1`, the upstream file rewritten and
+//!    `nginx -s reload`, `docker stop -t 2` the old colour.
+//!
+//! Each way switches traffic through its own real nginx (a local process in a temporary prefix):
+//! the engine with `NginxRouter` (`nginx -t`, reload, confirmed by the new generation, drain
+//! observed), the shell with a plain write and `nginx -s reload`, unconfirmed.
 //!
 //! Phases: *create* (from the deploy's start to the engine's `create` event: checking the image
 //! and removing the stale container included), *start* (`create` → `start` event), *ready* (the
 //! engine's `Verifying` phase; for the shell, `docker run` returning → the first 200), *app
 //! listening → declared healthy* (the app's `listening on` log line, by Docker's timestamp → the
-//! end of `Verifying`, or the shell loop's first 200), *switch* (`InMemoryRouter` for now),
-//! *drain*, *stop old*. Engine phases come from `Deployer::subscribe`; container events from the
+//! end of `Verifying`, or the shell loop's first 200), *switch* (`NginxRouter::apply`; the
+//! shell's write + reload), *drain* (until nginx's old workers are gone, at most 2 s; the shell
+//! does not wait), *stop old*. Engine phases come from `Deployer::subscribe`; container events from the
 //! Engine's event stream.
 //!
 //! ```text
@@ -29,14 +35,19 @@ use std::time::{Duration, Instant, SystemTime};
 use bluegreen_core::journal::InMemoryJournal;
 use bluegreen_core::lock::InMemoryLock;
 use bluegreen_core::probe::HttpProbe;
-use bluegreen_core::testing::InMemoryRouter;
-use bluegreen_core::{Deployer, Event, EventKind, HealthPolicy, HealthProbe, Phase, Release, Retirement, Router};
+use bluegreen_core::{
+    Deployer, Endpoint, Event, EventKind, HealthPolicy, HealthProbe, Phase, Release, Retirement, Router, Routes, Slot,
+};
 use bluegreen_docker::bollard::query_parameters::{EventsOptions, LogsOptions};
 use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::DockerEnvironment;
 use bluegreen_testkit::docker::{engine, DemoImages, TestApp, DEMO_PORT};
+use bluegreen_testkit::nginx::NginxProcess;
 use bluegreen_testkit::stats::{ms, ratio, Samples, Table};
 use futures_util::StreamExt;
+
+#[path = "common/mod.rs"]
+mod common;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -62,7 +73,7 @@ const ROWS: [&str; 8] = [
     "start",
     "ready (verifying)",
     "**app listening → declared healthy**",
-    "switch (InMemoryRouter)",
+    "switch (nginx)",
     "drain",
     "stop old",
     "total",
@@ -180,7 +191,7 @@ fn deployer(
         )
         .retirement(Retirement {
             rollback_window: Duration::ZERO,
-            drain: Duration::ZERO,
+            drain: Duration::from_secs(2),
             stop_grace: Duration::from_secs(2),
         })
         .journal(Arc::new(InMemoryJournal::new()))
@@ -243,6 +254,7 @@ fn docker_cli(args: &[&str]) -> Result<String, BoxError> {
 async fn shell_deploy(
     docker: &Docker,
     events: &ContainerEvents,
+    nginx: &NginxProcess,
     prefix: &str,
     image: &str,
     colour: &str,
@@ -283,6 +295,19 @@ async fn shell_deploy(
     }
     let healthy = SystemTime::now();
     let verify = run_returned.elapsed();
+    let switch = {
+        let t = Instant::now();
+        let (host, port) = addr
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .rsplit_once(':')
+            .ok_or("docker port")?;
+        let slot = if colour == "blue" { Slot::Blue } else { Slot::Green };
+        let routes = Routes::only(slot, Endpoint::new(host, port.parse()?)?);
+        nginx.raw_reload().write_and_reload(&routes)?;
+        t.elapsed()
+    };
     let stop = match old {
         Some(old) => {
             let t = Instant::now();
@@ -300,7 +325,7 @@ async fn shell_deploy(
         start: created.zip(started).and_then(|(c, s)| between(c, s)),
         ready: Some(verify),
         declared_healthy: ready.and_then(|r| between(r, healthy)),
-        switch: None,
+        switch: Some(switch),
         drain: None,
         stop,
         total: Some(total),
@@ -317,13 +342,18 @@ async fn main() -> Result<(), BoxError> {
     let events = ContainerEvents::watch(&docker);
     let pid = std::process::id().to_string();
 
+    // Each way has its own nginx, so their reloads do not mix.
+    let nginx: Vec<NginxProcess> = ["http", "dockerhealth", "shell"]
+        .iter()
+        .map(|upstream| common::nginx::start(upstream))
+        .collect::<Result<_, _>>()?;
     let http_app = TestApp::new("bench-http");
     let http_env = DockerEnvironment::connect(images.config(http_app.name()).label(LABEL, &pid)).await?;
     let http_probe: Arc<dyn HealthProbe> = Arc::new(HttpProbe::new("/health")?);
     let http = deployer(
         &http_app,
         &http_env,
-        Arc::new(InMemoryRouter::new()),
+        Arc::new(common::nginx::router(&nginx[0], "http")?),
         http_probe,
         Duration::from_millis(20),
     );
@@ -333,7 +363,7 @@ async fn main() -> Result<(), BoxError> {
     let dh = deployer(
         &dh_app,
         &dh_env,
-        Arc::new(InMemoryRouter::new()),
+        Arc::new(common::nginx::router(&nginx[1], "dockerhealth")?),
         Arc::new(dh_env.health_probe()),
         Duration::from_millis(20),
     );
@@ -350,7 +380,7 @@ async fn main() -> Result<(), BoxError> {
         let a = engine_deploy(&http, &http_env, &docker, &events, release.clone()).await?;
         let b = engine_deploy(&dh, &dh_env, &docker, &events, release).await?;
         let old = (!warm_up).then(|| colours[(i + 1) % 2]);
-        let c = shell_deploy(&docker, &events, &shell_prefix, &image, colours[i % 2], old).await?;
+        let c = shell_deploy(&docker, &events, &nginx[2], &shell_prefix, &image, colours[i % 2], old).await?;
         if !warm_up {
             results[0].push(a);
             results[1].push(b);
@@ -374,7 +404,7 @@ async fn main() -> Result<(), BoxError> {
         "phase (p50 ms)",
         "engine + HttpProbe",
         "engine + DockerHealthProbe",
-        "shell: docker run + curl loop + docker stop",
+        "shell: docker run + curl loop + nginx -s reload + docker stop",
         "engine+Http / shell",
         "engine+DockerHealth / shell",
     ]);
@@ -394,7 +424,9 @@ async fn main() -> Result<(), BoxError> {
     print!("{}", table.render());
     println!(
         "\nEngine: HealthPolicy every 20 ms; DockerHealthProbe reads State.Health, set by `/demo-app \
-         --health-check` every 100 ms. Shell: curl every 100 ms. Drain 0 s (no proxy yet); stop grace 2 s."
+         --health-check` every 100 ms. Shell: curl every 100 ms, no drain. Engine drain: until nginx's old workers exit (at most 2 s); stop grace 2 s. The shell's switch ends when \
+         `nginx -s reload` returns, unconfirmed: nginx's old workers go on answering for ~100 ms; the \
+         engine's ends once the new generation is confirmed."
     );
     Ok(())
 }

@@ -12,11 +12,8 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bluegreen_core::Result;
-use bluegreen_nginx::NginxRouter;
-use bluegreen_testkit::nginx::NginxProcess;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -29,7 +26,7 @@ const UPSTREAM: &str = "shop";
 #[tokio::main]
 async fn main() -> Result<ExitCode> {
     let demo = DockerDemo::start("e2e-nginx").await?;
-    let nginx = NginxProcess::start(UPSTREAM).map_err(|why| bluegreen_core::Error::backend("nginx", why, false))?;
+    let nginx = common::nginx::start(UPSTREAM)?;
     println!(
         "nginx serves http://{} (its config: {})",
         nginx.addr(),
@@ -37,15 +34,7 @@ async fn main() -> Result<ExitCode> {
     );
 
     // The router owns one file that nginx.conf includes at http {} level.
-    let router = NginxRouter::builder(nginx.router_file(), UPSTREAM)
-        .nginx_binary(nginx.binary())
-        .nginx_prefix(nginx.prefix())
-        .nginx_conf(nginx.conf_path())
-        .pid_file(nginx.pid_file())
-        .status_listen(nginx.status_addr())
-        .error_log(nginx.error_log())
-        .confirm(Duration::from_secs(10), Duration::from_millis(5))
-        .build()?;
+    let router = common::nginx::router(&nginx, UPSTREAM)?;
     let deployer = demo.deployer(Arc::new(router))?;
 
     let clients = Clients {

@@ -6,5 +6,6 @@
 #![allow(dead_code)] // each example uses part of it
 
 pub mod docker;
+pub mod nginx;
 pub mod scenario;
 pub mod timeline;
