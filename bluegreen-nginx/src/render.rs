@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use bluegreen_core::model::check_chars;
-use bluegreen_core::{Endpoint, Error, Result, Routes, Scheme, Slot, TrafficSplit};
+use bluegreen_core::{Endpoint, Error, Result, Routes, Slot, TrafficSplit};
 
 const GENERATION: &str = "# bluegreen-generation: ";
 const MARK: &str = "# bluegreen ";
@@ -234,23 +234,13 @@ fn parse_slot(text: &str) -> std::result::Result<Slot, String> {
 }
 
 fn parse_endpoint(authority: &str, scheme: &str) -> std::result::Result<Endpoint, String> {
-    let scheme = match scheme {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        other => return Err(format!("unknown scheme {other:?}")),
-    };
-    let (host, port) = authority
-        .rsplit_once(':')
-        .ok_or_else(|| format!("no port in {authority:?}"))?;
-    let port = port.parse().map_err(|_| format!("bad port in {authority:?}"))?;
-    Endpoint::new(host, port)
-        .map(|e| e.with_scheme(scheme))
-        .map_err(|e| e.to_string())
+    Endpoint::parse_url(&format!("{scheme}://{authority}")).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bluegreen_core::Scheme;
 
     fn layout() -> Layout {
         Layout {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bluegreen_core::{Endpoint, Error, Router, Routes, Scheme, Slot, TrafficSplit};
 use bluegreen_nginx::{NginxConfig, NginxRouter, ReloadCommand};
-use bluegreen_testkit::nginx::free_port;
+use bluegreen_testkit::real::free_port;
 use bluegreen_testkit::scenario::versions_seen;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

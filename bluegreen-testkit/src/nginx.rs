@@ -7,7 +7,7 @@
 //! upstream is named through a variable, so a request before the first switch gets a 502 instead
 //! of nginx refusing to start.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -15,19 +15,11 @@ use std::time::{Duration, Instant};
 
 use bluegreen_core::router::{Router, RouterCapabilities, Routes};
 
-use crate::real;
+use crate::real::{self, free_port};
 
 /// The nginx binary: `BLUEGREEN_NGINX`, else `nginx` on `PATH`, else `/usr/sbin/nginx`.
 pub fn binary() -> Result<PathBuf, String> {
     real::find_executable("BLUEGREEN_NGINX", &["nginx", "/usr/sbin/nginx"])
-}
-
-/// A free TCP port on 127.0.0.1 (bound, read, released).
-pub fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
 }
 
 /// A directive nginx does not know: appended by [`NginxProcess::break_config`].

@@ -57,3 +57,11 @@ pub fn find_executable(override_var: &str, candidates: &[&str]) -> Result<std::p
     }
     Err(format!("none of {candidates:?} found (set {override_var} to its path)"))
 }
+
+/// A free TCP port on 127.0.0.1 (bound, read, released), for a component a test starts.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+}

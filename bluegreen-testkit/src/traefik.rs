@@ -1,13 +1,13 @@
 //! Real Traefik as a test fixture: its own static config, ports and watched directory.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::real::find_executable;
+use crate::real::{find_executable, free_port};
 
 /// The variable that points at a Traefik binary.
 pub const TRAEFIK_VAR: &str = "BLUEGREEN_TRAEFIK";
@@ -43,7 +43,8 @@ impl TraefikProcess {
         for sub in ["dynamic", "staging"] {
             std::fs::create_dir(dir.path().join(sub)).map_err(|e| format!("cannot create {sub}/: {e}"))?;
         }
-        let (web, api) = (free_port()?, free_port()?);
+        let free = || free_port().map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+        let (web, api) = (free()?, free()?);
         let config = static_config(dir.path(), web, api, throttle);
         let config_path = dir.path().join("traefik.toml");
         std::fs::write(&config_path, config).map_err(|e| format!("cannot write traefik.toml: {e}"))?;
@@ -157,11 +158,6 @@ filePath = "{log}"
         dynamic = dir.join("dynamic").display(),
         log = dir.join("traefik.log").display(),
     )
-}
-
-fn free_port() -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
-    listener.local_addr().map_err(|e| e.to_string())
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {

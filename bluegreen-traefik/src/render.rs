@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use bluegreen_core::{Endpoint, Error, Result, Routes, Scheme, Slot, TrafficSplit};
+use bluegreen_core::{Endpoint, Error, Result, Routes, Slot, TrafficSplit};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{FileFormat, TraefikConfig};
@@ -240,7 +240,7 @@ fn endpoints_from_services(
             .unwrap_or_default();
         match servers {
             [one] => {
-                endpoints.insert(*slot, endpoint_from_url(&one.url).map_err(|e| unreadable(config, e))?);
+                endpoints.insert(*slot, Endpoint::parse_url(&one.url).map_err(|e| unreadable(config, e))?);
             }
             _ => {
                 return Err(unreadable(
@@ -263,29 +263,12 @@ fn endpoints_from_comments(config: &TraefikConfig, text: &str) -> Result<BTreeMa
             .into_iter()
             .find(|s| s.as_str() == slot)
             .ok_or_else(|| unreadable(config, format!("bad slot in endpoint line {line:?}")))?;
-        endpoints.insert(slot, endpoint_from_url(url).map_err(|e| unreadable(config, e))?);
+        endpoints.insert(slot, Endpoint::parse_url(url).map_err(|e| unreadable(config, e))?);
     }
     Ok(endpoints)
 }
 
 /// The endpoint of a server URL this router wrote (`http://host:port`).
-pub(crate) fn endpoint_from_url(url: &str) -> Result<Endpoint> {
-    let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
-        (Scheme::Http, rest)
-    } else if let Some(rest) = url.strip_prefix("https://") {
-        (Scheme::Https, rest)
-    } else {
-        return Err(Error::invalid("server url", url, "must start with http:// or https://"));
-    };
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| Error::invalid("server url", url, "has no port"))?;
-    let port = port
-        .parse::<u16>()
-        .map_err(|e| Error::invalid("server url", url, format!("bad port: {e}")))?;
-    Ok(Endpoint::new(host, port)?.with_scheme(scheme))
-}
-
 fn render_error(config: &TraefikConfig, e: impl std::fmt::Display) -> Error {
     Error::backend(
         "traefik",
@@ -305,7 +288,7 @@ fn unreadable(config: &TraefikConfig, e: impl std::fmt::Display) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use bluegreen_core::AppName;
+    use bluegreen_core::{AppName, Scheme};
 
     use super::*;
     use crate::config::HealthCheck;
@@ -433,10 +416,10 @@ mod tests {
     #[test]
     fn server_urls_parse_back() {
         let (b, g) = endpoints();
-        assert_eq!(endpoint_from_url(&server_url(&b)).unwrap(), b);
-        assert_eq!(endpoint_from_url(&server_url(&g)).unwrap(), g);
-        assert!(endpoint_from_url("ftp://x:1").is_err());
-        assert!(endpoint_from_url("http://x").is_err());
-        assert!(endpoint_from_url("http://x;y:80").is_err());
+        assert_eq!(Endpoint::parse_url(&server_url(&b)).unwrap(), b);
+        assert_eq!(Endpoint::parse_url(&server_url(&g)).unwrap(), g);
+        assert!(Endpoint::parse_url("ftp://x:1").is_err());
+        assert!(Endpoint::parse_url("http://x").is_err());
+        assert!(Endpoint::parse_url("http://x;y:80").is_err());
     }
 }

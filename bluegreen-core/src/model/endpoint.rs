@@ -80,6 +80,22 @@ impl Endpoint {
         })
     }
 
+    /// Reads `scheme://host:port` back (what [`Display`](fmt::Display) and `url("")` write),
+    /// validating the host like [`new`](Self::new); routers use it to read their files back.
+    pub fn parse_url(url: &str) -> Result<Self> {
+        let bad = |reason: String| Error::invalid("endpoint url", url, reason);
+        let (scheme, authority) = if let Some(rest) = url.strip_prefix("http://") {
+            (Scheme::Http, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (Scheme::Https, rest)
+        } else {
+            return Err(bad("must start with http:// or https://".into()));
+        };
+        let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("has no port".into()))?;
+        let port = port.parse::<u16>().map_err(|e| bad(format!("bad port: {e}")))?;
+        Ok(Endpoint::new(host, port)?.with_scheme(scheme))
+    }
+
     /// The endpoint of a socket address.
     pub fn from_socket(addr: SocketAddr) -> Self {
         Endpoint {
@@ -133,6 +149,22 @@ impl fmt::Display for Endpoint {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn urls_read_back_to_the_same_endpoint() {
+        use super::*;
+        for e in [
+            Endpoint::new("127.0.0.1", 8080).unwrap(),
+            Endpoint::new("::1", 443).unwrap().with_scheme(Scheme::Https),
+            Endpoint::new("app.internal", 80).unwrap(),
+        ] {
+            assert_eq!(Endpoint::parse_url(&e.to_string()).unwrap(), e);
+        }
+        for bad in ["ftp://x:1", "http://x", "http://x;y:80", "http://x:0", "http://x:99999"] {
+            let err = Endpoint::parse_url(bad).unwrap_err();
+            assert!(matches!(err, Error::Invalid { .. }), "{bad}: {err}");
+        }
+    }
+
     use super::*;
 
     #[test]
