@@ -85,6 +85,17 @@ pub enum StopOutcome {
     NotRunning,
 }
 
+impl std::fmt::Display for StopOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopOutcome::Graceful { exit_code: Some(code) } => write!(f, "stopped gracefully (exit code {code})"),
+            StopOutcome::Graceful { exit_code: None } => f.write_str("stopped gracefully"),
+            StopOutcome::Killed => f.write_str("killed after the grace period (it ignored SIGTERM)"),
+            StopOutcome::NotRunning => f.write_str("was not running"),
+        }
+    }
+}
+
 /// Runs releases in slots.
 ///
 /// One environment instance serves one application. Implementations: `DockerEnvironment`, and
@@ -140,3 +151,36 @@ pub trait Environment: Send + Sync + Debug + 'static {
 }
 
 fn _object_safe(_: &dyn Environment) {}
+
+/// Forwards every method, so a wrapper (a timeout, fault injection) can hold any environment,
+/// boxed or shared.
+macro_rules! forward_environment {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<E: Environment + ?Sized> Environment for $ty {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn capabilities(&self) -> EnvironmentCapabilities {
+                (**self).capabilities()
+            }
+            async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+                (**self).deploy(slot, release).await
+            }
+            async fn status(&self, slot: Slot) -> Result<SlotStatus> {
+                (**self).status(slot).await
+            }
+            async fn stop(&self, slot: Slot, grace: Duration) -> Result<StopOutcome> {
+                (**self).stop(slot, grace).await
+            }
+            async fn remove(&self, slot: Slot) -> Result<()> {
+                (**self).remove(slot).await
+            }
+            async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
+                (**self).logs(slot, lines).await
+            }
+        }
+    };
+}
+forward_environment!(std::sync::Arc<E>);
+forward_environment!(Box<E>);

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use crate::lock::LockHolder;
+use crate::machine::Retry;
 use crate::model::Slot;
+use crate::outcome::{Cause, Conflict};
 
 /// Result alias used throughout bluegreen.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -73,36 +75,34 @@ pub enum Error {
         after: Duration,
     },
 
-    /// The operation does not fit the current state (nothing awaiting promotion, traffic split
-    /// half-way with no journal to explain it, …).
-    #[error("conflict: {reason}")]
-    Conflict {
-        /// What is in the way.
-        reason: String,
-    },
+    /// The operation does not fit the current state: which conflict, as a type.
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
 
     /// The deployment did not go live: traffic is back on (or never left) the previous slot.
-    #[error("deployment {deployment} of {release} rolled back: {reason}{}", logs_suffix(.logs))]
+    #[error("deployment {deployment} of {release} rolled back ({cause}): {reason}{}", logs_suffix(.logs))]
     RolledBack {
         /// The deployment id.
         deployment: String,
         /// The release that was refused.
         release: String,
-        /// Why it was rolled back.
+        /// Why, as a type.
+        cause: Cause,
+        /// Why, in words.
         reason: String,
         /// The last log lines of the new slot, where the environment has logs.
         logs: Vec<String>,
     },
 
-    /// The deployment stopped in a state that needs attention (for example the router could not be
-    /// reached to roll traffic back). The journal holds the state; [`crate::Deployer::resume`]
-    /// picks it up.
-    #[error("deployment {deployment} interrupted in phase {phase}: {reason}")]
+    /// The deployment stopped in a state that needs attention (the router could not be reached to
+    /// roll traffic back, the old or the refused release could not be stopped). The journal holds
+    /// the state; [`crate::Deployer::resume`] retries what `retry` says.
+    #[error("deployment {deployment} interrupted ({retry} left to do): {reason}")]
     Interrupted {
         /// The deployment id.
         deployment: String,
-        /// The phase it stopped in.
-        phase: String,
+        /// What a resume retries.
+        retry: Retry,
         /// Why.
         reason: String,
     },
@@ -171,7 +171,7 @@ impl Error {
             | Error::NotFound { .. }
             | Error::Unsupported { .. }
             | Error::HealthFailed { .. }
-            | Error::Conflict { .. }
+            | Error::Conflict(_)
             | Error::RolledBack { .. }
             | Error::Journal { .. } => false,
         }

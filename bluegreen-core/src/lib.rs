@@ -47,6 +47,7 @@
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod bounded;
 mod engine;
 pub mod environment;
 pub mod error;
@@ -55,6 +56,7 @@ pub mod journal;
 pub mod lock;
 pub mod machine;
 pub mod model;
+pub mod outcome;
 pub mod probe;
 pub mod router;
 pub mod strategy;
@@ -62,11 +64,13 @@ pub mod strategy;
 pub mod testing;
 pub mod wait;
 
-pub use engine::{Deployer, DeployerBuilder, Event, EventKind, Report, Status, TimelineStep};
+pub use bounded::{Bounded, Timeouts};
+pub use engine::{Deployer, DeployerBuilder, Drift, Event, EventKind, Report, Status, TimelineStep};
 pub use environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
 pub use error::{Error, Result};
 pub use machine::{Deployment, Phase};
 pub use model::{AppName, Endpoint, Release, Scheme, Slot, Timestamp, TrafficSplit};
+pub use outcome::{Call, Cause, Conflict};
 pub use probe::{HealthPolicy, HealthProbe, ProbeOutcome, ProbeTarget, Verdict};
-pub use router::{Router, RouterCapabilities, Routes};
+pub use router::{Adoption, Observation, Router, RouterCapabilities, Routes, Serving};
 pub use strategy::{BlueGreen, Canary, CanaryStep, Decision, Promotion, Retirement, Strategy};

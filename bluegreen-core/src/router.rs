@@ -1,6 +1,6 @@
 //! [`Router`]: moves traffic between the two slots and confirms the proxy serves the move.
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -122,7 +122,9 @@ impl Routes {
     pub fn weighted(&self) -> impl Iterator<Item = (Slot, u8, &Endpoint)> + '_ {
         Slot::BOTH.into_iter().filter_map(move |s| {
             let w = self.split.weight(s);
-            (w > 0).then(|| (s, w, self.endpoint(s).expect("checked by Routes::new")))
+            // `Routes::new` makes sure a slot with traffic has an endpoint.
+            let endpoint = self.endpoint(s).filter(|_| w > 0)?;
+            Some((s, w, endpoint))
         })
     }
 }
@@ -137,6 +139,73 @@ pub enum DrainStatus {
     StillDraining,
     /// This router cannot tell; the engine waits the configured drain time instead.
     NotObservable,
+}
+
+/// Whether the live proxy serves what its configuration says, as far as a router can tell.
+///
+/// A configuration file can disagree with the proxy: a reload that never happened (a crash
+/// between the write and the reload), a hand edit, a file the router did not write. The engine
+/// never skips a switch unless the router reports [`Serving::Confirmed`] for exactly those routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Serving {
+    /// The proxy is seen serving exactly the configured routes (or, with none configured, nothing
+    /// of this router's).
+    Confirmed,
+    /// The proxy serves something other than the configuration: a change not (yet) loaded.
+    Stale(String),
+    /// The configuration was changed since the router wrote it, or was never written by it
+    /// (an existing file on a host adopting bluegreen): see [`Router::adopt`].
+    Foreign(String),
+    /// The proxy could not be asked.
+    Unreachable(String),
+    /// This router cannot observe what the proxy serves (it does not confirm).
+    Unobservable,
+}
+
+impl fmt::Display for Serving {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Serving::Confirmed => f.write_str("confirmed live"),
+            Serving::Stale(detail) => write!(f, "not live: {detail}"),
+            Serving::Foreign(detail) => write!(f, "not the router's configuration: {detail}"),
+            Serving::Unreachable(detail) => write!(f, "proxy unreachable: {detail}"),
+            Serving::Unobservable => f.write_str("not observable by this router"),
+        }
+    }
+}
+
+/// What a router sees: the routes its configuration holds, and whether the proxy serves them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The routes the configuration holds, when the router can read them (`None`: nothing routed
+    /// yet, or a configuration it cannot read, which [`serving`](Self::serving) then explains).
+    pub configured: Option<Routes>,
+    /// Whether the live proxy serves them.
+    pub serving: Serving,
+}
+
+impl Observation {
+    /// The routes the proxy is proven to serve: the configured ones, when confirmed.
+    pub fn live(&self) -> Option<&Routes> {
+        match self.serving {
+            Serving::Confirmed => self.configured.as_ref(),
+            Serving::Stale(_) | Serving::Foreign(_) | Serving::Unreachable(_) | Serving::Unobservable => None,
+        }
+    }
+
+    /// Whether the proxy is proven to serve exactly `routes`.
+    pub fn serves(&self, routes: &Routes) -> bool {
+        self.live() == Some(routes)
+    }
+}
+
+/// What [`Router::adopt`] did with a configuration it did not write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    /// Where the previous configuration was kept, if there was one.
+    pub backup: Option<String>,
 }
 
 /// Moves traffic between the slots of one application.
@@ -172,6 +241,31 @@ pub trait Router: Send + Sync + Debug + 'static {
     /// Serves `routes`, and returns once the proxy is confirmed to serve them.
     async fn apply(&self, routes: &Routes) -> Result<()>;
 
+    /// What the configuration holds and whether the live proxy serves it.
+    ///
+    /// Routers that [confirm](RouterCapabilities::confirms) must override this and ask the live
+    /// proxy; the default reads [`current`](Router::current) and says [`Serving::Unobservable`].
+    /// A configuration the router cannot read is not an error here: it is
+    /// [`Serving::Foreign`], so `status` can show it.
+    async fn observe(&self) -> Result<Observation> {
+        Ok(Observation {
+            configured: self.current().await?,
+            serving: Serving::Unobservable,
+        })
+    }
+
+    /// Takes over a configuration this router did not write (or that was edited since): keeps it
+    /// as a backup and lets the next [`apply`](Router::apply) replace it. Nothing is served
+    /// differently until then. Idempotent; with nothing to take over it keeps no backup.
+    ///
+    /// The default is [`Error::Unsupported`]: such a router never reports [`Serving::Foreign`].
+    async fn adopt(&self) -> Result<Adoption> {
+        Err(Error::Unsupported {
+            backend: self.name().to_string(),
+            capability: "adopting an existing configuration",
+        })
+    }
+
     /// Waits up to `timeout` until connections served by the previous routes are finished.
     ///
     /// Only meaningful when [`RouterCapabilities::observes_drain`] is set; the default says
@@ -183,6 +277,39 @@ pub trait Router: Send + Sync + Debug + 'static {
 }
 
 fn _object_safe(_: &dyn Router) {}
+
+/// Forwards every method, so a wrapper (a timeout, fault injection) can hold any router, boxed or
+/// shared.
+macro_rules! forward_router {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<R: Router + ?Sized> Router for $ty {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn capabilities(&self) -> RouterCapabilities {
+                (**self).capabilities()
+            }
+            async fn current(&self) -> Result<Option<Routes>> {
+                (**self).current().await
+            }
+            async fn apply(&self, routes: &Routes) -> Result<()> {
+                (**self).apply(routes).await
+            }
+            async fn observe(&self) -> Result<Observation> {
+                (**self).observe().await
+            }
+            async fn adopt(&self) -> Result<Adoption> {
+                (**self).adopt().await
+            }
+            async fn wait_drained(&self, timeout: Duration) -> Result<DrainStatus> {
+                (**self).wait_drained(timeout).await
+            }
+        }
+    };
+}
+forward_router!(std::sync::Arc<R>);
+forward_router!(Box<R>);
 
 #[cfg(test)]
 mod tests {

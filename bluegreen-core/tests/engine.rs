@@ -11,7 +11,7 @@ use bluegreen_core::lock::{FileLock, InMemoryLock};
 use bluegreen_core::probe::Analysis;
 use bluegreen_core::testing::{EnvOp, InMemoryEnvironment, InMemoryRouter, ScriptedProbe};
 use bluegreen_core::{
-    AppName, BlueGreen, Canary, CanaryStep, Deployer, DeployerBuilder, Error, EventKind, HealthPolicy, Phase,
+    AppName, BlueGreen, Canary, CanaryStep, Conflict, Deployer, DeployerBuilder, Error, EventKind, HealthPolicy, Phase,
     ProbeOutcome, Promotion, Release, Retirement, Slot, StopOutcome, TrafficSplit,
 };
 
@@ -476,7 +476,7 @@ async fn traffic_split_without_a_journal_to_explain_it_is_a_conflict() {
         .unwrap();
     let err = w.deployer().deploy(release("v1")).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Conflict { reason } if reason.contains("traffic is split")),
+        matches!(&err, Error::Conflict(Conflict::SplitWithoutDeployment { .. })),
         "{err}"
     );
 }
@@ -561,10 +561,7 @@ async fn a_cancelled_deploy_is_resumed_and_rolled_back_before_promotion() {
     running.abort();
     let _ = running.await;
     let err = d.deploy(release("v3")).await.unwrap_err();
-    assert!(
-        matches!(&err, Error::Conflict { reason } if reason.contains("call resume()")),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Conflict(Conflict::Unfinished { .. })), "{err}");
     assert!(d.status().await.unwrap().in_progress());
 
     let report = d.resume().await.unwrap().expect("something to resume");
@@ -728,7 +725,7 @@ async fn resume_with_another_strategy_is_refused() {
         .unwrap();
     let err = canary.resume().await.unwrap_err();
     assert!(
-        matches!(&err, Error::Conflict { reason } if reason.contains("blue-green")),
+        matches!(&err, Error::Conflict(Conflict::StrategyMismatch { was, .. }) if was == "blue-green"),
         "{err}"
     );
     assert_eq!(

@@ -64,7 +64,7 @@ use tokio::time::Instant;
 
 use bluegreen_core::journal::{Entry, Record};
 use bluegreen_core::machine::{Deployment, Phase};
-use bluegreen_core::{Deployer, Endpoint, Error, EventKind, Release, Report, Routes, Slot, SlotStatus};
+use bluegreen_core::{Conflict, Deployer, Endpoint, Error, EventKind, Release, Report, Routes, Slot, SlotStatus};
 
 use case::{Case, Command, FaultSpec, ReleaseSpec};
 use checks::{check_journal, check_old_slot_stays_up, check_traffic_only_to_proven};
@@ -256,9 +256,9 @@ impl<'a> Harness<'a> {
             match spec {
                 ReleaseSpec::Rollback => match self.deployer.rollback().await {
                     Ok(Some(report)) => Ok(report),
-                    Ok(None) => Err(Error::Conflict {
-                        reason: "rollback() aborted a deployment, but none was in flight".into(),
-                    }),
+                    Ok(None) => Err(Error::Conflict(Conflict::NothingRunning {
+                        app: "rollback() aborted a deployment, but none was in flight".into(),
+                    })),
                     Err(e) => Err(e),
                 },
                 _ => self.deployer.deploy(release.clone()).await,

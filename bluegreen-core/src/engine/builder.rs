@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use super::{Deployer, Inner};
+use crate::bounded::{Bounded, Timeouts};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::journal::{InMemoryJournal, Journal};
@@ -39,6 +40,9 @@ pub struct DeployerBuilder {
     who: Option<String>,
     log_lines: usize,
     approval_timeout: Option<Duration>,
+    timeouts: Timeouts,
+    adopt: bool,
+    unconfirmed: bool,
 }
 
 impl DeployerBuilder {
@@ -57,6 +61,9 @@ impl DeployerBuilder {
             who: None,
             log_lines: 20,
             approval_timeout: None,
+            timeouts: Timeouts::default(),
+            adopt: false,
+            unconfirmed: false,
         }
     }
 
@@ -134,30 +141,65 @@ impl DeployerBuilder {
         self
     }
 
+    /// How long each class of backend call may take (see [`Timeouts`]); a call past its bound
+    /// ends in [`Error::Timeout`] and the deployment in its documented state, with
+    /// [`Cause::Timeout`](crate::Cause::Timeout) as the reason.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Whether a deployment may take over a router configuration that bluegreen did not write, or
+    /// that was edited since (an existing upstream file on a host adopting bluegreen). The router
+    /// keeps it as a backup, the journal names the backup, and the first switch replaces it.
+    /// Without this (the default) such a deployment is refused with
+    /// [`Conflict::ForeignConfig`](crate::Conflict::ForeignConfig), and nothing changes.
+    pub fn adopt_existing_config(mut self, adopt: bool) -> Self {
+        self.adopt = adopt;
+        self
+    }
+
+    /// Accepts a router that cannot [confirm](crate::RouterCapabilities::confirms) that the proxy
+    /// serves a switch. Refused by default: the engine would report as live what it only wrote.
+    pub fn allow_unconfirmed_router(mut self, allow: bool) -> Self {
+        self.unconfirmed = allow;
+        self
+    }
+
     /// Checks the configuration and builds the deployer.
     ///
     /// # Errors
     /// [`Error::Invalid`] when a required part is missing or the policy is invalid;
-    /// [`Error::Unsupported`] when the strategy needs a weighted split the router cannot serve.
+    /// [`Error::Unsupported`] when the strategy needs a weighted split the router cannot serve, or
+    /// the router cannot confirm a switch (see [`allow_unconfirmed_router`](Self::allow_unconfirmed_router)).
     pub fn build(self) -> Result<Deployer> {
         let missing = |what: &'static str| Error::invalid("deployer", what, format!("no {what} was given"));
         let environment = self.environment.ok_or_else(|| missing("environment"))?;
         let router = self.router.ok_or_else(|| missing("router"))?;
         let probe = self.probe.ok_or_else(|| missing("probe"))?;
         self.policy.validate()?;
-        if self.strategy.needs_weighted_split() && !router.capabilities().weighted {
+        self.timeouts.validate()?;
+        let capabilities = router.capabilities();
+        if self.strategy.needs_weighted_split() && !capabilities.weighted {
             return Err(Error::Unsupported {
                 backend: router.name().to_string(),
                 capability: "weighted split",
             });
         }
+        if !capabilities.confirms && !self.unconfirmed {
+            return Err(Error::Unsupported {
+                backend: router.name().to_string(),
+                capability: "confirmed switch (allow_unconfirmed_router(true) accepts it)",
+            });
+        }
+        let timeouts = self.timeouts;
         let (events, _) = broadcast::channel(1024);
         Ok(Deployer {
             inner: Arc::new(Inner {
                 app: self.app,
-                environment,
-                router,
-                probe,
+                environment: Arc::new(Bounded::new(environment, timeouts)),
+                router: Arc::new(Bounded::new(router, timeouts)),
+                probe: Arc::new(Bounded::new(probe, timeouts)),
                 policy: self.policy,
                 strategy: self.strategy,
                 retirement: self.retirement,
@@ -167,6 +209,7 @@ impl DeployerBuilder {
                 who: self.who,
                 log_lines: self.log_lines,
                 approval_timeout: self.approval_timeout,
+                adopt: self.adopt,
                 events,
                 control: std::sync::Mutex::new(None),
                 torn_tail_noted: std::sync::atomic::AtomicBool::new(false),

@@ -5,11 +5,14 @@
 //! ([`machine::step`]); a refused command is answered at once, an accepted one only once its
 //! transition is in the journal, so an `Ok` is never lost.
 
+use std::sync::PoisonError;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::Deployer;
 use crate::error::{Error, Result};
 use crate::machine::{self, Deployment, Phase, Signal};
+use crate::outcome::Conflict;
 
 /// A command and the channel its answer goes back on.
 #[derive(Debug)]
@@ -21,16 +24,19 @@ pub(super) struct Control {
 impl Deployer {
     /// Sends `signal` to the in-flight deployment and waits until it is carried out or refused.
     pub(super) async fn command(&self, signal: Signal) -> Result<()> {
-        let sender = self.inner.control.lock().expect("control mutex").clone();
+        let sender = self
+            .inner
+            .control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let Some(sender) = sender else {
-            return Err(Error::Conflict {
-                reason: format!("no deployment of {} is running here", self.inner.app),
-            });
+            return Err(Error::Conflict(Conflict::NothingRunning {
+                app: self.inner.app.to_string(),
+            }));
         };
         let (reply, answer) = oneshot::channel();
-        let gone = || Error::Conflict {
-            reason: "the deployment ended before the command was read".into(),
-        };
+        let gone = || Error::Conflict(Conflict::Ended);
         sender.send(Control { signal, reply }).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
@@ -38,7 +44,7 @@ impl Deployer {
     /// Opens the command channel of a run; it closes when the returned [`Commands`] is dropped.
     pub(super) fn open_commands(&self) -> Commands<'_> {
         let (sender, receiver) = mpsc::unbounded_channel();
-        *self.inner.control.lock().expect("control mutex") = Some(sender.clone());
+        *self.inner.control.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender.clone());
         Commands {
             deployer: self,
             sender,
@@ -87,9 +93,10 @@ impl Commands<'_> {
                 Some(control.signal)
             }
             Err(refused) => {
-                let _ = control.reply.send(Err(Error::Conflict {
-                    reason: refused.to_string(),
-                }));
+                let _ = control.reply.send(Err(Error::Conflict(Conflict::Refused {
+                    phase: refused.phase,
+                    signal: refused.signal.to_string(),
+                })));
                 None
             }
         }
@@ -100,9 +107,7 @@ impl Commands<'_> {
         if let Some(reply) = self.accepted.take() {
             let _ = reply.send(match journaled {
                 Ok(_) => Ok(()),
-                Err(e) => Err(Error::Conflict {
-                    reason: format!("accepted, but it could not be recorded: {e}"),
-                }),
+                Err(e) => Err(Error::Conflict(Conflict::NotRecorded { reason: e.to_string() })),
             });
         }
     }
@@ -111,8 +116,10 @@ impl Commands<'_> {
     pub(super) fn refuse_rest(&mut self, phase: &Phase) {
         self.receiver.close();
         while let Ok(control) = self.receiver.try_recv() {
-            let reason = format!("the deployment already ended: {phase}");
-            let _ = control.reply.send(Err(Error::Conflict { reason }));
+            let _ = control.reply.send(Err(Error::Conflict(Conflict::Refused {
+                phase: phase.to_string(),
+                signal: control.signal.name().to_string(),
+            })));
         }
     }
 }
@@ -120,7 +127,12 @@ impl Commands<'_> {
 impl Drop for Commands<'_> {
     /// Clears the deployer's command slot, unless another run has taken it since.
     fn drop(&mut self) {
-        let mut slot = self.deployer.inner.control.lock().expect("control mutex");
+        let mut slot = self
+            .deployer
+            .inner
+            .control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if slot.as_ref().is_some_and(|s| s.same_channel(&self.sender)) {
             *slot = None;
         }

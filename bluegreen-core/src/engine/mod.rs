@@ -6,7 +6,7 @@ mod events;
 mod run;
 mod status;
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
@@ -18,13 +18,14 @@ use crate::journal::{Entry, Journal};
 use crate::lock::{DeployLock, LockGuard, LockHolder};
 use crate::machine::{Deployment, Kind, Phase, Signal};
 use crate::model::{AppName, Release, Slot};
+use crate::outcome::Conflict;
 use crate::probe::{HealthPolicy, HealthProbe};
 use crate::router::Router;
 use crate::strategy::{Retirement, Strategy};
 
 pub use builder::DeployerBuilder;
 pub use events::{Event, EventKind, Report, TimelineStep};
-pub use status::Status;
+pub use status::{Drift, Status};
 
 use control::Control;
 
@@ -73,6 +74,8 @@ struct Inner {
     who: Option<String>,
     log_lines: usize,
     approval_timeout: Option<Duration>,
+    /// Whether a router configuration bluegreen did not write may be taken over.
+    adopt: bool,
     events: broadcast::Sender<Event>,
     /// The in-flight deployment's command channel, while one runs in this process.
     control: std::sync::Mutex<Option<mpsc::UnboundedSender<Control>>>,
@@ -198,30 +201,35 @@ impl Deployer {
         }
         let (was, is) = (&last.deployment.strategy, self.inner.strategy.name());
         if !was.is_empty() && was != is {
-            return Err(Error::Conflict {
-                reason: format!(
-                    "deployment {} ran the {was} strategy; resume it with that strategy, not {is}",
-                    last.deployment.id
-                ),
-            });
+            return Err(Error::Conflict(Conflict::StrategyMismatch {
+                deployment: last.deployment.id.clone(),
+                was: was.clone(),
+                is: is.to_string(),
+            }));
         }
-        self.run(last.deployment, guard, Some(last.seq), true).await.map(Some)
+        self.run(last.deployment, guard, Some(last.seq), run::Begin::Resumed)
+            .await
+            .map(Some)
     }
 
     /// What runs and what is live, asked of the router, the environment and the journal's last
     /// entry: its cost does not grow with the journal.
+    ///
+    /// What it calls live is what the proxy is seen serving, not what a file says: a proxy that
+    /// serves something else, a configuration edited by hand, a route to where no release runs,
+    /// or a journal that disagrees are all reported in [`Status::drift`], never an error.
     pub async fn status(&self) -> Result<Status> {
-        let routes = self.inner.router.current().await?;
+        let observed = self.inner.router.observe().await?;
         let blue = self.inner.environment.status(Slot::Blue).await?;
         let green = self.inner.environment.status(Slot::Green).await?;
         let last = self.last_entry().await?.map(|e| e.deployment);
-        Ok(Status {
-            app: self.inner.app.clone(),
-            routes,
-            blue,
-            green,
+        Ok(Status::new(
+            self.inner.app.clone(),
+            observed.configured,
+            observed.serving,
+            [blue, green],
             last,
-        })
+        ))
     }
 
     /// The latest `limit` deployments, newest first, each as it last stood: which releases ran,
@@ -255,7 +263,11 @@ impl Deployer {
     }
 
     fn in_flight(&self) -> bool {
-        self.inner.control.lock().expect("control mutex").is_some()
+        self.inner
+            .control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 }
 

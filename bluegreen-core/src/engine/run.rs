@@ -9,14 +9,15 @@ use tracing::{info, warn, Instrument};
 use super::control::Commands;
 use super::events::{Event, EventKind, Report, TimelineStep};
 use super::Deployer;
-use crate::environment::SlotStatus;
+use crate::environment::{SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
 use crate::journal::{Entry, Record};
 use crate::lock::LockGuard;
-use crate::machine::{self, Deployment, Kind, Phase, Previous, Signal};
+use crate::machine::{self, Deployment, Kind, Phase, Previous, Retry, Signal};
 use crate::model::{Release, Slot, Timestamp, TrafficSplit};
+use crate::outcome::{Call, Cause, Conflict};
 use crate::probe::{CheckRecord, ProbeTarget, Verdict};
-use crate::router::{DrainStatus, Routes};
+use crate::router::{DrainStatus, Routes, Serving};
 use crate::strategy::{Decision, Pause, Progress};
 
 /// Whether `d` is unfinished: still running (or crashed) or failed in a way resume can retry —
@@ -34,9 +35,28 @@ fn went_live(report: Report) -> Result<Report> {
     Err(Error::RolledBack {
         deployment: d.id,
         release: d.release.to_string(),
+        // Journals written before causes were recorded have none: a crash is the likeliest.
+        cause: d.cause.unwrap_or(Cause::Interrupted),
         reason: d.reason.unwrap_or_default(),
         logs: d.logs,
     })
+}
+
+/// How a run begins: a new deployment (with notes for the journal once it is started), or one
+/// resumed from the journal.
+pub(super) enum Begin {
+    /// A new deployment.
+    New(Vec<String>),
+    /// An unfinished deployment from the journal.
+    Resumed,
+}
+
+/// What [`Deployer::discover`] found: where the new release goes, what it replaces, and what is
+/// worth a note in the journal.
+struct Discovered {
+    target: Slot,
+    previous: Option<Previous>,
+    notes: Vec<String>,
 }
 
 /// The state of one run: where the journal is, and the timeline so far.
@@ -70,27 +90,26 @@ impl Deployer {
                 self.note_takeover(&guard, &last.deployment, &mut Run::after(last.seq))
                     .await?;
                 let d = &last.deployment;
-                return Err(Error::Conflict {
-                    reason: format!(
-                        "deployment {} of {} is unfinished ({}); call resume() first",
-                        d.id, d.release, d.phase
-                    ),
-                });
+                return Err(Error::Conflict(Conflict::Unfinished {
+                    deployment: d.id.clone(),
+                    release: d.release.to_string(),
+                    phase: d.phase.to_string(),
+                }));
             }
         }
-        let (target, previous) = self.discover().await?;
+        let found = self.discover().await?;
         let inner = &self.inner;
         let mut d = Deployment::new(
             inner.app.clone(),
             kind,
             release,
-            target,
-            previous,
+            found.target,
+            found.previous,
             inner.retirement,
             inner.who.clone(),
         );
         d.strategy = inner.strategy.name().to_string();
-        let report = self.run(d, guard, last.map(|e| e.seq), false).await?;
+        let report = self.run(d, guard, last.map(|e| e.seq), Begin::New(found.notes)).await?;
         went_live(report)
     }
 
@@ -103,48 +122,94 @@ impl Deployer {
             .await
     }
 
-    /// The live slot is the one the router gives all traffic; the new release goes to the other.
-    async fn discover(&self) -> Result<(Slot, Option<Previous>)> {
-        let Some(routes) = self.inner.router.current().await? else {
-            return Ok((Slot::Blue, None));
+    /// The live slot is the one the proxy gives all traffic; the new release goes to the other.
+    ///
+    /// A configuration the router did not write is adopted when the deployer allows it, and
+    /// refused otherwise ([`Conflict::ForeignConfig`]); a configuration the proxy does not serve
+    /// (a reload that never happened) is noted: the first switch reloads it.
+    async fn discover(&self) -> Result<Discovered> {
+        let router = &self.inner.router;
+        let observed = router.observe().await?;
+        let mut notes = Vec::new();
+        match observed.serving {
+            Serving::Foreign(detail) => {
+                if !self.inner.adopt {
+                    return Err(Error::Conflict(Conflict::ForeignConfig { detail }));
+                }
+                let adoption = router.adopt().await?;
+                notes.push(match adoption.backup {
+                    Some(backup) => format!(
+                        "adopted the {} configuration ({detail}); the previous one is kept at {backup}",
+                        router.name()
+                    ),
+                    None => format!("adopted the {} configuration ({detail})", router.name()),
+                });
+            }
+            Serving::Stale(detail) | Serving::Unreachable(detail) => notes.push(format!(
+                "{} does not serve its configuration ({detail}); the first switch applies it again",
+                router.name()
+            )),
+            Serving::Confirmed | Serving::Unobservable => {}
+        }
+        let Some(routes) = observed.configured else {
+            return Ok(Discovered {
+                target: Slot::Blue,
+                previous: None,
+                notes,
+            });
         };
-        let live = routes.split().sole().ok_or_else(|| Error::Conflict {
-            reason: format!(
-                "traffic is split ({}) and the journal has no unfinished deployment to explain it; \
-                 route all traffic to one slot first",
-                routes.split()
-            ),
+        let live = routes.split().sole().ok_or_else(|| {
+            Error::Conflict(Conflict::SplitWithoutDeployment {
+                split: routes.split().to_string(),
+            })
         })?;
-        let endpoint = routes
-            .endpoint(live)
-            .cloned()
-            .expect("a slot with traffic has an endpoint");
         let previous = match self.inner.environment.status(live).await? {
-            SlotStatus::Running { release, .. } => Some(Previous {
-                slot: live,
-                release,
-                endpoint,
-            }),
+            SlotStatus::Running { release, endpoint } => {
+                // The environment says where the slot runs; a route elsewhere (a hand edit) is
+                // drift, and rolling back must reach the release itself.
+                if routes.endpoint(live) != Some(&endpoint) {
+                    notes.push(format!(
+                        "the {live} slot runs at {endpoint} but the router sends its traffic to {}; \
+                         rolling back would use {endpoint}",
+                        routes
+                            .endpoint(live)
+                            .map_or_else(|| "nowhere".to_string(), ToString::to_string)
+                    ));
+                }
+                Some(Previous {
+                    slot: live,
+                    release,
+                    endpoint,
+                })
+            }
             other => {
                 warn!(slot = %live, status = ?other, "the live slot is not running; deploying as if first");
                 None
             }
         };
-        Ok((live.other(), previous))
+        Ok(Discovered {
+            target: live.other(),
+            previous,
+            notes,
+        })
     }
 
-    /// Drives `d` to a terminal phase. `last_seq` is the journal's last sequence number;
-    /// `resumed` says `d` comes from the journal, unfinished, rather than being new.
+    /// Drives `d` to a terminal phase. `last_seq` is the journal's last sequence number; `begin`
+    /// says whether `d` is new or comes from the journal, unfinished.
     pub(super) async fn run(
         &self,
         d: Deployment,
         guard: LockGuard,
         last_seq: Option<u64>,
-        resumed: bool,
+        begin: Begin,
     ) -> Result<Report> {
         let mut commands = self.open_commands();
         let mut run = Run::after(last_seq.unwrap_or(0));
-
+        let resumed = matches!(begin, Begin::Resumed);
+        // Journaled before anyone is told: a deployer killed now leaves its trace.
+        if let Begin::New(_) = &begin {
+            self.append(&mut run, &d, Record::Started).await?;
+        }
         self.emit(
             &d,
             &run,
@@ -155,8 +220,11 @@ impl Deployer {
                 resumed,
             },
         );
-        if !resumed {
-            self.append(&mut run, &d, Record::Started).await?;
+        self.note_takeover(&guard, &d, &mut run).await?;
+        if let Begin::New(notes) = begin {
+            for text in notes {
+                self.note(&d, &mut run, text).await?;
+            }
         }
         self.note_takeover(&guard, &d, &mut run).await?;
         if let Some(torn) = self.inner.journal.torn_tail() {
@@ -207,12 +275,17 @@ impl Deployer {
                 timeline: run.timeline,
                 deployment: d,
             }),
-            Phase::Failed { reason, .. } => Err(Error::Interrupted {
+            Phase::Failed { reason, retry } => Err(Error::Interrupted {
                 deployment: d.id.clone(),
-                phase: d.phase.name().into(),
+                retry: *retry,
                 reason: reason.clone(),
             }),
-            other => unreachable!("the run loop ends only in a terminal phase, not {other}"),
+            // The run loop ends only in a terminal phase; say so rather than panic if it did not.
+            other => Err(Error::Interrupted {
+                deployment: d.id.clone(),
+                retry: Retry::Nothing,
+                reason: format!("the run stopped in phase {other}"),
+            }),
         }
     }
 
@@ -221,10 +294,17 @@ impl Deployer {
     async fn advance(&self, d: Deployment, signal: Signal, run: &mut Run) -> Result<Deployment> {
         let from = d.phase.clone();
         let (record, detail) = describe(&signal);
-        let next = machine::step(d, signal).map_err(|refused| Error::Conflict {
-            reason: refused.to_string(),
+        let next = machine::step(d, signal).map_err(|refused| {
+            Error::Conflict(Conflict::Refused {
+                phase: refused.phase,
+                signal: refused.signal.to_string(),
+            })
         })?;
         self.append(run, &next, record).await?;
+        if next.phase == from {
+            // A resume (or a repeated abort) that keeps the phase: journaled, not a phase change.
+            return Ok(next);
+        }
         let took = run.phase_started.elapsed();
         run.timeline.push(TimelineStep {
             phase: from.to_string(),
@@ -274,11 +354,13 @@ impl Deployer {
         match &d.phase {
             Phase::Provisioning => self.provision(d).await,
             Phase::Verifying => {
-                let target = self.target(d);
+                let Some(target) = target(d) else {
+                    return Signal::failed(Cause::Health, "no endpoint is recorded for the new slot");
+                };
                 let listener = self.check_listener(d, started);
                 let verify = async {
                     let verdict = inner.policy.run(inner.probe.as_ref(), &target, &listener).await;
-                    self.verdict_signal(d, verdict).await
+                    self.verdict_signal(d, verdict, Cause::Health).await
                 };
                 interruptible(d, commands, verify).await
             }
@@ -294,24 +376,27 @@ impl Deployer {
                         return std::future::pending().await;
                     };
                     tokio::time::sleep(timeout).await;
-                    Signal::Aborted(format!("no approval within {}", humantime::format_duration(timeout)))
+                    let reason = format!("no approval within {}", humantime::format_duration(timeout));
+                    Signal::failed(Cause::NoApproval, reason)
                 })
                 .await
             }
             Phase::Analysing => match inner.strategy.decide(&progress(d)) {
                 Decision::Analyse(analysis) => {
-                    let target = self.target(d);
+                    let Some(target) = target(d) else {
+                        return Signal::failed(Cause::Analysis, "no endpoint is recorded for the new slot");
+                    };
                     let listener = self.check_listener(d, started);
                     let analyse = async {
                         let verdict = analysis.run(&target, &listener).await;
-                        self.verdict_signal(d, verdict).await
+                        self.verdict_signal(d, verdict, Cause::Analysis).await
                     };
                     interruptible(d, commands, analyse).await
                 }
-                other => Signal::failed(format!(
-                    "the strategy no longer asks for analysis at step {}: {other:?}",
-                    d.step
-                )),
+                other => Signal::failed(
+                    Cause::Strategy,
+                    format!("the strategy no longer asks for analysis at step {}: {other:?}", d.step),
+                ),
             },
             Phase::Warm => interruptible(d, commands, elapsed(d.retirement.rollback_window)).await,
             Phase::Draining => {
@@ -320,7 +405,7 @@ impl Deployer {
             }
             Phase::Stopping => {
                 let Some(previous) = &d.previous else {
-                    return Signal::Done;
+                    return Signal::Stopped(StopOutcome::NotRunning);
                 };
                 self.stop(previous.slot, d.retirement.stop_grace).await
             }
@@ -348,12 +433,13 @@ impl Deployer {
         match env.deploy(d.target, &d.release).await {
             Ok(endpoint) => Signal::Provisioned(endpoint),
             Err(e) => {
+                let cause = cause_of(&e, Call::Provision, Cause::Provision);
                 let reason = e.to_string();
                 // An environment may already quote the logs in its error (a container that exited
                 // at once): do not repeat them.
                 let mut logs = self.logs(d.target).await;
                 logs.retain(|line| !reason.contains(line.as_str()));
-                Signal::Failed { reason, logs }
+                Signal::Failed { cause, reason, logs }
             }
         }
     }
@@ -361,33 +447,37 @@ impl Deployer {
     async fn shift(&self, d: &Deployment, weight: u8) -> Signal {
         let routes = match shifted_routes(d, weight) {
             Ok(routes) => routes,
-            Err(e) => return Signal::failed(e.to_string()),
+            Err(e) => return Signal::failed(Cause::Router, e.to_string()),
         };
         match self.inner.router.apply(&routes).await {
             Ok(()) => Signal::Done,
-            Err(e) => Signal::failed(format!(
-                "{} could not apply {}: {e}",
-                self.inner.router.name(),
-                routes.split()
-            )),
+            Err(e) => Signal::failed(
+                cause_of(&e, Call::Apply, Cause::Router),
+                format!("{} could not apply {}: {e}", self.inner.router.name(), routes.split()),
+            ),
         }
     }
 
-    /// Puts all traffic back on the previous slot, unless the router already serves just that.
+    /// Puts all traffic back on the previous slot, unless the proxy is proven to serve just that
+    /// already. A configuration that says so is not proof: a crash between its write and the
+    /// proxy's reload leaves the file right and the proxy wrong.
     async fn restore_traffic(&self, d: &Deployment) -> Signal {
         let Some(previous) = &d.previous else {
             return Signal::Done;
         };
         let routes = Routes::only(previous.slot, previous.endpoint.clone());
         let router = &self.inner.router;
-        match router.current().await {
-            Ok(Some(current)) if current == routes => return Signal::Done,
-            Ok(_) => {}
-            Err(e) => warn!("reading the router before rolling back failed: {e}; applying anyway"),
+        match router.observe().await {
+            Ok(observed) if observed.serves(&routes) => return Signal::Done,
+            Ok(observed) => tracing::debug!(serving = %observed.serving, "rolling back: applying the previous routes"),
+            Err(e) => warn!("observing the router before rolling back failed: {e}; applying anyway"),
         }
         match router.apply(&routes).await {
             Ok(()) => Signal::Done,
-            Err(e) => Signal::failed(format!("{}: {e}", router.name())),
+            Err(e) => Signal::failed(
+                cause_of(&e, Call::Apply, Cause::Router),
+                format!("{}: {e}", router.name()),
+            ),
         }
     }
 
@@ -415,17 +505,21 @@ impl Deployer {
     async fn stop(&self, slot: Slot, grace: Duration) -> Signal {
         match self.inner.environment.stop(slot, grace).await {
             Ok(outcome) => {
-                info!(%slot, ?outcome, "stopped");
-                Signal::Done
+                match outcome {
+                    StopOutcome::Killed => warn!(%slot, "{outcome}"),
+                    StopOutcome::Graceful { .. } | StopOutcome::NotRunning => info!(%slot, "{outcome}"),
+                }
+                Signal::Stopped(outcome)
             }
-            Err(e) => Signal::failed(format!("stopping {slot}: {e}")),
+            Err(e) => Signal::failed(cause_of(&e, Call::Stop, Cause::Stop), format!("stopping {slot}: {e}")),
         }
     }
 
-    async fn verdict_signal(&self, d: &Deployment, verdict: Verdict) -> Signal {
+    async fn verdict_signal(&self, d: &Deployment, verdict: Verdict, cause: Cause) -> Signal {
         match verdict {
             Verdict::Passed => Signal::Done,
             Verdict::Failed(reason) => Signal::Failed {
+                cause,
                 reason: format!("{} slot ({}) is not healthy: {reason}", d.target, d.release),
                 logs: self.logs(d.target).await,
             },
@@ -442,13 +536,6 @@ impl Deployer {
         env.logs(slot, self.inner.log_lines)
             .await
             .unwrap_or_else(|e| vec![format!("(logs unavailable: {e})")])
-    }
-
-    fn target(&self, d: &Deployment) -> ProbeTarget {
-        ProbeTarget {
-            slot: d.target,
-            endpoint: d.endpoint.clone().expect("verified phases come after provisioning"),
-        }
     }
 
     fn check_listener(&self, d: &Deployment, started: Instant) -> impl Fn(CheckRecord) + Send + Sync + '_ {
@@ -474,13 +561,33 @@ async fn interruptible(d: &Deployment, commands: &mut Commands<'_>, work: impl F
     }
 }
 
+/// What a check of the new slot checks; `None` if the journal has no endpoint for it (a journal
+/// edited by hand: provisioning always records one).
+fn target(d: &Deployment) -> Option<ProbeTarget> {
+    Some(ProbeTarget {
+        slot: d.target,
+        endpoint: d.endpoint.clone()?,
+    })
+}
+
+/// The cause of a failed `call`: a timeout of that call, or `otherwise`.
+fn cause_of(e: &Error, call: Call, otherwise: Cause) -> Cause {
+    match e {
+        Error::Timeout { .. } => Cause::Timeout(call),
+        _ => otherwise,
+    }
+}
+
 fn progress(d: &Deployment) -> Progress {
     Progress::new(d.step, d.weight, d.previous.is_some())
 }
 
 /// The routes that give the target slot `weight` percent, the previous slot the rest.
 fn shifted_routes(d: &Deployment, weight: u8) -> Result<Routes> {
-    let endpoint = d.endpoint.clone().expect("shifting comes after provisioning");
+    let endpoint = d
+        .endpoint
+        .clone()
+        .ok_or_else(|| Error::invalid("deployment", d.id.clone(), "no endpoint is recorded for the new slot"))?;
     match &d.previous {
         Some(previous) if weight < 100 => {
             let split = TrafficSplit::toward(d.target, weight)?;
@@ -507,6 +614,7 @@ fn describe(signal: &Signal) -> (Record, String) {
             Decision::Complete => "rollout complete".into(),
         }),
         Signal::Done => completed("ok".into()),
+        Signal::Stopped(outcome) => completed(outcome.to_string()),
         Signal::Approved => completed("approved".into()),
         Signal::Failed { reason, .. } => (Record::Failed { reason: reason.clone() }, reason.clone()),
         Signal::Inconclusive(reason) => {

@@ -9,7 +9,7 @@
 //!                                  └─► Complete ─► Warm ─► Draining ─► Stopping ─► Completed
 //!  failure / abort before Draining ─► RollingBack ─► Retiring ─► RolledBack
 //!  inconclusive checks ─► Held (a human approves a re-check, or aborts)
-//!  traffic cannot be restored / old slot cannot be stopped ─► Failed (resume retries)
+//!  traffic cannot be restored / a slot cannot be stopped ─► Failed (resume retries)
 //! ```
 //!
 //! The machine only decides; the [engine](crate::Deployer) performs each phase's work and feeds
@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::environment::StopOutcome;
 use crate::model::{AppName, Endpoint, Release, Slot, Timestamp};
+use crate::outcome::Cause;
 use crate::strategy::{Decision, Pause, Retirement};
 
 /// Why a deployment was started.
@@ -120,8 +122,22 @@ pub enum Retry {
     RollBack,
     /// The rollout completed but the old slot could not be stopped: try stopping it again.
     StopOld,
+    /// Traffic is back on the previous slot but the refused release could not be stopped: try
+    /// stopping it again.
+    Retire,
     /// Nothing to retry: the new release serves and there is nothing before it to go back to.
     Nothing,
+}
+
+impl fmt::Display for Retry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Retry::RollBack => "moving traffic back",
+            Retry::StopOld => "stopping the old release",
+            Retry::Retire => "stopping the refused release",
+            Retry::Nothing => "nothing",
+        })
+    }
 }
 
 impl Phase {
@@ -199,8 +215,17 @@ pub struct Deployment {
     pub strategy: String,
     /// What happens to the old slot (fixed when the deployment starts, so a resume keeps it).
     pub retirement: Retirement,
-    /// Why the deployment is rolling back or failed.
+    /// Why the deployment is rolling back or failed, as a type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    /// Why the deployment is rolling back or failed, in words.
     pub reason: Option<String>,
+    /// How the old release stopped, once the rollout completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_stopped: Option<StopOutcome>,
+    /// How the refused release stopped, once rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<StopOutcome>,
     /// The target slot's last log lines when it failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<String>,
@@ -244,7 +269,10 @@ impl Deployment {
             routed: false,
             strategy: String::new(),
             retirement,
+            cause: None,
             reason: None,
+            old_stopped: None,
+            retired: None,
             logs: Vec::new(),
             who,
             started,
@@ -264,11 +292,15 @@ pub enum Signal {
     Done,
     /// The phase's work failed.
     Failed {
-        /// Why.
+        /// Why, as a type.
+        cause: Cause,
+        /// Why, in words.
         reason: String,
         /// The target slot's last log lines, where relevant.
         logs: Vec<String>,
     },
+    /// A slot was stopped (Stopping, Retiring), and how.
+    Stopped(StopOutcome),
     /// Checks could not tell (too many provider errors).
     Inconclusive(String),
     /// An operator approved: promote now, end a pause, or re-check.
@@ -286,6 +318,7 @@ impl Signal {
             Signal::Provisioned(_) => "provisioned",
             Signal::Decided(_) => "decided",
             Signal::Done => "done",
+            Signal::Stopped(_) => "stopped",
             Signal::Failed { .. } => "failed",
             Signal::Inconclusive(_) => "inconclusive",
             Signal::Approved => "approved",
@@ -295,8 +328,9 @@ impl Signal {
     }
 
     /// A failure without logs.
-    pub fn failed(reason: impl Into<String>) -> Self {
+    pub fn failed(cause: Cause, reason: impl Into<String>) -> Self {
         Signal::Failed {
+            cause,
             reason: reason.into(),
             logs: Vec::new(),
         }
@@ -328,9 +362,10 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             d.endpoint = Some(endpoint);
             Phase::Verifying
         }
-        (Phase::Provisioning, s @ (Signal::Done | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved)) => {
-            return Err(refuse(&d, &s))
-        }
+        (
+            Phase::Provisioning,
+            s @ (Signal::Done | Signal::Stopped(_) | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved),
+        ) => return Err(refuse(&d, &s)),
 
         // Verifying: the only way to Deciding, and so to any traffic (invariant 1).
         (Phase::Verifying, Signal::Done) => Phase::Deciding,
@@ -338,9 +373,10 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             reason,
             recheck: Recheck::Verify,
         },
-        (Phase::Verifying, s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Approved)) => {
-            return Err(refuse(&d, &s))
-        }
+        (
+            Phase::Verifying,
+            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
+        ) => return Err(refuse(&d, &s)),
 
         // Deciding: carry out the strategy's decision.
         (Phase::Deciding, Signal::Decided(decision)) => match decision {
@@ -354,11 +390,8 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             Decision::Pause(pause) => Phase::Paused { pause },
             Decision::Analyse(_) => Phase::Analysing,
             Decision::Complete if d.weight < 100 => {
-                d.reason = Some(format!(
-                    "strategy completed with {}% of traffic on the new slot",
-                    d.weight
-                ));
-                Phase::RollingBack
+                let reason = format!("strategy completed with {}% of traffic on the new slot", d.weight);
+                roll_back_or_fail(&mut d, Cause::Strategy, reason)
             }
             Decision::Complete => {
                 if d.previous.is_some() {
@@ -368,9 +401,14 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
                 }
             }
         },
-        (Phase::Deciding, s @ (Signal::Provisioned(_) | Signal::Done | Signal::Inconclusive(_) | Signal::Approved)) => {
-            return Err(refuse(&d, &s))
-        }
+        (
+            Phase::Deciding,
+            s @ (Signal::Provisioned(_)
+            | Signal::Done
+            | Signal::Stopped(_)
+            | Signal::Inconclusive(_)
+            | Signal::Approved),
+        ) => return Err(refuse(&d, &s)),
 
         // Shifting: the router confirmed the weight.
         (Phase::Shifting { weight }, Signal::Done) => {
@@ -381,7 +419,11 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         }
         (
             Phase::Shifting { .. },
-            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved),
+            s @ (Signal::Provisioned(_)
+            | Signal::Stopped(_)
+            | Signal::Decided(_)
+            | Signal::Inconclusive(_)
+            | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
 
         // Paused: time ran out, or an operator promoted.
@@ -389,9 +431,10 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             d.step += 1;
             Phase::Deciding
         }
-        (Phase::Paused { .. }, s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Inconclusive(_))) => {
-            return Err(refuse(&d, &s))
-        }
+        (
+            Phase::Paused { .. },
+            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Inconclusive(_)),
+        ) => return Err(refuse(&d, &s)),
 
         // Analysing: passed, or inconclusive (a human decides).
         (Phase::Analysing, Signal::Done) => {
@@ -402,9 +445,10 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             reason,
             recheck: Recheck::Analyse,
         },
-        (Phase::Analysing, s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Approved)) => {
-            return Err(refuse(&d, &s))
-        }
+        (
+            Phase::Analysing,
+            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
+        ) => return Err(refuse(&d, &s)),
 
         // Held: approval re-runs the check (it never skips it: invariant 1).
         (
@@ -423,7 +467,11 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         ) => Phase::Analysing,
         (
             Phase::Held { .. },
-            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Done | Signal::Inconclusive(_)),
+            s @ (Signal::Provisioned(_)
+            | Signal::Decided(_)
+            | Signal::Done
+            | Signal::Stopped(_)
+            | Signal::Inconclusive(_)),
         ) => return Err(refuse(&d, &s)),
 
         // Failure, abort, or a crash before promotion: traffic goes back (invariant 2). After
@@ -437,10 +485,10 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             | Phase::Analysing
             | Phase::Held { .. }
             | Phase::Warm,
-            Signal::Failed { reason, logs },
+            Signal::Failed { cause, reason, logs },
         ) => {
             d.logs = logs;
-            roll_back_or_fail(&mut d, reason)
+            roll_back_or_fail(&mut d, cause, reason)
         }
         (
             Phase::Provisioning
@@ -452,7 +500,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             | Phase::Held { .. }
             | Phase::Warm,
             Signal::Aborted(reason),
-        ) => roll_back_or_fail(&mut d, format!("aborted: {reason}")),
+        ) => roll_back_or_fail(&mut d, Cause::Aborted, format!("aborted: {reason}")),
         // A first deploy interrupted mid-shift: the router may already send everything to the new
         // slot and there is nothing to go back to, so finish the shift (health already passed).
         (Phase::Shifting { .. }, Signal::Resumed) if d.previous.is_none() => d.phase.clone(),
@@ -467,7 +515,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             Signal::Resumed,
         ) if !d.promoted => {
             let reason = format!("the deployer stopped while {} before promotion", d.phase.name());
-            roll_back_or_fail(&mut d, reason)
+            roll_back_or_fail(&mut d, Cause::Interrupted, reason)
         }
         (
             Phase::Provisioning
@@ -485,11 +533,18 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         (Phase::Warm, Signal::Resumed) => Phase::Warm,
         (
             Phase::Warm,
-            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved),
+            s @ (Signal::Provisioned(_)
+            | Signal::Stopped(_)
+            | Signal::Decided(_)
+            | Signal::Inconclusive(_)
+            | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
         (Phase::Draining, Signal::Done) => Phase::Stopping,
         (Phase::Draining, Signal::Resumed) => Phase::Draining,
-        (Phase::Stopping, Signal::Done) => Phase::Completed,
+        (Phase::Stopping, Signal::Stopped(outcome)) => {
+            d.old_stopped = Some(outcome);
+            Phase::Completed
+        }
         (Phase::Stopping, Signal::Resumed) => Phase::Stopping,
         (Phase::Stopping, Signal::Failed { reason, .. }) => Phase::Failed {
             reason: format!("the old slot could not be stopped: {reason}"),
@@ -499,6 +554,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             Phase::Draining,
             s @ (Signal::Provisioned(_)
             | Signal::Decided(_)
+            | Signal::Stopped(_)
             | Signal::Failed { .. }
             | Signal::Inconclusive(_)
             | Signal::Approved
@@ -508,6 +564,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             Phase::Stopping,
             s @ (Signal::Provisioned(_)
             | Signal::Decided(_)
+            | Signal::Done
             | Signal::Inconclusive(_)
             | Signal::Approved
             | Signal::Aborted(_)),
@@ -520,11 +577,31 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             reason: format!("traffic could not be moved back: {reason}"),
             retry: Retry::RollBack,
         },
-        (Phase::Retiring, Signal::Done | Signal::Failed { .. }) => Phase::RolledBack,
+        (Phase::Retiring, Signal::Stopped(outcome)) => {
+            d.retired = Some(outcome);
+            Phase::RolledBack
+        }
+        // Traffic is back, but the refused release may still run: not a clean rollback.
+        (Phase::Retiring, Signal::Failed { reason, .. }) => Phase::Failed {
+            reason: format!("the refused release could not be stopped: {reason}"),
+            retry: Retry::Retire,
+        },
         (Phase::Retiring, Signal::Resumed | Signal::Aborted(_)) => Phase::Retiring,
         (
-            Phase::RollingBack | Phase::Retiring,
-            s @ (Signal::Provisioned(_) | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved),
+            Phase::RollingBack,
+            s @ (Signal::Provisioned(_)
+            | Signal::Stopped(_)
+            | Signal::Decided(_)
+            | Signal::Inconclusive(_)
+            | Signal::Approved),
+        )
+        | (
+            Phase::Retiring,
+            s @ (Signal::Provisioned(_)
+            | Signal::Done
+            | Signal::Decided(_)
+            | Signal::Inconclusive(_)
+            | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
 
         // Failed: resume retries what failed, as the phase recorded it.
@@ -540,6 +617,12 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             },
             Signal::Resumed,
         ) => Phase::Stopping,
+        (
+            Phase::Failed {
+                retry: Retry::Retire, ..
+            },
+            Signal::Resumed,
+        ) => Phase::Retiring,
         (Phase::Completed | Phase::RolledBack | Phase::Failed { .. }, s) => return Err(refuse(&d, &s)),
     };
     d.phase = next;
@@ -548,7 +631,8 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
 
 /// Before the old slot is retired, a failure moves traffic back. With no previous release and the
 /// new one already serving, there is nothing to go back to: stop and say so.
-fn roll_back_or_fail(d: &mut Deployment, reason: String) -> Phase {
+fn roll_back_or_fail(d: &mut Deployment, cause: Cause, reason: String) -> Phase {
+    d.cause = Some(cause);
     if d.previous.is_none() && d.promoted {
         let text = format!("{reason}; no previous release to roll back to, so the new release keeps serving");
         d.reason = Some(text.clone());

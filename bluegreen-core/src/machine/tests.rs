@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use super::*;
+use crate::environment::StopOutcome;
+use crate::outcome::Cause;
 use crate::probe::Analysis;
 use crate::strategy::Decision;
 use crate::testing::ScriptedProbe;
@@ -59,7 +61,8 @@ fn all_signals() -> Vec<Signal> {
         Signal::Decided(Decision::Shift(100)),
         Signal::Decided(Decision::Complete),
         Signal::Done,
-        Signal::failed("boom"),
+        Signal::failed(Cause::Health, "boom"),
+        Signal::Stopped(StopOutcome::Killed),
         Signal::Inconclusive("?".into()),
         Signal::Approved,
         Signal::Aborted("stop".into()),
@@ -140,8 +143,10 @@ fn blue_green_happy_path() {
     assert_eq!(d.phase, Phase::Warm);
     let d = go(d, vec![Signal::Done]);
     assert_eq!(d.phase, Phase::Draining);
-    let d = go(d, vec![Signal::Done, Signal::Done]);
+    let killed = StopOutcome::Killed;
+    let d = go(d, vec![Signal::Done, Signal::Stopped(killed)]);
     assert_eq!(d.phase, Phase::Completed);
+    assert_eq!(d.old_stopped, Some(killed), "a forced kill is recorded as such");
     assert!(d.phase.is_terminal());
 }
 
@@ -214,6 +219,7 @@ fn failed_health_rolls_back_with_logs_then_retires_the_new_slot() {
         vec![
             Signal::Provisioned(endpoint(8002)),
             Signal::Failed {
+                cause: Cause::Health,
                 reason: "503".into(),
                 logs: vec!["panic: boom".into()],
             },
@@ -221,14 +227,25 @@ fn failed_health_rolls_back_with_logs_then_retires_the_new_slot() {
     );
     assert_eq!(d.phase, Phase::RollingBack);
     assert_eq!(d.reason.as_deref(), Some("503"));
+    assert_eq!(d.cause, Some(Cause::Health));
     assert_eq!(d.logs, ["panic: boom"]);
     let d = go(d, vec![Signal::Done]);
     assert_eq!(d.phase, Phase::Retiring);
-    let d = go(d, vec![Signal::Done]);
+    let d = go(d, vec![Signal::Stopped(StopOutcome::Killed)]);
     assert_eq!(d.phase, Phase::RolledBack);
-    // A failure to stop the refused release does not put traffic at risk.
-    let d = go(at(Phase::Retiring, false, true), vec![Signal::failed("docker down")]);
-    assert_eq!(d.phase, Phase::RolledBack);
+    assert_eq!(d.retired, Some(StopOutcome::Killed));
+    // A failure to stop the refused release is not a clean rollback: the release may still run,
+    // and resume retries stopping it.
+    let d = go(
+        at(Phase::Retiring, false, true),
+        vec![Signal::failed(Cause::Stop, "docker down")],
+    );
+    assert!(
+        matches!(&d.phase, Phase::Failed { retry: Retry::Retire, reason } if reason.contains("docker down")),
+        "{:?}",
+        d.phase
+    );
+    assert_eq!(go(d, vec![Signal::Resumed]).phase, Phase::Retiring);
 }
 
 #[test]
@@ -269,10 +286,16 @@ fn a_timed_pause_ends_by_time_or_by_promotion() {
 
 #[test]
 fn failed_analysis_after_promotion_moves_traffic_back_while_warm() {
-    let d = go(at(Phase::Analysing, true, true), vec![Signal::failed("5xx rate")]);
+    let d = go(
+        at(Phase::Analysing, true, true),
+        vec![Signal::failed(Cause::Analysis, "5xx rate")],
+    );
     assert_eq!(d.phase, Phase::RollingBack);
     // With nothing to go back to, it stops and says so rather than stopping the only release.
-    let d = go(at(Phase::Analysing, true, false), vec![Signal::failed("5xx rate")]);
+    let d = go(
+        at(Phase::Analysing, true, false),
+        vec![Signal::failed(Cause::Analysis, "5xx rate")],
+    );
     assert!(
         matches!(&d.phase, Phase::Failed { reason, .. } if reason.contains("no previous release")),
         "{}",
@@ -338,12 +361,24 @@ fn resume_rolls_back_before_promotion_and_finishes_after() {
 
 #[test]
 fn failures_that_need_attention_are_retried_by_resume() {
-    let d = go(at(Phase::RollingBack, false, true), vec![Signal::failed("nginx down")]);
+    let d = go(
+        at(Phase::RollingBack, false, true),
+        vec![Signal::failed(Cause::Router, "nginx down")],
+    );
     assert!(matches!(&d.phase, Phase::Failed { reason, .. } if reason.contains("nginx down")));
     assert_eq!(go(d, vec![Signal::Resumed]).phase, Phase::RollingBack);
 
-    let d = go(at(Phase::Stopping, true, true), vec![Signal::failed("docker down")]);
-    assert!(matches!(d.phase, Phase::Failed { .. }));
+    let d = go(
+        at(Phase::Stopping, true, true),
+        vec![Signal::failed(Cause::Stop, "docker down")],
+    );
+    assert!(matches!(
+        d.phase,
+        Phase::Failed {
+            retry: Retry::StopOld,
+            ..
+        }
+    ));
     assert_eq!(go(d, vec![Signal::Resumed]).phase, Phase::Stopping);
 }
 

@@ -95,3 +95,13 @@ pub trait HealthProbe: Send + Sync + Debug + 'static {
 }
 
 fn _object_safe(_: &dyn HealthProbe) {}
+
+#[async_trait]
+impl<P: HealthProbe + ?Sized> HealthProbe for std::sync::Arc<P> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
+        (**self).check(target).await
+    }
+}

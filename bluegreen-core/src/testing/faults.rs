@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use crate::environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
 use crate::model::{Endpoint, Release, Slot};
-use crate::router::{DrainStatus, Router, RouterCapabilities, Routes};
+use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabilities, Routes};
 
 /// An operation of [`Environment`] or [`Router`] that a fault can target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,6 +33,10 @@ pub enum Op {
     Apply,
     /// [`Router::wait_drained`].
     WaitDrained,
+    /// [`Router::observe`].
+    Observe,
+    /// [`Router::adopt`].
+    Adopt,
 }
 
 impl fmt::Display for Op {
@@ -46,6 +50,8 @@ impl fmt::Display for Op {
             Op::Current => "current",
             Op::Apply => "apply",
             Op::WaitDrained => "wait_drained",
+            Op::Observe => "observe",
+            Op::Adopt => "adopt",
         })
     }
 }
@@ -274,6 +280,16 @@ impl<R: Router> Router for FaultyRouter<R> {
     async fn apply(&self, routes: &Routes) -> Result<()> {
         self.faults.before(Op::Apply).await?;
         self.inner.apply(routes).await
+    }
+
+    async fn observe(&self) -> Result<Observation> {
+        self.faults.before(Op::Observe).await?;
+        self.inner.observe().await
+    }
+
+    async fn adopt(&self) -> Result<Adoption> {
+        self.faults.before(Op::Adopt).await?;
+        self.inner.adopt().await
     }
 
     async fn wait_drained(&self, timeout: Duration) -> Result<DrainStatus> {

@@ -9,13 +9,29 @@ use serde::{Deserialize, Serialize};
 
 use super::state_file::StateFile;
 use crate::error::{Error, Result};
-use crate::router::{Router, RouterCapabilities, Routes};
+use crate::router::{Adoption, Observation, Router, RouterCapabilities, Routes, Serving};
 
 /// What a [persistent](InMemoryRouter::persistent) router keeps in its file: every routes applied
 /// (the last is what it serves; how many, its generation).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Saved {
     history: Vec<Routes>,
+    /// A configuration written but not served (see [`InMemoryRouter::configure_without_serving`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unserved: Option<Routes>,
+    /// Why the configuration is not the router's (see [`InMemoryRouter::edit_by_hand`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    foreign: Option<String>,
+    /// How many configurations [`Router::adopt`] kept as backups.
+    #[serde(default)]
+    backups: u64,
+}
+
+impl Saved {
+    /// What the configuration says: an unserved write, or the last routes served.
+    fn configured(&self) -> Option<&Routes> {
+        self.unserved.as_ref().or(self.history.last())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +133,47 @@ impl InMemoryRouter {
     pub fn generation(&self) -> u64 {
         self.lock().saved.history.len() as u64
     }
+
+    /// What the proxy serves: the last routes applied (not a configuration written since).
+    pub fn served(&self) -> Option<Routes> {
+        self.lock().saved.history.last().cloned()
+    }
+
+    /// Writes `routes` into the configuration without serving them, as a crash between a proxy's
+    /// config write and its reload leaves things: [`current`](Router::current) says `routes`,
+    /// the proxy still serves the previous ones, and [`observe`](Router::observe) says
+    /// [`Serving::Stale`]. The next [`apply`](Router::apply) serves what it applies.
+    pub fn configure_without_serving(&self, routes: Routes) {
+        let mut state = self.lock();
+        state.saved.unserved = Some(routes);
+        self.save_quietly(&state);
+    }
+
+    /// Replaces the configuration as a person editing it by hand would (or as a host that had a
+    /// configuration before bluegreen): [`current`](Router::current) says `routes`, and
+    /// [`observe`](Router::observe) says [`Serving::Foreign`] until [`adopt`](Router::adopt) or
+    /// the next [`apply`](Router::apply). What is served does not change.
+    pub fn edit_by_hand(&self, routes: Option<Routes>) {
+        let mut state = self.lock();
+        state.saved.unserved = routes;
+        state.saved.foreign = Some("edited by hand".to_owned());
+        self.save_quietly(&state);
+    }
+
+    /// How many configurations [`adopt`](Router::adopt) kept as backups.
+    pub fn backups(&self) -> u64 {
+        self.lock().saved.backups
+    }
+
+    /// Saves a test's change to a persistent router's file; a failure only warns (the change is
+    /// in memory either way).
+    fn save_quietly(&self, state: &State) {
+        if let Some(file) = &self.file {
+            if let Err(e) = file.save(&state.saved) {
+                tracing::warn!("memory router: cannot save: {e}");
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -133,7 +190,36 @@ impl Router for InMemoryRouter {
     }
 
     async fn current(&self) -> Result<Option<Routes>> {
-        Ok(self.lock().saved.history.last().cloned())
+        Ok(self.lock().saved.configured().cloned())
+    }
+
+    async fn observe(&self) -> Result<Observation> {
+        let state = self.lock();
+        let saved = &state.saved;
+        let serving = match (&saved.foreign, &saved.unserved) {
+            (Some(why), _) => Serving::Foreign(why.clone()),
+            (None, Some(unserved)) if Some(unserved) != saved.history.last() => {
+                Serving::Stale(format!("{} is configured but not served", unserved.split()))
+            }
+            (None, _) => Serving::Confirmed,
+        };
+        Ok(Observation {
+            configured: saved.configured().cloned(),
+            serving,
+        })
+    }
+
+    async fn adopt(&self) -> Result<Adoption> {
+        let mut state = self.lock();
+        if state.saved.foreign.take().is_none() {
+            return Ok(Adoption { backup: None });
+        }
+        state.saved.backups += 1;
+        let backup = format!("memory backup {}", state.saved.backups);
+        if let Some(file) = &self.file {
+            file.save(&state.saved)?;
+        }
+        Ok(Adoption { backup: Some(backup) })
     }
 
     async fn apply(&self, routes: &Routes) -> Result<()> {
@@ -149,11 +235,13 @@ impl Router for InMemoryRouter {
             tokio::time::sleep(latency).await;
         }
         let mut state = self.lock();
+        let replaced = (state.saved.unserved.take(), state.saved.foreign.take());
         state.saved.history.push(routes.clone());
         if let Some(file) = &self.file {
             if let Err(e) = file.save(&state.saved) {
-                // A failed apply leaves the previous routes served.
+                // A failed apply leaves the previous routes served, and the configuration as it was.
                 state.saved.history.pop();
+                (state.saved.unserved, state.saved.foreign) = replaced;
                 return Err(e);
             }
         }
@@ -190,6 +278,39 @@ mod tests {
         assert_eq!(router.generation(), 3);
         let drained = router.wait_drained(Duration::from_secs(1)).await.unwrap();
         assert_eq!(drained, DrainStatus::NotObservable);
+    }
+
+    #[tokio::test]
+    async fn a_configuration_written_without_a_reload_is_observed_as_stale_until_applied() {
+        let router = InMemoryRouter::new();
+        let blue = Routes::only(Slot::Blue, endpoint(1));
+        let green = Routes::only(Slot::Green, endpoint(2));
+        router.apply(&blue).await.unwrap();
+        assert!(router.observe().await.unwrap().serves(&blue));
+        router.configure_without_serving(green.clone());
+        assert_eq!(router.current().await.unwrap(), Some(green.clone()));
+        let observed = router.observe().await.unwrap();
+        assert!(matches!(observed.serving, Serving::Stale(_)), "{observed:?}");
+        assert_eq!(observed.live(), None);
+        assert_eq!(router.served(), Some(blue));
+        router.apply(&green).await.unwrap();
+        assert!(router.observe().await.unwrap().serves(&green));
+    }
+
+    #[tokio::test]
+    async fn a_hand_edit_is_foreign_until_adopted_and_adoption_keeps_a_backup() {
+        let router = InMemoryRouter::new();
+        let blue = Routes::only(Slot::Blue, endpoint(1));
+        router.apply(&blue).await.unwrap();
+        assert_eq!(router.adopt().await.unwrap(), Adoption { backup: None });
+        router.edit_by_hand(Some(Routes::only(Slot::Blue, endpoint(7))));
+        let observed = router.observe().await.unwrap();
+        assert!(matches!(observed.serving, Serving::Foreign(_)), "{observed:?}");
+        let adopted = router.adopt().await.unwrap();
+        assert_eq!(adopted.backup.as_deref(), Some("memory backup 1"));
+        assert_eq!(router.backups(), 1);
+        router.apply(&blue).await.unwrap();
+        assert!(router.observe().await.unwrap().serves(&blue));
     }
 
     #[tokio::test]

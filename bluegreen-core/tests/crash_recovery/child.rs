@@ -160,6 +160,13 @@ impl Router for CrashRouter {
             .await;
         Ok(())
     }
+    async fn observe(&self) -> Result<bluegreen_core::Observation> {
+        self.inner.observe().await
+    }
+
+    async fn adopt(&self) -> Result<bluegreen_core::Adoption> {
+        self.inner.adopt().await
+    }
 }
 
 /// Deploys v2 (or resumes) over `dir` as the environment variables say, freezing at the crash

@@ -9,7 +9,7 @@ use bluegreen_core::journal::{Entry, Record};
 use bluegreen_core::machine::{self, Deployment, Phase, Signal};
 use bluegreen_core::probe::Analysis;
 use bluegreen_core::testing::ScriptedProbe;
-use bluegreen_core::{Decision, Endpoint, Slot};
+use bluegreen_core::{Cause, Decision, Endpoint, Slot, StopOutcome};
 
 use crate::rig::Ev;
 use crate::Checked;
@@ -160,7 +160,8 @@ fn legal(from: &Deployment, to: &Deployment) -> bool {
         Signal::Decided(Decision::Complete),
         Signal::Decided(Decision::Analyse(Analysis::new(ScriptedProbe::always_healthy()))),
         Signal::Done,
-        Signal::failed("?"),
+        Signal::failed(Cause::Router, "?"),
+        Signal::Stopped(StopOutcome::NotRunning),
         Signal::Inconclusive("?".into()),
         Signal::Approved,
         Signal::Aborted("?".into()),

@@ -101,6 +101,13 @@ impl Router for RecordingRouter {
     async fn wait_drained(&self, timeout: Duration) -> Result<DrainStatus> {
         self.inner.wait_drained(timeout).await
     }
+    async fn observe(&self) -> Result<bluegreen_core::Observation> {
+        self.inner.observe().await
+    }
+
+    async fn adopt(&self) -> Result<bluegreen_core::Adoption> {
+        self.inner.adopt().await
+    }
 }
 
 /// Delegates to a [`FaultyEnvironment`] and logs when deploy and stop are called.

@@ -1,0 +1,351 @@
+//! [`Bounded`]: every backend call ends in time. One layer, written once, that implements
+//! [`Environment`], [`Router`] and [`HealthProbe`] over any of them and gives each call class its
+//! own bound ([`Timeouts`]).
+//!
+//! A hung backend (a Docker daemon that accepts the connection and never answers, an nginx reload
+//! command that blocks, a probe target that trickles bytes) would otherwise hold a deployment and
+//! its lock forever. Through this layer such a call returns [`Error::Timeout`] naming the backend,
+//! the call and the bound, and the engine turns it into the documented outcome (a rollback whose
+//! [`Cause`](crate::Cause) is [`Timeout`](crate::Cause::Timeout), or a resumable
+//! [`Failed`](crate::Phase::Failed) phase). The [`Deployer`](crate::Deployer) wraps its backends
+//! in it; set the bounds with [`DeployerBuilder::timeouts`](crate::DeployerBuilder::timeouts).
+//!
+//! The inner future is dropped at the bound: each trait's cancellation contract says what that
+//! leaves behind (for a router: the old or the new routes, in full).
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
+use crate::error::{Error, Result};
+use crate::model::{Endpoint, Release, Slot};
+use crate::outcome::Call;
+use crate::probe::{HealthProbe, ProbeOutcome, ProbeTarget};
+use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabilities, Routes};
+
+/// How long each class of backend call may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Starting a release ([`Environment::deploy`]): image, container, start.
+    #[serde(rename = "provision_ms", with = "crate::model::millis")]
+    pub provision: Duration,
+    /// Stopping or removing a slot, on top of the stop's grace period.
+    #[serde(rename = "stop_ms", with = "crate::model::millis")]
+    pub stop: Duration,
+    /// Applying and confirming routes ([`Router::apply`]).
+    #[serde(rename = "apply_ms", with = "crate::model::millis")]
+    pub apply: Duration,
+    /// One probe check (a health policy also bounds each check by its own timeout).
+    #[serde(rename = "probe_ms", with = "crate::model::millis")]
+    pub probe: Duration,
+    /// Reading state: slot status, logs, the router's configuration and what the proxy serves;
+    /// also added to a drain wait's own timeout.
+    #[serde(rename = "read_ms", with = "crate::model::millis")]
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    /// Generous bounds that only a hang reaches: provision 10 min (a slow image pull), stop 60 s
+    /// past the grace period, apply 2 min, probe 60 s, read 60 s.
+    fn default() -> Self {
+        Timeouts {
+            provision: Duration::from_secs(600),
+            stop: Duration::from_secs(60),
+            apply: Duration::from_secs(120),
+            probe: Duration::from_secs(60),
+            read: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Timeouts {
+    /// Every bound set to `bound` (for tests).
+    pub fn all(bound: Duration) -> Self {
+        Timeouts {
+            provision: bound,
+            stop: bound,
+            apply: bound,
+            probe: bound,
+            read: bound,
+        }
+    }
+
+    /// Refuses a zero bound (every call would time out), naming the field.
+    pub fn validate(&self) -> Result<()> {
+        for (field, value) in [
+            ("timeouts.provision", self.provision),
+            ("timeouts.stop", self.stop),
+            ("timeouts.apply", self.apply),
+            ("timeouts.probe", self.probe),
+            ("timeouts.read", self.read),
+        ] {
+            if value.is_zero() {
+                return Err(Error::invalid(field, "0ms", "must be above zero"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A backend whose every call is bounded by [`Timeouts`]. Name and capabilities are the inner
+/// backend's.
+#[derive(Debug, Clone)]
+pub struct Bounded<T> {
+    inner: T,
+    timeouts: Timeouts,
+}
+
+impl<T> Bounded<T> {
+    /// Bounds every call of `inner`.
+    pub fn new(inner: T, timeouts: Timeouts) -> Self {
+        Bounded { inner, timeouts }
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &T {
+        &self.inner
+    }
+
+    /// The bounds.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+}
+
+/// Runs `call` of `backend` for at most `after`; past it, [`Error::Timeout`].
+async fn bound<T>(
+    backend: &str,
+    call: Call,
+    what: &str,
+    after: Duration,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(after, work).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(backend, %call, ?after, "{what} hung; giving up");
+            Err(Error::Timeout {
+                operation: format!("{backend} {what} ({call} bound)"),
+                after,
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl<E: Environment> Environment for Bounded<E> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn capabilities(&self) -> EnvironmentCapabilities {
+        self.inner.capabilities()
+    }
+
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+        let what = format!("deploy of {release} into {slot}");
+        bound(
+            self.name(),
+            Call::Provision,
+            &what,
+            self.timeouts.provision,
+            self.inner.deploy(slot, release),
+        )
+        .await
+    }
+
+    async fn status(&self, slot: Slot) -> Result<SlotStatus> {
+        let what = format!("status of {slot}");
+        bound(
+            self.name(),
+            Call::Read,
+            &what,
+            self.timeouts.read,
+            self.inner.status(slot),
+        )
+        .await
+    }
+
+    async fn stop(&self, slot: Slot, grace: Duration) -> Result<StopOutcome> {
+        let what = format!("stop of {slot}");
+        let after = grace.saturating_add(self.timeouts.stop);
+        bound(self.name(), Call::Stop, &what, after, self.inner.stop(slot, grace)).await
+    }
+
+    async fn remove(&self, slot: Slot) -> Result<()> {
+        let what = format!("removal of {slot}");
+        bound(
+            self.name(),
+            Call::Stop,
+            &what,
+            self.timeouts.stop,
+            self.inner.remove(slot),
+        )
+        .await
+    }
+
+    async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
+        let what = format!("logs of {slot}");
+        bound(
+            self.name(),
+            Call::Read,
+            &what,
+            self.timeouts.read,
+            self.inner.logs(slot, lines),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl<R: Router> Router for Bounded<R> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn capabilities(&self) -> RouterCapabilities {
+        self.inner.capabilities()
+    }
+
+    async fn current(&self) -> Result<Option<Routes>> {
+        bound(
+            self.name(),
+            Call::Read,
+            "read of the routes",
+            self.timeouts.read,
+            self.inner.current(),
+        )
+        .await
+    }
+
+    async fn apply(&self, routes: &Routes) -> Result<()> {
+        let what = format!("apply of {}", routes.split());
+        bound(
+            self.name(),
+            Call::Apply,
+            &what,
+            self.timeouts.apply,
+            self.inner.apply(routes),
+        )
+        .await
+    }
+
+    async fn observe(&self) -> Result<Observation> {
+        bound(
+            self.name(),
+            Call::Read,
+            "observation of the proxy",
+            self.timeouts.read,
+            self.inner.observe(),
+        )
+        .await
+    }
+
+    async fn adopt(&self) -> Result<Adoption> {
+        bound(
+            self.name(),
+            Call::Read,
+            "adoption of the configuration",
+            self.timeouts.read,
+            self.inner.adopt(),
+        )
+        .await
+    }
+
+    async fn wait_drained(&self, timeout: Duration) -> Result<DrainStatus> {
+        let after = timeout.saturating_add(self.timeouts.read);
+        bound(
+            self.name(),
+            Call::Drain,
+            "drain wait",
+            after,
+            self.inner.wait_drained(timeout),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl<P: HealthProbe> HealthProbe for Bounded<P> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
+        match tokio::time::timeout(self.timeouts.probe, self.inner.check(target)).await {
+            Ok(outcome) => outcome,
+            Err(_) => ProbeOutcome::Unhealthy(format!(
+                "{} did not answer within {:?} (probe bound)",
+                self.inner.describe(),
+                self.timeouts.probe
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::testing::{Faults, FaultyEnvironment, FaultyRouter, InMemoryEnvironment, InMemoryRouter, Op};
+
+    fn bounds() -> Timeouts {
+        Timeouts::all(Duration::from_secs(5))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_apply_ends_in_a_timeout_naming_the_backend_and_the_call() {
+        let faults = Faults::new().hang(Op::Apply, 1);
+        let router: Arc<dyn Router> = Arc::new(FaultyRouter::new(InMemoryRouter::new(), faults));
+        let bounded = Bounded::new(router, bounds());
+        let routes = Routes::only(Slot::Blue, Endpoint::new("127.0.0.1", 1).unwrap());
+        let err = bounded.apply(&routes).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Timeout { operation, after } if operation.contains("memory apply")
+                && operation.contains("apply bound") && *after == Duration::from_secs(5)),
+            "{err:?}"
+        );
+        // The next call goes through: the layer keeps no state.
+        bounded.apply(&routes).await.unwrap();
+        assert_eq!(bounded.current().await.unwrap(), Some(routes));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_is_bounded_by_its_grace_period_plus_the_stop_bound() {
+        let faults = Faults::new().hang(Op::Stop, 1);
+        let env = FaultyEnvironment::new(InMemoryEnvironment::new(), faults);
+        let bounded = Bounded::new(env, bounds());
+        let started = tokio::time::Instant::now();
+        let err = bounded.stop(Slot::Blue, Duration::from_secs(30)).await.unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(35));
+        assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+        assert_eq!(
+            bounded.stop(Slot::Blue, Duration::from_secs(30)).await.unwrap(),
+            StopOutcome::NotRunning
+        );
+    }
+
+    #[test]
+    fn a_zero_bound_is_refused_by_name() {
+        let timeouts = Timeouts {
+            apply: Duration::ZERO,
+            ..Timeouts::default()
+        };
+        let err = timeouts.validate().unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Invalid {
+                    what: "timeouts.apply",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}

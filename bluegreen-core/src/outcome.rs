@@ -1,0 +1,181 @@
+//! Outcomes as types: why a deployment was turned back, which backend call timed out, which
+//! conflict stood in the way. Errors, reports, events and the journal carry these; their text is
+//! derived from them, so callers and tests match on variants, never on messages.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A class of backend call, each with its own time bound (see [`Timeouts`](crate::Timeouts)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Call {
+    /// [`Environment::deploy`](crate::Environment::deploy).
+    Provision,
+    /// [`Environment::stop`](crate::Environment::stop) and `remove`.
+    Stop,
+    /// [`Router::apply`](crate::Router::apply).
+    Apply,
+    /// A health or analysis probe's check.
+    Probe,
+    /// Reading state: `Environment::status`/`logs`, `Router::current`/`observe`/`adopt`.
+    Read,
+    /// [`Router::wait_drained`](crate::Router::wait_drained) (bounded by the drain time itself).
+    Drain,
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Call::Provision => "provision",
+            Call::Stop => "stop",
+            Call::Apply => "apply",
+            Call::Probe => "probe",
+            Call::Read => "read",
+            Call::Drain => "drain",
+        })
+    }
+}
+
+/// Why a deployment did not go live, or was turned back after it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cause", content = "call", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Cause {
+    /// The environment could not start the release.
+    Provision,
+    /// The new slot did not pass its health policy.
+    Health,
+    /// The strategy's analysis failed.
+    Analysis,
+    /// The router could not apply (or confirm) a split.
+    Router,
+    /// An operator aborted (or asked for a rollback).
+    Aborted,
+    /// A gate waited longer than the deployer's approval timeout.
+    NoApproval,
+    /// The environment could not stop a slot.
+    Stop,
+    /// A backend call did not finish within its bound.
+    Timeout(Call),
+    /// The deployer stopped (a crash, a dropped future) before traffic was promoted.
+    Interrupted,
+    /// The strategy completed without giving the new slot all traffic.
+    Strategy,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Provision => f.write_str("provisioning failed"),
+            Cause::Health => f.write_str("health check failed"),
+            Cause::Analysis => f.write_str("analysis failed"),
+            Cause::Router => f.write_str("router failed"),
+            Cause::Aborted => f.write_str("aborted"),
+            Cause::NoApproval => f.write_str("no approval in time"),
+            Cause::Stop => f.write_str("stop failed"),
+            Cause::Timeout(call) => write!(f, "{call} call timed out"),
+            Cause::Interrupted => f.write_str("deployer interrupted"),
+            Cause::Strategy => f.write_str("strategy incomplete"),
+        }
+    }
+}
+
+/// What stands in the way of an operation (see [`Error::Conflict`](crate::Error::Conflict)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "conflict", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Conflict {
+    /// An earlier deployment is unfinished: [`resume`](crate::Deployer::resume) it first.
+    Unfinished {
+        /// Its id.
+        deployment: String,
+        /// Its release.
+        release: String,
+        /// The phase it stopped in.
+        phase: String,
+    },
+    /// Traffic is split and the journal has no unfinished deployment to explain it.
+    SplitWithoutDeployment {
+        /// The split the router holds.
+        split: String,
+    },
+    /// The router's configuration was not written by it (or was edited since): adopt it first.
+    ForeignConfig {
+        /// What the router found.
+        detail: String,
+    },
+    /// The router's configuration is not what the proxy serves, and nothing explains it.
+    NotLive {
+        /// What the router found.
+        detail: String,
+    },
+    /// The deployment was started with another strategy than this deployer's.
+    StrategyMismatch {
+        /// The deployment.
+        deployment: String,
+        /// The strategy it ran.
+        was: String,
+        /// This deployer's strategy.
+        is: String,
+    },
+    /// A command was sent while no deployment of the application runs in this process.
+    NothingRunning {
+        /// The application.
+        app: String,
+    },
+    /// The phase the deployment is in does not take the command.
+    Refused {
+        /// The phase.
+        phase: String,
+        /// The command.
+        signal: String,
+    },
+    /// The deployment ended before the command was read.
+    Ended,
+    /// The command was accepted but could not be journaled.
+    NotRecorded {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Conflict::Unfinished {
+                deployment,
+                release,
+                phase,
+            } => write!(
+                f,
+                "deployment {deployment} of {release} is unfinished ({phase}); call resume() first"
+            ),
+            Conflict::SplitWithoutDeployment { split } => write!(
+                f,
+                "traffic is split ({split}) and the journal has no unfinished deployment to explain it; \
+                 route all traffic to one slot first"
+            ),
+            Conflict::ForeignConfig { detail } => write!(
+                f,
+                "the router's configuration is not bluegreen's ({detail}); take it over with \
+                 DeployerBuilder::adopt_existing_config(true) (`--adopt` in the CLI): it is kept as a \
+                 backup and replaced at the first switch"
+            ),
+            Conflict::NotLive { detail } => write!(
+                f,
+                "the proxy does not serve what its configuration says ({detail}) and no unfinished \
+                 deployment explains it; run resume() or check the proxy"
+            ),
+            Conflict::StrategyMismatch { deployment, was, is } => write!(
+                f,
+                "deployment {deployment} ran the {was} strategy; resume it with that strategy, not {is}"
+            ),
+            Conflict::NothingRunning { app } => write!(f, "no deployment of {app} is running here"),
+            Conflict::Refused { phase, signal } => write!(f, "{signal} does not apply while {phase}"),
+            Conflict::Ended => f.write_str("the deployment ended before the command was read"),
+            Conflict::NotRecorded { reason } => write!(f, "accepted, but it could not be recorded: {reason}"),
+        }
+    }
+}
