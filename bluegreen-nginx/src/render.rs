@@ -17,6 +17,9 @@ use bluegreen_core::model::check_chars;
 use bluegreen_core::{Endpoint, Error, Result, Routes, Slot, TrafficSplit};
 
 const GENERATION: &str = "# bluegreen-generation: ";
+/// The CRC-32 of the whole file without this line: a file edited since it was written (even with
+/// its markers kept) no longer matches.
+const CHECKSUM: &str = "# bluegreen-checksum: ";
 const MARK: &str = "# bluegreen ";
 const IDLE: &str = "# bluegreen idle ";
 
@@ -40,6 +43,8 @@ pub(crate) struct Layout {
 pub(crate) struct Parsed {
     pub routes: Routes,
     pub token: String,
+    /// Whether the file is exactly as the router wrote it (its checksum matches).
+    pub intact: bool,
 }
 
 /// Refuses an upstream name nginx would misread (or that could carry config).
@@ -107,6 +112,7 @@ pub(crate) fn render(layout: &Layout, routes: &Routes, token: &str) -> Result<St
         "# Managed by bluegreen-nginx; rewritten on every switch. Do not edit."
     );
     let _ = writeln!(w, "{GENERATION}{token}");
+    let checksum_at = w.len();
     let _ = writeln!(w, "upstream {} {{", layout.upstream);
     let mut idle = Vec::new();
     for slot in Slot::BOTH {
@@ -141,7 +147,26 @@ pub(crate) fn render(layout: &Layout, routes: &Routes, token: &str) -> Result<St
         name = status_server_name(&layout.upstream),
         path = layout.status_path,
     );
+    out.insert_str(checksum_at, &format!("{CHECKSUM}{}\n", checksum(&out)));
     Ok(out)
+}
+
+/// The checksum of a rendered file without its checksum line.
+fn checksum(text: &str) -> String {
+    format!("{:08x}", crc32fast::hash(text.as_bytes()))
+}
+
+/// Whether `text` carries a checksum line that matches the rest of it.
+fn intact(text: &str) -> bool {
+    let Some(start) = text.find(&format!("\n{CHECKSUM}")).map(|i| i + 1) else {
+        return false;
+    };
+    let Some(len) = text[start..].find('\n').map(|i| i + 1) else {
+        return false;
+    };
+    let recorded = text[start + CHECKSUM.len()..start + len].trim();
+    let rest = format!("{}{}", &text[..start], &text[start + len..]);
+    recorded == checksum(&rest)
 }
 
 /// The `server_name` of the token server: several applications' files may share one
@@ -163,7 +188,9 @@ pub(crate) fn parse(text: &str, what: &str) -> Result<Parsed> {
     let mut weights = [0u32; 2];
     let mut endpoints: [Option<Endpoint>; 2] = [None, None];
     for line in text.lines().map(str::trim) {
-        if let Some(t) = line.strip_prefix(GENERATION) {
+        if line.starts_with(CHECKSUM) {
+            continue;
+        } else if let Some(t) = line.strip_prefix(GENERATION) {
             check_token(t.trim()).map_err(|e| bad(e.to_string()))?;
             token = Some(t.trim().to_owned());
         } else if let Some(rest) = line.strip_prefix(IDLE) {
@@ -207,19 +234,23 @@ pub(crate) fn parse(text: &str, what: &str) -> Result<Parsed> {
         }
     }
     let token = token.ok_or_else(|| bad("no generation line".into()))?;
-    let total = weights[0] + weights[1];
-    if total == 0 || 100 % total != 0 {
-        return Err(bad(format!(
-            "weights {}:{} are not a split of 100",
-            weights[0], weights[1]
-        )));
-    }
+    let not_a_split = || bad(format!("weights {}:{} are not a split of 100", weights[0], weights[1]));
+    // Hand-edited weights may be anything: no arithmetic here may overflow.
+    let total = weights[0].checked_add(weights[1]).filter(|t| *t > 0 && 100 % t == 0);
+    let total = total.ok_or_else(not_a_split)?;
     let scale = 100 / total;
-    let pct = |w: u32| u8::try_from(w * scale).expect("at most 100");
-    let split = TrafficSplit::new(pct(weights[0]), pct(weights[1])).map_err(|e| bad(e.to_string()))?;
+    let pct = |w: u32| w.checked_mul(scale).and_then(|p| u8::try_from(p).ok());
+    let (Some(blue_pct), Some(green_pct)) = (pct(weights[0]), pct(weights[1])) else {
+        return Err(not_a_split());
+    };
+    let split = TrafficSplit::new(blue_pct, green_pct).map_err(|e| bad(e.to_string()))?;
     let [blue, green] = endpoints;
     let routes = Routes::new(split, blue, green).map_err(|e| bad(e.to_string()))?;
-    Ok(Parsed { routes, token })
+    Ok(Parsed {
+        routes,
+        token,
+        intact: intact(text),
+    })
 }
 
 fn index(slot: Slot) -> usize {

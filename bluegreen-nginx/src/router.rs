@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use bluegreen_core::file::{self, Snapshot};
 use bluegreen_core::router::DrainStatus;
 use bluegreen_core::wait::poll;
-use bluegreen_core::{Error, Result, Router, RouterCapabilities, Routes};
+use bluegreen_core::{Adoption, Error, Observation, Result, Router, RouterCapabilities, Routes, Serving};
 
 use crate::builder::NginxRouterBuilder;
 use crate::config::NginxConfig;
@@ -158,8 +158,55 @@ impl NginxRouter {
         let task = tokio::task::spawn_blocking(move || (inner.switch(&text, &flag), guard));
         match task.await {
             Ok(done) => done,
-            Err(e) => panic!("the nginx switch thread panicked: {e}"),
+            // The thread panicked (a bug): its guard is gone with it, so take the lock again to
+            // give the caller one, and report what nginx state is unknown.
+            Err(e) => {
+                let guard = Arc::clone(&self.lock).lock_owned().await;
+                let message = format!("the switch thread failed ({e}); run status to see what nginx serves");
+                (Err(Error::backend("nginx", message, false)), guard)
+            }
         }
+    }
+
+    /// What nginx is seen serving against what the file holds (the caller holds the lock).
+    async fn observe_locked(&self) -> Result<Observation> {
+        let parsed = match self.read() {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                return Ok(Observation {
+                    configured: None,
+                    serving: Serving::Foreign(e.to_string()),
+                })
+            }
+        };
+        let Some(parsed) = parsed else {
+            return Ok(Observation {
+                configured: None,
+                serving: Serving::Confirmed,
+            });
+        };
+        let file = self.inner.config.upstream_file.display();
+        let serving = if !parsed.intact {
+            Serving::Foreign(format!(
+                "{file} was edited since bluegreen-nginx wrote it (its checksum differs)"
+            ))
+        } else {
+            match self.live_generation().await {
+                Some(live) if live == parsed.token => Serving::Confirmed,
+                Some(live) => Serving::Stale(format!(
+                    "nginx answers generation {live} but {file} holds {} (a reload that did not happen?)",
+                    parsed.token
+                )),
+                None => Serving::Unreachable(format!(
+                    "nothing answers the generation token at {}",
+                    self.inner.confirm_url
+                )),
+            }
+        };
+        Ok(Observation {
+            configured: Some(parsed.routes),
+            serving,
+        })
     }
 
     /// Puts `snapshot` back and reloads, on a blocking thread that owns the lock until it
@@ -307,13 +354,49 @@ impl Router for NginxRouter {
         Ok(self.read()?.map(|p| p.routes))
     }
 
+    /// Reads the file and asks nginx which generation it serves: [`Serving::Confirmed`] only when
+    /// the file is intact (its checksum matches) and nginx answers its generation token.
+    async fn observe(&self) -> Result<Observation> {
+        let _settled = self.lock.lock().await;
+        self.observe_locked().await
+    }
+
+    /// Keeps a file the router did not write (or that was edited) as `<file>.bluegreen-backup-<unix
+    /// seconds>` next to it; the next `apply` replaces the file. Nothing is reloaded. An intact
+    /// file, or none, needs no backup.
+    async fn adopt(&self) -> Result<Adoption> {
+        let _settled = self.lock.lock().await;
+        let path = &self.inner.config.upstream_file;
+        if matches!(self.read(), Ok(None) | Ok(Some(render::Parsed { intact: true, .. }))) {
+            return Ok(Adoption { backup: None });
+        }
+        let Some(bytes) = file::read_optional(path)? else {
+            return Ok(Adoption { backup: None });
+        };
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let mut backup = path.clone().into_os_string();
+        backup.push(format!(".bluegreen-backup-{secs}"));
+        let backup = std::path::PathBuf::from(backup);
+        file::write_atomic(&backup, &bytes, None)?;
+        tracing::info!(file = %path.display(), backup = %backup.display(), "nginx: adopted an upstream file");
+        Ok(Adoption {
+            backup: Some(backup.display().to_string()),
+        })
+    }
+
     async fn apply(&self, routes: &Routes) -> Result<()> {
         let token = new_token();
         let text = render::render(&self.inner.layout, routes, &token)?;
         let guard = Arc::clone(&self.lock).lock_owned().await;
         match self.read() {
             Ok(Some(on_disk)) => {
-                if on_disk.routes == *routes && self.live_generation().await.as_ref() == Some(&on_disk.token) {
+                if on_disk.intact
+                    && on_disk.routes == *routes
+                    && self.live_generation().await.as_ref() == Some(&on_disk.token)
+                {
                     tracing::debug!(generation = %on_disk.token, "nginx already serves these routes");
                     return Ok(());
                 }
