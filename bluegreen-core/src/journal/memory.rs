@@ -162,6 +162,7 @@ mod tests {
         assert_eq!(seqs(&other.tail(99).await.unwrap()), [1, 2, 3, 4, 5]);
         assert_eq!(other.location(), "memory");
         assert_eq!(other.torn_tail(), None);
+        assert!(other.skipped().is_empty());
     }
 
     #[tokio::test]
