@@ -190,7 +190,7 @@ impl TraefikRouter {
             (Some(hc), true) => hc.interval + hc.timeout,
             _ => Duration::ZERO,
         };
-        let deadline = self.config.confirm_deadline() + settle;
+        let deadline = self.config.confirm_deadline().saturating_add(settle);
         let outcome = poll("confirm", deadline, self.config.poll_interval, || {
             let (last, first_live) = (&last, &first_live);
             async move {
