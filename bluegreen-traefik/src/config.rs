@@ -65,7 +65,11 @@ pub struct TraefikConfig {
     /// The directory Traefik's file provider watches.
     pub directory: PathBuf,
     /// Where temporary files are written before being renamed in: outside `directory`, on the
-    /// same filesystem. Defaults to the parent of `directory`.
+    /// same mount (a rename into `directory` must work; checked when the router is built).
+    /// When unset, the parent of `directory` is used if it is on the same mount, and otherwise
+    /// (a bind-mounted or separately mounted `directory`) the subdirectory
+    /// `directory/.bluegreen-staging/` (temporary files there have hidden `.tmp` names, which
+    /// Traefik does not load, and its watcher sees only the rename).
     #[serde(default)]
     pub staging_directory: Option<PathBuf>,
     /// The Traefik router's name (default: the application name).
@@ -184,6 +188,9 @@ impl TraefikConfig {
         self.check_directories()
     }
 
+    /// The watched directory must exist. A configured staging directory must exist outside
+    /// it; whether a rename from it into the watched directory works is checked when the router
+    /// is built (see [`TraefikRouter::new`](crate::TraefikRouter::new)).
     fn check_directories(&self) -> Result<()> {
         let dir = &self.directory;
         if !dir.is_dir() {
@@ -193,30 +200,22 @@ impl TraefikConfig {
                 "is not an existing directory",
             ));
         }
-        let staging = self.staging_dir();
+        let Some(staging) = &self.staging_directory else {
+            return Ok(());
+        };
         if !staging.is_dir() {
             return Err(Error::invalid(
-                "traefik staging directory",
+                "traefik staging_directory",
                 staging.display().to_string(),
                 "is not an existing directory",
             ));
         }
-        let (canon_dir, canon_staging) = (canonical(dir)?, canonical(&staging)?);
+        let (canon_dir, canon_staging) = (canonical(dir)?, canonical(staging)?);
         if canon_staging.starts_with(&canon_dir) {
             return Err(Error::invalid(
-                "traefik staging directory",
+                "traefik staging_directory",
                 staging.display().to_string(),
                 "is inside the watched directory: Traefik would see the temporary files",
-            ));
-        }
-        if device(&canon_dir)? != device(&canon_staging)? {
-            return Err(Error::invalid(
-                "traefik staging directory",
-                staging.display().to_string(),
-                format!(
-                    "is not on the same filesystem as {}: the rename would not be atomic",
-                    dir.display()
-                ),
             ));
         }
         Ok(())
@@ -312,13 +311,6 @@ fn check_api_url(url: &str) -> Result<()> {
 
 fn canonical(path: &Path) -> Result<PathBuf> {
     path.canonicalize()
-        .map_err(|e| Error::invalid("traefik directory", path.display().to_string(), e.to_string()))
-}
-
-fn device(path: &Path) -> Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path)
-        .map(|m| m.dev())
         .map_err(|e| Error::invalid("traefik directory", path.display().to_string(), e.to_string()))
 }
 
@@ -421,7 +413,7 @@ mod tests {
                 Box::new(|c| c.directory = c.directory.join("missing")),
             ),
             (
-                "traefik staging directory",
+                "traefik staging_directory",
                 Box::new(|c| c.staging_directory = Some(c.directory.clone())),
             ),
         ];
