@@ -18,7 +18,10 @@ use crate::labels::RESERVED_PREFIX;
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// How one application runs in Docker. See the crate docs for an example.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` output shows the environment variables' names but not their values (they often
+/// hold secrets), so a config can be logged or put in an error as is.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DockerConfig {
@@ -68,6 +71,47 @@ pub struct DockerConfig {
     /// handler is never stopped by SIGTERM, only killed after the grace period.
     #[serde(default = "yes")]
     pub init: bool,
+}
+
+impl std::fmt::Debug for DockerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so a new field cannot be forgotten here.
+        let DockerConfig {
+            app,
+            image,
+            container_port,
+            socket,
+            env,
+            command,
+            network,
+            expose,
+            memory_bytes,
+            cpus,
+            restart,
+            stop_grace,
+            health_check,
+            labels,
+            init,
+        } = self;
+        let redacted: BTreeMap<&str, &str> = env.keys().map(|k| (k.as_str(), "<redacted>")).collect();
+        f.debug_struct("DockerConfig")
+            .field("app", app)
+            .field("image", image)
+            .field("container_port", container_port)
+            .field("socket", socket)
+            .field("env", &redacted)
+            .field("command", command)
+            .field("network", network)
+            .field("expose", expose)
+            .field("memory_bytes", memory_bytes)
+            .field("cpus", cpus)
+            .field("restart", restart)
+            .field("stop_grace", stop_grace)
+            .field("health_check", health_check)
+            .field("labels", labels)
+            .field("init", init)
+            .finish()
+    }
 }
 
 fn default_stop_grace() -> Duration {
@@ -433,10 +477,11 @@ impl DockerConfig {
                 ));
             }
             if value.contains('\0') {
+                // The value is not quoted: it may be a secret.
                 return Err(Error::invalid(
                     "environment variable value",
-                    value,
-                    "must not contain NUL",
+                    name,
+                    "the value of this variable contains NUL",
                 ));
             }
         }
@@ -616,6 +661,17 @@ mod tests {
         let back: DockerConfig = serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
         assert_eq!(back, config);
         assert!(serde_json::from_str::<DockerConfig>(r#"{"app":"bad app"}"#).is_err());
+    }
+
+    #[test]
+    fn debug_shows_env_names_but_not_values() {
+        let config = config().env("DATABASE_PASSWORD", "hunter2-s3cret").env("MODE", "prod");
+        let text = format!("{config:?} {config:#?}");
+        assert!(text.contains("DATABASE_PASSWORD") && text.contains("MODE"), "{text}");
+        assert!(!text.contains("hunter2") && !text.contains("prod"), "{text}");
+        assert!(text.contains("shop/web") && text.contains("8080"), "{text}");
+        let err = config.env("TOKEN", "abc\0secret").validate().unwrap_err().to_string();
+        assert!(err.contains("TOKEN") && !err.contains("secret"), "{err}");
     }
 
     #[test]
