@@ -280,7 +280,6 @@ fn os_args(args: &[String]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
 
-/// A token unique to this change: time, process and a counter (letters, digits and `-` only).
 /// Removes the temporary files of `upstream_file` that a killed writer left (see
 /// [`file::remove_stale_temps`]); logged, not returned: they are harmless to nginx (its include
 /// patterns end in `.conf`), and the next apply reports any real I/O problem.
@@ -296,6 +295,13 @@ fn remove_leftovers(upstream_file: &std::path::Path) {
     }
 }
 
+/// What an unconfirmed apply waited for, worded for [`Error::Timeout`]'s
+/// "`{operation}` did not finish within `{after}`": what was given up, and what was done then.
+fn timed_out(token: &str, url: &str, undone: &str, log: &str) -> String {
+    format!("confirming that nginx answers generation {token} at {url} (given up: {undone}; {log})")
+}
+
+/// A token unique to this change: time, process and a counter (letters, digits and `-` only).
 fn new_token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
@@ -358,11 +364,7 @@ impl Router for NginxRouter {
             let note = self.undo(switched.snapshot, guard).await;
             return Err(match e {
                 Error::Timeout { after, .. } => Error::Timeout {
-                    operation: format!(
-                        "nginx to answer generation {token} at {} ({note}); {}",
-                        self.inner.confirm_url,
-                        self.inner.error_log_tail()
-                    ),
+                    operation: timed_out(&token, &self.inner.confirm_url, &note, &self.inner.error_log_tail()),
                     after,
                 },
                 other => other,
@@ -402,6 +404,25 @@ impl Router for NginxRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unconfirmed_apply_reads_as_one_sentence() {
+        let err = Error::Timeout {
+            operation: timed_out(
+                "bg-1",
+                "http://127.0.0.1:8099/__bluegreen",
+                "the previous file was restored and nginx reloaded",
+                "nginx's error log says why",
+            ),
+            after: Duration::from_secs(5),
+        };
+        assert_eq!(
+            err.to_string(),
+            "confirming that nginx answers generation bg-1 at http://127.0.0.1:8099/__bluegreen \
+             (given up: the previous file was restored and nginx reloaded; nginx's error log says why) \
+             did not finish within 5s"
+        );
+    }
 
     #[test]
     fn building_removes_the_leftovers_of_this_routers_file_only() {

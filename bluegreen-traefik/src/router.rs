@@ -344,12 +344,13 @@ impl Router for TraefikRouter {
 /// `e`, saying that the previous file was put back (or that putting it back failed too).
 fn restored(e: Error, restore: Result<()>) -> Error {
     let note = match restore {
-        Ok(()) => "; the previous file was restored".to_owned(),
-        Err(r) => format!("; restoring the previous file failed too: {r}"),
+        Ok(()) => "the previous file was restored".to_owned(),
+        Err(r) => format!("restoring the previous file failed too: {r}"),
     };
     match e {
+        // Read as "<operation> did not finish within <after>": the note goes in parentheses.
         Error::Timeout { operation, after } => Error::Timeout {
-            operation: operation + &note,
+            operation: format!("{operation} (given up: {note})"),
             after,
         },
         Error::Backend {
@@ -359,15 +360,38 @@ fn restored(e: Error, restore: Result<()>) -> Error {
             source,
         } => Error::Backend {
             backend,
-            message: message + &note,
+            message: format!("{message}; {note}"),
             temporary,
             source,
         },
         other => Error::Backend {
             backend: "traefik".into(),
-            message: format!("{other}{note}"),
+            message: format!("{other}; {note}"),
             temporary: other.is_temporary(),
             source: Some(Box::new(other)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restored_timeout_reads_as_one_sentence() {
+        let timeout = Error::Timeout {
+            operation: "Traefik serving /d/shop.toml (100/0; last seen: weights)".into(),
+            after: Duration::from_secs(7),
+        };
+        assert_eq!(
+            restored(timeout, Ok(())).to_string(),
+            "Traefik serving /d/shop.toml (100/0; last seen: weights) (given up: the previous file \
+             was restored) did not finish within 7s"
+        );
+        let refused = Error::backend("traefik", "Traefik refused /d/shop.toml: bad", false);
+        assert_eq!(
+            restored(refused, Ok(())).to_string(),
+            "traefik: Traefik refused /d/shop.toml: bad; the previous file was restored"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod app;
 mod endpoint;
+pub mod field;
 pub(crate) mod millis;
 mod release;
 mod slot;
