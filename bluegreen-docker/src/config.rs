@@ -18,7 +18,10 @@ use crate::labels::RESERVED_PREFIX;
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// How one application runs in Docker. See the crate docs for an example.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` output shows the environment variables' names but not their values (they often
+/// hold secrets), so a config can be logged or put in an error as is.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DockerConfig {
@@ -55,7 +58,11 @@ pub struct DockerConfig {
     /// Also written as the container's `StopTimeout`, so a `docker stop` by hand is as gentle.
     /// The [`Environment::stop`](bluegreen_core::Environment::stop) grace argument is what the
     /// engine uses.
-    #[serde(default = "default_stop_grace", with = "duration")]
+    #[serde(
+        default = "default_stop_grace",
+        serialize_with = "duration::serialize",
+        deserialize_with = "field_de::stop_grace"
+    )]
     pub stop_grace: Duration,
     /// A Docker health check (`State.Health`), read by [`DockerHealthProbe`](crate::DockerHealthProbe).
     #[serde(default)]
@@ -68,6 +75,47 @@ pub struct DockerConfig {
     /// handler is never stopped by SIGTERM, only killed after the grace period.
     #[serde(default = "yes")]
     pub init: bool,
+}
+
+impl std::fmt::Debug for DockerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so a new field cannot be forgotten here.
+        let DockerConfig {
+            app,
+            image,
+            container_port,
+            socket,
+            env,
+            command,
+            network,
+            expose,
+            memory_bytes,
+            cpus,
+            restart,
+            stop_grace,
+            health_check,
+            labels,
+            init,
+        } = self;
+        let redacted: BTreeMap<&str, &str> = env.keys().map(|k| (k.as_str(), "<redacted>")).collect();
+        f.debug_struct("DockerConfig")
+            .field("app", app)
+            .field("image", image)
+            .field("container_port", container_port)
+            .field("socket", socket)
+            .field("env", &redacted)
+            .field("command", command)
+            .field("network", network)
+            .field("expose", expose)
+            .field("memory_bytes", memory_bytes)
+            .field("cpus", cpus)
+            .field("restart", restart)
+            .field("stop_grace", stop_grace)
+            .field("health_check", health_check)
+            .field("labels", labels)
+            .field("init", init)
+            .finish()
+    }
 }
 
 fn default_stop_grace() -> Duration {
@@ -171,6 +219,7 @@ pub enum Expose {
     /// a free one (read back after start); a fixed port per slot suits a proxy that cannot be told.
     Published {
         /// The host address (`127.0.0.1` keeps it off the network).
+        #[serde(deserialize_with = "field_de::host_ip")]
         host_ip: IpAddr,
         /// The host port of the blue slot (`0`: engine-chosen).
         #[serde(default)]
@@ -235,16 +284,28 @@ pub struct HealthCheck {
     /// The command and its arguments (`["/demo-app", "--health-check"]`); exit 0 is healthy.
     pub command: Vec<String>,
     /// Time between checks (default 250 ms: short, so a deploy does not wait on Docker's 30 s).
-    #[serde(default = "default_interval", with = "duration")]
+    #[serde(
+        default = "default_interval",
+        serialize_with = "duration::serialize",
+        deserialize_with = "field_de::hc_interval"
+    )]
     pub interval: Duration,
     /// Bound on one check (default 2 s).
-    #[serde(default = "default_timeout", with = "duration")]
+    #[serde(
+        default = "default_timeout",
+        serialize_with = "duration::serialize",
+        deserialize_with = "field_de::hc_timeout"
+    )]
     pub timeout: Duration,
     /// Consecutive failures before `unhealthy` (default 3).
     #[serde(default = "default_retries")]
     pub retries: u32,
     /// Failures during this time after start do not count (default 0).
-    #[serde(default, with = "duration")]
+    #[serde(
+        default,
+        serialize_with = "duration::serialize",
+        deserialize_with = "field_de::hc_start_period"
+    )]
     pub start_period: Duration,
 }
 
@@ -433,10 +494,11 @@ impl DockerConfig {
                 ));
             }
             if value.contains('\0') {
+                // The value is not quoted: it may be a secret.
                 return Err(Error::invalid(
                     "environment variable value",
-                    value,
-                    "must not contain NUL",
+                    name,
+                    "the value of this variable contains NUL",
                 ));
             }
         }
@@ -518,15 +580,38 @@ fn check_name(what: &'static str, name: &str) -> Result<()> {
 mod duration {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::Serializer;
 
     pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_duration(*d))
     }
+}
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+/// One deserializer per key that serde would otherwise refuse without naming it.
+mod field_de {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use bluegreen_core::model::field;
+    use serde::Deserializer;
+
+    macro_rules! durations {
+        ($($name:ident => $key:literal),* $(,)?) => {$(
+            pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+                field::duration(d, $key)
+            }
+        )*};
+    }
+
+    durations! {
+        stop_grace => "docker stop_grace",
+        hc_interval => "docker health_check.interval",
+        hc_timeout => "docker health_check.timeout",
+        hc_start_period => "docker health_check.start_period",
+    }
+
+    pub(super) fn host_ip<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+        field::ip_addr(d, "docker expose.host_ip")
     }
 }
 
@@ -616,6 +701,40 @@ mod tests {
         let back: DockerConfig = serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
         assert_eq!(back, config);
         assert!(serde_json::from_str::<DockerConfig>(r#"{"app":"bad app"}"#).is_err());
+    }
+
+    #[test]
+    fn debug_shows_env_names_but_not_values() {
+        let config = config().env("DATABASE_PASSWORD", "hunter2-s3cret").env("MODE", "prod");
+        let text = format!("{config:?} {config:#?}");
+        assert!(text.contains("DATABASE_PASSWORD") && text.contains("MODE"), "{text}");
+        assert!(!text.contains("hunter2") && !text.contains("prod"), "{text}");
+        assert!(text.contains("shop/web") && text.contains("8080"), "{text}");
+        let err = config.env("TOKEN", "abc\0secret").validate().unwrap_err().to_string();
+        assert!(err.contains("TOKEN") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_duration_or_address_names_the_key_and_the_value() {
+        let with = |extra: &str| {
+            serde_json::from_str::<DockerConfig>(&format!(
+                r#"{{"app":"shop","image":{{"kind":"reference"}},"container_port":80,{extra}}}"#
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        let e = with(r#""stop_grace":"ten seconds""#);
+        assert!(
+            e.contains(r#"invalid docker stop_grace "ten seconds": expected a duration"#),
+            "{e}"
+        );
+        let e = with(r#""health_check":{"command":["/x"],"start_period":"-1s"}"#);
+        assert!(e.contains(r#"invalid docker health_check.start_period "-1s""#), "{e}");
+        let e = with(r#""expose":{"kind":"published","host_ip":"localhost"}"#);
+        assert!(
+            e.contains(r#"invalid docker expose.host_ip "localhost": expected an IP address"#),
+            "{e}"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use bollard::Docker;
 use tracing::debug;
 
 use crate::config::{DockerConfig, Expose, RestartPolicy};
-use crate::error::{backend, is_conflict, is_not_found, is_not_modified, BACKEND};
+use crate::error::{backend, connecting, is_conflict, is_not_found, is_not_modified, BACKEND};
 use crate::labels::{self, SlotLabels};
 use crate::logs::{tail, with_logs};
 use crate::probe::DockerHealthProbe;
@@ -45,6 +45,9 @@ const SIGKILL_EXIT: i64 = 137;
 ///   seconds (the Engine API's resolution), then SIGKILL. It reports
 ///   [`StopOutcome::Killed`] when the container exited with 137 after the grace period.
 /// - `logs` returns the container's last output lines (none when the slot has no container).
+///
+/// Logging: only at debug level, and never the container's output (it reaches you through
+/// errors and `logs`) nor environment values (`Debug` of the config shows names only).
 #[derive(Debug, Clone)]
 pub struct DockerEnvironment {
     docker: Docker,
@@ -63,13 +66,13 @@ pub struct SlotContainer {
 /// Connects to the Docker Engine at `socket` and agrees on an API version with it (so an engine
 /// as old as API 1.41, Docker 20.10, works).
 ///
-/// An engine that cannot be reached is a temporary [`Error::Backend`] naming the socket.
+/// An engine that cannot be reached is a temporary [`Error::Backend`] naming the socket and the
+/// OS cause (`engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`).
 pub async fn connect(socket: &std::path::Path) -> Result<Docker> {
     let path = socket.to_string_lossy();
-    let what = format!("connecting to the Docker Engine at unix://{path}");
     let docker =
-        Docker::connect_with_socket(&path, 120, bollard::API_DEFAULT_VERSION).map_err(|e| backend(&what, e))?;
-    docker.negotiate_version().await.map_err(|e| backend(&what, e))
+        Docker::connect_with_socket(&path, 120, bollard::API_DEFAULT_VERSION).map_err(|e| connecting(socket, e))?;
+    docker.negotiate_version().await.map_err(|e| connecting(socket, e))
 }
 
 impl DockerEnvironment {

@@ -1,6 +1,7 @@
 //! Mapping bollard's errors into [`bluegreen_core::Error`].
 
 use std::fmt::Display;
+use std::path::Path;
 
 use bluegreen_core::Error;
 use bollard::errors::Error as DockerError;
@@ -31,6 +32,42 @@ pub(crate) fn backend(doing: impl Display, err: DockerError) -> Error {
         temporary,
         source: Some(Box::new(err)),
     }
+}
+
+/// `err`, met while connecting to the engine at `socket`: an engine that answered but refused is
+/// [`backend`]; one that could not be reached (no socket, nobody listening, no permission) is a
+/// temporary [`Error::Backend`] naming the socket and the OS cause, e.g.
+/// `docker: engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`.
+pub(crate) fn connecting(socket: &Path, err: DockerError) -> Error {
+    let at = format!("engine at unix://{}", socket.display());
+    if let DockerError::DockerResponseServerError { .. } = err {
+        return backend(format_args!("connecting to the {at}"), err);
+    }
+    // bollard checks that the socket exists before connecting, without saying what the OS said.
+    let missing = match &err {
+        DockerError::SocketNotFoundError(_) => std::fs::metadata(socket).err().map(|e| e.to_string()),
+        _ => None,
+    };
+    let cause = missing.or_else(|| os_cause(&err)).unwrap_or_else(|| err.to_string());
+    Error::Backend {
+        backend: BACKEND.to_string(),
+        message: format!("{at} unreachable: {cause}"),
+        temporary: true,
+        source: Some(Box::new(err)),
+    }
+}
+
+/// The deepest I/O error in `err`'s chain of sources (what the OS said), as text.
+fn os_cause(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut found = None;
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            found = Some(io.to_string());
+        }
+        next = e.source();
+    }
+    found
 }
 
 /// Whether the daemon answered 404 (no such container or image).

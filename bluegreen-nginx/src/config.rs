@@ -42,7 +42,7 @@ pub struct NginxConfig {
     #[serde(default)]
     pub reload: ReloadCommand,
     /// Where the rendered generation-token server listens (keep it on loopback).
-    #[serde(default = "default_status_listen")]
+    #[serde(default = "default_status_listen", deserialize_with = "field_de::status_listen")]
     pub status_listen: SocketAddr,
     /// The path that answers the generation token.
     #[serde(default = "default_status_path")]
@@ -58,18 +58,53 @@ pub struct NginxConfig {
     #[serde(default = "default_keepalive")]
     pub keepalive: Option<u32>,
     /// How long the new generation has to answer after the reload.
-    #[serde(default = "default_confirm_timeout")]
+    #[serde(
+        default = "default_confirm_timeout",
+        deserialize_with = "field_de::confirm_timeout_ms"
+    )]
     pub confirm_timeout_ms: u64,
     /// Pause between confirmation requests.
-    #[serde(default = "default_confirm_interval")]
+    #[serde(
+        default = "default_confirm_interval",
+        deserialize_with = "field_de::confirm_interval_ms"
+    )]
     pub confirm_interval_ms: u64,
     /// Bound on `nginx -t` and the reload command.
-    #[serde(default = "default_command_timeout")]
+    #[serde(
+        default = "default_command_timeout",
+        deserialize_with = "field_de::command_timeout_ms"
+    )]
     pub command_timeout_ms: u64,
     /// nginx's error log: when a reload does not take (the master refused the new config, e.g.
     /// a port in use), its last error lines are added to the error.
     #[serde(default)]
     pub error_log: Option<PathBuf>,
+}
+
+/// One deserializer per key that serde would otherwise refuse without naming it.
+mod field_de {
+    use std::net::SocketAddr;
+
+    use bluegreen_core::model::field;
+    use serde::Deserializer;
+
+    pub(super) fn status_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        field::socket_addr(d, "nginx status_listen")
+    }
+
+    macro_rules! millis {
+        ($($name:ident => $key:literal),* $(,)?) => {$(
+            pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+                field::millis(d, $key)
+            }
+        )*};
+    }
+
+    millis! {
+        confirm_timeout_ms => "nginx confirm_timeout_ms",
+        confirm_interval_ms => "nginx confirm_interval_ms",
+        command_timeout_ms => "nginx command_timeout_ms",
+    }
 }
 
 fn default_binary() -> PathBuf {
@@ -206,6 +241,32 @@ mod tests {
         assert_eq!(c.confirm_url(), "http://127.0.0.1:8099/__bluegreen");
         c.validate().unwrap();
         assert!(serde_json::from_str::<NginxConfig>(r#"{"upstream_file":"/x","upstream_name":"s","typo":1}"#).is_err());
+    }
+
+    #[test]
+    fn a_bad_address_or_duration_names_the_key_and_the_value() {
+        let base = r#""upstream_file":"/x/shop.conf","upstream_name":"shop""#;
+        let err = |extra: &str| {
+            serde_json::from_str::<NginxConfig>(&format!("{{{base},{extra}}}"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(r#""status_listen":"localhost:8099""#);
+        assert!(
+            e.contains(r#"invalid nginx status_listen "localhost:8099": expected an IP address and port"#),
+            "{e}"
+        );
+        let e = err(r#""confirm_timeout_ms":"5s""#);
+        assert!(
+            e.contains(r#"invalid nginx confirm_timeout_ms "5s": expected a whole number of milliseconds"#),
+            "{e}"
+        );
+        let e = toml::from_str::<NginxConfig>(
+            "upstream_file = \"/x/shop.conf\"\nupstream_name = \"shop\"\ncommand_timeout_ms = -5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("invalid nginx command_timeout_ms -5"), "{e}");
     }
 
     #[test]

@@ -94,9 +94,13 @@ impl NginxRouter {
         NginxRouterBuilder::new(NginxConfig::new(upstream_file, upstream_name))
     }
 
-    /// The router for `config`, after checking every value. Writes nothing and starts nothing.
+    /// The router for `config`, after checking every value. Starts nothing, and writes nothing
+    /// but this: temporary files of the upstream file that a killed writer left in its
+    /// directory (`.<file>.bluegreen.<random>.tmp`, unlocked and unchanged for 10 s) are
+    /// removed; no other file is touched, and a failure to remove is only logged.
     pub fn from_config(config: NginxConfig) -> Result<Self> {
         config.validate()?;
+        remove_leftovers(&config.upstream_file);
         let client = reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(0)
@@ -329,6 +333,27 @@ fn os_args(args: &[String]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
 
+/// Removes the temporary files of `upstream_file` that a killed writer left (see
+/// [`file::remove_stale_temps`]); logged, not returned: they are harmless to nginx (its include
+/// patterns end in `.conf`), and the next apply reports any real I/O problem.
+fn remove_leftovers(upstream_file: &std::path::Path) {
+    let dir = match upstream_file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    match file::remove_stale_temps(upstream_file, &[&dir], file::STALE_AFTER) {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => tracing::debug!(?removed, "removed temporary files left by a killed writer"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove temporary files left by a killed writer"),
+    }
+}
+
+/// What an unconfirmed apply waited for, worded for [`Error::Timeout`]'s
+/// "`{operation}` did not finish within `{after}`": what was given up, and what was done then.
+fn timed_out(token: &str, url: &str, undone: &str, log: &str) -> String {
+    format!("confirming that nginx answers generation {token} at {url} (given up: {undone}; {log})")
+}
+
 /// A token unique to this change: time, process and a counter (letters, digits and `-` only).
 fn new_token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -428,11 +453,7 @@ impl Router for NginxRouter {
             let note = self.undo(switched.snapshot, guard).await;
             return Err(match e {
                 Error::Timeout { after, .. } => Error::Timeout {
-                    operation: format!(
-                        "nginx to answer generation {token} at {} ({note}); {}",
-                        self.inner.confirm_url,
-                        self.inner.error_log_tail()
-                    ),
+                    operation: timed_out(&token, &self.inner.confirm_url, &note, &self.inner.error_log_tail()),
                     after,
                 },
                 other => other,
@@ -465,6 +486,54 @@ impl Router for NginxRouter {
             Ok(()) => Ok(DrainStatus::Drained),
             Err(Error::Timeout { .. }) => Ok(DrainStatus::StillDraining),
             Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unconfirmed_apply_reads_as_one_sentence() {
+        let err = Error::Timeout {
+            operation: timed_out(
+                "bg-1",
+                "http://127.0.0.1:8099/__bluegreen",
+                "the previous file was restored and nginx reloaded",
+                "nginx's error log says why",
+            ),
+            after: Duration::from_secs(5),
+        };
+        assert_eq!(
+            err.to_string(),
+            "confirming that nginx answers generation bg-1 at http://127.0.0.1:8099/__bluegreen \
+             (given up: the previous file was restored and nginx reloaded; nginx's error log says why) \
+             did not finish within 5s"
+        );
+    }
+
+    #[test]
+    fn building_removes_the_leftovers_of_this_routers_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = dir.path().join("shop.conf");
+        let stale = dir.path().join(".shop.conf.bluegreen.Xy12Ab34Cd.tmp");
+        let kept = [
+            dir.path().join(".cart.conf.bluegreen.Xy12Ab34Cd.tmp"),
+            dir.path().join(".shop.conf.Xy12Ab.tmp"),
+            dir.path().join("other.conf"),
+        ];
+        for path in kept.iter().chain([&stale]) {
+            std::fs::write(path, "x").unwrap();
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
+        }
+        let fresh = dir.path().join(".shop.conf.bluegreen.Fresh12345.tmp");
+        std::fs::write(&fresh, "x").unwrap();
+        NginxRouter::builder(&upstream, "shop").build().unwrap();
+        assert!(!stale.exists(), "the stale temporary file is removed");
+        for path in kept.iter().chain([&fresh]) {
+            assert!(path.exists(), "{} was removed", path.display());
         }
     }
 }

@@ -35,6 +35,16 @@ impl TraefikProcess {
     /// Starts Traefik with `providersThrottleDuration` = `throttle` (`Duration::ZERO` in most
     /// tests; Traefik's default is 2 s) and waits until its API answers.
     pub fn start(throttle: Duration) -> Result<TraefikProcess, String> {
+        Self::start_with(throttle, |_| Ok(()))
+    }
+
+    /// Like [`start`](Self::start), but runs `prepare` on the temporary directory (which holds
+    /// `dynamic/` and `staging/`) before Traefik starts watching `dynamic/` — for example to
+    /// mount something on it. What `prepare` sets up, the caller takes down.
+    pub fn start_with(
+        throttle: Duration,
+        prepare: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<TraefikProcess, String> {
         let binary = binary()?;
         let dir = tempfile::Builder::new()
             .prefix("bluegreen-traefik-")
@@ -43,6 +53,7 @@ impl TraefikProcess {
         for sub in ["dynamic", "staging"] {
             std::fs::create_dir(dir.path().join(sub)).map_err(|e| format!("cannot create {sub}/: {e}"))?;
         }
+        prepare(dir.path())?;
         let free = || free_port().map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
         let (web, api) = (free()?, free()?);
         let config = static_config(dir.path(), web, api, throttle);

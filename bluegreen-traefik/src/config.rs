@@ -36,10 +36,18 @@ pub struct HealthCheck {
     /// The path requested, starting with `/`.
     pub path: String,
     /// Time between checks (`"1s"`).
-    #[serde(with = "humantime_serde_compat", default = "default_hc_interval")]
+    #[serde(
+        serialize_with = "humantime_serde_compat::serialize",
+        deserialize_with = "field_de::hc_interval",
+        default = "default_hc_interval"
+    )]
     pub interval: Duration,
     /// Time a check may take (`"500ms"`).
-    #[serde(with = "humantime_serde_compat", default = "default_hc_timeout")]
+    #[serde(
+        serialize_with = "humantime_serde_compat::serialize",
+        deserialize_with = "field_de::hc_timeout",
+        default = "default_hc_timeout"
+    )]
     pub timeout: Duration,
 }
 
@@ -65,7 +73,11 @@ pub struct TraefikConfig {
     /// The directory Traefik's file provider watches.
     pub directory: PathBuf,
     /// Where temporary files are written before being renamed in: outside `directory`, on the
-    /// same filesystem. Defaults to the parent of `directory`.
+    /// same mount (a rename into `directory` must work; checked when the router is built).
+    /// When unset, the parent of `directory` is used if it is on the same mount, and otherwise
+    /// (a bind-mounted or separately mounted `directory`) the subdirectory
+    /// `directory/.bluegreen-staging/` (temporary files there have hidden `.tmp` names, which
+    /// Traefik does not load, and its watcher sees only the rename).
     #[serde(default)]
     pub staging_directory: Option<PathBuf>,
     /// The Traefik router's name (default: the application name).
@@ -85,16 +97,32 @@ pub struct TraefikConfig {
     pub api_url: String,
     /// Traefik's `providersThrottleDuration` (its default is 2 s): added to the confirmation
     /// deadline, because a change may wait that long before Traefik loads it.
-    #[serde(with = "humantime_serde_compat", default = "default_throttle")]
+    #[serde(
+        serialize_with = "humantime_serde_compat::serialize",
+        deserialize_with = "field_de::providers_throttle",
+        default = "default_throttle"
+    )]
     pub providers_throttle: Duration,
     /// How long Traefik gets to serve a change, on top of `providers_throttle`.
-    #[serde(with = "humantime_serde_compat", default = "default_confirm_timeout")]
+    #[serde(
+        serialize_with = "humantime_serde_compat::serialize",
+        deserialize_with = "field_de::confirm_timeout",
+        default = "default_confirm_timeout"
+    )]
     pub confirm_timeout: Duration,
     /// Bound on one API request.
-    #[serde(with = "humantime_serde_compat", default = "default_api_timeout")]
+    #[serde(
+        serialize_with = "humantime_serde_compat::serialize",
+        deserialize_with = "field_de::api_timeout",
+        default = "default_api_timeout"
+    )]
     pub api_timeout: Duration,
     /// Time between two looks at the API while confirming.
-    #[serde(with = "humantime_serde_compat", default = "default_poll_interval")]
+    #[serde(
+        serialize_with = "humantime_serde_compat::serialize",
+        deserialize_with = "field_de::poll_interval",
+        default = "default_poll_interval"
+    )]
     pub poll_interval: Duration,
     /// The file's format.
     #[serde(default)]
@@ -166,7 +194,7 @@ impl TraefikConfig {
                 if d < Duration::from_millis(1) {
                     return Err(Error::invalid(
                         "traefik health check duration",
-                        what,
+                        format!("{what} = {d:?}"),
                         "must be at least 1ms",
                     ));
                 }
@@ -178,12 +206,19 @@ impl TraefikConfig {
             ("poll_interval", self.poll_interval),
         ] {
             if d.is_zero() {
-                return Err(Error::invalid("traefik router duration", what, "must be above zero"));
+                return Err(Error::invalid(
+                    "traefik router duration",
+                    format!("{what} = {d:?}"),
+                    "must be above zero",
+                ));
             }
         }
         self.check_directories()
     }
 
+    /// The watched directory must exist. A configured staging directory must exist outside
+    /// it; whether a rename from it into the watched directory works is checked when the router
+    /// is built (see [`TraefikRouter::new`](crate::TraefikRouter::new)).
     fn check_directories(&self) -> Result<()> {
         let dir = &self.directory;
         if !dir.is_dir() {
@@ -193,30 +228,22 @@ impl TraefikConfig {
                 "is not an existing directory",
             ));
         }
-        let staging = self.staging_dir();
+        let Some(staging) = &self.staging_directory else {
+            return Ok(());
+        };
         if !staging.is_dir() {
             return Err(Error::invalid(
-                "traefik staging directory",
+                "traefik staging_directory",
                 staging.display().to_string(),
                 "is not an existing directory",
             ));
         }
-        let (canon_dir, canon_staging) = (canonical(dir)?, canonical(&staging)?);
+        let (canon_dir, canon_staging) = (canonical(dir)?, canonical(staging)?);
         if canon_staging.starts_with(&canon_dir) {
             return Err(Error::invalid(
-                "traefik staging directory",
+                "traefik staging_directory",
                 staging.display().to_string(),
                 "is inside the watched directory: Traefik would see the temporary files",
-            ));
-        }
-        if device(&canon_dir)? != device(&canon_staging)? {
-            return Err(Error::invalid(
-                "traefik staging directory",
-                staging.display().to_string(),
-                format!(
-                    "is not on the same filesystem as {}: the rename would not be atomic",
-                    dir.display()
-                ),
             ));
         }
         Ok(())
@@ -315,13 +342,6 @@ fn canonical(path: &Path) -> Result<PathBuf> {
         .map_err(|e| Error::invalid("traefik directory", path.display().to_string(), e.to_string()))
 }
 
-fn device(path: &Path) -> Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path)
-        .map(|m| m.dev())
-        .map_err(|e| Error::invalid("traefik directory", path.display().to_string(), e.to_string()))
-}
-
 fn default_api_url() -> String {
     "http://127.0.0.1:8080".into()
 }
@@ -348,15 +368,35 @@ fn default_hc_timeout() -> Duration {
 mod humantime_serde_compat {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::Serializer;
 
     pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
+}
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+/// One deserializer per duration key, so that an error names the key and the value.
+mod field_de {
+    use std::time::Duration;
+
+    use bluegreen_core::model::field;
+    use serde::Deserializer;
+
+    macro_rules! durations {
+        ($($name:ident => $key:literal),* $(,)?) => {$(
+            pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+                field::duration(d, $key)
+            }
+        )*};
+    }
+
+    durations! {
+        providers_throttle => "traefik providers_throttle",
+        confirm_timeout => "traefik confirm_timeout",
+        api_timeout => "traefik api_timeout",
+        poll_interval => "traefik poll_interval",
+        hc_interval => "traefik health_check.interval",
+        hc_timeout => "traefik health_check.timeout",
     }
 }
 
@@ -421,7 +461,7 @@ mod tests {
                 Box::new(|c| c.directory = c.directory.join("missing")),
             ),
             (
-                "traefik staging directory",
+                "traefik staging_directory",
                 Box::new(|c| c.staging_directory = Some(c.directory.clone())),
             ),
         ];
@@ -433,6 +473,24 @@ mod tests {
                 other => panic!("{what}: expected Invalid, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_key_and_the_value() {
+        let toml_text = "app = \"shop\"\ndirectory = \"/d\"\nrule = \"r\"\nconfirm_timeout = \"5 parsecs\"\n";
+        let err = toml::from_str::<TraefikConfig>(toml_text).unwrap_err().to_string();
+        assert!(
+            err.contains(r#"invalid traefik confirm_timeout "5 parsecs": expected a duration like "5s" or "250ms""#),
+            "{err}"
+        );
+        let json = r#"{"app":"shop","directory":"/d","rule":"r","health_check":{"path":"/h","timeout":"soon"}}"#;
+        let err = serde_json::from_str::<TraefikConfig>(json).unwrap_err().to_string();
+        assert!(err.contains(r#"invalid traefik health_check.timeout "soon""#), "{err}");
+        let err =
+            serde_json::from_str::<TraefikConfig>(r#"{"app":"shop","directory":"/d","rule":"r","poll_interval":10}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("traefik poll_interval") && err.contains("10"), "{err}");
     }
 
     #[test]

@@ -45,6 +45,7 @@ mod builder;
 mod config;
 mod render;
 mod router;
+mod staging;
 
 pub use builder::TraefikRouterBuilder;
 pub use config::{FileFormat, HealthCheck, TraefikConfig};

@@ -1,5 +1,6 @@
 //! [`TraefikRouter`]: the [`Router`] over one dynamic config file, confirmed through the API.
 
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use crate::api::TraefikApi;
 use crate::builder::TraefikRouterBuilder;
 use crate::config::TraefikConfig;
 use crate::render::{parse, render, server_url, weighted_children};
+use crate::staging;
 
 /// How long [`Router::current`]'s cross-check with the API may take before it is skipped.
 const CROSS_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
@@ -20,7 +22,10 @@ const CROSS_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
 /// Moves traffic through Traefik's file provider and confirms each switch through its API.
 ///
 /// One file per application in the watched directory (`<app>.toml`), written whole: staged
-/// outside the watched directory, fsynced, renamed in (one change for Traefik's watcher).
+/// outside the watched directory, fsynced, renamed in (one change for Traefik's watcher). When
+/// the watched directory is a mount of its own (a bind mount, a volume) and no staging directory
+/// is configured, the file is staged in its subdirectory `.bluegreen-staging/` instead (hidden
+/// `.tmp` names, which Traefik does not load; a subdirectory, so its watcher sees only the rename).
 /// [`apply`](Router::apply) returns once `/api/http/routers/<router>@file` and
 /// `/api/http/services/<service>@file` show the new definition and weights, enabled, and the
 /// servers of every slot with traffic are `UP`.
@@ -39,6 +44,8 @@ const CROSS_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct TraefikRouter {
     config: TraefikConfig,
     api: TraefikApi,
+    /// Where temporary files are staged; see [`staging::resolve`].
+    staging: PathBuf,
     apply_lock: tokio::sync::Mutex<()>,
 }
 
@@ -55,12 +62,26 @@ enum Seen {
 
 impl TraefikRouter {
     /// A router for `config`, after checking every value in it.
+    ///
+    /// Also decides where temporary files are staged: the staging directory if it is on the
+    /// watched directory's mount (mount ids compared; on kernels before 5.8 a probe file
+    /// `.<app>.<ext>.bluegreen-probe.<random>.tmp` is renamed in and removed), else, when no
+    /// staging directory is configured, `<directory>/.bluegreen-staging/`. And removes
+    /// temporary files of this router's file that a killed writer left behind (unlocked,
+    /// unchanged for 10 s; no other file is touched).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the bad value; for `"traefik staging_directory"`, a configured
+    /// staging directory from which a rename into the watched directory fails (another mount).
     pub fn new(config: TraefikConfig) -> Result<Self> {
         config.validate()?;
         let api = TraefikApi::new(&config.api_url, config.api_timeout)?;
+        staging::remove_leftovers(&config);
+        let staging = staging::resolve(&config)?;
         Ok(TraefikRouter {
             config,
             api,
+            staging,
             apply_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -78,6 +99,12 @@ impl TraefikRouter {
     /// The configuration.
     pub fn config(&self) -> &TraefikConfig {
         &self.config
+    }
+
+    /// Where temporary files are staged: the configured or default staging directory, or
+    /// `<directory>/.bluegreen-staging` when the watched directory is a mount of its own.
+    pub fn staging_directory(&self) -> &Path {
+        &self.staging
     }
 
     fn router_api_name(&self) -> String {
@@ -379,13 +406,13 @@ impl Router for TraefikRouter {
         let snapshot = Snapshot::take(&path)?;
         let changed = snapshot.previous() != Some(bytes.as_slice());
         if changed {
-            write_atomic(&path, &bytes, Some(&self.config.staging_dir()))?;
+            write_atomic(&path, &bytes, Some(&self.staging))?;
             tracing::debug!(file = %path.display(), split = %routes.split(), "traefik file written");
         }
         match self.confirm(routes, changed).await {
             Ok(()) => Ok(()),
             Err(e) if !changed => Err(e),
-            Err(e) => Err(restored(e, snapshot.restore(Some(&self.config.staging_dir())))),
+            Err(e) => Err(restored(e, snapshot.restore(Some(&self.staging)))),
         }
     }
 }
@@ -393,12 +420,13 @@ impl Router for TraefikRouter {
 /// `e`, saying that the previous file was put back (or that putting it back failed too).
 fn restored(e: Error, restore: Result<()>) -> Error {
     let note = match restore {
-        Ok(()) => "; the previous file was restored".to_owned(),
-        Err(r) => format!("; restoring the previous file failed too: {r}"),
+        Ok(()) => "the previous file was restored".to_owned(),
+        Err(r) => format!("restoring the previous file failed too: {r}"),
     };
     match e {
+        // Read as "<operation> did not finish within <after>": the note goes in parentheses.
         Error::Timeout { operation, after } => Error::Timeout {
-            operation: operation + &note,
+            operation: format!("{operation} (given up: {note})"),
             after,
         },
         Error::Backend {
@@ -408,15 +436,38 @@ fn restored(e: Error, restore: Result<()>) -> Error {
             source,
         } => Error::Backend {
             backend,
-            message: message + &note,
+            message: format!("{message}; {note}"),
             temporary,
             source,
         },
         other => Error::Backend {
             backend: "traefik".into(),
-            message: format!("{other}{note}"),
+            message: format!("{other}; {note}"),
             temporary: other.is_temporary(),
             source: Some(Box::new(other)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restored_timeout_reads_as_one_sentence() {
+        let timeout = Error::Timeout {
+            operation: "Traefik serving /d/shop.toml (100/0; last seen: weights)".into(),
+            after: Duration::from_secs(7),
+        };
+        assert_eq!(
+            restored(timeout, Ok(())).to_string(),
+            "Traefik serving /d/shop.toml (100/0; last seen: weights) (given up: the previous file \
+             was restored) did not finish within 7s"
+        );
+        let refused = Error::backend("traefik", "Traefik refused /d/shop.toml: bad", false);
+        assert_eq!(
+            restored(refused, Ok(())).to_string(),
+            "traefik: Traefik refused /d/shop.toml: bad; the previous file was restored"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod app;
 mod endpoint;
+pub mod field;
 mod host;
 pub(crate) mod millis;
 mod release;

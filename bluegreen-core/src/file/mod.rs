@@ -3,6 +3,14 @@
 //! Routers that drive a proxy through files (nginx upstream files, Traefik's file provider) share
 //! these, so every one of them writes the same way: a temporary file in a chosen directory on the
 //! same filesystem, written and fsynced, renamed over the target, and the directory fsynced.
+//! Temporary files have recognisable names, and leftovers of a killed writer can be removed
+//! ([`remove_stale_temps`]); see [`temp`] for the naming.
+
+mod mount;
+pub mod temp;
+
+pub use mount::same_mount;
+pub use temp::{check_rename, remove_stale_temps, STALE_AFTER};
 
 use std::fs;
 use std::io::{self, Write};
@@ -21,29 +29,44 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 
 /// Replaces `path` with `contents` atomically: readers see the old file or the new one, whole.
 ///
-/// The temporary file is created in `staging` (the target's own directory when `None`), which
-/// must be on the same filesystem as `path`. Pass a directory outside a watched directory when a
-/// watcher must not see the temporary file (Traefik's file provider).
+/// The temporary file (`.<name>.bluegreen.<random>.tmp`, locked while written) is created in
+/// `staging` (the target's own directory when `None`). Pass a directory outside a watched
+/// directory when a watcher should not see the temporary file (Traefik's file provider); check it
+/// first with [`same_mount`] or [`check_rename`]. Should the rename from `staging` fail because it crosses a mount
+/// (`EXDEV`: a different filesystem, or another mount of the same one, such as a bind mount),
+/// the write is redone staged in the target's own directory, so it still happens atomically.
+///
+/// # Errors
+/// [`Error::Backend`] (backend `"file"`) naming `path` and the I/O error; no temporary file is
+/// left behind, and `path` is unchanged.
 pub fn write_atomic(path: &Path, contents: &[u8], staging: Option<&Path>) -> Result<()> {
     let dir = parent(path);
-    let staging = staging.unwrap_or(&dir);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // A fresh, unpredictable name (O_EXCL): two writers never share a temp file, and a symlink
-    // planted in a shared staging directory is not followed.
-    let result = (|| {
-        let mut temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .tempfile_in(staging)?;
-        temp.write_all(contents)?;
-        temp.as_file().sync_all()?;
-        temp.persist(path).map_err(|e| e.error)?;
-        sync_dir(&dir)
-    })();
-    result.map_err(|e| io_error("write", path, e))
+    let result = match staging {
+        Some(staging) => match write_via(staging, path, contents) {
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                tracing::debug!(
+                    staging = %staging.display(),
+                    file = %path.display(),
+                    "renaming from the staging directory crosses a mount; staging next to the file"
+                );
+                write_via(&dir, path, contents)
+            }
+            other => other,
+        },
+        None => write_via(&dir, path, contents),
+    };
+    result
+        .and_then(|()| sync_dir(&dir))
+        .map_err(|e| io_error("write", path, e))
+}
+
+/// Writes `contents` to a temporary file in `staging`, fsyncs it and renames it over `path`.
+/// On failure the temporary file is removed (it is dropped with the error).
+fn write_via(staging: &Path, path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut temp = temp::create(staging, path)?;
+    temp.write_all(contents)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map(drop).map_err(|e| e.error)
 }
 
 /// Removes `path` durably; a missing file is fine.

@@ -1,0 +1,193 @@
+//! Serde for config values whose errors name the field and the value.
+//!
+//! serde's own errors name neither the key nor, for a parse failure, the text: a bad
+//! `confirm_timeout` in a TOML file reads `invalid value` or `invalid socket address syntax`.
+//! Backends wrap these functions once per field (`|d| field::duration(d, "traefik
+//! confirm_timeout")`), so the error reads
+//! `invalid traefik confirm_timeout "5 parsecs": expected a duration like "5s" or "250ms"`,
+//! and the format's own position (line, column) is added by serde_json or toml.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+
+/// A duration written as text (`"2s"`, `"250ms"`, `"1m 30s"`), for config key `field`.
+///
+/// # Errors
+/// The deserializer's error, naming `field` and the value given.
+pub fn duration<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<Duration, D::Error> {
+    d.deserialize_str(Parsed::<Duration>::new(
+        field,
+        "a duration like \"5s\" or \"250ms\"",
+        |s| humantime::parse_duration(s).map_err(|e| e.to_string()),
+    ))
+}
+
+/// A socket address (`"127.0.0.1:8099"`, `"[::1]:8099"`), for config key `field`.
+///
+/// # Errors
+/// The deserializer's error, naming `field` and the value given.
+pub fn socket_addr<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<SocketAddr, D::Error> {
+    d.deserialize_str(Parsed::<SocketAddr>::new(
+        field,
+        "an IP address and port like \"127.0.0.1:8099\"",
+        |s| SocketAddr::from_str(s).map_err(|e| e.to_string()),
+    ))
+}
+
+/// An IP address (`"127.0.0.1"`, `"::1"`), for config key `field`.
+///
+/// # Errors
+/// The deserializer's error, naming `field` and the value given.
+pub fn ip_addr<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<IpAddr, D::Error> {
+    d.deserialize_str(Parsed::<IpAddr>::new(field, "an IP address like \"127.0.0.1\"", |s| {
+        IpAddr::from_str(s).map_err(|e| e.to_string())
+    }))
+}
+
+/// A whole number of milliseconds (`5000`), for config key `field`.
+///
+/// # Errors
+/// The deserializer's error, naming `field` and the value given (a string such as `"5s"`, a
+/// negative or fractional number).
+pub fn millis<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<u64, D::Error> {
+    d.deserialize_any(Millis { field })
+}
+
+struct Parsed<T> {
+    field: &'static str,
+    expected: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+    _t: PhantomData<T>,
+}
+
+impl<T> Parsed<T> {
+    fn new(field: &'static str, expected: &'static str, parse: fn(&str) -> Result<T, String>) -> Self {
+        Parsed {
+            field,
+            expected,
+            parse,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> Visitor<'_> for Parsed<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} as {}", self.field, self.expected)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.parse)(v).map_err(|why| {
+            E::custom(format!(
+                "invalid {} {v:?}: expected {} ({why})",
+                self.field, self.expected
+            ))
+        })
+    }
+}
+
+struct Millis {
+    field: &'static str,
+}
+
+impl Millis {
+    fn refuse<E: de::Error>(&self, value: impl fmt::Display) -> E {
+        E::custom(format!(
+            "invalid {} {value}: expected a whole number of milliseconds like 5000",
+            self.field
+        ))
+    }
+}
+
+impl Visitor<'_> for Millis {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} as a whole number of milliseconds like 5000", self.field)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| self.refuse(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        Err(self.refuse(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+        Err(self.refuse(format_args!("{v:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Config {
+        #[serde(default, deserialize_with = "timeout")]
+        timeout: Option<Duration>,
+        #[serde(default, deserialize_with = "listen")]
+        listen: Option<SocketAddr>,
+        #[serde(default, deserialize_with = "wait")]
+        wait_ms: Option<u64>,
+    }
+
+    fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        duration(d, "test timeout").map(Some)
+    }
+    fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        socket_addr(d, "test listen").map(Some)
+    }
+    fn wait<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        millis(d, "test wait_ms").map(Some)
+    }
+
+    fn err(json: &str) -> String {
+        serde_json::from_str::<Config>(json).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_values_parse() {
+        let c: Config = serde_json::from_str(r#"{"timeout":"1m 5s","listen":"[::1]:80","wait_ms":250}"#).unwrap();
+        assert_eq!(c.timeout, Some(Duration::from_secs(65)));
+        assert_eq!(c.listen, Some("[::1]:80".parse().unwrap()));
+        assert_eq!(c.wait_ms, Some(250));
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_value() {
+        let e = err(r#"{"timeout":"5 parsecs"}"#);
+        assert!(
+            e.starts_with(r#"invalid test timeout "5 parsecs": expected a duration like "5s" or "250ms""#),
+            "{e}"
+        );
+        let e = err(r#"{"timeout":5}"#);
+        assert!(e.contains("5") && e.contains("test timeout as a duration"), "{e}");
+        let e = err(r#"{"listen":"localhost:80"}"#);
+        assert!(
+            e.starts_with(r#"invalid test listen "localhost:80": expected an IP address and port"#),
+            "{e}"
+        );
+        let e = err(r#"{"wait_ms":"5s"}"#);
+        assert!(
+            e.starts_with(r#"invalid test wait_ms "5s": expected a whole number of milliseconds"#),
+            "{e}"
+        );
+        let e = err(r#"{"wait_ms":-1}"#);
+        assert!(e.starts_with("invalid test wait_ms -1:"), "{e}");
+    }
+}

@@ -1,0 +1,57 @@
+//! An engine that cannot be reached: the error names the socket and what the OS said. No
+//! engine is needed (the sockets are made up in a temporary directory).
+
+use bluegreen_core::{AppName, Error};
+use bluegreen_docker::{DockerConfig, DockerEnvironment, ImageSource};
+
+fn config(socket: &std::path::Path) -> DockerConfig {
+    DockerConfig::new(AppName::new("shop").unwrap(), ImageSource::tagged("shop/web"), 8080)
+        .socket(socket)
+        .env("API_TOKEN", "very-secret-value")
+}
+
+#[tokio::test]
+async fn a_missing_socket_names_the_path_and_the_os_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let err = DockerEnvironment::connect(config(&socket)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Backend { temporary: true, .. }), "{err:?}");
+    assert!(
+        text.contains(&format!("engine at unix://{} unreachable", socket.display())),
+        "{text}"
+    );
+    assert!(text.contains("(os error 2)"), "{text}");
+    assert!(!text.contains("very-secret-value"), "{text}");
+}
+
+#[tokio::test]
+async fn a_socket_nobody_listens_on_is_connection_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let err = DockerEnvironment::connect(config(&socket)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(err.is_temporary(), "{err:?}");
+    assert!(
+        text.contains(&format!("unix://{}", socket.display())) && text.contains("(os error 111)"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_environments_debug_output_hides_env_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let client = bluegreen_docker::bollard::Docker::connect_with_socket(
+        &socket.to_string_lossy(),
+        5,
+        bluegreen_docker::bollard::API_DEFAULT_VERSION,
+    )
+    .unwrap();
+    let env = DockerEnvironment::with_client(client, config(&socket));
+    let text = format!("{env:?}");
+    assert!(text.contains("API_TOKEN"), "{text}");
+    assert!(!text.contains("very-secret-value"), "{text}");
+}
