@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::lock::LockHolder;
 use crate::machine::Retry;
-use crate::model::Slot;
 use crate::outcome::{Cause, Conflict};
 
 /// Result alias used throughout bluegreen.
@@ -53,17 +52,6 @@ pub enum Error {
         backend: String,
         /// The missing capability.
         capability: &'static str,
-    },
-
-    /// A slot did not pass its health policy.
-    #[error("{slot} slot at {endpoint} is not healthy: {reason}")]
-    HealthFailed {
-        /// The slot that was checked.
-        slot: Slot,
-        /// Where it was checked.
-        endpoint: String,
-        /// What the policy saw.
-        reason: String,
     },
 
     /// An operation did not finish within its deadline.
@@ -162,7 +150,7 @@ impl Error {
     /// Whether retrying the same operation later may succeed.
     ///
     /// Locks, timeouts and temporary backend errors are temporary; bad values, missing
-    /// capabilities and failed health are not.
+    /// capabilities, conflicts and rolled-back deployments are not.
     pub fn is_temporary(&self) -> bool {
         match self {
             Error::Locked { .. } | Error::Timeout { .. } | Error::Interrupted { .. } => true,
@@ -170,7 +158,6 @@ impl Error {
             Error::Invalid { .. }
             | Error::NotFound { .. }
             | Error::Unsupported { .. }
-            | Error::HealthFailed { .. }
             | Error::Conflict(_)
             | Error::RolledBack { .. }
             | Error::Journal { .. } => false,
