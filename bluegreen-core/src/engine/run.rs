@@ -226,7 +226,6 @@ impl Deployer {
                 self.note(&d, &mut run, text).await?;
             }
         }
-        self.note_takeover(&guard, &d, &mut run).await?;
         if let Some(torn) = self.inner.journal.torn_tail() {
             if !self
                 .inner
