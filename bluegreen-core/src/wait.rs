@@ -27,7 +27,8 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>>>,
 {
-    let deadline = Instant::now() + timeout;
+    // A timeout too large for the clock (a config value of years) waits as if forever.
+    let deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, attempt()).await {
@@ -36,7 +37,7 @@ where
             Ok(Ok(None)) => {}
             Err(_) => break,
         }
-        if Instant::now() + interval > deadline {
+        if Instant::now().checked_add(interval).is_none_or(|next| next > deadline) {
             break;
         }
         sleep(interval).await;
@@ -47,9 +48,28 @@ where
     })
 }
 
+/// An instant no deadline of ours reaches (about 30 years ahead).
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(86_400 * 365 * 30)).unwrap_or(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_too_large_for_the_clock_does_not_panic() {
+        let mut calls = 0;
+        let got = poll("huge", Duration::MAX, Duration::MAX, || {
+            calls += 1;
+            let n = calls;
+            async move { Ok((n == 1).then_some(n)) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, 1);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn polls_until_ready_or_times_out() {

@@ -346,12 +346,14 @@ impl Environment for DockerEnvironment {
         {
             Ok(created) => created,
             Err(e) if is_conflict(&e) => {
-                return Err(Error::Conflict {
-                    reason: format!(
+                return Err(Error::backend(
+                    "docker",
+                    format!(
                         "container name {name} is taken by a container that is not {slot} of {}: {e}",
                         self.config.app
                     ),
-                })
+                    false,
+                ))
             }
             Err(e) if is_not_found(&e) => {
                 return Err(Error::NotFound {

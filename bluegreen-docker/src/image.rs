@@ -144,7 +144,8 @@ impl ScratchImage {
         for port in &self.expose {
             out.push_str(&format!("EXPOSE {port}/tcp\n"));
         }
-        let json = |v: &[String]| serde_json::to_string(v).expect("strings serialise");
+        // A list of strings always serialises; the fallback is never used.
+        let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| String::from("[]"));
         for arg in &self.args {
             quote("argument", arg)?;
         }
@@ -258,15 +259,29 @@ pub fn is_static_executable(path: &Path) -> std::io::Result<bool> {
     if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 {
         return Ok(false);
     }
-    let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
-    let u32_at = |o: usize| u32::from_le_bytes(data[o..o + 4].try_into().expect("4 bytes"));
-    let phoff = u64::from_le_bytes(data[32..40].try_into().expect("8 bytes")) as usize;
-    let (phentsize, phnum) = (u16_at(54), u16_at(56));
+    // Every read is bounds-checked: a hostile or truncated file reads as "not static", never a panic.
+    let bytes = |o: usize, n: usize| o.checked_add(n).and_then(|end| data.get(o..end));
+    let u16_at = |o: usize| bytes(o, 2).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+    let u32_at = |o: usize| bytes(o, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let phoff = bytes(32, 8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (phoff, u16_at(54), u16_at(56)) else {
+        return Ok(false);
+    };
+    let Ok(phoff) = usize::try_from(phoff) else {
+        return Ok(false);
+    };
     const PT_INTERP: u32 = 3;
-    Ok((0..phnum)
-        .map(|i| phoff + i * phentsize)
-        .take_while(|o| o + 4 <= data.len())
-        .all(|o| u32_at(o) != PT_INTERP))
+    for i in 0..phnum {
+        let Some(o) = i.checked_mul(phentsize).and_then(|x| x.checked_add(phoff)) else {
+            return Ok(false);
+        };
+        match u32_at(o) {
+            Some(PT_INTERP) => return Ok(false),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -87,12 +87,13 @@ pub(crate) fn run(program: &Path, args: &[OsString], timeout: Duration) -> std::
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("cannot start: {e}")))?;
-    let deadline = Instant::now() + timeout;
+    // A timeout too large for the clock waits as if forever.
+    let deadline = Instant::now().checked_add(timeout);
     let mut pause = Duration::from_micros(200);
     loop {
         match child.try_wait() {
             Ok(Some(_)) => break,
-            Ok(None) if Instant::now() >= deadline => {
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(fail(format!("no answer within {timeout:?}; killed")));

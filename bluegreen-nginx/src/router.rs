@@ -257,7 +257,13 @@ impl Inner {
                 reload::run(&self.config.nginx_binary, &self.nginx_args(&["-s", "reload"]), timeout)
             }
             ReloadCommand::Signal => {
-                let pid_file = self.config.pid_file.as_deref().expect("checked by validate");
+                // `validate` refuses the signal reload without a pid file; say so if it ever is.
+                let Some(pid_file) = self.config.pid_file.as_deref() else {
+                    return Err(Failure {
+                        command: "SIGHUP to the nginx master".into(),
+                        message: "no pid_file is configured".into(),
+                    });
+                };
                 reload::signal_master(pid_file)
             }
             ReloadCommand::Command(cmd) => reload::run(&cmd.program, &os_args(&cmd.args), timeout),

@@ -281,7 +281,7 @@ impl TraefikConfig {
 
     /// How long a change may take to be confirmed: the throttle plus the confirm timeout.
     pub fn confirm_deadline(&self) -> Duration {
-        self.providers_throttle + self.confirm_timeout
+        self.providers_throttle.saturating_add(self.confirm_timeout)
     }
 }
 

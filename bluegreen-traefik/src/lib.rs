@@ -31,6 +31,10 @@
 //! # Ok(()) }
 //! ```
 
+// Library code never panics on input: every `expect`/`unwrap`/`panic!` left is allowed where it
+// stands, with the reason it cannot fire (tests are exempt).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 /// The README's example compiles (`cargo test --doc`), so it cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -278,12 +278,14 @@ fn render_error(config: &TraefikConfig, e: impl std::fmt::Display) -> Error {
 }
 
 fn unreadable(config: &TraefikConfig, e: impl std::fmt::Display) -> Error {
-    Error::Conflict {
-        reason: format!(
-            "{} is not a file bluegreen-traefik can read back: {e}",
+    Error::backend(
+        "traefik",
+        format!(
+            "{} is not a file bluegreen-traefik can read back (adopt it to replace it): {e}",
             config.file_path().display()
         ),
-    }
+        false,
+    )
 }
 
 #[cfg(test)]
@@ -403,7 +405,7 @@ mod tests {
         ] {
             let err = parse(&cfg, bad.as_bytes()).unwrap_err();
             assert!(
-                matches!(&err, Error::Conflict { reason } if reason.contains("/watched/shop.toml")),
+                matches!(&err, Error::Backend { message, temporary: false, .. } if message.contains("/watched/shop.toml")),
                 "{bad}: {err}"
             );
         }

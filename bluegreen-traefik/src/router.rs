@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bluegreen_core::file::{read_optional, write_atomic, Snapshot};
-use bluegreen_core::router::{Router, RouterCapabilities, Routes};
+use bluegreen_core::router::{Adoption, Observation, Router, RouterCapabilities, Routes, Serving};
 use bluegreen_core::wait::poll;
 use bluegreen_core::{AppName, Error, Result, Slot};
 
@@ -89,7 +89,7 @@ impl TraefikRouter {
     }
 
     /// Compares what the API shows with `routes`.
-    async fn observe(&self, routes: &Routes) -> Result<Seen> {
+    async fn seen(&self, routes: &Routes) -> Result<Seen> {
         let cfg = &self.config;
         let Some(router) = self.api.router(&self.router_api_name()).await? else {
             return Ok(Seen::Pending("router not loaded".into()));
@@ -166,10 +166,11 @@ impl TraefikRouter {
                 None => false,
             };
             if !usable {
-                return Err(Error::Conflict {
-                    reason: format!(
-                        "{slot} would get traffic, but Traefik has no usable service {name} \
-                         (is the container running, with its labels?); nothing was written"
+                return Err(Error::NotFound {
+                    what: "usable Traefik service",
+                    name: format!(
+                        "{name} ({slot} would get traffic; is the container running, with its labels?); \
+                         nothing was written"
                     ),
                 });
             }
@@ -189,7 +190,7 @@ impl TraefikRouter {
             (Some(hc), true) => hc.interval + hc.timeout,
             _ => Duration::ZERO,
         };
-        let deadline = self.config.confirm_deadline() + settle;
+        let deadline = self.config.confirm_deadline().saturating_add(settle);
         let outcome = poll("confirm", deadline, self.config.poll_interval, || {
             let (last, first_live) = (&last, &first_live);
             async move {
@@ -197,7 +198,7 @@ impl TraefikRouter {
                     *last.lock().unwrap_or_else(|e| e.into_inner()) = why;
                     Ok(None)
                 };
-                let seen = match self.observe(routes).await {
+                let seen = match self.seen(routes).await {
                     Ok(seen) => seen,
                     // One slow or reset API request while Traefik reloads is not a verdict.
                     Err(e) if e.is_temporary() => {
@@ -267,7 +268,7 @@ impl Router for TraefikRouter {
             return Ok(None);
         };
         let routes = parse(&self.config, &bytes)?;
-        match tokio::time::timeout(CROSS_CHECK_TIMEOUT, self.observe(&routes)).await {
+        match tokio::time::timeout(CROSS_CHECK_TIMEOUT, self.seen(&routes)).await {
             Ok(Ok(Seen::Live)) => {}
             Ok(Ok(Seen::Pending(why))) => {
                 tracing::warn!(file = %self.config.file_path().display(), %why, "Traefik does not serve the file (yet)")
@@ -279,6 +280,81 @@ impl Router for TraefikRouter {
             Err(_) => tracing::debug!("cross-check with Traefik's API timed out"),
         }
         Ok(Some(routes))
+    }
+
+    /// Reads the file and asks Traefik's API whether it serves it: [`Serving::Confirmed`] only
+    /// when the file is exactly what this router renders for its routes and the API shows the
+    /// router, the weights and the servers live.
+    async fn observe(&self) -> Result<Observation> {
+        let _serialised = self.apply_lock.lock().await;
+        let path = self.config.file_path();
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(Observation {
+                configured: None,
+                serving: Serving::Confirmed,
+            });
+        };
+        let routes = match parse(&self.config, &bytes) {
+            Ok(routes) => routes,
+            Err(e) => {
+                return Ok(Observation {
+                    configured: None,
+                    serving: Serving::Foreign(e.to_string()),
+                })
+            }
+        };
+        let serving = if render(&self.config, &routes)? != bytes {
+            Serving::Foreign(format!(
+                "{} was edited since bluegreen-traefik wrote it (it differs from what its routes render)",
+                path.display()
+            ))
+        } else {
+            match self.seen(&routes).await {
+                Ok(Seen::Live) => Serving::Confirmed,
+                Ok(Seen::Pending(why)) => Serving::Stale(why),
+                Ok(Seen::Rejected(errors)) => Serving::Stale(format!("Traefik refused {}: {errors}", path.display())),
+                Err(e) => Serving::Unreachable(e.to_string()),
+            }
+        };
+        Ok(Observation {
+            configured: Some(routes),
+            serving,
+        })
+    }
+
+    /// Keeps a file the router did not write (or that was edited) as
+    /// `<staging dir>/<file name>.bluegreen-backup-<unix seconds>`, outside the watched directory
+    /// so Traefik never loads it; the next `apply` replaces the file.
+    async fn adopt(&self) -> Result<Adoption> {
+        let _serialised = self.apply_lock.lock().await;
+        let path = self.config.file_path();
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(Adoption { backup: None });
+        };
+        let ours = parse(&self.config, &bytes)
+            .ok()
+            .and_then(|routes| render(&self.config, &routes).ok())
+            .is_some_and(|rendered| rendered == bytes);
+        if ours {
+            return Ok(Adoption { backup: None });
+        }
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let backup = self
+            .config
+            .staging_dir()
+            .join(format!("{name}.bluegreen-backup-{secs}"));
+        write_atomic(&backup, &bytes, None)?;
+        tracing::info!(file = %path.display(), backup = %backup.display(), "traefik: adopted a dynamic file");
+        Ok(Adoption {
+            backup: Some(backup.display().to_string()),
+        })
     }
 
     async fn apply(&self, routes: &Routes) -> Result<()> {

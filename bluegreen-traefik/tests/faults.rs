@@ -220,7 +220,7 @@ async fn hybrid_mode_weights_discovered_services_and_refuses_a_missing_one() {
 
     let err = router.apply(&routes(Slot::Green)).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Conflict { reason } if reason.contains("shop-green@file") && reason.contains("nothing was written")),
+        matches!(&err, Error::NotFound { name, .. } if name.contains("shop-green@file") && name.contains("nothing was written")),
         "{err}"
     );
     assert_eq!(file_bytes(&rig, "shop.toml").unwrap(), before);

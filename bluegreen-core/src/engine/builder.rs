@@ -212,7 +212,7 @@ impl DeployerBuilder {
                 adopt: self.adopt,
                 events,
                 control: std::sync::Mutex::new(None),
-                torn_tail_noted: std::sync::atomic::AtomicBool::new(false),
+                journal_noted: std::sync::Mutex::default(),
             }),
         })
     }

@@ -79,8 +79,8 @@ struct Inner {
     events: broadcast::Sender<Event>,
     /// The in-flight deployment's command channel, while one runs in this process.
     control: std::sync::Mutex<Option<mpsc::UnboundedSender<Control>>>,
-    /// Whether the journal's torn tail (found when it was opened) is already in the journal.
-    torn_tail_noted: std::sync::atomic::AtomicBool,
+    /// What the journal found wrong with itself and this deployer already journaled.
+    journal_noted: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Deployer {

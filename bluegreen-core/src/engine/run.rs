@@ -220,21 +220,14 @@ impl Deployer {
                 resumed,
             },
         );
-        self.note_takeover(&guard, &d, &mut run).await?;
         if let Begin::New(notes) = begin {
             for text in notes {
                 self.note(&d, &mut run, text).await?;
             }
         }
-        if let Some(torn) = self.inner.journal.torn_tail() {
-            if !self
-                .inner
-                .torn_tail_noted
-                .swap(true, std::sync::atomic::Ordering::Relaxed)
-            {
-                self.note(&d, &mut run, format!("journal had a torn last entry: {torn}"))
-                    .await?;
-            }
+        self.note_takeover(&guard, &d, &mut run).await?;
+        for text in self.journal_findings() {
+            self.note(&d, &mut run, text).await?;
         }
         let mut d = if resumed {
             let text = format!("resumed in phase {} by pid {}", d.phase, std::process::id());
@@ -262,6 +255,23 @@ impl Deployer {
         drop(commands);
         drop(guard);
         self.finish(d, run)
+    }
+
+    /// What the journal found wrong with itself (a torn last entry, lines that are not entries)
+    /// and this deployer has not journaled yet.
+    fn journal_findings(&self) -> Vec<String> {
+        let journal = &self.inner.journal;
+        let found = journal
+            .torn_tail()
+            .map(|torn| format!("journal had a torn last entry: {torn}"))
+            .into_iter()
+            .chain(journal.skipped().into_iter().map(|line| format!("journal {line}")));
+        let mut noted = self
+            .inner
+            .journal_noted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        found.filter(|text| noted.insert(text.clone())).collect()
     }
 
     /// The report of a converged deployment (completed or rolled back); an error if it stopped in

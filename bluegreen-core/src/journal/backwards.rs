@@ -97,7 +97,7 @@ impl<R: Read + Seek> Backwards<R> {
         let want = self.chunk.max(self.buf.len());
         let n = u64::try_from(want).unwrap_or(u64::MAX).min(self.buf_start);
         let start = self.buf_start - n;
-        let front_len = usize::try_from(n).expect("at most `want`, a usize");
+        let front_len = usize::try_from(n).unwrap_or(want);
         let mut front = vec![0; front_len];
         self.file.seek(SeekFrom::Start(start))?;
         self.file.read_exact(&mut front)?;

@@ -1,21 +1,48 @@
 //! A journal in a JSON-lines file per application.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::backwards::{Backwards, CHUNK};
-use super::{Entry, Journal};
+use super::compact::{compact_locked, CompactionReport, Paths, Retention};
+use super::handle::{Handle, State, Step};
+use super::skipped::{classify, preview, Line};
+use super::{Entry, Journal, SkippedLine};
 use crate::error::{Error, Result};
 use crate::model::AppName;
 
-/// How much of a discarded torn line [`FileJournal::torn_tail`] quotes.
-const PREVIEW: usize = 40;
+/// How a [`FileJournal`] compacts itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalOptions {
+    /// [`append`](Journal::append) compacts the journal once the file is larger than this (and
+    /// than twice its size after this journal's previous compaction, so a journal whose kept
+    /// entries alone exceed it is not compacted on every append). `None`: only
+    /// [`compact`](FileJournal::compact) does. Default 8 MiB.
+    pub max_bytes: Option<u64>,
+    /// What an automatic compaction keeps.
+    pub keep: Retention,
+    /// How many rotated files (`<app>.journal.1.jsonl`, `.2`, …) keep what compactions dropped;
+    /// 0 deletes it. Default 3.
+    pub rotated_files: usize,
+}
 
-/// A journal kept in `<dir>/<app>.journal.jsonl`: one JSON [`Entry`] per line, append-only.
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions {
+            max_bytes: Some(8 * 1024 * 1024),
+            keep: Retention::default(),
+            rotated_files: 3,
+        }
+    }
+}
+
+/// A journal kept in `<dir>/<app>.journal.jsonl`: one JSON [`Entry`] per line, append-only
+/// between compactions.
 ///
 /// # Durability
 /// [`append`](Journal::append) writes the whole line with one `write` in append mode and
@@ -26,85 +53,148 @@ const PREVIEW: usize = 40;
 /// # Crashes
 /// A crash during `append` can leave a torn last line. [`open`](FileJournal::open) finds it, cuts
 /// it off (that entry was never acknowledged), and reports it through
-/// [`torn_tail`](Journal::torn_tail) and a `tracing` warning. It is never an error.
+/// [`torn_tail`](Journal::torn_tail) and a `tracing` warning. It is never an error. `open` also
+/// removes what a compaction that crashed left behind.
+///
+/// # Lines that are not entries
+/// [`tail`](Journal::tail) skips torn lines and foreign lines (complete JSON that is not an entry
+/// of ours), warns once about each, and reports them through [`skipped`](Journal::skipped). A line
+/// that looks like an entry but cannot be read is an error (see [`Journal`]).
+///
+/// # Compaction
+/// [`compact`](FileJournal::compact) keeps the latest state, the history and every unfinished
+/// deployment, and moves the rest to a rotated file (see [`Retention`] and
+/// [`CompactionReport`]); [`append`](Journal::append) runs it when the file grows past
+/// [`JournalOptions::max_bytes`].
+///
+/// It writes the compacted file and the dropped lines to temporary files in the same directory,
+/// `fsync`s them, renames the dropped lines to `<app>.journal.1.jsonl` (shifting older rotated
+/// files to `.2`, … up to [`JournalOptions::rotated_files`]), renames the compacted file over the
+/// journal and `fsync`s the directory, all under the journal's `flock`. A crash at any point
+/// leaves either the old journal or the new one, never a mix; at worst, dropped entries are both
+/// in the journal and in `.1` (and the next compaction rotates them again).
 ///
 /// # Sharing
-/// Appends from one process are serialised by a mutex; appends, and the repair in `open`, also
-/// take an exclusive `flock` on the journal file, so several processes (or several `FileJournal`s
-/// for one file) never interleave lines, and a process that opens the journal while another
-/// writes never cuts off a line that is being written. Readers in other processes may see a line
-/// being written as an unterminated last line: [`tail`](Journal::tail) skips it.
+/// Appends from one process are serialised by a mutex; appends, the repair in `open`, and
+/// compaction also take an exclusive `flock` on the journal file, so several processes (or
+/// several `FileJournal`s for one file) never interleave lines, and a process that opens the
+/// journal while another writes never cuts off a line that is being written. Compaction renames a
+/// new file over the journal: every append and tail first checks that its open file is still the
+/// one at the path (after taking the `flock`, for appends) and reopens it if not, so no append
+/// goes to the replaced file. Readers in other processes may see a line being written as an
+/// unterminated last line: [`tail`](Journal::tail) skips it.
 #[derive(Debug)]
 pub struct FileJournal {
-    path: PathBuf,
-    /// Read + append; shared with the blocking tasks that use it.
-    file: Arc<Mutex<File>>,
+    paths: Paths,
+    /// Shared with the blocking tasks that use it.
+    handle: Arc<Handle>,
+    options: JournalOptions,
+    /// The size past which the next append compacts.
+    threshold: Arc<AtomicU64>,
     torn: Option<String>,
 }
 
 impl FileJournal {
-    /// Opens (creating if needed) the journal of `app` in `dir`, creating `dir` if needed, and
-    /// repairs a torn last line (see [Crashes](FileJournal#crashes)).
+    /// Opens (creating if needed) the journal of `app` in `dir`, creating `dir` if needed, with
+    /// [`JournalOptions::default`]: see [`open_with`](FileJournal::open_with).
     ///
-    /// This does blocking file I/O (and waits for another process's append in progress); call it
-    /// from `spawn_blocking` if that matters to you.
+    /// # Errors
+    /// As [`open_with`](FileJournal::open_with).
+    pub fn open(dir: impl AsRef<Path>, app: &AppName) -> Result<FileJournal> {
+        Self::open_with(dir, app, JournalOptions::default())
+    }
+
+    /// Opens (creating if needed) the journal of `app` in `dir`, creating `dir` if needed,
+    /// removes the temporary files of a compaction that crashed, and repairs a torn last line
+    /// (see [Crashes](FileJournal#crashes)).
+    ///
+    /// This does blocking file I/O (and waits for another process's append or compaction in
+    /// progress); call it from `spawn_blocking` if that matters to you.
     ///
     /// # Errors
     /// [`Error::Journal`] with the OS error if the directory or file cannot be created, opened,
     /// read, or repaired.
-    pub fn open(dir: impl AsRef<Path>, app: &AppName) -> Result<FileJournal> {
+    pub fn open_with(dir: impl AsRef<Path>, app: &AppName, options: JournalOptions) -> Result<FileJournal> {
         let dir = dir.as_ref();
-        let path = dir.join(format!("{app}.journal.jsonl"));
-        let fail = |what: &str, e: io::Error| journal_error(&path, what, &e);
+        let paths = Paths::new(dir, app.as_str());
+        let path = paths.journal.clone();
+        let fail = |(what, e): (&str, io::Error)| journal_error(&path, what, &e);
 
-        std::fs::create_dir_all(dir).map_err(|e| fail("create directory", e))?;
-        let mut options = OpenOptions::new();
-        options.read(true).append(true);
-        let file = match options.clone().create_new(true).open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(&path).map_err(|e| fail("open", e))?,
-            Err(e) => return Err(fail("create", e)),
-        };
-        // Make the file's name durable, so an fsync'd entry cannot be lost with it. On every open,
-        // not only on creation: its creator may have crashed before doing so.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| fail("sync directory", e))?;
-
-        file.lock().map_err(|e| fail("lock", e))?;
-        let repaired = repair_tail(&file);
-        let unlocked = file.unlock();
-        let torn = repaired.map_err(|e| fail("repair torn tail", e))?;
-        unlocked.map_err(|e| fail("unlock", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| fail(("create directory", e)))?;
+        let handle = Handle::new(path.clone(), super::handle::open_at(&path).map_err(fail)?);
+        let torn = handle
+            .locked(|state| {
+                for stale in paths.remove_stale_temps()? {
+                    tracing::warn!(
+                        journal = %path.display(),
+                        "removed {} left by a compaction that did not finish",
+                        stale.display()
+                    );
+                }
+                repair_tail(&state.file).map_err(|e| ("repair torn tail", e))
+            })
+            .map_err(fail)?;
         if let Some(torn) = &torn {
             tracing::warn!(journal = %path.display(), "{torn}");
         }
         Ok(FileJournal {
-            path,
-            file: Arc::new(Mutex::new(file)),
+            paths,
+            handle: Arc::new(handle),
+            options,
+            threshold: Arc::new(AtomicU64::new(options.max_bytes.unwrap_or(u64::MAX))),
             torn,
         })
     }
 
     /// The journal file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.paths.journal
+    }
+
+    /// The `n`th rotated file, where compactions move what they drop (1 is the newest).
+    pub fn rotated_path(&self, n: usize) -> PathBuf {
+        self.paths.rotated(n)
+    }
+
+    /// Compacts the journal now, keeping `keep` (see [Compaction](FileJournal#compaction)) and
+    /// [`JournalOptions::rotated_files`] rotated files. Does nothing (and reports nothing dropped)
+    /// when everything is kept.
+    ///
+    /// It runs under the journal's `flock`: appends from other processes wait, then go to the
+    /// compacted file.
+    ///
+    /// # Errors
+    /// [`Error::Journal`] with the OS error, or if a line looks like an entry but cannot be read
+    /// (nothing is changed then).
+    ///
+    /// # Cancellation
+    /// The compaction runs on the blocking pool and finishes even if this future is dropped.
+    pub async fn compact(&self, keep: Retention) -> Result<CompactionReport> {
+        let handle = Arc::clone(&self.handle);
+        let paths = self.paths.clone();
+        let rotated_files = self.options.rotated_files;
+        let run = tokio::task::spawn_blocking(move || {
+            handle
+                .locked(|state| Ok(compact_tail_repaired(state, &paths, keep, rotated_files)))
+                .map_err(|(what, e)| journal_error(&paths.journal, what, &e))?
+        });
+        run.await.map_err(|e| self.join_error(&e))?
     }
 
     /// [`tail`](Journal::tail) reading `chunk` bytes at a time; also says how many bytes it read.
     async fn tail_with(&self, n: usize, chunk: usize) -> Result<(Vec<Entry>, u64)> {
-        let file = Arc::clone(&self.file);
-        let path = self.path.clone();
+        let handle = Arc::clone(&self.handle);
         let read = tokio::task::spawn_blocking(move || {
-            let file = file.lock().unwrap_or_else(PoisonError::into_inner);
-            read_tail(&file, &path, n, chunk)
+            let path = handle.path();
+            let mut state = handle.current().map_err(|(what, e)| journal_error(path, what, &e))?;
+            read_tail(&mut state, path, n, chunk)
         });
         read.await.map_err(|e| self.join_error(&e))?
     }
 
     fn join_error(&self, e: &tokio::task::JoinError) -> Error {
         Error::Journal {
-            path: self.path.display().to_string(),
+            path: self.paths.journal.display().to_string(),
             reason: format!("blocking task failed: {e}"),
         }
     }
@@ -112,39 +202,54 @@ impl FileJournal {
 
 #[async_trait]
 impl Journal for FileJournal {
-    /// Appends `entry` as one line and `fsync`s it.
+    /// Appends `entry` as one line and `fsync`s it; then compacts the journal if it has grown past
+    /// [`JournalOptions::max_bytes`].
     ///
     /// # Errors
     /// [`Error::Journal`] with the OS error. After a failed write or `fsync`, the partial line is
-    /// cut off again (best effort), so an error means the entry is not in the journal.
+    /// cut off again (best effort), so an error means the entry is not in the journal. A failed
+    /// compaction is not an error (the entry is in the journal): it is logged, and tried again
+    /// once the file has doubled.
     ///
     /// # Cancellation
     /// The write runs on the blocking pool and finishes even if this future is dropped: the entry
     /// may then be in the journal or not, and [`tail`](Journal::tail) says which.
     async fn append(&self, entry: &Entry) -> Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(|e| Error::Journal {
-            path: self.path.display().to_string(),
+            path: self.paths.journal.display().to_string(),
             reason: format!("cannot serialise entry {}: {e}", entry.seq),
         })?;
         line.push(b'\n');
-        let file = Arc::clone(&self.file);
-        let path = self.path.clone();
+        let handle = Arc::clone(&self.handle);
+        let paths = self.paths.clone();
+        let options = self.options;
+        let threshold = Arc::clone(&self.threshold);
         let write = tokio::task::spawn_blocking(move || {
-            let file = file.lock().unwrap_or_else(PoisonError::into_inner);
-            append_line(&file, &line).map_err(|(what, e)| journal_error(&path, what, &e))
+            handle
+                .locked(|state| {
+                    append_line(&state.file, &line)?;
+                    if options.max_bytes.is_some() {
+                        maybe_compact(state, &paths, options, &threshold);
+                    }
+                    Ok(())
+                })
+                .map_err(|(what, e)| journal_error(&paths.journal, what, &e))
         });
         write.await.map_err(|e| self.join_error(&e))?
     }
 
     /// The last `n` entries, oldest first, read backwards from the end 64 KiB at a time.
     ///
-    /// A line that is not JSON (a write that failed and could not be cut off, or a line another
-    /// process is still writing) is skipped with a warning.
+    /// A line that is not an entry (a write that failed and could not be cut off, a line another
+    /// process is still writing, or a foreign line) is skipped with a warning, and reported
+    /// through [`skipped`](Journal::skipped) unless it is an unterminated last line (one being
+    /// written).
     ///
     /// # Errors
-    /// [`Error::Journal`] with the OS error, or if a complete JSON line is not an [`Entry`] this
-    /// version can read (written by another version, or edited): acting on an older entry instead
-    /// would be wrong, so it is not skipped.
+    /// [`Error::Journal`] with the OS error, or, naming its offset and what is wrong with it, if a
+    /// complete line looks like an entry (a JSON object with a `seq` or a `deployment` field) but
+    /// is not one this version can read (written by another version, or edited): acting on an
+    /// older entry instead would be wrong, so it is not skipped.
     ///
     /// # Cancellation
     /// Harmless: it only reads (the read finishes on the blocking pool and is discarded).
@@ -156,8 +261,20 @@ impl Journal for FileJournal {
         self.torn.clone()
     }
 
+    /// The torn and foreign lines [`tail`](Journal::tail) skipped in the current file (at most 64;
+    /// forgotten when a compaction replaces the file, which moves them to the rotated file).
+    fn skipped(&self) -> Vec<SkippedLine> {
+        match self.handle.current() {
+            Ok(state) => state.skipped.clone(),
+            Err((what, e)) => {
+                tracing::warn!(journal = %self.paths.journal.display(), "skipped lines: {what}: {e}");
+                Vec::new()
+            }
+        }
+    }
+
     fn location(&self) -> String {
-        self.path.display().to_string()
+        self.paths.journal.display().to_string()
     }
 }
 
@@ -168,36 +285,75 @@ fn journal_error(path: &Path, what: &str, e: &io::Error) -> Error {
     }
 }
 
-/// Writes `line` at the end and `fsync`s it, under the file's `flock`. On failure, cuts the file
-/// back to where it was.
-fn append_line(file: &File, line: &[u8]) -> std::result::Result<(), (&'static str, io::Error)> {
-    file.lock().map_err(|e| ("lock", e))?;
-    let result = (|| {
-        // Another process may have died mid-write since this journal was opened: cut its torn
-        // line off first, or this entry would be glued to it and lost.
-        if !ends_with_newline(file).map_err(|e| ("read", e))? {
-            if let Some(torn) = repair_tail(file).map_err(|e| ("repair torn tail", e))? {
-                tracing::warn!("journal: before appending, {torn}");
-            }
-        }
-        let before = file.metadata().map_err(|e| ("stat", e))?.len();
-        let written = {
-            let mut w = file;
-            w.write_all(line).map_err(|e| ("write", e))
-        }
-        .and_then(|()| file.sync_data().map_err(|e| ("fsync", e)));
-        if written.is_err() {
-            if let Err(e) = file.set_len(before).and_then(|()| file.sync_data()) {
-                tracing::warn!("journal: cannot cut off a failed append at offset {before}: {e}");
-            }
-        }
-        written
-    })();
-    // Closing the file would release the lock too; an unlock error only delays other writers.
-    if let Err(e) = file.unlock() {
-        tracing::warn!("journal: unlock failed: {e}");
+/// Compacts after cutting off a torn tail; the caller holds the `flock`.
+fn compact_tail_repaired(
+    state: &mut State,
+    paths: &Paths,
+    keep: Retention,
+    rotated_files: usize,
+) -> Result<CompactionReport> {
+    if let Some(torn) = repair_tail(&state.file).map_err(|e| journal_error(&paths.journal, "repair torn tail", &e))? {
+        tracing::warn!(journal = %paths.journal.display(), "before compacting, {torn}");
     }
-    result
+    let report = compact_locked(state, paths, keep, rotated_files)?;
+    tracing::info!(
+        journal = %paths.journal.display(),
+        kept = report.kept,
+        dropped = report.dropped,
+        skipped = report.skipped,
+        "compacted from {} to {} bytes",
+        report.bytes_before,
+        report.bytes_after
+    );
+    Ok(report)
+}
+
+/// After an append, compacts if the file has grown past the threshold; a failure is logged only
+/// (the entry is in). The next threshold is twice what is left, and at least `max_bytes`.
+fn maybe_compact(state: &mut State, paths: &Paths, options: JournalOptions, threshold: &AtomicU64) {
+    let max_bytes = options.max_bytes.unwrap_or(u64::MAX);
+    let len = match state.file.metadata() {
+        Ok(meta) => meta.len(),
+        Err(e) => {
+            tracing::warn!(journal = %paths.journal.display(), "stat after append: {e}");
+            return;
+        }
+    };
+    if len <= threshold.load(Ordering::Relaxed) {
+        return;
+    }
+    let left = match compact_tail_repaired(state, paths, options.keep, options.rotated_files) {
+        Ok(report) => report.bytes_after,
+        Err(e) => {
+            tracing::warn!("automatic compaction failed (retried once the journal doubles): {e}");
+            len
+        }
+    };
+    threshold.store(left.saturating_mul(2).max(max_bytes), Ordering::Relaxed);
+}
+
+/// Writes `line` at the end and `fsync`s it; the caller holds the file's `flock`. On failure,
+/// cuts the file back to where it was.
+fn append_line(file: &File, line: &[u8]) -> Step<()> {
+    // Another process may have died mid-write since this journal was opened: cut its torn
+    // line off first, or this entry would be glued to it and lost.
+    if !ends_with_newline(file).map_err(|e| ("read", e))? {
+        if let Some(torn) = repair_tail(file).map_err(|e| ("repair torn tail", e))? {
+            tracing::warn!("journal: before appending, {torn}");
+        }
+    }
+    let before = file.metadata().map_err(|e| ("stat", e))?.len();
+    let written = {
+        let mut w = file;
+        w.write_all(line).map_err(|e| ("write", e))
+    }
+    .and_then(|()| file.sync_data().map_err(|e| ("fsync", e)));
+    if written.is_err() {
+        if let Err(e) = file.set_len(before).and_then(|()| file.sync_data()) {
+            tracing::warn!("journal: cannot cut off a failed append at offset {before}: {e}");
+        }
+    }
+    written
 }
 
 /// Whether the file is empty or ends with a newline.
@@ -216,8 +372,8 @@ fn ends_with_newline(file: &File) -> io::Result<bool> {
 ///
 /// Torn means: no trailing `\n`, or not JSON at all. A prefix of a JSON object is never a JSON
 /// object, so this finds every torn write, while a complete line that is JSON but not an `Entry`
-/// this version reads (one written by a newer version) is kept: it is not torn, and cutting it off
-/// would lose an acknowledged entry.
+/// this version reads (one written by a newer version, or a foreign line) is kept: it is not
+/// torn, and cutting it off could lose an acknowledged entry.
 fn repair_tail(file: &File) -> io::Result<Option<String>> {
     let len = file.metadata()?.len();
     let mut lines = Backwards::new(file, len, CHUNK);
@@ -237,25 +393,30 @@ fn repair_tail(file: &File) -> io::Result<Option<String>> {
     )))
 }
 
-/// The start of a line, readable in a log line.
-fn preview(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::new();
-    for c in text.chars().take(PREVIEW) {
-        if c.is_control() {
-            out.extend(c.escape_default());
+/// Reads the last `n` entries going backwards; also returns how many bytes that read. Skipped
+/// lines are noted in `state` (and warned about the first time).
+fn read_tail(state: &mut State, path: &Path, n: usize, chunk: usize) -> Result<(Vec<Entry>, u64)> {
+    let mut skipped = Vec::new();
+    let read = read_entries(&state.file, path, n, chunk, &mut skipped);
+    for line in skipped {
+        let text = line.to_string();
+        if state.note_skipped(line) {
+            tracing::warn!(journal = %path.display(), "{text}");
         } else {
-            out.push(c);
+            tracing::debug!(journal = %path.display(), "{text}");
         }
     }
-    if text.chars().nth(PREVIEW).is_some() {
-        out.push_str("...");
-    }
-    out
+    read
 }
 
-/// Reads the last `n` entries going backwards; also returns how many bytes that read.
-fn read_tail(file: &File, path: &Path, n: usize, chunk: usize) -> Result<(Vec<Entry>, u64)> {
+/// [`read_tail`]'s reading: the entries, and the lines skipped into `skipped`.
+fn read_entries(
+    file: &File,
+    path: &Path,
+    n: usize,
+    chunk: usize,
+    skipped: &mut Vec<SkippedLine>,
+) -> Result<(Vec<Entry>, u64)> {
     let fail = |e: io::Error| journal_error(path, "read", &e);
     let len = file.metadata().map_err(fail)?.len();
     let mut lines = Backwards::new(file, len, chunk);
@@ -273,20 +434,22 @@ fn read_tail(file: &File, path: &Path, n: usize, chunk: usize) -> Result<(Vec<En
             );
             continue;
         }
-        match serde_json::from_slice::<Entry>(&line.bytes) {
-            Ok(entry) => entries.push(entry),
-            Err(e) if serde_json::from_slice::<serde_json::Value>(&line.bytes).is_ok() => {
+        match classify(&line.bytes) {
+            Line::Entry(entry) => entries.push(*entry),
+            Line::Skip(reason) => skipped.push(SkippedLine {
+                offset: line.offset,
+                reason,
+                preview: preview(&line.bytes),
+            }),
+            Line::Unreadable(e) => {
                 return Err(Error::Journal {
                     path: path.display().to_string(),
-                    reason: format!("unreadable entry at offset {}: {e}", line.offset),
+                    reason: format!(
+                        "unreadable entry at offset {} (written by a newer version, or edited?): {e}",
+                        line.offset
+                    ),
                 });
             }
-            Err(_) => tracing::warn!(
-                journal = %path.display(),
-                "skipping a torn line at offset {}: {}",
-                line.offset,
-                preview(&line.bytes)
-            ),
         }
     }
     entries.reverse();
@@ -296,3 +459,7 @@ fn read_tail(file: &File, path: &Path, n: usize, chunk: usize) -> Result<(Vec<En
 #[cfg(test)]
 #[path = "file_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "compact_tests.rs"]
+mod compact_tests;

@@ -1,27 +1,9 @@
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::*;
-use crate::journal::test_support::{app, entry, entry_with_note};
-
-fn seqs(entries: &[Entry]) -> Vec<u64> {
-    entries.iter().map(|e| e.seq).collect()
-}
-
-fn append_raw(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new().append(true).open(path).unwrap();
-    f.write_all(bytes).unwrap();
-}
-
-/// Every line of the file, parsed; panics on a torn or unterminated line.
-fn read_all(path: &Path) -> Vec<Entry> {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.is_empty() || text.ends_with('\n'), "unterminated file");
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:.80}")))
-        .collect()
-}
+use crate::journal::test_support::{app, append_raw, entry, entry_with_note, read_all, seqs};
+use crate::journal::SkipReason;
 
 #[tokio::test]
 async fn appends_and_tails_oldest_first() {
@@ -147,6 +129,8 @@ async fn an_entry_this_version_cannot_read_is_kept_and_not_skipped() {
         journal.append(&entry(1)).await.unwrap();
         journal.path().to_owned()
     };
+    // One field of ours is enough to count as an entry: `deployment` missing here.
+    let offset = std::fs::metadata(&path).unwrap().len();
     append_raw(&path, b"{\"seq\":2,\"from_the_future\":true}\n");
     let len = std::fs::metadata(&path).unwrap().len();
 
@@ -155,10 +139,93 @@ async fn an_entry_this_version_cannot_read_is_kept_and_not_skipped() {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
     match journal.tail(1).await {
         Err(Error::Journal { reason, .. }) => {
-            assert!(reason.contains("unreadable entry"), "{reason}")
+            assert!(
+                reason.starts_with(&format!("unreadable entry at offset {offset} ")),
+                "{reason}"
+            );
+            assert!(reason.contains("missing field"), "{reason}");
         }
         other => panic!("expected a journal error, got {other:?}"),
     }
+    assert!(journal.skipped().is_empty());
+}
+
+#[tokio::test]
+async fn an_entry_with_seq_and_deployment_that_does_not_parse_is_an_error_naming_offset_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = FileJournal::open(dir.path(), &app()).unwrap();
+    journal.append(&entry(1)).await.unwrap();
+    let offset = std::fs::metadata(journal.path()).unwrap().len();
+    append_raw(
+        journal.path(),
+        b"{\"seq\":2,\"deployment\":{\"id\":\"x\",\"phase\":\"teleporting\"}}\n",
+    );
+    journal.append(&entry(3)).await.unwrap();
+
+    // Entries after it are readable; reaching it is an error.
+    assert_eq!(seqs(&journal.tail(1).await.unwrap()), [3]);
+    match journal.tail(2).await {
+        Err(Error::Journal { reason, .. }) => {
+            assert!(
+                reason.starts_with(&format!("unreadable entry at offset {offset} ")),
+                "{reason}"
+            );
+            assert!(reason.contains("at line 1 column"), "the serde error: {reason}");
+        }
+        other => panic!("expected a journal error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_line_in_the_middle_is_skipped_and_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = FileJournal::open(dir.path(), &app()).unwrap();
+    journal.append(&entry(1)).await.unwrap();
+    let foreign_at = std::fs::metadata(journal.path()).unwrap().len();
+    append_raw(journal.path(), b"{\"hello\":\"world\"}\n");
+    journal.append(&entry(2)).await.unwrap();
+    let number_at = std::fs::metadata(journal.path()).unwrap().len();
+    append_raw(journal.path(), b"42\n");
+    journal.append(&entry(3)).await.unwrap();
+
+    assert_eq!(seqs(&journal.tail(5).await.unwrap()), [1, 2, 3]);
+    assert_eq!(seqs(&journal.tail(2).await.unwrap()), [2, 3]);
+    let want = vec![
+        SkippedLine {
+            offset: number_at,
+            reason: SkipReason::Foreign,
+            preview: "42".into(),
+        },
+        SkippedLine {
+            offset: foreign_at,
+            reason: SkipReason::Foreign,
+            preview: "{\"hello\":\"world\"}".into(),
+        },
+    ];
+    assert_eq!(journal.skipped(), want);
+    // Reading again does not report them again.
+    journal.tail(5).await.unwrap();
+    assert_eq!(journal.skipped(), want);
+    // Another instance has read nothing yet.
+    let other = FileJournal::open(dir.path(), &app()).unwrap();
+    assert!(other.skipped().is_empty());
+}
+
+#[tokio::test]
+async fn a_foreign_last_line_is_not_cut_off_and_tail_reads_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = {
+        let journal = FileJournal::open(dir.path(), &app()).unwrap();
+        journal.append(&entry(1)).await.unwrap();
+        journal.path().to_owned()
+    };
+    append_raw(&path, b"{\"hello\":\"world\"}\n");
+    let len = std::fs::metadata(&path).unwrap().len();
+    let journal = FileJournal::open(dir.path(), &app()).unwrap();
+    assert_eq!(journal.torn_tail(), None);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+    assert_eq!(seqs(&journal.tail(1).await.unwrap()), [1]);
+    assert_eq!(journal.skipped().len(), 1);
 }
 
 #[tokio::test]
@@ -172,6 +239,11 @@ async fn torn_lines_in_the_middle_and_an_unterminated_last_line_are_skipped() {
     append_raw(journal.path(), b"{\"seq\":3,");
     assert_eq!(seqs(&journal.tail(5).await.unwrap()), [1, 2]);
     assert_eq!(seqs(&journal.tail(1).await.unwrap()), [2]);
+    // The torn line in the middle is reported; the line being written is not.
+    let skipped = journal.skipped();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].reason, SkipReason::Torn);
+    assert_eq!(skipped[0].preview, "{\"seq\":2,\"at");
 }
 
 #[tokio::test]
@@ -245,13 +317,6 @@ fn open_reports_the_os_error() {
         }
         other => panic!("expected a journal error, got {other:?}"),
     }
-}
-
-#[test]
-fn preview_escapes_control_characters_and_is_short() {
-    assert_eq!(preview(b"ab\tc"), "ab\\tc");
-    assert_eq!(preview(&[b'x'; 40]), "x".repeat(40));
-    assert_eq!(preview(&[b'x'; 41]), format!("{}...", "x".repeat(40)));
 }
 
 /// Another process that dies mid-write while this journal is open leaves a torn line that the

@@ -5,8 +5,11 @@
 //! last entry: status and resume read one line, however long the history.
 
 mod backwards;
+mod compact;
 mod file;
+mod handle;
 mod memory;
+mod skipped;
 #[cfg(test)]
 mod test_support;
 
@@ -19,8 +22,10 @@ use crate::error::Result;
 use crate::machine::Deployment;
 use crate::model::Timestamp;
 
-pub use file::FileJournal;
+pub use compact::{CompactionReport, Retention};
+pub use file::{FileJournal, JournalOptions};
 pub use memory::InMemoryJournal;
+pub use skipped::{SkipReason, SkippedLine};
 
 /// What an entry records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +72,13 @@ pub struct Entry {
 ///   `n`, not on the journal's length.
 /// - A torn last entry (a crash mid-write) is skipped and reported through
 ///   [`torn_tail`](Journal::torn_tail), never an error.
+/// - A line that is not an entry at all (a torn line in the middle, or a complete JSON line that
+///   is foreign: not an object with a `seq` or a `deployment` field) is skipped by
+///   [`tail`](Journal::tail), with a warning, and reported through
+///   [`skipped`](Journal::skipped), never an error.
+/// - A line that looks like an entry (an object with a `seq` or a `deployment` field) but that
+///   this version cannot read (written by a newer version, or edited) is an error: acting on an
+///   older entry instead would be wrong.
 #[async_trait]
 pub trait Journal: Send + Sync + Debug + 'static {
     /// Appends one entry, durably.
@@ -78,6 +90,14 @@ pub trait Journal: Send + Sync + Debug + 'static {
     /// A description of a torn last entry found when the journal was opened, if there was one.
     fn torn_tail(&self) -> Option<String> {
         None
+    }
+
+    /// The lines that [`tail`](Journal::tail) has skipped so far because they are not entries
+    /// (see [`SkippedLine`]), oldest first, each once, at most a bounded number of them.
+    ///
+    /// Journals that cannot hold such lines (the default, and [`InMemoryJournal`]) return none.
+    fn skipped(&self) -> Vec<SkippedLine> {
+        Vec::new()
     }
 
     /// Where the journal lives, for messages.

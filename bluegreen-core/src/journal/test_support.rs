@@ -39,3 +39,31 @@ pub(crate) fn entry(seq: u64) -> Entry {
     };
     e
 }
+
+/// A small entry of deployment `id`, in `phase`.
+pub(crate) fn entry_of(seq: u64, id: &str, phase: crate::machine::Phase) -> Entry {
+    let mut e = entry(seq);
+    e.deployment.id = id.to_owned();
+    e.deployment.phase = phase;
+    e
+}
+
+pub(crate) fn seqs(entries: &[Entry]) -> Vec<u64> {
+    entries.iter().map(|e| e.seq).collect()
+}
+
+/// Writes `bytes` at the end of the file at `path`, as another program would.
+pub(crate) fn append_raw(path: &std::path::Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// Every line of the file, parsed; panics on a torn or unterminated line.
+pub(crate) fn read_all(path: &std::path::Path) -> Vec<Entry> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "unterminated file");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:.80}")))
+        .collect()
+}

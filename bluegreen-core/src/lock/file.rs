@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{DeployLock, LockGuard, LockHolder};
+use super::{liveness, DeployLock, LockGuard, LockHolder};
 use crate::error::{Error, Result};
 use crate::model::{AppName, Timestamp};
 
@@ -35,8 +35,16 @@ const READ_PAUSE: Duration = Duration::from_millis(10);
 ///   Releasing empties the file and keeps it for this reason.
 /// - `flock` is local to a machine: it does not exclude a process on another host sharing the
 ///   directory over NFS.
-/// - In the instant between a new holder taking the `flock` and writing its record, a loser may
-///   wait up to half a second for the record, and may name the previous (dead) holder.
+/// - In the instant between a new holder taking the `flock` and writing its record, the file
+///   still holds the previous (dead) holder's record, or nothing. A loser then re-reads, for up to
+///   half a second, until the record names a live process: a record whose holder is on this host
+///   and whose pid names no process, a zombie, or a process started after the record's `since`
+///   (a reused pid) is never reported as the holder. If the record never changes, the holder is
+///   reported as unknown (pid 0 on `"unknown"`) rather than as the dead process.
+/// - Liveness can only be judged on this host: a record from another host (a shared directory)
+///   is taken at its word. A pid reused by a process that started within about two seconds of
+///   the dead holder taking the lock passes for the holder (`/proc`'s boot time is in whole
+///   seconds), and a loser may then name the dead holder, as before this check.
 /// - A power loss while the lock is released may leave the last holder's record (the emptying is
 ///   not `fsync`ed): the next holder then reports a take-over that was not one.
 #[derive(Debug, Clone)]
@@ -71,11 +79,12 @@ impl DeployLock for FileLock {
     /// Takes `app`'s lock as `holder`, or names who holds it.
     ///
     /// Runs on the blocking pool. It does not wait for the lock, only (rarely, up to 0.5 s) for a
-    /// brand-new holder's record to appear.
+    /// brand-new holder's record to appear or to replace a dead holder's.
     ///
     /// # Errors
     /// [`Error::Locked`] if another open file (any process, this one included) holds it; the
-    /// holder is read from the file, or is pid 0 on host `"unknown"` if the record is unreadable.
+    /// holder is read from the file, or is pid 0 on host `"unknown"` if the record is unreadable
+    /// or keeps naming a process on this host that is dead.
     /// [`Error::Backend`] (`"file lock"`) with the OS error if the file cannot be opened, locked
     /// or written.
     ///
@@ -128,6 +137,7 @@ fn acquire_blocking(path: PathBuf, app: &AppName, holder: &LockHolder) -> Result
         .open(&path)
         .map_err(|e| io_error(&path, "open", &e))?;
 
+    let this_host = gethostname::gethostname().to_string_lossy().into_owned();
     let mut attempts = 0;
     loop {
         match file.try_lock() {
@@ -135,10 +145,20 @@ fn acquire_blocking(path: PathBuf, app: &AppName, holder: &LockHolder) -> Result
             Err(TryLockError::WouldBlock) => {
                 attempts += 1;
                 let found = match read_record(&file) {
-                    Some(Ok(holder)) => Some(holder),
-                    // Empty or half-written: a new holder is writing its record, or the holder
-                    // just released (then the next try_lock succeeds).
+                    Some(Ok(holder)) if !liveness::certainly_dead(&holder, &this_host) => Some(holder),
+                    // A dead process's record: the new holder has taken the lock but not yet
+                    // written its own. Empty or half-written: a new holder is writing its record,
+                    // or the holder just released (then the next try_lock succeeds).
                     _ if attempts < READ_ATTEMPTS => None,
+                    Some(Ok(dead)) => {
+                        tracing::warn!(
+                            %app,
+                            lock = %path.display(),
+                            "the lock is held, but its record still names {dead}, which is dead; \
+                             the holder is unknown"
+                        );
+                        Some(unknown_holder(&file))
+                    }
                     _ => Some(unknown_holder(&file)),
                 };
                 if let Some(holder) = found {

@@ -85,6 +85,25 @@ async fn a_live_holder_with_an_unreadable_record_is_unknown() {
 }
 
 #[tokio::test]
+async fn a_record_that_keeps_naming_a_dead_process_is_an_unknown_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::new(dir.path()).unwrap();
+    let path = lock.path(&app("shop"));
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let dead = LockHolder {
+        pid: gone.id(),
+        ..holder("dead")
+    };
+    std::fs::write(&path, serde_json::to_vec(&dead).unwrap()).unwrap();
+    // Held by an open file that never writes its record.
+    let other = File::open(&path).unwrap();
+    other.lock().unwrap();
+    let busy = locked_by(lock.try_acquire(&app("shop"), &holder("me")).await);
+    assert_eq!((busy.pid, busy.host.as_str()), (0, "unknown"), "{busy:?}");
+}
+
+#[tokio::test]
 async fn new_reports_the_os_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("file");
@@ -171,4 +190,140 @@ async fn child_holds_the_lock() {
     println!("\nlocked");
     io::stdout().flush().unwrap();
     std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Set (to a lock directory) in the racing child processes of
+/// `after_a_kill_every_loser_of_a_race_names_the_live_winner`.
+const RACER_ENV: &str = "BLUEGREEN_LOCK_RACER";
+
+/// Spawns this test binary running only the ignored helper `test`, with `env` set to `dir`.
+fn spawn_helper(test: &str, env: &str, dir: &Path) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--ignored", "--test-threads=1"])
+            .env(env, dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Forwards the child's stdout lines that start with `prefix` to `tx`, tagged with `index`.
+fn forward_lines(child: &mut KillOnDrop, index: usize, prefix: &'static str, tx: mpsc::Sender<(usize, String)>) {
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with(prefix) {
+                let _ = tx.send((index, line.trim().to_owned()));
+            }
+        }
+    });
+}
+
+#[test]
+fn after_a_kill_every_loser_of_a_race_names_the_live_winner() {
+    // The window (between the winner's flock and its write) is short: race several times.
+    for round in 0..5 {
+        kill_then_race(round);
+    }
+}
+
+/// A holder is killed, then `RACERS` processes race for its lock; see the test above.
+fn kill_then_race(round: usize) {
+    const RACERS: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::new(dir.path()).unwrap();
+
+    // A holder takes the lock and is killed: its record stays in the file.
+    let mut holder_child = spawn_helper("lock::file::tests::child_holds_the_lock", CHILD_ENV, dir.path());
+    let dead_pid = holder_child.0.id();
+    let (tx, rx) = mpsc::channel();
+    forward_lines(&mut holder_child, 0, "locked", tx);
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the holder did not report `locked`");
+    holder_child.0.kill().unwrap();
+    holder_child.0.wait().unwrap();
+    let record: LockHolder = serde_json::from_str(&std::fs::read_to_string(lock.path(&app("shop"))).unwrap()).unwrap();
+    assert_eq!(record.pid, dead_pid, "the dead holder's record is left behind");
+
+    // Ten processes race for it, released together by a `go` file.
+    let (tx, rx) = mpsc::channel();
+    let mut racers: Vec<KillOnDrop> = (0..RACERS)
+        .map(|i| {
+            let mut racer = spawn_helper("lock::file::tests::child_races_for_the_lock", RACER_ENV, dir.path());
+            forward_lines(&mut racer, i, "racer ", tx.clone());
+            racer
+        })
+        .collect();
+    let mut ready = 0;
+    while ready < RACERS {
+        let (_, line) = rx.recv_timeout(Duration::from_secs(60)).expect("racers get ready");
+        ready += usize::from(line == "racer ready");
+    }
+    std::fs::write(dir.path().join("go"), b"").unwrap();
+
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    while winners.len() + losers.len() < RACERS {
+        let (i, line) = rx.recv_timeout(Duration::from_secs(60)).expect("every racer reports");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["racer", "won", pid, took_over] => winners.push((i, pid.parse::<u32>().unwrap(), took_over.to_string())),
+            ["racer", "lost", pid, who] => losers.push((i, pid.parse::<u32>().unwrap(), who.to_string())),
+            other => panic!("unexpected racer line {other:?}"),
+        }
+    }
+    std::fs::write(dir.path().join("done"), b"").unwrap();
+    for racer in &mut racers {
+        racer.0.wait().unwrap();
+    }
+
+    assert_eq!(winners.len(), 1, "exactly one winner: {winners:?}");
+    let (winner, winner_pid, took_over) = &winners[0];
+    assert_eq!(*winner_pid, racers[*winner].0.id());
+    assert_eq!(*took_over, dead_pid.to_string(), "the winner reports the dead holder");
+    let wrong: Vec<_> = losers
+        .iter()
+        .filter(|(_, pid, who)| *pid != *winner_pid || *who != format!("racer-{winner_pid}"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "round {round}: losers must name the winner (pid {winner_pid}), not the dead holder (pid {dead_pid}): {wrong:?}"
+    );
+}
+
+/// Run in a child process by `after_a_kill_every_loser_of_a_race_names_the_live_winner`: says
+/// `racer ready`, waits for the `go` file, tries once, says `racer won <pid> <took-over pid>` or
+/// `racer lost <holder pid> <holder who>`; a winner holds the lock until the `done` file appears.
+#[tokio::test]
+#[ignore = "helper for after_a_kill_every_loser_of_a_race_names_the_live_winner, run in a child process"]
+async fn child_races_for_the_lock() {
+    let Ok(dir) = std::env::var(RACER_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let lock = FileLock::new(&dir).unwrap();
+    let me = std::process::id();
+    println!("\nracer ready");
+    io::stdout().flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !dir.join("go").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    match lock.try_acquire(&app("shop"), &holder(&format!("racer-{me}"))).await {
+        Ok(guard) => {
+            let dead = guard.took_over_from.as_ref().map_or(0, |h| h.pid);
+            println!("\nracer won {me} {dead}");
+            io::stdout().flush().unwrap();
+            while !dir.join("done").exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Err(Error::Locked { holder, .. }) => {
+            println!("\nracer lost {} {}", holder.pid, holder.who.unwrap_or_default());
+        }
+        Err(e) => println!("\nracer error {e}"),
+    }
+    io::stdout().flush().unwrap();
 }

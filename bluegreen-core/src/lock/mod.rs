@@ -1,6 +1,7 @@
 //! One deployment per application at a time.
 
 mod file;
+mod liveness;
 mod memory;
 #[cfg(test)]
 mod test_support;

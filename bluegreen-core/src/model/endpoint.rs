@@ -1,9 +1,9 @@
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::check_chars;
+use super::host::canonical_host;
 use crate::error::{Error, Result};
 
 /// How a slot is spoken to.
@@ -29,7 +29,13 @@ impl Scheme {
 
 /// Where a slot serves: host, port and scheme. Validated, because it is written into proxy configs.
 ///
-/// The host is an IP address or a DNS name (letters, digits, `-`, `.`; at most 253 bytes).
+/// The host is an IP address in canonical form or a DNS name, so that nginx, Traefik and the OS
+/// resolver all read it as the same address. IPv4 is four decimal parts without leading zeros
+/// (`127.0.0.1`, never `0177.0.0.1`, `127.1`, `2130706433` or `0x7f.0.0.1`); IPv6 is given with or
+/// without brackets and stored without them, in RFC 5952 form (`[0:0::1]` is stored as `::1`);
+/// IPv4-mapped IPv6 addresses and zone ids are refused. A DNS name has labels of 1–63 letters,
+/// digits and `-` (not at either end), at most 253 bytes, no trailing dot, and a last label that
+/// is neither all digits nor `0x`-hex (which resolvers may read as an IPv4 address).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawEndpoint")]
 pub struct Endpoint {
@@ -56,25 +62,18 @@ impl TryFrom<RawEndpoint> for Endpoint {
 
 impl Endpoint {
     /// An HTTP endpoint at `host:port`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] (`"endpoint host"`) naming the host and why it is refused (for a
+    /// non-canonical IPv4 address, how to write it); (`"endpoint port"`) for port 0.
     pub fn new(host: impl Into<String>, port: u16) -> Result<Self> {
         let host = host.into();
         if port == 0 {
             return Err(Error::invalid("endpoint port", "0", "port 0 cannot be connected to"));
         }
-        let bare = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(&host);
-        if bare.parse::<IpAddr>().is_err() {
-            check_chars("endpoint host", &host, 253, |c| {
-                c.is_ascii_alphanumeric() || c == '-' || c == '.'
-            })?;
-            if host.starts_with(['-', '.']) || host.contains("..") {
-                return Err(Error::invalid("endpoint host", host, "is not a valid DNS name"));
-            }
-        }
+        let host = canonical_host(&host)?;
         Ok(Endpoint {
-            host: bare.to_string(),
+            host,
             port,
             scheme: Scheme::Http,
         })
@@ -205,6 +204,28 @@ mod tests {
             );
         }
         assert!(Endpoint::new("127.0.0.1", 0).is_err());
+    }
+
+    #[test]
+    fn one_accepted_host_means_one_address() {
+        for host in ["localhost", "app-blue", "my.host.example", "10.0.0.1", "::1"] {
+            assert_eq!(Endpoint::new(host, 80).unwrap().host(), host);
+        }
+        assert_eq!(
+            Endpoint::new("[::1]", 80).unwrap(),
+            Endpoint::new("0:0::1", 80).unwrap()
+        );
+        for bad in ["0177.0.0.1", "127.1", "2130706433", "0x7f.0.0.1"] {
+            match Endpoint::new(bad, 80) {
+                Err(Error::Invalid { what, value, reason }) => {
+                    assert_eq!((what, value.as_str()), ("endpoint host", bad));
+                    assert!(reason.contains("write it as 127.0.0.1"), "{bad}: {reason}");
+                }
+                other => panic!("{bad}: expected Invalid, got {other:?}"),
+            }
+            assert!(Endpoint::parse_url(&format!("http://{bad}:80")).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<Endpoint>(r#"{"host":"127.1","port":80}"#).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod app;
 mod endpoint;
+mod host;
 pub(crate) mod millis;
 mod release;
 mod slot;

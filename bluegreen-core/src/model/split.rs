@@ -43,7 +43,10 @@ impl TrafficSplit {
 
     /// All traffic on `slot`.
     pub fn all(slot: Slot) -> Self {
-        Self::toward(slot, 100).expect("100 is a valid weight")
+        match slot {
+            Slot::Blue => TrafficSplit { blue: 100, green: 0 },
+            Slot::Green => TrafficSplit { blue: 0, green: 100 },
+        }
     }
 
     /// `weight` percent on `slot`, the rest on the other slot.

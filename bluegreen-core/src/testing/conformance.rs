@@ -1,13 +1,17 @@
 //! Conformance suites: the contract checks every [`Router`] and [`Environment`] must pass.
 //! (Public docs live on the two functions and in the module docs of [`crate::testing`].)
 
+// A conformance suite reports a broken contract the way `assert!` does: by panicking in the
+// caller's test.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use std::fmt::Debug;
 use std::time::Duration;
 
 use crate::environment::{Environment, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
 use crate::model::{Endpoint, Release, Slot, TrafficSplit};
-use crate::router::{DrainStatus, Router, Routes};
+use crate::router::{DrainStatus, Router, Routes, Serving};
 
 /// Unwraps `result`, or panics naming the backend and the step.
 fn ok<T>(backend: &str, step: &str, result: Result<T>) -> T {
@@ -30,7 +34,8 @@ fn same<T: PartialEq + Debug>(backend: &str, step: &str, actual: T, expected: T)
 /// part of the contract. A backend with persistent state must be given a clean one (an empty
 /// config directory, a proxy started for the test).
 ///
-/// Steps, each one followed by `current()` returning exactly the routes just applied:
+/// Steps, each one followed by `current()` returning exactly the routes just applied, and
+/// `observe()` saying them configured (and [`Serving::Confirmed`] for a router that confirms):
 /// 1. `current()` is `Ok(None)`;
 /// 2. apply all traffic to blue; apply it again (idempotent);
 /// 3. apply all traffic to green;
@@ -111,6 +116,12 @@ async fn apply_and_read_back(router: &dyn Router, name: &str, what: &str, routes
     let step = format!("current() after apply({what})");
     let current = ok(name, &step, router.current().await);
     same(name, &step, current, Some(routes.clone()));
+    let step = format!("observe() after apply({what})");
+    let observed = ok(name, &step, router.observe().await);
+    same(name, &step, observed.configured.as_ref(), Some(routes));
+    if router.capabilities().confirms {
+        same(name, &step, observed.serving, Serving::Confirmed);
+    }
 }
 
 /// Checks that `env` honours the [`Environment`] contract, deploying releases `a` and `b`.

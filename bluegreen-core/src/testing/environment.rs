@@ -100,6 +100,8 @@ impl State {
     fn fresh_endpoint(&mut self) -> Endpoint {
         let port = self.saved.next_port;
         self.saved.next_port = port.checked_add(1).unwrap_or(FIRST_PORT);
+        // Ports start at FIRST_PORT and wrap back to it, never to 0, so this cannot fail.
+        #[allow(clippy::expect_used)]
         Endpoint::new("127.0.0.1", port).expect("a loopback address and a non-zero port are valid")
     }
 }
