@@ -109,9 +109,9 @@ enum Step {
 }
 
 fn step(n: usize) -> Step {
-    if n % FAIL_EVERY == 0 {
+    if n.is_multiple_of(FAIL_EVERY) {
         Step::Failing
-    } else if n % ROLLBACK_EVERY == 0 {
+    } else if n.is_multiple_of(ROLLBACK_EVERY) {
         Step::Rollback
     } else {
         Step::Healthy
@@ -265,7 +265,7 @@ async fn main() -> Result<ExitCode> {
                 break;
             }
         }
-        if n == WARM_UP || n % args.every == 0 || n == args.deploys {
+        if n == WARM_UP || n.is_multiple_of(args.every) || n == args.deploys {
             let row = Row {
                 deploys: n,
                 failed: failed(&loads),
