@@ -550,13 +550,12 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         }
         (Phase::Stopping, Signal::Resumed) => Phase::Stopping,
         // The rollout had no cause to record until now: keep why the stop failed, as a type (a
-        // stop that failed or one that timed out), for status and the journal.
+        // stop that failed or one that timed out), for status and the journal. `reason` stays
+        // empty: it says a rollback was decided, and none was (the words are in the phase).
         (Phase::Stopping, Signal::Failed { cause, reason, .. }) => {
-            let reason = format!("the old slot could not be stopped: {reason}");
             d.cause = Some(cause);
-            d.reason = Some(reason.clone());
             Phase::Failed {
-                reason,
+                reason: format!("the old slot could not be stopped: {reason}"),
                 retry: Retry::StopOld,
             }
         }
