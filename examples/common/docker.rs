@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bluegreen_core::probe::{AllOf, HttpProbe};
-use bluegreen_core::{Deployer, Error, HealthPolicy, Result, Retirement, Router};
+use bluegreen_core::{Deployer, DeployerBuilder, Error, HealthPolicy, Result, Retirement, Router};
 use bluegreen_docker::{DockerConfig, DockerEnvironment, HealthCheck, ImageSource};
 use bluegreen_testkit::docker::{self, DemoImages, TestApp, DEMO_PORT, OWNER_LABEL};
 
@@ -52,11 +52,17 @@ impl DockerDemo {
     /// A blue-green deployer for the application through `router`: healthy means Docker's own
     /// health check and `GET /health` through the published port both pass.
     pub fn deployer(&self, router: Arc<dyn Router>) -> Result<Deployer> {
+        self.builder(router)?.build()
+    }
+
+    /// The builder behind [`deployer`](Self::deployer), for a scenario to change (journal, lock,
+    /// timings).
+    pub fn builder(&self, router: Arc<dyn Router>) -> Result<DeployerBuilder> {
         let probe = AllOf::new(vec![
             Arc::new(self.environment.health_probe()),
             Arc::new(HttpProbe::new("/health")?),
         ])?;
-        Deployer::builder(self.app.name().clone())
+        Ok(Deployer::builder(self.app.name().clone())
             .environment(Arc::new(self.environment.clone()))
             .router(router)
             .probe(Arc::new(probe))
@@ -72,7 +78,6 @@ impl DockerDemo {
                 drain: Duration::from_millis(500),
                 stop_grace: Duration::from_secs(5),
             })
-            .who("example")
-            .build()
+            .who("example"))
     }
 }

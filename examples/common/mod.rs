@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each example uses part of it
 
 pub mod docker;
+pub mod footprint;
 pub mod nginx;
 pub mod scenario;
 pub mod timeline;

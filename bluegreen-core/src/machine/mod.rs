@@ -215,7 +215,10 @@ pub struct Deployment {
     pub strategy: String,
     /// What happens to the old slot (fixed when the deployment starts, so a resume keeps it).
     pub retirement: Retirement,
-    /// Why the deployment is rolling back or failed, as a type.
+    /// Why the deployment is rolling back or failed, as a type. A rollback keeps its cause if
+    /// retiring the refused release fails too; a rollout whose old slot could not be stopped
+    /// records that ([`Cause::Stop`], or a [`Cause::Timeout`] of the stop), and keeps it once a
+    /// resume has completed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
     /// Why the deployment is rolling back or failed, in words.
@@ -546,10 +549,16 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
             Phase::Completed
         }
         (Phase::Stopping, Signal::Resumed) => Phase::Stopping,
-        (Phase::Stopping, Signal::Failed { reason, .. }) => Phase::Failed {
-            reason: format!("the old slot could not be stopped: {reason}"),
-            retry: Retry::StopOld,
-        },
+        // The rollout had no cause to record until now: keep why the stop failed, as a type (a
+        // stop that failed or one that timed out), for status and the journal. `reason` stays
+        // empty: it says a rollback was decided, and none was (the words are in the phase).
+        (Phase::Stopping, Signal::Failed { cause, reason, .. }) => {
+            d.cause = Some(cause);
+            Phase::Failed {
+                reason: format!("the old slot could not be stopped: {reason}"),
+                retry: Retry::StopOld,
+            }
+        }
         (
             Phase::Draining,
             s @ (Signal::Provisioned(_)

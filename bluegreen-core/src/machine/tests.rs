@@ -379,7 +379,27 @@ fn failures_that_need_attention_are_retried_by_resume() {
             ..
         }
     ));
+    assert_eq!(d.cause, Some(Cause::Stop));
     assert_eq!(go(d, vec![Signal::Resumed]).phase, Phase::Stopping);
+
+    // Retiring keeps the cause of the rollback, not the stop's.
+    let mut rolling_back = at(Phase::RollingBack, false, true);
+    rolling_back.cause = Some(Cause::Health);
+    let d = go(
+        rolling_back,
+        vec![
+            Signal::Done,
+            Signal::failed(Cause::Timeout(crate::outcome::Call::Stop), "hung"),
+        ],
+    );
+    assert!(matches!(
+        d.phase,
+        Phase::Failed {
+            retry: Retry::Retire,
+            ..
+        }
+    ));
+    assert_eq!(d.cause, Some(Cause::Health));
 }
 
 #[test]
