@@ -214,13 +214,16 @@ pub struct Adoption {
 /// and [`InMemoryRouter`](crate::testing::InMemoryRouter) for tests.
 ///
 /// # Contract
-/// - **Source of truth**: [`current`](Router::current) reads what the proxy is configured to serve;
-///   `None` means a fresh install (nothing routed yet), not an error.
+/// - **Configured and served**: [`current`](Router::current) reads what the proxy is configured to
+///   serve (`None` means a fresh install, not an error); [`observe`](Router::observe) also says
+///   whether the live proxy serves it. A configuration is not proof of what is served (a crash
+///   between a write and a reload, a hand edit): callers that act on what is live use `observe`.
+/// - **Idempotent, on what is served**: an `apply` may skip its work only when the live proxy is
+///   seen serving exactly these routes, never because the configuration already says so.
 /// - **Confirmed**: [`apply`](Router::apply) returns `Ok` only once the proxy is *serving* the new
 ///   routes (a request answered by the new configuration), not when a file was written.
 /// - **Atomic**: a failed `apply` leaves the previous routes serving and in place on disk; it never
 ///   leaves a half-written or unvalidated configuration live.
-/// - **Idempotent**: applying the routes already served succeeds and changes nothing observable.
 /// - **Cancellation**: if the future is dropped, the proxy serves either the old or the new routes
 ///   in full, `current` tells which, and nothing of the dropped apply lands afterwards (the engine
 ///   releases its lock when the future is dropped, and the next deployer reads `current`).

@@ -106,12 +106,16 @@ impl Deployer {
     ///
     /// # Errors
     /// - [`Error::Locked`] — another deployment of this application runs (names the holder);
-    /// - [`Error::Conflict`] — an earlier deployment is unfinished (call [`resume`](Self::resume)),
-    ///   or traffic is split with no deployment to explain it;
-    /// - [`Error::RolledBack`] — the release failed (health, analysis, the router, an abort): traffic
-    ///   is on the previous release, and the error says why, with the new slot's last log lines;
-    /// - [`Error::Interrupted`] — traffic could not be moved back, or the old slot not stopped; the
-    ///   journal holds the state and [`resume`](Self::resume) retries;
+    /// - [`Error::Conflict`] — [`Conflict::Unfinished`]: an earlier deployment is unfinished (call
+    ///   [`resume`](Self::resume)); [`Conflict::SplitWithoutDeployment`]: traffic is split with no
+    ///   deployment to explain it; [`Conflict::ForeignConfig`]: the router's configuration was not
+    ///   written by it (see [`DeployerBuilder::adopt_existing_config`]);
+    /// - [`Error::RolledBack`] — the release failed (its [`Cause`](crate::Cause): health, analysis,
+    ///   the router, an abort, a backend call past its bound, …): traffic is on the previous
+    ///   release, and the error says why, with the new slot's last log lines;
+    /// - [`Error::Interrupted`] — traffic could not be moved back, or the old or the refused slot
+    ///   not stopped (its [`Retry`](crate::machine::Retry) says which); the journal holds the state
+    ///   and [`resume`](Self::resume) retries;
     /// - [`Error::Journal`] when the journal cannot be written: the deployment stops where it was
     ///   (possibly with traffic split), unfinished, for [`resume`](Self::resume) to converge;
     /// - backend errors met before anything changed (reading the router or the environment).
