@@ -342,8 +342,14 @@ impl Router for TraefikRouter {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let backup = self.config.staging_dir().join(format!("{name}.bluegreen-backup-{secs}"));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let backup = self
+            .config
+            .staging_dir()
+            .join(format!("{name}.bluegreen-backup-{secs}"));
         write_atomic(&backup, &bytes, None)?;
         tracing::info!(file = %path.display(), backup = %backup.display(), "traefik: adopted a dynamic file");
         Ok(Adoption {

@@ -79,8 +79,8 @@ impl Rig {
     }
 }
 
-/// "2 of 1450 failed (new connection 0/700, retrying 2/750)", counting since `before`.
-fn since(before: &Counts, after: &Counts) -> (u64, String) {
+/// "2 of 1450 failed (new-conn 0/700, retrying 2/750)", counting since `before`.
+fn since(before: &Counts, after: &Counts) -> String {
     let mut failed = 0;
     let mut total = 0;
     let mut parts = Vec::new();
@@ -94,7 +94,7 @@ fn since(before: &Counts, after: &Counts) -> (u64, String) {
         };
         parts.push(format!("{kind} {}/{}", f1 - f0, t1 - t0));
     }
-    (failed, format!("{failed} of {total} failed ({})", parts.join(", ")))
+    format!("{failed} of {total} failed ({})", parts.join(", "))
 }
 
 fn other(release: &Release) -> Release {
@@ -171,7 +171,12 @@ pub async fn scenario(rig: &mut Rig, kills: &[Kill]) -> Ran {
                         observed.serving
                     );
                 }
-                at_kill = Some(observed);
+                // What users get while no deployer runs.
+                let answer = match request_once(&rig.user).await {
+                    Outcome::Response { status, version } => format!("users get {status} {version}"),
+                    Outcome::Error(e) => format!("users get {e}"),
+                };
+                at_kill = Some(format!("{}; {answer}", describe(&observed)));
             }
             ChildRan::Finished(outcome) => {
                 finished = Some(outcome);
@@ -236,11 +241,11 @@ pub async fn scenario(rig: &mut Rig, kills: &[Kill]) -> Ran {
     if let Some(outcome) = &finished {
         line.push_str(&format!("\n  then a resume finished: {outcome}"));
     }
-    let (_, during) = since(&counts_at_start, &counts_at_resume);
-    let (_, converging) = since(&counts_at_resume, &counts_converged);
+    let during = since(&counts_at_start, &counts_at_resume);
+    let converging = since(&counts_at_resume, &counts_converged);
     line.push_str(&format!(
         "\n  nginx at the last kill: {}\n  -> {checked}, {live} live; requests while killed: {during}; while converging: {converging}; {:.1?} in all",
-        describe(at_kill.as_ref().expect("a kill")),
+        at_kill.expect("a kill"),
         started.elapsed(),
     ));
     Ran {
