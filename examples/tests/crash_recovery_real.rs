@@ -10,7 +10,10 @@
 //! crash point; the parent SIGKILLs its process group there; optionally a second child resumes
 //! and is killed the same way at each of its own steps; then the parent resumes with fresh
 //! objects, checks the end state, and deploys once more. The scenarios are chained on one
-//! application (see `crash_recovery_real/scenario.rs`).
+//! application (see `crash_recovery_real/scenario.rs`). A canary deploy (50 %, then all) is also
+//! killed after each side effect and inside each reload, traffic split between the releases.
+//!
+//! About 2–3 minutes once the demo app's static build and images exist (the first run builds them).
 //!
 //! Run with `--nocapture` to see one line per kill point: where it was killed, what nginx served
 //! then, how it converged, and the failed requests while the deployer was dead and while it
@@ -78,6 +81,7 @@ async fn killed_anywhere_against_docker_and_nginx_converges_to_what_users_see() 
         dir: dir.path().to_owned(),
         docker: images.config(app.name()),
         nginx: nginx_router::router(&nginx, UPSTREAM).unwrap().config().clone(),
+        canary: false,
     };
     let user = LoadConfig::new(nginx.addr(), 1, ClientMode::NewConnection);
     let mut rig = Rig {
@@ -121,6 +125,16 @@ async fn killed_anywhere_against_docker_and_nginx_converges_to_what_users_see() 
         }
     }
 
+    // A canary deploy (50 %, then all) killed after each side effect and inside each reload:
+    // notably with traffic split between the releases.
+    rig.setup.canary = true;
+    let canary_effects = walk(&mut rig, &[], Count::Effects).await;
+    // Start the new container, apply 50 %, apply 100 %, stop the old one.
+    assert_eq!(canary_effects, 4);
+    let canary_reloads = walk(&mut rig, &[], Count::Reloads).await;
+    assert_eq!(canary_reloads, 2);
+    rig.setup.canary = false;
+
     let mut failed = 0;
     println!("\nrequests through nginx during the whole run:");
     for (mode, load) in std::mem::take(&mut rig.loads) {
@@ -129,9 +143,11 @@ async fn killed_anywhere_against_docker_and_nginx_converges_to_what_users_see() 
         failed += tally.failures();
     }
     println!(
-        "{} kill points of the deploy, {second} of resumes after {} first kills; {:.1?}",
+        "{} kill points of the blue-green deploy, {second} of resumes after {} first kills, {} of \
+         the canary deploy; {:.1?}",
         entries + effects + reloads,
         firsts.len(),
+        canary_effects + canary_reloads,
         started.elapsed()
     );
 

@@ -354,11 +354,12 @@ async fn check_live(rig: &Rig, deployer: &Deployer, release: &Release) {
 /// line per scenario; returns how many kill points there were.
 pub async fn walk(rig: &mut Rig, prefix: &[Kill], count: Count) -> usize {
     let started = Instant::now();
+    let strategy = if rig.setup.canary { "canary" } else { "blue-green" };
     let who = if prefix.is_empty() {
-        "deploy".to_string()
+        format!("{strategy} deploy")
     } else {
         let first: Vec<String> = prefix.iter().map(|k| k.describe()).collect();
-        format!("resume after a deploy killed at {}", first.join(", "))
+        format!("resume after a {strategy} deploy killed at {}", first.join(", "))
     };
     println!("\n== {who}, killed after each of its {}", count.name());
     for n in 1.. {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bluegreen_core::journal::{FileJournal, Journal};
 use bluegreen_core::lock::FileLock;
 use bluegreen_core::probe::HttpProbe;
-use bluegreen_core::{AppName, Deployer, Environment, HealthPolicy, Retirement, Router, Timeouts};
+use bluegreen_core::{AppName, Canary, CanaryStep, Deployer, Environment, HealthPolicy, Retirement, Router, Timeouts};
 use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::{DockerConfig, DockerEnvironment};
 use bluegreen_nginx::{NginxConfig, NginxRouter, ReloadCommand};
@@ -21,6 +21,8 @@ const DIR_VAR: &str = "BLUEGREEN_CRASH_REAL_DIR";
 const DOCKER_VAR: &str = "BLUEGREEN_CRASH_REAL_DOCKER";
 /// The nginx router's configuration (JSON), for the nginx the parent runs.
 const NGINX_VAR: &str = "BLUEGREEN_CRASH_REAL_NGINX";
+/// `canary` for a canary rollout (one 50 % step), else blue-green.
+const CANARY_VAR: &str = "BLUEGREEN_CRASH_REAL_CANARY";
 
 /// What parent and children deploy with.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct Setup {
     pub docker: DockerConfig,
     /// The router of the parent's nginx (its reload is nginx's own `-s reload`).
     pub nginx: NginxConfig,
+    /// A canary rollout (50 %, then all) instead of blue-green.
+    pub canary: bool,
 }
 
 impl Setup {
@@ -39,7 +43,8 @@ impl Setup {
         command
             .env(DIR_VAR, &self.dir)
             .env(DOCKER_VAR, serde_json::to_string(&self.docker).unwrap())
-            .env(NGINX_VAR, serde_json::to_string(&self.nginx).unwrap());
+            .env(NGINX_VAR, serde_json::to_string(&self.nginx).unwrap())
+            .env(CANARY_VAR, if self.canary { "canary" } else { "bluegreen" });
     }
 
     /// The setup a parent handed over; `None` outside a child.
@@ -49,6 +54,7 @@ impl Setup {
             dir: var(DIR_VAR)?.into(),
             docker: serde_json::from_str(&var(DOCKER_VAR)?).expect("the Docker config"),
             nginx: serde_json::from_str(&var(NGINX_VAR)?).expect("the nginx config"),
+            canary: var(CANARY_VAR)? == "canary",
         })
     }
 
@@ -72,7 +78,7 @@ impl Setup {
         NginxRouter::from_config(config).unwrap()
     }
 
-    /// The same deployer in parent and child: blue-green, health through the published port,
+    /// The same deployer in parent and child: blue-green (or canary), health through the published port,
     /// no rollback window, a drain nginx reports, a short stop grace, a file lock.
     pub fn deployer(
         &self,
@@ -80,7 +86,7 @@ impl Setup {
         router: Arc<dyn Router>,
         journal: Arc<dyn Journal>,
     ) -> Deployer {
-        Deployer::builder(self.app().clone())
+        let builder = Deployer::builder(self.app().clone())
             .environment(environment)
             .router(router)
             .probe(Arc::new(HttpProbe::new("/health").unwrap()))
@@ -99,8 +105,12 @@ impl Setup {
             .timeouts(Timeouts::all(Duration::from_secs(30)))
             .journal(journal)
             .lock(Arc::new(FileLock::new(&self.dir).unwrap()))
-            .who("crash-real")
-            .build()
-            .unwrap()
+            .who("crash-real");
+        let builder = if self.canary {
+            builder.strategy(Canary::new(vec![CanaryStep::SetWeight(50)]).unwrap())
+        } else {
+            builder
+        };
+        builder.build().unwrap()
     }
 }
