@@ -589,29 +589,12 @@ mod duration {
 
 /// One deserializer per key that serde would otherwise refuse without naming it.
 mod field_de {
-    use std::net::IpAddr;
-    use std::time::Duration;
-
-    use bluegreen_core::model::field;
-    use serde::Deserializer;
-
-    macro_rules! durations {
-        ($($name:ident => $key:literal),* $(,)?) => {$(
-            pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-                field::duration(d, $key)
-            }
-        )*};
-    }
-
-    durations! {
-        stop_grace => "docker stop_grace",
-        hc_interval => "docker health_check.interval",
-        hc_timeout => "docker health_check.timeout",
-        hc_start_period => "docker health_check.start_period",
-    }
-
-    pub(super) fn host_ip<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
-        field::ip_addr(d, "docker expose.host_ip")
+    bluegreen_core::keyed_deserializers! {
+        stop_grace -> std::time::Duration = duration("docker stop_grace");
+        hc_interval -> std::time::Duration = duration("docker health_check.interval");
+        hc_timeout -> std::time::Duration = duration("docker health_check.timeout");
+        hc_start_period -> std::time::Duration = duration("docker health_check.start_period");
+        host_ip -> std::net::IpAddr = ip_addr("docker expose.host_ip");
     }
 }
 

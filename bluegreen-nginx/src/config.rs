@@ -83,27 +83,11 @@ pub struct NginxConfig {
 
 /// One deserializer per key that serde would otherwise refuse without naming it.
 mod field_de {
-    use std::net::SocketAddr;
-
-    use bluegreen_core::model::field;
-    use serde::Deserializer;
-
-    pub(super) fn status_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-        field::socket_addr(d, "nginx status_listen")
-    }
-
-    macro_rules! millis {
-        ($($name:ident => $key:literal),* $(,)?) => {$(
-            pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-                field::millis(d, $key)
-            }
-        )*};
-    }
-
-    millis! {
-        confirm_timeout_ms => "nginx confirm_timeout_ms",
-        confirm_interval_ms => "nginx confirm_interval_ms",
-        command_timeout_ms => "nginx command_timeout_ms",
+    bluegreen_core::keyed_deserializers! {
+        status_listen -> std::net::SocketAddr = socket_addr("nginx status_listen");
+        confirm_timeout_ms -> u64 = millis("nginx confirm_timeout_ms");
+        confirm_interval_ms -> u64 = millis("nginx confirm_interval_ms");
+        command_timeout_ms -> u64 = millis("nginx command_timeout_ms");
     }
 }
 

@@ -377,26 +377,13 @@ mod humantime_serde_compat {
 
 /// One deserializer per duration key, so that an error names the key and the value.
 mod field_de {
-    use std::time::Duration;
-
-    use bluegreen_core::model::field;
-    use serde::Deserializer;
-
-    macro_rules! durations {
-        ($($name:ident => $key:literal),* $(,)?) => {$(
-            pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-                field::duration(d, $key)
-            }
-        )*};
-    }
-
-    durations! {
-        providers_throttle => "traefik providers_throttle",
-        confirm_timeout => "traefik confirm_timeout",
-        api_timeout => "traefik api_timeout",
-        poll_interval => "traefik poll_interval",
-        hc_interval => "traefik health_check.interval",
-        hc_timeout => "traefik health_check.timeout",
+    bluegreen_core::keyed_deserializers! {
+        providers_throttle -> std::time::Duration = duration("traefik providers_throttle");
+        confirm_timeout -> std::time::Duration = duration("traefik confirm_timeout");
+        api_timeout -> std::time::Duration = duration("traefik api_timeout");
+        poll_interval -> std::time::Duration = duration("traefik poll_interval");
+        hc_interval -> std::time::Duration = duration("traefik health_check.interval");
+        hc_timeout -> std::time::Duration = duration("traefik health_check.timeout");
     }
 }
 

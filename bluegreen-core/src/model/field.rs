@@ -130,6 +130,33 @@ impl Visitor<'_> for Millis {
     }
 }
 
+/// Defines one serde `deserialize_with` function per configuration key, each parsing with one of
+/// this module's functions and naming its key in errors. Backends use it for their config keys:
+///
+/// ```
+/// use std::time::Duration;
+/// mod field_de {
+///     bluegreen_core::keyed_deserializers! {
+///         confirm_timeout -> std::time::Duration = duration("mybackend confirm_timeout");
+///     }
+/// }
+/// #[derive(serde::Deserialize)]
+/// struct Config {
+///     #[serde(deserialize_with = "field_de::confirm_timeout")]
+///     confirm_timeout: Duration,
+/// }
+/// let err = serde_json::from_str::<Config>(r#"{"confirm_timeout":"soon"}"#).err().unwrap();
+/// assert!(err.to_string().contains(r#"invalid mybackend confirm_timeout "soon""#));
+/// ```
+#[macro_export]
+macro_rules! keyed_deserializers {
+    ($($name:ident -> $ty:ty = $parse:ident($key:literal);)*) => {$(
+        pub(super) fn $name<'de, D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<$ty, D::Error> {
+            $crate::model::field::$parse(d, $key)
+        }
+    )*};
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
