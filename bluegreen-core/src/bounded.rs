@@ -116,25 +116,47 @@ impl<T> Bounded<T> {
     }
 }
 
-/// Runs `call` of `backend` for at most `after`; past it, [`Error::Timeout`].
-async fn bound<T>(
-    backend: &str,
-    call: Call,
-    what: &str,
-    after: Duration,
-    work: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    match tokio::time::timeout(after, work).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(backend, %call, ?after, "{what} hung; giving up");
-            Err(Error::Timeout {
-                operation: format!("{backend} {what} ({call} bound)"),
-                after,
-            })
+impl Timeouts {
+    /// The bound of one call of class `call`; `extra` is the call's own wait (a stop's grace
+    /// period, a drain's timeout), which the bound comes on top of.
+    fn of(&self, call: Call, extra: Duration) -> Duration {
+        let bound = match call {
+            Call::Provision => self.provision,
+            Call::Stop => self.stop,
+            Call::Apply => self.apply,
+            Call::Probe => self.probe,
+            Call::Read | Call::Drain => self.read,
+        };
+        bound.saturating_add(extra)
+    }
+}
+
+impl<T: Send + Sync> Bounded<T> {
+    /// Runs `work`, a call of class `call` to `backend`, for at most its bound (plus `extra`);
+    /// past it, [`Error::Timeout`] naming the backend, what was called and the class.
+    async fn bound<R>(
+        &self,
+        backend: &str,
+        call: Call,
+        extra: Duration,
+        what: &str,
+        work: impl Future<Output = Result<R>> + Send,
+    ) -> Result<R> {
+        let after = self.timeouts.of(call, extra);
+        match tokio::time::timeout(after, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(backend, %call, ?after, "{what} hung; giving up");
+                Err(Error::Timeout {
+                    operation: format!("{backend} {what} ({call} bound)"),
+                    after,
+                })
+            }
         }
     }
 }
+
+const NO_EXTRA: Duration = Duration::ZERO;
 
 #[async_trait]
 impl<E: Environment> Environment for Bounded<E> {
@@ -148,56 +170,32 @@ impl<E: Environment> Environment for Bounded<E> {
 
     async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
         let what = format!("deploy of {release} into {slot}");
-        bound(
-            self.name(),
-            Call::Provision,
-            &what,
-            self.timeouts.provision,
-            self.inner.deploy(slot, release),
-        )
-        .await
+        let work = self.inner.deploy(slot, release);
+        self.bound(self.name(), Call::Provision, NO_EXTRA, &what, work).await
     }
 
     async fn status(&self, slot: Slot) -> Result<SlotStatus> {
         let what = format!("status of {slot}");
-        bound(
-            self.name(),
-            Call::Read,
-            &what,
-            self.timeouts.read,
-            self.inner.status(slot),
-        )
-        .await
+        self.bound(self.name(), Call::Read, NO_EXTRA, &what, self.inner.status(slot))
+            .await
     }
 
     async fn stop(&self, slot: Slot, grace: Duration) -> Result<StopOutcome> {
         let what = format!("stop of {slot}");
-        let after = grace.saturating_add(self.timeouts.stop);
-        bound(self.name(), Call::Stop, &what, after, self.inner.stop(slot, grace)).await
+        self.bound(self.name(), Call::Stop, grace, &what, self.inner.stop(slot, grace))
+            .await
     }
 
     async fn remove(&self, slot: Slot) -> Result<()> {
         let what = format!("removal of {slot}");
-        bound(
-            self.name(),
-            Call::Stop,
-            &what,
-            self.timeouts.stop,
-            self.inner.remove(slot),
-        )
-        .await
+        self.bound(self.name(), Call::Stop, NO_EXTRA, &what, self.inner.remove(slot))
+            .await
     }
 
     async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
         let what = format!("logs of {slot}");
-        bound(
-            self.name(),
-            Call::Read,
-            &what,
-            self.timeouts.read,
-            self.inner.logs(slot, lines),
-        )
-        .await
+        self.bound(self.name(), Call::Read, NO_EXTRA, &what, self.inner.logs(slot, lines))
+            .await
     }
 }
 
@@ -212,11 +210,11 @@ impl<R: Router> Router for Bounded<R> {
     }
 
     async fn current(&self) -> Result<Option<Routes>> {
-        bound(
+        self.bound(
             self.name(),
             Call::Read,
+            NO_EXTRA,
             "read of the routes",
-            self.timeouts.read,
             self.inner.current(),
         )
         .await
@@ -224,48 +222,25 @@ impl<R: Router> Router for Bounded<R> {
 
     async fn apply(&self, routes: &Routes) -> Result<()> {
         let what = format!("apply of {}", routes.split());
-        bound(
-            self.name(),
-            Call::Apply,
-            &what,
-            self.timeouts.apply,
-            self.inner.apply(routes),
-        )
-        .await
+        self.bound(self.name(), Call::Apply, NO_EXTRA, &what, self.inner.apply(routes))
+            .await
     }
 
     async fn observe(&self) -> Result<Observation> {
-        bound(
-            self.name(),
-            Call::Read,
-            "observation of the proxy",
-            self.timeouts.read,
-            self.inner.observe(),
-        )
-        .await
+        let what = "observation of the proxy";
+        self.bound(self.name(), Call::Read, NO_EXTRA, what, self.inner.observe())
+            .await
     }
 
     async fn adopt(&self) -> Result<Adoption> {
-        bound(
-            self.name(),
-            Call::Read,
-            "adoption of the configuration",
-            self.timeouts.read,
-            self.inner.adopt(),
-        )
-        .await
+        let what = "adoption of the configuration";
+        self.bound(self.name(), Call::Read, NO_EXTRA, what, self.inner.adopt())
+            .await
     }
 
     async fn wait_drained(&self, timeout: Duration) -> Result<DrainStatus> {
-        let after = timeout.saturating_add(self.timeouts.read);
-        bound(
-            self.name(),
-            Call::Drain,
-            "drain wait",
-            after,
-            self.inner.wait_drained(timeout),
-        )
-        .await
+        let work = self.inner.wait_drained(timeout);
+        self.bound(self.name(), Call::Drain, timeout, "drain wait", work).await
     }
 }
 
