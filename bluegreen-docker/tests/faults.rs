@@ -6,10 +6,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bluegreen_core::journal::InMemoryJournal;
+use bluegreen_core::machine::Retry;
 use bluegreen_core::testing::InMemoryRouter;
+use bluegreen_core::testing::{Faults, FaultyEnvironment, Op};
 use bluegreen_core::{
-    Deployer, Endpoint, Environment, Error, EventKind, HealthProbe, Phase, ProbeOutcome, ProbeTarget, Router, Routes,
-    Slot, SlotStatus, StopOutcome,
+    Call, Cause, Deployer, Endpoint, Environment, Error, EventKind, HealthPolicy, HealthProbe, Phase, ProbeOutcome,
+    ProbeTarget, Retirement, Router, Routes, Slot, SlotStatus, StopOutcome, Timeouts,
 };
 use bluegreen_docker::bollard::query_parameters::RemoveContainerOptions;
 use bluegreen_docker::{DockerEnvironment, Expose};
@@ -53,14 +56,18 @@ async fn fixture_with(prefix: &str, bad: &[(&str, &[(&str, &str)])]) -> Option<F
     Some(fx)
 }
 
-fn rolled_back(result: bluegreen_core::Result<bluegreen_core::Report>) -> (String, Vec<String>) {
+/// The typed cause, the reason and the logs of a deployment that rolled back.
+fn rolled_back(result: bluegreen_core::Result<bluegreen_core::Report>) -> (Cause, String, Vec<String>) {
     match result {
         Err(err @ Error::RolledBack { .. }) => {
             eprintln!("as the caller sees it: {err}");
-            let Error::RolledBack { reason, logs, .. } = err else {
+            let Error::RolledBack {
+                cause, reason, logs, ..
+            } = err
+            else {
                 unreachable!()
             };
-            (reason, logs)
+            (cause, reason, logs)
         }
         other => panic!("expected a rollback, got {other:?}"),
     }
@@ -82,7 +89,8 @@ async fn a_missing_image_is_refused_before_anything_changes() {
         Error::NotFound { what: "image", name } => assert_eq!(name, &image),
         other => panic!("expected NotFound image, got {other:?}"),
     }
-    let (reason, _) = rolled_back(deployer.deploy(release("v9")).await);
+    let (cause, reason, _) = rolled_back(deployer.deploy(release("v9")).await);
+    assert_eq!(cause, Cause::Provision);
     assert!(reason.contains(&image), "{reason}");
     assert_eq!(env.status(Slot::Green).await.unwrap(), SlotStatus::Absent);
     live_untouched(&env, &router, &blue).await;
@@ -98,7 +106,9 @@ async fn a_container_that_exits_at_once_fails_with_its_logs() {
     let deployer = fx.deployer(&env, router.clone());
     let blue = v1_live(&deployer, &router).await;
 
-    let (reason, logs) = rolled_back(deployer.deploy(release("crash")).await);
+    let (cause, reason, logs) = rolled_back(deployer.deploy(release("crash")).await);
+    // Refused by deploy when the exit is already visible, by the health policy otherwise.
+    assert!(matches!(cause, Cause::Provision | Cause::Health), "{cause:?}");
     let all = format!("{reason}\n{}", logs.join("\n"));
     assert!(all.contains("CRASH_AFTER_MS=1 elapsed, exiting with code 1"), "{all}");
     assert!(all.contains("exit") && all.contains('1'), "{all}");
@@ -154,7 +164,8 @@ async fn a_container_that_never_becomes_healthy_fails_at_the_deadline_with_its_l
     let blue = v1_live(&deployer, &router).await;
 
     let started = std::time::Instant::now();
-    let (reason, logs) = rolled_back(deployer.deploy(release("sick")).await);
+    let (cause, reason, logs) = rolled_back(deployer.deploy(release("sick")).await);
+    assert_eq!(cause, Cause::Health);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(reason.contains("no verdict within 2s"), "{reason}");
     assert!(reason.contains("unhealthy") || reason.contains("starting"), "{reason}");
@@ -191,7 +202,8 @@ async fn a_host_port_already_taken_is_named_and_nothing_is_left_behind() {
         SlotStatus::Absent,
         "the failed container was removed"
     );
-    let (reason, _) = rolled_back(deployer.deploy(release("v2")).await);
+    let (cause, reason, _) = rolled_back(deployer.deploy(release("v2")).await);
+    assert_eq!(cause, Cause::Provision);
     assert!(reason.contains("already in use"), "{reason}");
     live_untouched(&env, &router, &blue).await;
 }
@@ -267,7 +279,8 @@ async fn a_container_removed_behind_our_back_is_noticed() {
     }
     let green = env.config().container_name(Slot::Green);
     fx.docker.remove_container(&green, Some(remove.clone())).await.unwrap();
-    let (reason, _) = rolled_back(deploy.await.unwrap());
+    let (cause, reason, _) = rolled_back(deploy.await.unwrap());
+    assert_eq!(cause, Cause::Health);
     assert!(
         reason.contains(&format!("container {green} does not exist")),
         "{reason}"
@@ -286,5 +299,135 @@ async fn a_container_removed_behind_our_back_is_noticed() {
     env.remove(Slot::Green).await.unwrap();
     let again = env.deploy(Slot::Green, &release("v1")).await.unwrap();
     assert_serves(&again, "v1").await;
+    live_untouched(&env, &router, &blue).await;
+}
+
+/// A deployer over `env` (any wrapper of the Docker environment) and `router`, probing Docker
+/// health, journaling into `journal`.
+fn deployer_over(
+    fx: &Fixture,
+    env: Arc<dyn Environment>,
+    probe: &DockerEnvironment,
+    router: Arc<InMemoryRouter>,
+    journal: Arc<InMemoryJournal>,
+) -> bluegreen_core::DeployerBuilder {
+    Deployer::builder(fx.app.name().clone())
+        .environment(env)
+        .router(router)
+        .probe(Arc::new(probe.health_probe()))
+        .policy(
+            HealthPolicy::default()
+                .interval(Duration::from_millis(50))
+                // Docker reports "starting" until its first health check: not a verdict yet.
+                .failure_threshold(20)
+                .deadline(Duration::from_secs(8)),
+        )
+        .retirement(Retirement {
+            rollback_window: Duration::ZERO,
+            drain: Duration::ZERO,
+            stop_grace: Duration::from_secs(1),
+        })
+        .journal(journal)
+}
+
+#[tokio::test]
+async fn an_old_release_ignoring_sigterm_is_killed_and_the_journal_says_so() {
+    let Some(fx) = fixture_with("stubold", &[("stubborn", &[("IGNORE_SIGTERM", "1")]), ("v2", &[])]).await else {
+        return;
+    };
+    let env = fx.env(fx.config()).await;
+    let router = Arc::new(InMemoryRouter::new());
+    let journal = Arc::new(InMemoryJournal::new());
+    let deployer = deployer_over(&fx, Arc::new(env.clone()), &env, router.clone(), journal.clone())
+        .build()
+        .unwrap();
+    deployer.deploy(release("stubborn")).await.unwrap();
+
+    let report = deployer.deploy(release("v2")).await.unwrap();
+    assert_eq!(report.deployment.phase, Phase::Completed);
+    assert_eq!(report.deployment.old_stopped, Some(StopOutcome::Killed));
+    let stopped: Vec<_> = journal
+        .entries()
+        .into_iter()
+        .filter(|e| e.deployment.id == report.deployment.id && e.deployment.old_stopped.is_some())
+        .collect();
+    let first = stopped.first().expect("a journal entry records the stop");
+    assert_eq!(first.deployment.old_stopped, Some(StopOutcome::Killed), "{first:?}");
+    assert!(
+        matches!(env.status(Slot::Blue).await.unwrap(), SlotStatus::Stopped { .. }),
+        "the old release is down"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_release_whose_stop_fails_is_interrupted_and_a_resume_retires_it() {
+    let Some(fx) = fixture_with("stopfail", &[("sick", &[("FAIL_HEALTH", "1")])]).await else {
+        return;
+    };
+    let env = fx.env(fx.config()).await;
+    let faults = Faults::new();
+    let faulty = Arc::new(FaultyEnvironment::new(env.clone(), faults.clone()));
+    let router = Arc::new(InMemoryRouter::new());
+    let journal = Arc::new(InMemoryJournal::new());
+    let deployer = deployer_over(&fx, faulty, &env, router.clone(), journal)
+        .build()
+        .unwrap();
+    let blue = v1_live(&deployer, &router).await;
+
+    // Every stop fails from now on: the refused release cannot be retired.
+    faults.fail_from(Op::Stop, faults.calls(Op::Stop) + 1);
+    let err = deployer.deploy(release("sick")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Interrupted {
+                retry: Retry::Retire,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        env.status(Slot::Green).await.unwrap(),
+        SlotStatus::Running { .. }
+    ));
+    assert!(deployer.status().await.unwrap().in_progress());
+    live_untouched(&env, &router, &blue).await;
+
+    faults.clear();
+    let report = deployer.resume().await.unwrap().expect("the retirement to retry");
+    assert_eq!(report.deployment.phase, Phase::RolledBack);
+    assert_eq!(report.deployment.cause, Some(Cause::Health));
+    assert!(report.deployment.retired.is_some(), "{:?}", report.deployment);
+    assert!(
+        matches!(env.status(Slot::Green).await.unwrap(), SlotStatus::Stopped { .. }),
+        "the refused release is stopped"
+    );
+    live_untouched(&env, &router, &blue).await;
+}
+
+#[tokio::test]
+async fn a_hung_provision_times_out_and_v1_stays_live() {
+    let Some(fx) = setup("hungdeploy", &["v1", "v2"]).await else {
+        return;
+    };
+    let env = fx.env(fx.config()).await;
+    let faults = Faults::new();
+    let faulty = Arc::new(FaultyEnvironment::new(env.clone(), faults.clone()));
+    let router = Arc::new(InMemoryRouter::new());
+    let deployer = deployer_over(&fx, faulty, &env, router.clone(), Arc::new(InMemoryJournal::new()))
+        .timeouts(Timeouts {
+            provision: Duration::from_secs(2),
+            ..Timeouts::default()
+        })
+        .build()
+        .unwrap();
+    let blue = v1_live(&deployer, &router).await;
+
+    faults.hang(Op::Deploy, faults.calls(Op::Deploy) + 1);
+    let started = std::time::Instant::now();
+    let (cause, _, _) = rolled_back(deployer.deploy(release("v2")).await);
+    assert_eq!(cause, Cause::Timeout(Call::Provision));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     live_untouched(&env, &router, &blue).await;
 }

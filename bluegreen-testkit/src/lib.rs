@@ -20,6 +20,7 @@ pub mod demo;
 pub mod docker;
 pub mod load;
 pub mod nginx;
+pub mod processes;
 pub mod real;
 pub mod scenario;
 pub mod stats;

@@ -45,7 +45,7 @@ impl TraefikProcess {
         throttle: Duration,
         prepare: impl FnOnce(&Path) -> Result<(), String>,
     ) -> Result<TraefikProcess, String> {
-        let binary = binary()?;
+        binary()?;
         let dir = tempfile::Builder::new()
             .prefix("bluegreen-traefik-")
             .tempdir()
@@ -59,6 +59,20 @@ impl TraefikProcess {
         let config = static_config(dir.path(), web, api, throttle);
         let config_path = dir.path().join("traefik.toml");
         std::fs::write(&config_path, config).map_err(|e| format!("cannot write traefik.toml: {e}"))?;
+        let mut traefik = TraefikProcess {
+            child: None,
+            dir,
+            web,
+            api,
+        };
+        traefik.spawn()?;
+        Ok(traefik)
+    }
+
+    /// Starts Traefik on the static config in the directory and waits until it is ready.
+    fn spawn(&mut self) -> Result<(), String> {
+        let binary = binary()?;
+        let config_path = self.dir.path().join("traefik.toml");
         let child = Command::new(&binary)
             .arg(format!("--configFile={}", config_path.display()))
             .stdin(Stdio::null())
@@ -66,14 +80,17 @@ impl TraefikProcess {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut traefik = TraefikProcess {
-            child: Some(child),
-            dir,
-            web,
-            api,
-        };
-        traefik.wait_ready(Duration::from_secs(20))?;
-        Ok(traefik)
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(20))
+    }
+
+    /// Starts Traefik again after [`stop`](Self::stop), on the same directory and addresses; it
+    /// loads whatever the watched directory holds. Does nothing if it runs.
+    pub fn restart(&mut self) -> Result<(), String> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        self.spawn()
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
