@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::lock::LockHolder;
 use crate::machine::Retry;
-use crate::outcome::{Cause, Conflict};
+use crate::outcome::{Cause, Conflict, Restore};
 
 /// Result alias used throughout bluegreen.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -95,6 +95,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A router's change did not take. `restore` says whether the previous configuration is back
+    /// in place (serving what it served before) or whether putting it back failed too (what the
+    /// proxy serves is then unknown: [`Router::observe`](crate::Router::observe) says). The
+    /// failure itself is the [`source`](std::error::Error::source).
+    #[error("{source}; {restore}")]
+    NotApplied {
+        /// What happened to the previous configuration.
+        restore: Restore,
+        /// Why the change did not take.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The journal could not be read or written.
     #[error("journal {path}: {reason}")]
     Journal {
@@ -147,6 +160,15 @@ impl Error {
         }
     }
 
+    /// `source` as a router change that did not take, with what happened to the previous
+    /// configuration.
+    pub fn not_applied(source: Error, restore: Restore) -> Self {
+        Error::NotApplied {
+            restore,
+            source: Box::new(source),
+        }
+    }
+
     /// Whether retrying the same operation later may succeed.
     ///
     /// Locks, timeouts and temporary backend errors are temporary; bad values, missing
@@ -155,6 +177,7 @@ impl Error {
         match self {
             Error::Locked { .. } | Error::Timeout { .. } | Error::Interrupted { .. } => true,
             Error::Backend { temporary, .. } => *temporary,
+            Error::NotApplied { source, .. } => source.is_temporary(),
             Error::Invalid { .. }
             | Error::NotFound { .. }
             | Error::Unsupported { .. }

@@ -73,7 +73,7 @@ pub use environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutc
 pub use error::{Error, Result};
 pub use machine::{Deployment, Phase};
 pub use model::{AppName, Endpoint, Release, Scheme, Slot, Timestamp, TrafficSplit};
-pub use outcome::{Call, Cause, Conflict};
+pub use outcome::{Call, Cause, Conflict, Restore};
 pub use probe::{HealthPolicy, HealthProbe, ProbeOutcome, ProbeTarget, Verdict};
 pub use router::{Adoption, Observation, Router, RouterCapabilities, Routes, Serving};
 pub use strategy::{BlueGreen, Canary, CanaryStep, Decision, Promotion, Retirement, Strategy};

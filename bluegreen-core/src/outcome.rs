@@ -82,6 +82,31 @@ impl fmt::Display for Cause {
     }
 }
 
+/// What a router did with its previous configuration after a change that did not take (see
+/// [`Error::NotApplied`](crate::Error::NotApplied)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "restore", content = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Restore {
+    /// The previous configuration is back in place and serving (for nginx: the previous file,
+    /// reloaded when the change had been reloaded).
+    Restored,
+    /// Nothing had been written or loaded yet: the previous configuration never left.
+    Untouched,
+    /// Putting the previous configuration back failed too: what the proxy serves is unknown.
+    Failed(String),
+}
+
+impl fmt::Display for Restore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Restore::Restored => f.write_str("the previous configuration was restored"),
+            Restore::Untouched => f.write_str("the previous configuration was never replaced"),
+            Restore::Failed(reason) => write!(f, "restoring the previous configuration failed too: {reason}"),
+        }
+    }
+}
+
 /// What stands in the way of an operation (see [`Error::Conflict`](crate::Error::Conflict)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "conflict", rename_all = "snake_case")]

@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use bluegreen_core::file::{self, Snapshot};
 use bluegreen_core::router::DrainStatus;
 use bluegreen_core::wait::poll;
-use bluegreen_core::{Adoption, Error, Observation, Result, Router, RouterCapabilities, Routes, Serving};
+use bluegreen_core::{Adoption, Error, Observation, Restore, Result, Router, RouterCapabilities, Routes, Serving};
 
 use crate::builder::NginxRouterBuilder;
 use crate::config::NginxConfig;
@@ -184,9 +184,18 @@ impl NginxRouter {
             }
         };
         let Some(parsed) = parsed else {
+            // No file: a fresh install, unless nginx still serves a generation of a file that was
+            // deleted without a reload.
+            let serving = match self.live_generation().await {
+                None => Serving::Confirmed,
+                Some(live) => Serving::Stale(format!(
+                    "{} is gone but nginx still answers generation {live}",
+                    self.inner.config.upstream_file.display()
+                )),
+            };
             return Ok(Observation {
                 configured: None,
-                serving: Serving::Confirmed,
+                serving,
             });
         };
         let file = self.inner.config.upstream_file.display();
@@ -215,7 +224,7 @@ impl NginxRouter {
 
     /// Puts `snapshot` back and reloads, on a blocking thread that owns the lock until it
     /// finishes (a dropped `apply` cannot let another one in half-way); says what happened.
-    async fn undo(&self, snapshot: Snapshot, guard: OwnedMutexGuard<()>) -> String {
+    async fn undo(&self, snapshot: Snapshot, guard: OwnedMutexGuard<()>) -> Restore {
         let inner = Arc::clone(&self.inner);
         let undo = tokio::task::spawn_blocking(move || {
             let undone = snapshot
@@ -226,9 +235,9 @@ impl NginxRouter {
             undone
         });
         match undo.await {
-            Ok(Ok(())) => "the previous file was restored and nginx reloaded".into(),
-            Ok(Err(e)) => format!("restoring the previous file failed too: {e}"),
-            Err(e) => format!("restoring the previous file failed too: {e}"),
+            Ok(Ok(())) => Restore::Restored,
+            Ok(Err(e)) => Restore::Failed(e),
+            Err(e) => Restore::Failed(e.to_string()),
         }
     }
 }
@@ -281,30 +290,27 @@ impl Inner {
         let snapshot = Snapshot::take(path)?;
         file::write_atomic(path, text.as_bytes(), None)?;
         let written = started.elapsed();
+        // nginx never loaded the new file: putting the previous one back restores everything.
         let restored = || match snapshot.restore(None) {
-            Ok(()) => "previous file restored".to_owned(),
-            Err(e) => format!("restoring the previous file failed too: {e}"),
+            Ok(()) => Restore::Restored,
+            Err(e) => Restore::Failed(e.to_string()),
         };
         if let Err(f) = self.test() {
-            let note = restored();
-            return Err(f.into_error(&format!("nginx refused the new routes ({note})"), false));
+            let error = f.into_error("nginx refused the new routes", false);
+            return Err(Error::not_applied(error, restored()));
         }
         let tested = started.elapsed();
         if abandoned.load(Ordering::SeqCst) {
-            let note = restored();
-            return Err(Error::backend(
-                "nginx",
-                format!("apply was cancelled before the reload ({note})"),
-                true,
-            ));
+            let error = Error::backend("nginx", "apply was cancelled before the reload", true);
+            return Err(Error::not_applied(error, restored()));
         }
         let master = self.master();
         let old_workers = master
             .and_then(|m| drain::accepting_workers(m).ok())
             .unwrap_or_default();
         if let Err(f) = self.reload() {
-            let note = restored();
-            return Err(f.into_error(&format!("reload failed (is nginx running?); {note}"), true));
+            let error = f.into_error("reload failed (is nginx running?)", true);
+            return Err(Error::not_applied(error, restored()));
         }
         tracing::debug!(?written, ?tested, reloaded = ?started.elapsed(), "nginx switched");
         Ok(Switched {
@@ -350,8 +356,8 @@ fn remove_leftovers(upstream_file: &std::path::Path) {
 
 /// What an unconfirmed apply waited for, worded for [`Error::Timeout`]'s
 /// "`{operation}` did not finish within `{after}`": what was given up, and what was done then.
-fn timed_out(token: &str, url: &str, undone: &str, log: &str) -> String {
-    format!("confirming that nginx answers generation {token} at {url} (given up: {undone}; {log})")
+fn timed_out(token: &str, url: &str, log: &str) -> String {
+    format!("confirming that nginx answers generation {token} at {url} ({log})")
 }
 
 /// A token unique to this change: time, process and a counter (letters, digits and `-` only).
@@ -392,9 +398,10 @@ impl Router for NginxRouter {
         self.observe_locked().await
     }
 
-    /// Keeps a file the router did not write (or that was edited) as `<file>.bluegreen-backup-<unix
-    /// seconds>` next to it; the next `apply` replaces the file. Nothing is reloaded. An intact
-    /// file, or none, needs no backup.
+    /// Keeps a file the router did not write (or that was edited) as the hidden file
+    /// `.<file>.bluegreen-backup-<unix nanoseconds>` next to it (hidden, so an `include dir/*` never
+    /// loads it; never overwriting an earlier backup); the next `apply` replaces the file. Nothing
+    /// is reloaded. An intact file, or none, needs no backup.
     async fn adopt(&self) -> Result<Adoption> {
         let _settled = self.lock.lock().await;
         let path = &self.inner.config.upstream_file;
@@ -404,13 +411,7 @@ impl Router for NginxRouter {
         let Some(bytes) = file::read_optional(path)? else {
             return Ok(Adoption { backup: None });
         };
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let mut backup = path.clone().into_os_string();
-        backup.push(format!(".bluegreen-backup-{secs}"));
-        let backup = std::path::PathBuf::from(backup);
+        let backup = file::backup_path(path, path.parent())?;
         file::write_atomic(&backup, &bytes, None)?;
         tracing::info!(file = %path.display(), backup = %backup.display(), "nginx: adopted an upstream file");
         Ok(Adoption {
@@ -450,14 +451,15 @@ impl Router for NginxRouter {
         )
         .await;
         if let Err(e) = confirmed {
-            let note = self.undo(switched.snapshot, guard).await;
-            return Err(match e {
+            let restore = self.undo(switched.snapshot, guard).await;
+            let error = match e {
                 Error::Timeout { after, .. } => Error::Timeout {
-                    operation: timed_out(&token, &self.inner.confirm_url, &note, &self.inner.error_log_tail()),
+                    operation: timed_out(&token, &self.inner.confirm_url, &self.inner.error_log_tail()),
                     after,
                 },
                 other => other,
-            });
+            };
+            return Err(Error::not_applied(error, restore));
         }
         drop(guard);
         Ok(())
@@ -496,20 +498,20 @@ mod tests {
 
     #[test]
     fn an_unconfirmed_apply_reads_as_one_sentence() {
-        let err = Error::Timeout {
+        let timeout = Error::Timeout {
             operation: timed_out(
                 "bg-1",
                 "http://127.0.0.1:8099/__bluegreen",
-                "the previous file was restored and nginx reloaded",
                 "nginx's error log says why",
             ),
             after: Duration::from_secs(5),
         };
+        let err = Error::not_applied(timeout, Restore::Restored);
         assert_eq!(
             err.to_string(),
             "confirming that nginx answers generation bg-1 at http://127.0.0.1:8099/__bluegreen \
-             (given up: the previous file was restored and nginx reloaded; nginx's error log says why) \
-             did not finish within 5s"
+             (nginx's error log says why) did not finish within 5s; the previous configuration was \
+             restored"
         );
     }
 

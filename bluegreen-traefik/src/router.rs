@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bluegreen_core::file::{read_optional, write_atomic, Snapshot};
 use bluegreen_core::router::{Adoption, Observation, Router, RouterCapabilities, Routes, Serving};
 use bluegreen_core::wait::poll;
-use bluegreen_core::{AppName, Error, Result, Slot};
+use bluegreen_core::{AppName, Error, Restore, Result, Slot};
 
 use crate::api::TraefikApi;
 use crate::builder::TraefikRouterBuilder;
@@ -330,18 +330,13 @@ impl Router for TraefikRouter {
                 })
             }
         };
-        let serving = if render(&self.config, &routes)? != bytes {
-            Serving::Foreign(format!(
-                "{} was edited since bluegreen-traefik wrote it (it differs from what its routes render)",
-                path.display()
-            ))
-        } else {
-            match self.seen(&routes).await {
-                Ok(Seen::Live) => Serving::Confirmed,
-                Ok(Seen::Pending(why)) => Serving::Stale(why),
-                Ok(Seen::Rejected(errors)) => Serving::Stale(format!("Traefik refused {}: {errors}", path.display())),
-                Err(e) => Serving::Unreachable(e.to_string()),
-            }
+        // A file this router can read is judged by what Traefik serves of it: a hand edit that
+        // still parses is what Traefik loads, and `status` shows where it sends traffic.
+        let serving = match self.seen(&routes).await {
+            Ok(Seen::Live) => Serving::Confirmed,
+            Ok(Seen::Pending(why)) => Serving::Stale(why),
+            Ok(Seen::Rejected(errors)) => Serving::Stale(format!("Traefik refused {}: {errors}", path.display())),
+            Err(e) => Serving::Unreachable(e.to_string()),
         };
         Ok(Observation {
             configured: Some(routes),
@@ -349,34 +344,19 @@ impl Router for TraefikRouter {
         })
     }
 
-    /// Keeps a file the router did not write (or that was edited) as
-    /// `<staging dir>/<file name>.bluegreen-backup-<unix seconds>`, outside the watched directory
-    /// so Traefik never loads it; the next `apply` replaces the file.
+    /// Keeps a file the router cannot read back as a hidden backup in the staging directory
+    /// (outside the watched directory, so Traefik never loads it; never overwriting an earlier
+    /// backup); the next `apply` replaces it.
     async fn adopt(&self) -> Result<Adoption> {
         let _serialised = self.apply_lock.lock().await;
         let path = self.config.file_path();
         let Some(bytes) = read_optional(&path)? else {
             return Ok(Adoption { backup: None });
         };
-        let ours = parse(&self.config, &bytes)
-            .ok()
-            .and_then(|routes| render(&self.config, &routes).ok())
-            .is_some_and(|rendered| rendered == bytes);
-        if ours {
+        if parse(&self.config, &bytes).is_ok() {
             return Ok(Adoption { backup: None });
         }
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let backup = self
-            .config
-            .staging_dir()
-            .join(format!("{name}.bluegreen-backup-{secs}"));
+        let backup = bluegreen_core::file::backup_path(&path, Some(&self.staging))?;
         write_atomic(&backup, &bytes, None)?;
         tracing::info!(file = %path.display(), backup = %backup.display(), "traefik: adopted a dynamic file");
         Ok(Adoption {
@@ -419,34 +399,11 @@ impl Router for TraefikRouter {
 
 /// `e`, saying that the previous file was put back (or that putting it back failed too).
 fn restored(e: Error, restore: Result<()>) -> Error {
-    let note = match restore {
-        Ok(()) => "the previous file was restored".to_owned(),
-        Err(r) => format!("restoring the previous file failed too: {r}"),
+    let restore = match restore {
+        Ok(()) => Restore::Restored,
+        Err(r) => Restore::Failed(r.to_string()),
     };
-    match e {
-        // Read as "<operation> did not finish within <after>": the note goes in parentheses.
-        Error::Timeout { operation, after } => Error::Timeout {
-            operation: format!("{operation} (given up: {note})"),
-            after,
-        },
-        Error::Backend {
-            backend,
-            message,
-            temporary,
-            source,
-        } => Error::Backend {
-            backend,
-            message: format!("{message}; {note}"),
-            temporary,
-            source,
-        },
-        other => Error::Backend {
-            backend: "traefik".into(),
-            message: format!("{other}; {note}"),
-            temporary: other.is_temporary(),
-            source: Some(Box::new(other)),
-        },
-    }
+    Error::not_applied(e, restore)
 }
 
 #[cfg(test)]
@@ -459,15 +416,34 @@ mod tests {
             operation: "Traefik serving /d/shop.toml (100/0; last seen: weights)".into(),
             after: Duration::from_secs(7),
         };
+        let err = restored(timeout, Ok(()));
         assert_eq!(
-            restored(timeout, Ok(())).to_string(),
-            "Traefik serving /d/shop.toml (100/0; last seen: weights) (given up: the previous file \
-             was restored) did not finish within 7s"
+            err.to_string(),
+            "Traefik serving /d/shop.toml (100/0; last seen: weights) did not finish within 7s; \
+             the previous configuration was restored"
+        );
+        assert!(
+            matches!(&err, Error::NotApplied { restore: Restore::Restored, source }
+                if matches!(**source, Error::Timeout { .. })),
+            "{err:?}"
         );
         let refused = Error::backend("traefik", "Traefik refused /d/shop.toml: bad", false);
+        let gone = Error::backend("traefik", "disk full", false);
+        let err = restored(refused, Err(gone));
         assert_eq!(
-            restored(refused, Ok(())).to_string(),
-            "traefik: Traefik refused /d/shop.toml: bad; the previous file was restored"
+            err.to_string(),
+            "traefik: Traefik refused /d/shop.toml: bad; restoring the previous configuration failed \
+             too: traefik: disk full"
+        );
+        assert!(
+            matches!(
+                &err,
+                Error::NotApplied {
+                    restore: Restore::Failed(_),
+                    ..
+                }
+            ),
+            "{err:?}"
         );
     }
 }

@@ -42,21 +42,21 @@ fn went_live(report: Report) -> Result<Report> {
     })
 }
 
-/// How a run begins: a new deployment (with notes for the journal once it is started), or one
-/// resumed from the journal.
+/// How a run begins: a new deployment, or one resumed from the journal.
 pub(super) enum Begin {
-    /// A new deployment.
-    New(Vec<String>),
+    /// A new deployment: notes for the journal once it is started, and a foreign router
+    /// configuration to take over then (what the router found wrong with it).
+    New { notes: Vec<String>, adopt: Option<String> },
     /// An unfinished deployment from the journal.
     Resumed,
 }
 
-/// What [`Deployer::discover`] found: where the new release goes, what it replaces, and what is
-/// worth a note in the journal.
+/// What [`Deployer::discover`] found: where the new release goes, what it replaces, and how the
+/// run begins.
 struct Discovered {
     target: Slot,
     previous: Option<Previous>,
-    notes: Vec<String>,
+    begin: Begin,
 }
 
 /// The state of one run: where the journal is, and the timeline so far.
@@ -109,7 +109,7 @@ impl Deployer {
             inner.who.clone(),
         );
         d.strategy = inner.strategy.name().to_string();
-        let report = self.run(d, guard, last.map(|e| e.seq), Begin::New(found.notes)).await?;
+        let report = self.run(d, guard, last.map(|e| e.seq), found.begin).await?;
         went_live(report)
     }
 
@@ -124,38 +124,33 @@ impl Deployer {
 
     /// The live slot is the one the proxy gives all traffic; the new release goes to the other.
     ///
-    /// A configuration the router did not write is adopted when the deployer allows it, and
-    /// refused otherwise ([`Conflict::ForeignConfig`]); a configuration the proxy does not serve
-    /// (a reload that never happened) is noted: the first switch reloads it.
+    /// A configuration the router did not write is taken over (once the deployment is journaled)
+    /// when the deployer allows it, and refused otherwise ([`Conflict::ForeignConfig`]). A
+    /// configuration the proxy is not seen serving is refused ([`Conflict::NotLive`]): the slot
+    /// that has traffic cannot be known, and deploying into the wrong one would replace the live
+    /// release.
     async fn discover(&self) -> Result<Discovered> {
         let router = &self.inner.router;
         let observed = router.observe().await?;
         let mut notes = Vec::new();
+        let mut adopt = None;
         match observed.serving {
             Serving::Foreign(detail) => {
                 if !self.inner.adopt {
                     return Err(Error::Conflict(Conflict::ForeignConfig { detail }));
                 }
-                let adoption = router.adopt().await?;
-                notes.push(match adoption.backup {
-                    Some(backup) => format!(
-                        "adopted the {} configuration ({detail}); the previous one is kept at {backup}",
-                        router.name()
-                    ),
-                    None => format!("adopted the {} configuration ({detail})", router.name()),
-                });
+                adopt = Some(detail);
             }
-            Serving::Stale(detail) | Serving::Unreachable(detail) => notes.push(format!(
-                "{} does not serve its configuration ({detail}); the first switch applies it again",
-                router.name()
-            )),
+            Serving::Stale(detail) | Serving::Unreachable(detail) => {
+                return Err(Error::Conflict(Conflict::NotLive { detail }));
+            }
             Serving::Confirmed | Serving::Unobservable => {}
         }
         let Some(routes) = observed.configured else {
             return Ok(Discovered {
                 target: Slot::Blue,
                 previous: None,
-                notes,
+                begin: Begin::New { notes, adopt },
             });
         };
         let live = routes.split().sole().ok_or_else(|| {
@@ -190,7 +185,7 @@ impl Deployer {
         Ok(Discovered {
             target: live.other(),
             previous,
-            notes,
+            begin: Begin::New { notes, adopt },
         })
     }
 
@@ -207,7 +202,7 @@ impl Deployer {
         let mut run = Run::after(last_seq.unwrap_or(0));
         let resumed = matches!(begin, Begin::Resumed);
         // Journaled before anyone is told: a deployer killed now leaves its trace.
-        if let Begin::New(_) = &begin {
+        if let Begin::New { .. } = &begin {
             self.append(&mut run, &d, Record::Started).await?;
         }
         self.emit(
@@ -220,9 +215,17 @@ impl Deployer {
                 resumed,
             },
         );
-        if let Begin::New(notes) = begin {
+        let mut adoption_failed = None;
+        if let Begin::New { notes, adopt } = begin {
             for text in notes {
                 self.note(&d, &mut run, text).await?;
+            }
+            if let Some(detail) = adopt {
+                // After `Started`, so the journal names every backup the router keeps.
+                match self.adopt(&detail).await {
+                    Ok(text) => self.note(&d, &mut run, text).await?,
+                    Err(e) => adoption_failed = Some(e),
+                }
             }
         }
         self.note_takeover(&guard, &d, &mut run).await?;
@@ -233,6 +236,10 @@ impl Deployer {
             let text = format!("resumed in phase {} by pid {}", d.phase, std::process::id());
             self.note(&d, &mut run, text).await?;
             self.advance(d, Signal::Resumed, &mut run).await?
+        } else if let Some(e) = adoption_failed {
+            // Nothing was started or switched: the machine rolls the deployment back as it is.
+            let reason = format!("taking over the {} configuration failed: {e}", self.inner.router.name());
+            self.advance(d, Signal::failed(Cause::Router, reason), &mut run).await?
         } else {
             d
         };
@@ -255,6 +262,19 @@ impl Deployer {
         drop(commands);
         drop(guard);
         self.finish(d, run)
+    }
+
+    /// Takes over the router's foreign configuration; says what became of it, for the journal.
+    async fn adopt(&self, detail: &str) -> Result<String> {
+        let router = &self.inner.router;
+        let adoption = router.adopt().await?;
+        Ok(match adoption.backup {
+            Some(backup) => format!(
+                "adopted the {} configuration ({detail}); the previous one is kept at {backup}",
+                router.name()
+            ),
+            None => format!("adopted the {} configuration ({detail})", router.name()),
+        })
     }
 
     /// What the journal found wrong with itself (a torn last entry, lines that are not entries)

@@ -27,6 +27,47 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// Where to keep a backup of `path` before a router takes it over: the hidden file
+/// `.<name>.bluegreen-backup-<unix nanoseconds>` in `dir` (the file's own directory when `None`).
+/// Hidden, so an `include dir/*` or a watched directory never loads it; a name no earlier backup
+/// has, so none is overwritten.
+///
+/// # Errors
+/// [`Error::Invalid`] when `path` has no file name.
+pub fn backup_path(path: &Path, dir: Option<&Path>) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid("file", path.display().to_string(), "has no file name"))?;
+    let dir = dir.map_or_else(|| parent(path), Path::to_path_buf);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    for n in 0u32.. {
+        let candidate = dir.join(format!(
+            ".{}.bluegreen-backup-{nanos}{}",
+            name.to_string_lossy(),
+            suffix(n)
+        ));
+        if !candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::invalid(
+        "file",
+        path.display().to_string(),
+        "no free backup name",
+    ))
+}
+
+fn suffix(n: u32) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!("-{n}")
+    }
+}
+
 /// Replaces `path` with `contents` atomically: readers see the old file or the new one, whole.
 ///
 /// The temporary file (`.<name>.bluegreen.<random>.tmp`, locked while written) is created in

@@ -263,14 +263,11 @@ impl Journal for FileJournal {
 
     /// The torn and foreign lines [`tail`](Journal::tail) skipped in the current file (at most 64;
     /// forgotten when a compaction replaces the file, which moves them to the rotated file).
+    ///
+    /// Never blocks: while an append or a compaction holds the journal (possibly waiting for
+    /// another process), it says nothing, and the lines are reported by a later call.
     fn skipped(&self) -> Vec<SkippedLine> {
-        match self.handle.current() {
-            Ok(state) => state.skipped.clone(),
-            Err((what, e)) => {
-                tracing::warn!(journal = %self.paths.journal.display(), "skipped lines: {what}: {e}");
-                Vec::new()
-            }
-        }
+        self.handle.skipped_now().unwrap_or_default()
     }
 
     fn location(&self) -> String {

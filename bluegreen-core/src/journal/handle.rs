@@ -99,6 +99,16 @@ impl Handle {
         result
     }
 
+    /// The skipped lines, without waiting: `None` while another call holds the state (it may be
+    /// waiting for another process's `flock`, which must not block an async caller).
+    pub(crate) fn skipped_now(&self) -> Option<Vec<SkippedLine>> {
+        match self.state.try_lock() {
+            Ok(state) => Some(state.skipped.clone()),
+            Err(std::sync::TryLockError::Poisoned(state)) => Some(state.into_inner().skipped.clone()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     fn lock_state(&self) -> MutexGuard<'_, State> {
         // The state is a file handle and a list: a panic cannot leave it half-updated.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

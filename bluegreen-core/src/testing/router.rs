@@ -151,8 +151,9 @@ impl InMemoryRouter {
 
     /// Replaces the configuration as a person editing it by hand would (or as a host that had a
     /// configuration before bluegreen): [`current`](Router::current) says `routes`, and
-    /// [`observe`](Router::observe) says [`Serving::Foreign`] until [`adopt`](Router::adopt) or
-    /// the next [`apply`](Router::apply). What is served does not change.
+    /// [`observe`](Router::observe) says [`Serving::Foreign`] until the next
+    /// [`apply`](Router::apply) ([`adopt`](Router::adopt) keeps a backup). What is served does
+    /// not change.
     pub fn edit_by_hand(&self, routes: Option<Routes>) {
         let mut state = self.lock();
         state.saved.unserved = routes;
@@ -209,9 +210,11 @@ impl Router for InMemoryRouter {
         })
     }
 
+    /// Like the real routers: keeps a backup of a foreign configuration, which stays foreign
+    /// until the next [`apply`](Router::apply) replaces it.
     async fn adopt(&self) -> Result<Adoption> {
         let mut state = self.lock();
-        if state.saved.foreign.take().is_none() {
+        if state.saved.foreign.is_none() {
             return Ok(Adoption { backup: None });
         }
         state.saved.backups += 1;
@@ -298,7 +301,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_hand_edit_is_foreign_until_adopted_and_adoption_keeps_a_backup() {
+    async fn a_hand_edit_is_foreign_until_applied_and_adoption_keeps_a_backup() {
         let router = InMemoryRouter::new();
         let blue = Routes::only(Slot::Blue, endpoint(1));
         router.apply(&blue).await.unwrap();
@@ -309,6 +312,11 @@ mod tests {
         let adopted = router.adopt().await.unwrap();
         assert_eq!(adopted.backup.as_deref(), Some("memory backup 1"));
         assert_eq!(router.backups(), 1);
+        let observed = router.observe().await.unwrap();
+        assert!(
+            matches!(observed.serving, Serving::Foreign(_)),
+            "foreign until applied: {observed:?}"
+        );
         router.apply(&blue).await.unwrap();
         assert!(router.observe().await.unwrap().serves(&blue));
     }

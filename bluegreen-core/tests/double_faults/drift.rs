@@ -1,7 +1,7 @@
 //! `status` reports where journal, configuration, proxy and environment disagree, and never errors
 //! on it.
 
-use bluegreen_core::{Drift, Routes, Serving, Slot};
+use bluegreen_core::{Conflict, Drift, Error, Routes, Serving, Slot};
 
 use crate::world::*;
 
@@ -27,6 +27,24 @@ async fn a_configuration_written_but_not_served_is_stale_and_nothing_is_called_l
     assert!(matches!(status.serving, Serving::Stale(_)));
     assert_eq!(status.live_slot(), None);
     assert_eq!(status.live_release(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deploy_over_a_configuration_the_proxy_does_not_serve_is_refused_and_touches_nothing() {
+    let w = World::new();
+    let d = w.deployer();
+    d.deploy(release("v1")).await.unwrap();
+    let served = w.router.served();
+    // The file says green, the proxy serves blue: deploying "into the other slot" would replace
+    // the release that has the traffic.
+    w.router
+        .configure_without_serving(Routes::only(Slot::Green, nowhere(9)));
+    let operations = w.env.operations().len();
+
+    let err = d.deploy(release("v2")).await.unwrap_err();
+    assert!(matches!(&err, Error::Conflict(Conflict::NotLive { .. })), "{err:?}");
+    assert_eq!(w.env.operations().len(), operations, "no container touched");
+    assert_eq!(w.router.served(), served, "nothing switched");
 }
 
 #[tokio::test(start_paused = true)]
