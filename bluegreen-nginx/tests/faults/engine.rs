@@ -145,10 +145,10 @@ async fn a_pre_existing_upstream_file_is_foreign_refused_then_adopted_with_a_bac
     assert_eq!(adopting.status().await.unwrap().drift, []);
 }
 
-/// The one backup next to the router's file holds `bytes`, and a journal note names it.
+/// The one (hidden) backup next to the router's file holds `bytes`, and a journal note names it.
 fn assert_adopted(rig: &Rig, bytes: &[u8]) {
     let file = rig.nginx.router_file();
-    let prefix = format!("{}.bluegreen-backup-", file.file_name().unwrap().to_string_lossy());
+    let prefix = format!(".{}.bluegreen-backup-", file.file_name().unwrap().to_string_lossy());
     let backups: Vec<_> = std::fs::read_dir(file.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().path())

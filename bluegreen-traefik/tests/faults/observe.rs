@@ -11,16 +11,31 @@ use bluegreen_traefik::TraefikRouter;
 use crate::common::Rig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hand_edited_file_is_foreign_adopted_into_staging_and_replaced_by_the_next_apply() {
+async fn a_file_bluegreen_cannot_read_is_foreign_adopted_into_staging_and_replaced_by_the_next_apply() {
     let Some(rig) = Rig::start(Duration::ZERO) else { return };
     let router = rig.router();
     let (blue, green) = rig.endpoints();
-    router.apply(&Routes::only(Slot::Blue, blue)).await.unwrap();
+    let all_blue = Routes::only(Slot::Blue, blue.clone());
+    router.apply(&all_blue).await.unwrap();
     let file = rig.traefik.watched_dir().join("shop.toml");
-    let mut edited = std::fs::read(&file).unwrap();
-    edited.extend_from_slice(b"# tuned by hand\n");
-    std::fs::write(&file, &edited).unwrap();
 
+    // An edit that still reads back is judged by what Traefik serves of it, not called foreign:
+    // a change of the router's own config (another rule) must not refuse every deploy.
+    let mut commented = std::fs::read(&file).unwrap();
+    commented.extend_from_slice(b"# tuned by hand\n");
+    std::fs::write(&file, &commented).unwrap();
+    let seen = router.observe().await.unwrap();
+    assert_eq!(seen.configured.as_ref(), Some(&all_blue));
+    assert!(!matches!(seen.serving, Serving::Foreign(_)), "{seen:?}");
+
+    // A file written by someone else (a host adopting bluegreen) cannot be read back: foreign.
+    let edited = format!(
+        "[http.routers.shop]\nrule = \"Host(`legacy.localhost`)\"\nservice = \"legacy\"\n\n\
+         [http.services.legacy.loadBalancer]\n[[http.services.legacy.loadBalancer.servers]]\nurl = \"{}\"\n",
+        blue.url("")
+    )
+    .into_bytes();
+    std::fs::write(&file, &edited).unwrap();
     let seen = router.observe().await.unwrap();
     assert!(matches!(seen.serving, Serving::Foreign(_)), "{seen:?}");
     assert_eq!(seen.live(), None);
