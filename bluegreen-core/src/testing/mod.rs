@@ -13,6 +13,9 @@
 //! - [`ScriptedProbe`]: a health probe that answers from a script.
 //! - [`Faults`], [`FaultyRouter`], [`FaultyEnvironment`]: fail, delay or hang the nth call of any
 //!   backend's operation ([`Op`]).
+//! - [`Tripwire`], [`TrippingEnvironment`], [`TrippingRouter`], [`TrippingJournal`]: simulate a
+//!   `kill -9` right after the nth side effect or durable journal entry of any backends, to test
+//!   that your deployer recovers from a crash at every point.
 //! - [`router_conformance`], [`environment_conformance`]: the contract checks every backend must
 //!   pass; run them against the real component in your backend's tests.
 //!
@@ -110,9 +113,11 @@ mod faults;
 mod probe;
 mod router;
 mod state_file;
+mod tripwire;
 
 pub use conformance::{environment_conformance, router_conformance};
 pub use environment::{EnvOp, InMemoryEnvironment, InMemoryHealthProbe};
 pub use faults::{Faults, FaultyEnvironment, FaultyRouter, Op};
 pub use probe::ScriptedProbe;
 pub use router::InMemoryRouter;
+pub use tripwire::{Counts, Crossing, Effect, Event, TrippingEnvironment, TrippingJournal, TrippingRouter, Tripwire};

@@ -3,17 +3,11 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bluegreen_core::journal::{Entry, FileJournal, Journal, Record};
-use bluegreen_core::testing::{InMemoryEnvironment, InMemoryRouter};
-use bluegreen_core::{
-    Endpoint, Environment, EnvironmentCapabilities, Error, Release, Result, Router, RouterCapabilities, Routes, Slot,
-    SlotStatus, StopOutcome,
-};
+use bluegreen_core::testing::{Counts, Effect, Event, TrippingEnvironment, TrippingJournal, TrippingRouter, Tripwire};
+use bluegreen_core::Error;
 
 use super::{
     deployer, release, Backends, Count, Rollout, ACTION_VAR, APPLY_LATENCY_VAR, AT_VAR, COUNT_VAR, STRATEGY_VAR,
@@ -26,146 +20,23 @@ fn say(line: &str) {
     out.flush().unwrap();
 }
 
-/// Counts the child's durable events, and freezes the child for good at the chosen one.
-#[derive(Debug)]
-struct Tripwire {
-    counts: Count,
-    at: Option<usize>,
-    seen: AtomicUsize,
-}
-
-impl Tripwire {
-    /// Reports a durable event of kind `kind`; never returns if it is the crash point.
-    async fn passed(&self, kind: Count, what: String) {
-        if kind != self.counts {
-            return;
-        }
-        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
-        say(&format!("{} {n} {what}", kind.name()));
-        if self.at == Some(n) {
-            say(&format!("crash-point {n} {what}"));
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// A journal that freezes right after the crash point's entry is durable.
-#[derive(Debug)]
-struct CrashJournal {
-    inner: FileJournal,
-    trip: Arc<Tripwire>,
-}
-
-#[async_trait]
-impl Journal for CrashJournal {
-    async fn append(&self, entry: &Entry) -> Result<()> {
-        self.inner.append(entry).await?;
-        let d = &entry.deployment;
-        let record = match &entry.record {
-            Record::Started => "started",
-            Record::Completed { .. } => "completed",
-            Record::Failed { .. } => "failed",
-            Record::Note { .. } => "note",
-        };
-        let what = format!("#{} {record} → {}", entry.seq, d.phase);
-        self.trip.passed(Count::Entries, what).await;
-        Ok(())
-    }
-
-    async fn tail(&self, n: usize) -> Result<Vec<Entry>> {
-        self.inner.tail(n).await
-    }
-
-    fn torn_tail(&self) -> Option<String> {
-        self.inner.torn_tail()
-    }
-
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-}
-
-/// An environment that freezes right after the crash point's side effect succeeded.
-#[derive(Debug)]
-struct CrashEnvironment {
-    inner: InMemoryEnvironment,
-    trip: Arc<Tripwire>,
-}
-
-#[async_trait]
-impl Environment for CrashEnvironment {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn capabilities(&self) -> EnvironmentCapabilities {
-        self.inner.capabilities()
-    }
-
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
-        let endpoint = self.inner.deploy(slot, release).await?;
-        self.trip
-            .passed(Count::Effects, format!("deploy {release} to {slot}"))
-            .await;
-        Ok(endpoint)
-    }
-
-    async fn status(&self, slot: Slot) -> Result<SlotStatus> {
-        self.inner.status(slot).await
-    }
-
-    async fn stop(&self, slot: Slot, grace: Duration) -> Result<StopOutcome> {
-        let outcome = self.inner.stop(slot, grace).await?;
-        self.trip.passed(Count::Effects, format!("stop {slot}")).await;
-        Ok(outcome)
-    }
-
-    async fn remove(&self, slot: Slot) -> Result<()> {
-        self.inner.remove(slot).await?;
-        self.trip.passed(Count::Effects, format!("remove {slot}")).await;
-        Ok(())
-    }
-
-    async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
-        self.inner.logs(slot, lines).await
-    }
-}
-
-/// A router that says when an apply starts, and freezes right after the crash point's apply.
-#[derive(Debug)]
-struct CrashRouter {
-    inner: InMemoryRouter,
-    trip: Arc<Tripwire>,
-}
-
-#[async_trait]
-impl Router for CrashRouter {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn capabilities(&self) -> RouterCapabilities {
-        self.inner.capabilities()
-    }
-
-    async fn current(&self) -> Result<Option<Routes>> {
-        self.inner.current().await
-    }
-
-    async fn apply(&self, routes: &Routes) -> Result<()> {
-        say(&format!("apply-started {}", routes.split()));
-        self.inner.apply(routes).await?;
-        self.trip
-            .passed(Count::Effects, format!("apply {}", routes.split()))
-            .await;
-        Ok(())
-    }
-    async fn observe(&self) -> Result<bluegreen_core::Observation> {
-        self.inner.observe().await
-    }
-
-    async fn adopt(&self) -> Result<bluegreen_core::Adoption> {
-        self.inner.adopt().await
+/// Freezes the child right after its `at`-th journal entry or side effect. Tells the parent when
+/// an apply starts, each counted event, and the crash point.
+fn tripwire(count: Count, at: Option<usize>) -> Tripwire {
+    let counts = match count {
+        Count::Entries => Counts::Entries,
+        Count::Effects => Counts::Effects,
+    };
+    let name = count.name();
+    let tripwire = Tripwire::new(counts).on(move |c| match (c.event, c.n) {
+        (Event::Starting(Effect::Apply { routes }), _) => say(&format!("apply-started {}", routes.split())),
+        (event, Some(n)) if c.trips => say(&format!("{name} {n} {event}\ncrash-point {n} {event}")),
+        (event, Some(n)) => say(&format!("{name} {n} {event}")),
+        (_, None) => {}
+    });
+    match at {
+        Some(n) => tripwire.freeze_at(n),
+        None => tripwire,
     }
 }
 
@@ -174,11 +45,10 @@ impl Router for CrashRouter {
 pub(super) async fn run(dir: &Path) {
     let var = |name: &str| std::env::var(name).ok();
     let rollout = Rollout::parse(&var(STRATEGY_VAR).expect("the strategy"));
-    let trip = Arc::new(Tripwire {
-        counts: var(COUNT_VAR).map_or(Count::Entries, |c| Count::parse(&c)),
-        at: var(AT_VAR).map(|n| n.parse().expect("a number")),
-        seen: AtomicUsize::new(0),
-    });
+    let trip = tripwire(
+        var(COUNT_VAR).map_or(Count::Entries, |c| Count::parse(&c)),
+        var(AT_VAR).map(|n| n.parse().expect("a number")),
+    );
     let Backends { env, router, journal } = Backends::open(dir);
     if let Some(ms) = var(APPLY_LATENCY_VAR) {
         router.set_apply_latency(Duration::from_millis(ms.parse().expect("milliseconds")));
@@ -187,15 +57,9 @@ pub(super) async fn run(dir: &Path) {
         dir,
         rollout,
         &env,
-        Arc::new(CrashEnvironment {
-            inner: env.clone(),
-            trip: trip.clone(),
-        }),
-        Arc::new(CrashRouter {
-            inner: router,
-            trip: trip.clone(),
-        }),
-        Arc::new(CrashJournal { inner: journal, trip }),
+        Arc::new(TrippingEnvironment::new(env.clone(), trip.clone())),
+        Arc::new(TrippingRouter::new(router, trip.clone())),
+        Arc::new(TrippingJournal::new(journal, trip)),
     );
     say(&format!("child pid {}", std::process::id()));
     let outcome = match var(ACTION_VAR).as_deref() {

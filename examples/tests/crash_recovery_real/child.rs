@@ -1,27 +1,19 @@
 //! The child process: deploys (or resumes) against real Docker and nginx, and freezes for good at
 //! its crash point, waiting for the parent's SIGKILL.
 //!
-//! Journal entries and side effects are counted by wrappers that forward every call to the real
-//! backend and freeze right after the chosen one succeeded. Reloads are counted by the reload
+//! Journal entries and side effects are counted by core's [`Tripwire`] and its wrappers, which
+//! forward every call to the real backend and freeze right after the chosen one succeeded. Reloads are counted by the reload
 //! command itself: a small script that runs `nginx -s reload`, except at the chosen reload, where
 //! it marks a file and sleeps instead — the upstream file is written and tested, nginx not
 //! reloaded, and the parent kills the child's process group there.
 
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
-use bluegreen_core::journal::{Entry, FileJournal, Journal, Record};
-use bluegreen_core::router::DrainStatus;
-use bluegreen_core::{
-    Adoption, Endpoint, Environment, EnvironmentCapabilities, Error, Observation, Release, Result, Router,
-    RouterCapabilities, Routes, Slot, SlotStatus, StopOutcome,
-};
-use bluegreen_docker::DockerEnvironment;
-use bluegreen_nginx::{CommandSpec, NginxConfig, NginxRouter, ReloadCommand};
+use bluegreen_core::testing::{Counts, Effect, Event, TrippingEnvironment, TrippingJournal, TrippingRouter, Tripwire};
+use bluegreen_core::{Error, Release};
+use bluegreen_nginx::{CommandSpec, NginxConfig, ReloadCommand};
 
 use super::kill::{Count, ACTION_VAR, AT_VAR, COUNT_VAR, RELOAD_DIR_VAR};
 use super::setup::Setup;
@@ -44,148 +36,22 @@ fn say(line: &str) {
     out.flush().unwrap();
 }
 
-/// Counts the child's durable events, and freezes the child for good at the chosen one.
-#[derive(Debug)]
-struct Tripwire {
-    counts: Count,
-    at: Option<usize>,
-    seen: AtomicUsize,
-}
-
-impl Tripwire {
-    /// Reports a durable event of kind `kind`; never returns if it is the crash point.
-    async fn passed(&self, kind: Count, what: String) {
-        if kind != self.counts {
-            return;
-        }
-        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
-        say(&format!("{} {n} {what}", kind.name()));
-        if self.at == Some(n) {
-            say(&format!("crash-point {n} {what}"));
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// A journal that freezes right after the crash point's entry is durable.
-#[derive(Debug)]
-struct CrashJournal {
-    inner: FileJournal,
-    trip: Arc<Tripwire>,
-}
-
-#[async_trait]
-impl Journal for CrashJournal {
-    async fn append(&self, entry: &Entry) -> Result<()> {
-        self.inner.append(entry).await?;
-        let record = match &entry.record {
-            Record::Started => "started",
-            Record::Completed { .. } => "completed",
-            Record::Failed { .. } => "failed",
-            Record::Note { .. } => "note",
-        };
-        let what = format!("#{} {record} → {}", entry.seq, entry.deployment.phase);
-        self.trip.passed(Count::Entries, what).await;
-        Ok(())
-    }
-
-    async fn tail(&self, n: usize) -> Result<Vec<Entry>> {
-        self.inner.tail(n).await
-    }
-
-    fn torn_tail(&self) -> Option<String> {
-        self.inner.torn_tail()
-    }
-
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-}
-
-/// Docker, freezing right after the crash point's side effect succeeded.
-#[derive(Debug)]
-struct CrashEnvironment {
-    inner: DockerEnvironment,
-    trip: Arc<Tripwire>,
-}
-
-#[async_trait]
-impl Environment for CrashEnvironment {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn capabilities(&self) -> EnvironmentCapabilities {
-        self.inner.capabilities()
-    }
-
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
-        let endpoint = self.inner.deploy(slot, release).await?;
-        let what = format!("deploy {release} to {slot}");
-        self.trip.passed(Count::Effects, what).await;
-        Ok(endpoint)
-    }
-
-    async fn status(&self, slot: Slot) -> Result<SlotStatus> {
-        self.inner.status(slot).await
-    }
-
-    async fn stop(&self, slot: Slot, grace: Duration) -> Result<StopOutcome> {
-        let outcome = self.inner.stop(slot, grace).await?;
-        self.trip.passed(Count::Effects, format!("stop {slot}")).await;
-        Ok(outcome)
-    }
-
-    async fn remove(&self, slot: Slot) -> Result<()> {
-        self.inner.remove(slot).await?;
-        self.trip.passed(Count::Effects, format!("remove {slot}")).await;
-        Ok(())
-    }
-
-    async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
-        self.inner.logs(slot, lines).await
-    }
-}
-
-/// nginx, freezing right after the crash point's confirmed apply.
-#[derive(Debug)]
-struct CrashRouter {
-    inner: NginxRouter,
-    trip: Arc<Tripwire>,
-}
-
-#[async_trait]
-impl Router for CrashRouter {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn capabilities(&self) -> RouterCapabilities {
-        self.inner.capabilities()
-    }
-
-    async fn current(&self) -> Result<Option<Routes>> {
-        self.inner.current().await
-    }
-
-    async fn apply(&self, routes: &Routes) -> Result<()> {
-        say(&format!("apply-started {}", routes.split()));
-        self.inner.apply(routes).await?;
-        let what = format!("apply {}", routes.split());
-        self.trip.passed(Count::Effects, what).await;
-        Ok(())
-    }
-
-    async fn observe(&self) -> Result<Observation> {
-        self.inner.observe().await
-    }
-
-    async fn adopt(&self) -> Result<Adoption> {
-        self.inner.adopt().await
-    }
-
-    async fn wait_drained(&self, timeout: Duration) -> Result<DrainStatus> {
-        self.inner.wait_drained(timeout).await
+/// Freezes the child right after its `at`-th journal entry or side effect (reloads are the
+/// script's). Tells the parent when an apply starts, each counted event, and the crash point.
+fn tripwire(count: Count, at: Option<usize>) -> Tripwire {
+    let (counts, name) = match count {
+        Count::Entries => (Counts::Entries, "entries"),
+        Count::Effects | Count::Reloads => (Counts::Effects, "effects"),
+    };
+    let tripwire = Tripwire::new(counts).on(move |c| match (c.event, c.n) {
+        (Event::Starting(Effect::Apply { routes }), _) => say(&format!("apply-started {}", routes.split())),
+        (event, Some(n)) if c.trips => say(&format!("{name} {n} {event}\ncrash-point {n} {event}")),
+        (event, Some(n)) => say(&format!("{name} {n} {event}")),
+        (_, None) => {}
+    });
+    match at {
+        Some(n) if count != Count::Reloads => tripwire.freeze_at(n),
+        _ => tripwire,
     }
 }
 
@@ -215,28 +81,15 @@ pub async fn run(setup: Setup) {
     let var = |name: &str| std::env::var(name).ok();
     let counts = var(COUNT_VAR).map_or(Count::Entries, |c| Count::parse(&c));
     let at: Option<usize> = var(AT_VAR).map(|n| n.parse().expect("a number"));
-    let trip = Arc::new(Tripwire {
-        counts,
-        at: at.filter(|_| counts != Count::Reloads),
-        seen: AtomicUsize::new(0),
-    });
+    let trip = tripwire(counts, at);
     let reload_dir = var(RELOAD_DIR_VAR).expect("the reload script's directory");
     let reload_at = at.filter(|_| counts == Count::Reloads);
     let reload = reload_through_script(&setup.nginx, Path::new(&reload_dir), reload_at);
     let docker = bluegreen_docker::connect(&setup.docker.socket_path()).await.unwrap();
     let deployer = setup.deployer(
-        Arc::new(CrashEnvironment {
-            inner: setup.environment(docker),
-            trip: trip.clone(),
-        }),
-        Arc::new(CrashRouter {
-            inner: setup.router(reload),
-            trip: trip.clone(),
-        }),
-        Arc::new(CrashJournal {
-            inner: setup.journal(),
-            trip,
-        }),
+        Arc::new(TrippingEnvironment::new(setup.environment(docker), trip.clone())),
+        Arc::new(TrippingRouter::new(setup.router(reload), trip.clone())),
+        Arc::new(TrippingJournal::new(setup.journal(), trip)),
     );
     say(&format!("child pid {}", std::process::id()));
     let action = var(ACTION_VAR).expect("the action");
