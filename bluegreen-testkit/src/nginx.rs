@@ -73,8 +73,12 @@ impl NginxProcess {
             status,
             upstream: upstream.to_owned(),
         };
-        std::fs::write(nginx.conf_path(), nginx.config_text()).map_err(|e| e.to_string())?;
-        nginx.spawn()?;
+        real::retry_on_port_clash(|| {
+            nginx.listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            nginx.status = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            std::fs::write(nginx.conf_path(), nginx.config_text()).map_err(|e| e.to_string())?;
+            nginx.spawn()
+        })?;
         Ok(nginx)
     }
 

@@ -58,10 +58,46 @@ pub fn find_executable(override_var: &str, candidates: &[&str]) -> Result<std::p
     Err(format!("none of {candidates:?} found (set {override_var} to its path)"))
 }
 
-/// A free TCP port on 127.0.0.1 (bound, read, released), for a component a test starts.
+/// A free TCP port on 127.0.0.1 for a component a test starts: a port below Linux's ephemeral
+/// range (32768–60999), which the load generators' outgoing connections use up quickly, picked
+/// at random so parallel tests rarely pick the same one, and checked free by binding it. The
+/// port is released again, so a component may still find it taken: start it through
+/// [`retry_on_port_clash`].
 pub fn free_port() -> Result<u16, String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let mut x = u64::from(seed) ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(1, Ordering::Relaxed);
+    for _ in 0..64 {
+        // xorshift: enough to spread picks over the range.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + u16::try_from(x % 12_768).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+}
+
+/// Runs `start` (which picks its ports with [`free_port`]) again, up to five times, when it fails
+/// because a port was taken between picking and binding it.
+pub fn retry_on_port_clash<T>(mut start: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Err(why) if attempt < 5 && why.to_ascii_lowercase().contains("address already in use") => {
+                eprintln!("a port was taken meanwhile; starting again (attempt {attempt}): {why}");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::real::{find_executable, free_port};
+use crate::real::{find_executable, free_port, retry_on_port_clash};
 
 /// The variable that points at a Traefik binary.
 pub const TRAEFIK_VAR: &str = "BLUEGREEN_TRAEFIK";
@@ -55,17 +55,19 @@ impl TraefikProcess {
         }
         prepare(dir.path())?;
         let free = || free_port().map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
-        let (web, api) = (free()?, free()?);
-        let config = static_config(dir.path(), web, api, throttle);
-        let config_path = dir.path().join("traefik.toml");
-        std::fs::write(&config_path, config).map_err(|e| format!("cannot write traefik.toml: {e}"))?;
         let mut traefik = TraefikProcess {
             child: None,
             dir,
-            web,
-            api,
+            web: free()?,
+            api: free()?,
         };
-        traefik.spawn()?;
+        retry_on_port_clash(|| {
+            (traefik.web, traefik.api) = (free()?, free()?);
+            let config = static_config(traefik.dir.path(), traefik.web, traefik.api, throttle);
+            let config_path = traefik.dir.path().join("traefik.toml");
+            std::fs::write(&config_path, config).map_err(|e| format!("cannot write traefik.toml: {e}"))?;
+            traefik.spawn()
+        })?;
         Ok(traefik)
     }
 
