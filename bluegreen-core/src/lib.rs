@@ -43,7 +43,9 @@
 // Library code never panics on input: every `expect`/`unwrap`/`panic!` left is allowed where it
 // stands, with the reason it cannot fire (tests are exempt).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// `doc_auto_cfg` was folded into `doc_cfg` (rustc 1.92): with it, docs.rs labels what each
+// feature enables.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's code sample compiles (`cargo test --doc`), so it cannot drift from the API.
 #[cfg(all(doctest, feature = "testing"))]
