@@ -416,7 +416,6 @@ mod tests {
             ("# bluegreen-generation: g1", ""),
             ("# bluegreen blue http", "# bluegreen purple http"),
             ("weight=1; # bluegreen green", "weight=1; # bluegreen blue"),
-            ("127.0.0.1:8081", "127.0.0.1"),
             ("weight=9", "weight=9 max_fails=3"),
             ("    keepalive", "    server 10.0.0.9:80;\n    keepalive"),
         ] {
@@ -424,5 +423,12 @@ mod tests {
             let err = parse(&edited, "upstream.conf").unwrap_err().to_string();
             assert!(err.contains("upstream.conf"), "{from} -> {to}: {err}");
         }
+        // An edit nginx still reads (a server without a port is port 80, as for nginx) parses,
+        // and the checksum tells it was edited.
+        let edited = good.replace("127.0.0.1:8082", "127.0.0.1");
+        let parsed = parse(&edited, "upstream.conf").unwrap();
+        assert_eq!(parsed.routes.endpoint(Slot::Green).map(Endpoint::port), Some(80));
+        assert!(!parsed.intact);
+        assert!(parse(&good, "upstream.conf").unwrap().intact);
     }
 }

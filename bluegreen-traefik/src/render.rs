@@ -421,7 +421,7 @@ mod tests {
         assert_eq!(Endpoint::parse_url(&server_url(&b)).unwrap(), b);
         assert_eq!(Endpoint::parse_url(&server_url(&g)).unwrap(), g);
         assert!(Endpoint::parse_url("ftp://x:1").is_err());
-        assert!(Endpoint::parse_url("http://x").is_err());
+        assert!(Endpoint::parse_url("http://x/path").is_err());
         assert!(Endpoint::parse_url("http://x;y:80").is_err());
     }
 }

@@ -79,19 +79,48 @@ impl Endpoint {
         })
     }
 
-    /// Reads `scheme://host:port` back (what [`Display`](fmt::Display) and `url("")` write),
-    /// validating the host like [`new`](Self::new); routers use it to read their files back.
-    pub fn parse_url(url: &str) -> Result<Self> {
-        let bad = |reason: String| Error::invalid("endpoint url", url, reason);
-        let (scheme, authority) = if let Some(rest) = url.strip_prefix("http://") {
-            (Scheme::Http, rest)
-        } else if let Some(rest) = url.strip_prefix("https://") {
-            (Scheme::Https, rest)
-        } else {
-            return Err(bad("must start with http:// or https://".into()));
+    /// Reads an endpoint from a URL: `http://host:8080`, `http://host:8080/`, `HTTP://host` (port
+    /// 80), `https://host` (443), `http://[::1]:8080`. Parsed by the `url` crate (the WHATWG URL
+    /// standard); the host is then validated like [`new`](Self::new). Routers use it to read
+    /// their files back.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] (`"endpoint url"`) for a URL that cannot reach a proxy as one endpoint:
+    /// another scheme, credentials, a path, a query or a fragment, no host; and for an IPv4 host
+    /// the URL standard reads differently from how it is written (`0177.0.0.1`, `2130706433`:
+    /// nginx would read them otherwise). Errors of [`new`](Self::new) for a bad host or port 0.
+    pub fn parse_url(text: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::invalid("endpoint url", text, reason);
+        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        let scheme = match url.scheme() {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            _ => return Err(bad("must start with http:// or https://")),
         };
-        let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("has no port".into()))?;
-        let port = port.parse::<u16>().map_err(|e| bad(format!("bad port: {e}")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("must not carry credentials"));
+        }
+        if url.query().is_some() || url.fragment().is_some() || !matches!(url.path(), "" | "/") {
+            return Err(bad("must be scheme://host[:port], with no path, query or fragment"));
+        }
+        let host = match url.host() {
+            Some(url::Host::Ipv4(ip)) => {
+                // The URL standard turns `0177.0.0.1` into 127.0.0.1; nginx reads it as 177.0.0.1.
+                if !written_host(text).eq_ignore_ascii_case(&ip.to_string()) {
+                    return Err(bad("writes an IPv4 address in a non-canonical form"));
+                }
+                ip.to_string()
+            }
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(url::Host::Domain(name)) => {
+                if !written_host(text).eq_ignore_ascii_case(name) {
+                    return Err(bad("has a host the URL standard rewrites"));
+                }
+                name.to_owned()
+            }
+            None => return Err(bad("has no host")),
+        };
+        let port = url.port_or_known_default().ok_or_else(|| bad("has no port"))?;
         Ok(Endpoint::new(host, port)?.with_scheme(scheme))
     }
 
@@ -146,8 +175,52 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// The host of a URL as written: between `://` and the port, path, query or fragment.
+fn written_host(text: &str) -> &str {
+    let rest = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if authority.starts_with('[') {
+        return authority.split_once(']').map_or(authority, |(host, _)| host);
+    }
+    authority.split_once(':').map_or(authority, |(host, _)| host)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn urls_in_the_usual_forms_are_read() {
+        use super::*;
+        let ep = |host: &str, port| Endpoint::new(host, port).unwrap();
+        for (text, expected) in [
+            ("http://host:8080/", ep("host", 8080)),
+            ("HTTP://host:80", ep("host", 80)),
+            ("http://host", ep("host", 80)),
+            (
+                "https://Host.Example",
+                ep("host.example", 443).with_scheme(Scheme::Https),
+            ),
+            ("http://[::1]:8080/", ep("::1", 8080)),
+            ("http://127.0.0.1:9000", ep("127.0.0.1", 9000)),
+        ] {
+            assert_eq!(Endpoint::parse_url(text).unwrap(), expected, "{text}");
+        }
+        for bad in [
+            "http://u:p@host:80",
+            "http://host:80/path",
+            "http://host:80?q=1",
+            "http://host:80#f",
+            "http://0177.0.0.1:80",
+            "http://2130706433/",
+            "http://0x7f.0.0.1",
+            "mailto:x@y",
+            "host:80",
+        ] {
+            let err = Endpoint::parse_url(bad).unwrap_err();
+            assert!(matches!(err, Error::Invalid { .. }), "{bad}: {err}");
+        }
+    }
+
     #[test]
     fn urls_read_back_to_the_same_endpoint() {
         use super::*;
@@ -158,7 +231,7 @@ mod tests {
         ] {
             assert_eq!(Endpoint::parse_url(&e.to_string()).unwrap(), e);
         }
-        for bad in ["ftp://x:1", "http://x", "http://x;y:80", "http://x:0", "http://x:99999"] {
+        for bad in ["ftp://x:1", "http://x;y:80", "http://x:0", "http://x:99999"] {
             let err = Endpoint::parse_url(bad).unwrap_err();
             assert!(matches!(err, Error::Invalid { .. }), "{bad}: {err}");
         }
