@@ -33,6 +33,7 @@ impl EnvironmentCapabilities {
 /// What runs in a slot, as the environment itself reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SlotStatus {
     /// Nothing is deployed in the slot.
     Absent,
@@ -73,6 +74,7 @@ impl SlotStatus {
 /// How a stop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "how", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StopOutcome {
     /// The release exited by itself within the grace period after SIGTERM.
     Graceful {

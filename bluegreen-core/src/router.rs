@@ -132,6 +132,7 @@ impl Routes {
 /// What [`Router::wait_drained`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DrainStatus {
     /// No connection to the old routing remains.
     Drained,

@@ -475,6 +475,7 @@ impl<'a> Harness<'a> {
                 Record::Completed { detail } => format!("completed: {detail}"),
                 Record::Failed { reason } => format!("failed: {reason}"),
                 Record::Note { text } => format!("note: {text}"),
+                other => format!("{other:?}"),
             };
             let _ = writeln!(
                 out,

@@ -21,6 +21,8 @@ pub fn print(events: &mut Receiver<Event>) {
             ),
             EventKind::Check(_) => checks += 1,
             EventKind::Note(note) => println!("   note: {note}"),
+            // Kinds added in later versions (the enum is non-exhaustive).
+            _ => {}
         }
     }
     println!("   ({checks} health checks)");

@@ -41,6 +41,7 @@ impl Event {
 /// What happened.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// A deployment started (or resumed).
     Started {

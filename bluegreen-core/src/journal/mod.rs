@@ -30,6 +30,7 @@ pub use skipped::{SkipReason, SkippedLine};
 /// What an entry records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Record {
     /// A phase's work started.
     Started,

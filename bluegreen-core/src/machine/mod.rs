@@ -33,6 +33,7 @@ use crate::strategy::{Decision, Pause, Retirement};
 /// Why a deployment was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Kind {
     /// A new release.
     Deploy,
@@ -54,6 +55,7 @@ pub struct Previous {
 /// What a check that needs a human will re-run once approved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Recheck {
     /// The health policy.
     Verify,
@@ -64,6 +66,7 @@ pub enum Recheck {
 /// Where a deployment stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Phase {
     /// Starting the release in the target slot.
     Provisioning,
@@ -117,6 +120,7 @@ pub enum Phase {
 /// What a resume of a [`Phase::Failed`] deployment does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Retry {
     /// Moving traffic back to the previous slot failed: try again, then retire the new slot.
     RollBack,
@@ -286,6 +290,7 @@ impl Deployment {
 
 /// What happened: the result of the current phase's work, or an operator's command.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Signal {
     /// Provisioning started the release here.
     Provisioned(Endpoint),

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 /// How a slot is spoken to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Scheme {
     /// Plain HTTP (the usual case behind a proxy on one host).
     #[default]

@@ -33,6 +33,7 @@ pub struct ProbeTarget {
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", content = "detail", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ProbeOutcome {
     /// The target answered as expected.
     Healthy,
@@ -64,6 +65,7 @@ pub struct CheckRecord {
 /// What a policy or analysis concluded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", content = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Verdict {
     /// Healthy enough: traffic may move.
     Passed,

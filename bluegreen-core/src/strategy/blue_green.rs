@@ -5,6 +5,7 @@ use crate::probe::Analysis;
 
 /// When a blue-green deployment moves traffic once the new slot is healthy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Promotion {
     /// At once.
     #[default]

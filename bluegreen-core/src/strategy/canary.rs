@@ -6,6 +6,7 @@ use crate::probe::Analysis;
 
 /// One step of a canary.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum CanaryStep {
     /// Give the new slot this share of traffic (1..=100).
     SetWeight(u8),

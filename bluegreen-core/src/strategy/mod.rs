@@ -44,6 +44,7 @@ impl Progress {
 /// How long a pause lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "until", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Pause {
     /// A fixed time (which [`Deployer::promote`](crate::Deployer::promote) may cut short).
     Elapsed {
@@ -84,6 +85,7 @@ impl Default for Retirement {
 
 /// The next thing to do.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Decision {
     /// Give the new slot this share of traffic (100 promotes it).
     Shift(u8),
