@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 /// policy.validate().unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HealthPolicy {
     /// Wait before the first check.
     #[serde(rename = "start_delay_ms", with = "crate::model::millis")]
@@ -373,6 +374,17 @@ mod tests {
             Verdict::Failed(_) => "failed",
             Verdict::Inconclusive(_) => "inconclusive",
         }
+    }
+
+    #[test]
+    fn unknown_keys_in_a_policy_or_a_retirement_are_refused() {
+        let err = serde_json::from_str::<HealthPolicy>(r#"{"intervall_ms": 5}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `intervall_ms`"), "{err}");
+        let err = serde_json::from_str::<crate::Retirement>(
+            r#"{"rollback_window_ms":0,"drain_ms":0,"stop_grace_ms":0,"grace":1}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `grace`"), "{err}");
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub enum Pause {
 /// What happens to the old slot once the rollout is complete: the same for every strategy, so it
 /// is the [`Deployer`](crate::Deployer)'s setting, recorded in each deployment's journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Retirement {
     /// How long the old slot stays up, warm, after promotion: a rollback within it is instant.
     #[serde(rename = "rollback_window_ms", with = "crate::model::millis")]
