@@ -411,8 +411,7 @@ impl Router for NginxRouter {
         let Some(bytes) = file::read_optional(path)? else {
             return Ok(Adoption { backup: None });
         };
-        let backup = file::backup_path(path, path.parent())?;
-        file::write_atomic(&backup, &bytes, None)?;
+        let backup = file::back_up(path, &bytes, path.parent())?;
         tracing::info!(file = %path.display(), backup = %backup.display(), "nginx: adopted an upstream file");
         Ok(Adoption {
             backup: Some(backup.display().to_string()),
@@ -423,19 +422,16 @@ impl Router for NginxRouter {
         let token = new_token();
         let text = render::render(&self.inner.layout, routes, &token)?;
         let guard = Arc::clone(&self.lock).lock_owned().await;
-        match self.read() {
-            Ok(Some(on_disk)) => {
-                if on_disk.intact
-                    && on_disk.routes == *routes
-                    && self.live_generation().await.as_ref() == Some(&on_disk.token)
-                {
-                    tracing::debug!(generation = %on_disk.token, "nginx already serves these routes");
-                    return Ok(());
-                }
-            }
-            Ok(None) => {}
+        // Skipped only when nginx is seen serving exactly these routes (a reload closes idle
+        // keep-alive connections), never because the file says so.
+        let observed = self.observe_locked().await?;
+        if observed.serves(routes) {
+            tracing::debug!("nginx already serves these routes");
+            return Ok(());
+        }
+        if let Serving::Foreign(why) = &observed.serving {
             // The file is the router's: replace what is there (it is restored if the change fails).
-            Err(e) => tracing::warn!(error = %e, "replacing an upstream file the router cannot read"),
+            tracing::warn!(%why, "replacing an upstream file the router did not write");
         }
         let (switched, guard) = self.switch(text, guard).await;
         let switched = switched?;

@@ -356,8 +356,7 @@ impl Router for TraefikRouter {
         if parse(&self.config, &bytes).is_ok() {
             return Ok(Adoption { backup: None });
         }
-        let backup = bluegreen_core::file::backup_path(&path, Some(&self.staging))?;
-        write_atomic(&backup, &bytes, None)?;
+        let backup = bluegreen_core::file::back_up(&path, &bytes, Some(&self.staging))?;
         tracing::info!(file = %path.display(), backup = %backup.display(), "traefik: adopted a dynamic file");
         Ok(Adoption {
             backup: Some(backup.display().to_string()),

@@ -27,6 +27,17 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// Keeps `contents` (what `path` held) as a backup at [`backup_path`], written atomically;
+/// returns where.
+///
+/// # Errors
+/// As [`backup_path`] and [`write_atomic`].
+pub fn back_up(path: &Path, contents: &[u8], dir: Option<&Path>) -> Result<PathBuf> {
+    let backup = backup_path(path, dir)?;
+    write_atomic(&backup, contents, None)?;
+    Ok(backup)
+}
+
 /// Where to keep a backup of `path` before a router takes it over: the hidden file
 /// `.<name>.bluegreen-backup-<unix nanoseconds>` in `dir` (the file's own directory when `None`).
 /// Hidden, so an `include dir/*` or a watched directory never loads it; a name no earlier backup
