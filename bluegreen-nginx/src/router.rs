@@ -100,7 +100,7 @@ impl NginxRouter {
     /// removed; no other file is touched, and a failure to remove is only logged.
     pub fn from_config(config: NginxConfig) -> Result<Self> {
         config.validate()?;
-        remove_leftovers(&config.upstream_file);
+        file::clean_leftovers(&config.upstream_file, &[]);
         let client = reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(0)
@@ -337,21 +337,6 @@ impl Inner {
 
 fn os_args(args: &[String]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
-}
-
-/// Removes the temporary files of `upstream_file` that a killed writer left (see
-/// [`file::remove_stale_temps`]); logged, not returned: they are harmless to nginx (its include
-/// patterns end in `.conf`), and the next apply reports any real I/O problem.
-fn remove_leftovers(upstream_file: &std::path::Path) {
-    let dir = match upstream_file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => std::path::PathBuf::from("."),
-    };
-    match file::remove_stale_temps(upstream_file, &[&dir], file::STALE_AFTER) {
-        Ok(removed) if removed.is_empty() => {}
-        Ok(removed) => tracing::debug!(?removed, "removed temporary files left by a killed writer"),
-        Err(e) => tracing::warn!(error = %e, "cannot remove temporary files left by a killed writer"),
-    }
 }
 
 /// What an unconfirmed apply waited for, worded for [`Error::Timeout`]'s

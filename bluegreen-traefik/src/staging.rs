@@ -19,7 +19,7 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use bluegreen_core::file::{check_rename, remove_stale_temps, same_mount, STALE_AFTER};
+use bluegreen_core::file::{check_rename, clean_leftovers, same_mount};
 use bluegreen_core::{Error, Result};
 
 use crate::config::TraefikConfig;
@@ -92,18 +92,11 @@ fn inner(config: &TraefikConfig) -> Result<PathBuf> {
 
 /// Removes what a killed writer left of this router's file: stale temporary files for
 /// `<app>.<ext>` in the staging directories and the watched directory (see
-/// [`remove_stale_temps`]; nothing else is touched). A failure is logged, not returned: the
+/// [`clean_leftovers`]; nothing else is touched). A failure is logged, not returned: the
 /// leftovers are harmless to Traefik, and the next apply reports any real I/O problem.
 pub(crate) fn remove_leftovers(config: &TraefikConfig) {
-    let target = config.file_path();
-    let staging = config.staging_dir();
     let inner = config.directory.join(INNER_STAGING);
-    let dirs: [&Path; 3] = [&staging, &inner, &config.directory];
-    match remove_stale_temps(&target, &dirs, STALE_AFTER) {
-        Ok(removed) if removed.is_empty() => {}
-        Ok(removed) => tracing::debug!(?removed, "removed temporary files left by a killed writer"),
-        Err(e) => tracing::warn!(error = %e, "cannot remove temporary files left by a killed writer"),
-    }
+    clean_leftovers(&config.file_path(), &[&config.staging_dir(), &inner]);
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod mount;
 pub mod temp;
 
 pub use mount::same_mount;
-pub use temp::{check_rename, remove_stale_temps, STALE_AFTER};
+pub use temp::{check_rename, clean_leftovers, remove_stale_temps, STALE_AFTER};
 
 use std::fs;
 use std::io::{self, Write};
@@ -160,7 +160,7 @@ impl Snapshot {
     }
 }
 
-fn parent(path: &Path) -> PathBuf {
+pub(crate) fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),

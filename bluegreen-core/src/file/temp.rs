@@ -92,6 +92,21 @@ pub fn check_rename(staging: &Path, target: &Path) -> io::Result<()> {
     }
 }
 
+/// Removes, as a router starts, the temporary files that writes of `target` left in its own
+/// directory and in `staging` (see [`remove_stale_temps`], with [`STALE_AFTER`]). Never fails:
+/// leftovers are harmless to a proxy (their names end in `.tmp`), so a failure is logged, and the
+/// next write reports any real I/O problem.
+pub fn clean_leftovers(target: &Path, staging: &[&Path]) {
+    let own = super::parent(target);
+    let mut dirs: Vec<&Path> = vec![&own];
+    dirs.extend(staging.iter().copied().filter(|d| *d != own.as_path()));
+    match remove_stale_temps(target, &dirs, STALE_AFTER) {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => tracing::debug!(?removed, "removed temporary files left by a killed writer"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove temporary files left by a killed writer"),
+    }
+}
+
 /// Removes the temporary files that writes of `target` left in `dirs` when their writer was
 /// killed, and returns their paths.
 ///
