@@ -31,21 +31,47 @@ use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabiliti
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     /// Starting a release ([`Environment::deploy`]): image, container, start.
-    #[serde(rename = "provision_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::provision"
+    )]
     pub provision: Duration,
     /// Stopping or removing a slot, on top of the stop's grace period.
-    #[serde(rename = "stop_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::stop"
+    )]
     pub stop: Duration,
     /// Applying and confirming routes ([`Router::apply`]).
-    #[serde(rename = "apply_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::apply"
+    )]
     pub apply: Duration,
     /// One probe check (a health policy also bounds each check by its own timeout).
-    #[serde(rename = "probe_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::probe"
+    )]
     pub probe: Duration,
     /// Reading state: slot status, logs, the router's configuration and what the proxy serves;
     /// also added to a drain wait's own timeout.
-    #[serde(rename = "read_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::read"
+    )]
     pub read: Duration,
+}
+
+/// One deserializer per duration key, so that an error names the key and the value.
+mod field_de {
+    crate::keyed_deserializers! {
+        provision -> std::time::Duration = duration("timeouts.provision");
+        stop -> std::time::Duration = duration("timeouts.stop");
+        apply -> std::time::Duration = duration("timeouts.apply");
+        probe -> std::time::Duration = duration("timeouts.probe");
+        read -> std::time::Duration = duration("timeouts.read");
+    }
 }
 
 impl Default for Timeouts {
@@ -271,6 +297,22 @@ mod tests {
 
     fn bounds() -> Timeouts {
         Timeouts::all(Duration::from_secs(5))
+    }
+
+    #[test]
+    fn timeouts_read_and_write_human_durations_and_refuse_unknown_keys() {
+        let t: Timeouts = serde_json::from_str(r#"{"apply":"30s","probe":"1m 30s"}"#).unwrap();
+        assert_eq!((t.apply, t.probe), (Duration::from_secs(30), Duration::from_secs(90)));
+        assert_eq!(t.provision, Timeouts::default().provision);
+        let json = serde_json::to_value(t).unwrap();
+        assert_eq!(
+            (json["apply"].as_str(), json["provision"].as_str()),
+            (Some("30s"), Some("10m"))
+        );
+        let err = serde_json::from_str::<Timeouts>(r#"{"aply":"30s"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `aply`"), "{err}");
+        let err = serde_json::from_str::<Timeouts>(r#"{"read":"soon"}"#).unwrap_err();
+        assert!(err.to_string().contains(r#"invalid timeouts.read "soon""#), "{err}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -98,8 +98,9 @@ pub enum Error {
     /// A router's change did not take. `restore` says whether the previous configuration is back
     /// in place (serving what it served before) or whether putting it back failed too (what the
     /// proxy serves is then unknown: [`Router::observe`](crate::Router::observe) says). The
-    /// failure itself is the [`source`](std::error::Error::source).
-    #[error("{source}; {restore}")]
+    /// failure itself is the [`source`](std::error::Error::source), not repeated in the message
+    /// (print [`Error::chain`] for both).
+    #[error("routes not applied; {restore}")]
     NotApplied {
         /// What happened to the previous configuration.
         restore: Restore,
@@ -113,11 +114,17 @@ pub enum Error {
     Journal {
         /// The journal's location.
         path: String,
-        /// What went wrong.
+        /// What failed (`"cannot fsync"`, `"unreadable entry at offset 812 (…)"`), without the
+        /// cause's own text: that is the [`source`](std::error::Error::source).
         reason: String,
+        /// The underlying error (the OS error, serde's), if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
-    /// A backend (Docker, nginx, Traefik, a probe's target) failed.
+    /// A backend (Docker, nginx, Traefik, a probe's target) failed. `message` says what failed;
+    /// the cause, when there is one, is the [`source`](std::error::Error::source), not repeated
+    /// in the message.
     #[error("{backend}: {message}")]
     Backend {
         /// Which backend.
@@ -130,6 +137,22 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+}
+
+/// An error and its sources on one line: see [`Error::chain`].
+#[derive(Debug, Clone, Copy)]
+pub struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(source) = next {
+            write!(f, ": {source}")?;
+            next = source.source();
+        }
+        Ok(())
+    }
 }
 
 fn logs_suffix(logs: &[String]) -> String {
@@ -158,6 +181,46 @@ impl Error {
             temporary,
             source: None,
         }
+    }
+
+    /// A [`Error::Backend`] caused by `source`: `message` says what failed ("cannot read
+    /// /etc/nginx/shop.conf"), `source` why, and is not repeated in the message.
+    pub fn backend_caused_by(
+        backend: impl Into<String>,
+        message: impl Into<String>,
+        temporary: bool,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Backend {
+            backend: backend.into(),
+            message: message.into(),
+            temporary,
+            source: Some(source.into()),
+        }
+    }
+
+    /// A [`Error::Journal`] at `path`: `reason` says what failed, `source` (the OS error, serde's)
+    /// why, and is not repeated in the message.
+    pub fn journal(
+        path: impl Into<String>,
+        reason: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Journal {
+            path: path.into(),
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// This error and every [`source`](std::error::Error::source) below it, joined by `": "`:
+    /// `journal /var/lib/shop.journal.jsonl: cannot fsync: No space left on device (os error 28)`.
+    ///
+    /// Each error's own message leaves its source out (so that a reporter that walks the chain,
+    /// like `anyhow` or `eyre`, prints each cause once); this is the one line with all of them, for
+    /// logs and for reasons written to the journal.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain(self)
     }
 
     /// `source` as a router change that did not take, with what happened to the previous

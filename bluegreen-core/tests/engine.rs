@@ -105,6 +105,42 @@ impl World {
     }
 }
 
+/// Events, reports and status write durations as the configs do: humantime text.
+#[tokio::test(start_paused = true)]
+async fn events_reports_and_status_write_durations_as_text() {
+    let w = World::new();
+    let d = w.deployer();
+    let mut events = d.subscribe();
+    let report = d.deploy(release("v1")).await.unwrap();
+    let duration = |v: &serde_json::Value| -> Duration {
+        let text = v.as_str().unwrap_or_else(|| panic!("not text: {v}"));
+        humantime::parse_duration(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    };
+
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(duration(&json["took"]), report.took);
+    assert!(!report.timeline.is_empty());
+    for (i, step) in report.timeline.iter().enumerate() {
+        assert_eq!(duration(&json["timeline"][i]["took"]), step.took);
+        assert_eq!(duration(&json["timeline"][i]["at"]), step.at);
+    }
+    assert_eq!(json["deployment"]["retirement"]["rollback_window"], "200ms");
+
+    let mut changes = 0;
+    while let Ok(event) = events.try_recv() {
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(duration(&json["elapsed"]), event.elapsed);
+        if let EventKind::PhaseChanged { took, .. } = &event.kind {
+            assert_eq!(duration(&json["kind"]["took"]), *took, "{json}");
+            changes += 1;
+        }
+    }
+    assert!(changes > 3, "{changes} phase changes");
+
+    let status = serde_json::to_value(d.status().await.unwrap()).unwrap();
+    assert_eq!(status["last"]["retirement"]["drain"], "10ms");
+}
+
 #[tokio::test(start_paused = true)]
 async fn deploys_alternate_slots_and_retire_the_old_one_after_the_window() {
     let w = World::new();

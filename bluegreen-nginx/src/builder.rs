@@ -90,14 +90,14 @@ impl NginxRouterBuilder {
 
     /// How long the new generation has to answer, and the pause between attempts.
     pub fn confirm(mut self, timeout: Duration, interval: Duration) -> Self {
-        self.config.confirm_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self.config.confirm_interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self.config.confirm_timeout = timeout;
+        self.config.confirm_interval = interval;
         self
     }
 
     /// Bound on `nginx -t` and the reload command.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.config.command_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.config.command_timeout = timeout;
         self
     }
 

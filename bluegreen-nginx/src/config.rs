@@ -60,21 +60,24 @@ pub struct NginxConfig {
     /// How long the new generation has to answer after the reload.
     #[serde(
         default = "default_confirm_timeout",
-        deserialize_with = "field_de::confirm_timeout_ms"
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
+        deserialize_with = "field_de::confirm_timeout"
     )]
-    pub confirm_timeout_ms: u64,
+    pub confirm_timeout: Duration,
     /// Pause between confirmation requests.
     #[serde(
         default = "default_confirm_interval",
-        deserialize_with = "field_de::confirm_interval_ms"
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
+        deserialize_with = "field_de::confirm_interval"
     )]
-    pub confirm_interval_ms: u64,
+    pub confirm_interval: Duration,
     /// Bound on `nginx -t` and the reload command.
     #[serde(
         default = "default_command_timeout",
-        deserialize_with = "field_de::command_timeout_ms"
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
+        deserialize_with = "field_de::command_timeout"
     )]
-    pub command_timeout_ms: u64,
+    pub command_timeout: Duration,
     /// nginx's error log: when a reload does not take (the master refused the new config, e.g.
     /// a port in use), its last error lines are added to the error.
     #[serde(default)]
@@ -85,9 +88,9 @@ pub struct NginxConfig {
 mod field_de {
     bluegreen_core::keyed_deserializers! {
         status_listen -> std::net::SocketAddr = socket_addr("nginx status_listen");
-        confirm_timeout_ms -> u64 = millis("nginx confirm_timeout_ms");
-        confirm_interval_ms -> u64 = millis("nginx confirm_interval_ms");
-        command_timeout_ms -> u64 = millis("nginx command_timeout_ms");
+        confirm_timeout -> std::time::Duration = duration("nginx confirm_timeout");
+        confirm_interval -> std::time::Duration = duration("nginx confirm_interval");
+        command_timeout -> std::time::Duration = duration("nginx command_timeout");
     }
 }
 
@@ -103,14 +106,14 @@ fn default_status_path() -> String {
 fn default_keepalive() -> Option<u32> {
     Some(32)
 }
-fn default_confirm_timeout() -> u64 {
-    10_000
+fn default_confirm_timeout() -> Duration {
+    Duration::from_secs(10)
 }
-fn default_confirm_interval() -> u64 {
-    5
+fn default_confirm_interval() -> Duration {
+    Duration::from_millis(5)
 }
-fn default_command_timeout() -> u64 {
-    30_000
+fn default_command_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl NginxConfig {
@@ -130,9 +133,9 @@ impl NginxConfig {
             confirm_url: None,
             backup: false,
             keepalive: default_keepalive(),
-            confirm_timeout_ms: default_confirm_timeout(),
-            confirm_interval_ms: default_confirm_interval(),
-            command_timeout_ms: default_command_timeout(),
+            confirm_timeout: default_confirm_timeout(),
+            confirm_interval: default_confirm_interval(),
+            command_timeout: default_command_timeout(),
             error_log: None,
         }
     }
@@ -170,13 +173,13 @@ impl NginxConfig {
         if self.keepalive == Some(0) {
             return Err(Error::invalid("nginx keepalive", "0", "use null for no keepalive"));
         }
-        for (what, ms) in [
-            ("nginx confirm_timeout_ms", self.confirm_timeout_ms),
-            ("nginx confirm_interval_ms", self.confirm_interval_ms),
-            ("nginx command_timeout_ms", self.command_timeout_ms),
+        for (what, duration) in [
+            ("nginx confirm_timeout", self.confirm_timeout),
+            ("nginx confirm_interval", self.confirm_interval),
+            ("nginx command_timeout", self.command_timeout),
         ] {
-            if ms == 0 {
-                return Err(Error::invalid(what, "0", "must be above zero"));
+            if duration.is_zero() {
+                return Err(Error::invalid(what, "0s", "must be above zero"));
             }
         }
         Ok(())
@@ -200,15 +203,15 @@ impl NginxConfig {
     }
 
     pub(crate) fn confirm_timeout(&self) -> Duration {
-        Duration::from_millis(self.confirm_timeout_ms)
+        self.confirm_timeout
     }
 
     pub(crate) fn confirm_interval(&self) -> Duration {
-        Duration::from_millis(self.confirm_interval_ms)
+        self.confirm_interval
     }
 
     pub(crate) fn command_timeout(&self) -> Duration {
-        Duration::from_millis(self.command_timeout_ms)
+        self.command_timeout
     }
 }
 
@@ -224,7 +227,51 @@ mod tests {
         assert_eq!(c, NginxConfig::new("/etc/nginx/bluegreen/shop.conf", "shop"));
         assert_eq!(c.confirm_url(), "http://127.0.0.1:8099/__bluegreen");
         c.validate().unwrap();
-        assert!(serde_json::from_str::<NginxConfig>(r#"{"upstream_file":"/x","upstream_name":"s","typo":1}"#).is_err());
+    }
+
+    #[test]
+    fn durations_read_and_write_as_human_text() {
+        let c: NginxConfig = toml::from_str(
+            "upstream_file = \"/x/shop.conf\"\nupstream_name = \"shop\"\nconfirm_timeout = \"1m 30s\"\n\
+             confirm_interval = \"250ms\"\ncommand_timeout = \"5s\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.confirm_timeout, c.confirm_interval, c.command_timeout),
+            (
+                Duration::from_secs(90),
+                Duration::from_millis(250),
+                Duration::from_secs(5)
+            )
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["confirm_timeout"], "1m 30s");
+        assert_eq!(json["confirm_interval"], "250ms");
+        assert_eq!(serde_json::from_value::<NginxConfig>(json).unwrap(), c);
+    }
+
+    #[test]
+    fn a_mistyped_key_is_refused_by_name() {
+        let e = toml::from_str::<NginxConfig>(
+            "upstream_file = \"/x/shop.conf\"\nupstream_name = \"shop\"\nconfirm_timout = \"5s\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `confirm_timout`"), "{e}");
+        // The format before 0.1 is refused by name too.
+        let e = toml::from_str::<NginxConfig>(
+            "upstream_file = \"/x/shop.conf\"\nupstream_name = \"shop\"\nconfirm_timeout_ms = 5000\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `confirm_timeout_ms`"), "{e}");
+        let e = toml::from_str::<NginxConfig>(
+            "upstream_file = \"/x/shop.conf\"\nupstream_name = \"shop\"\n\
+             [test_command]\nprogram = \"nginx\"\nargz = []\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `argz`"), "{e}");
     }
 
     #[test]
@@ -240,17 +287,17 @@ mod tests {
             e.contains(r#"invalid nginx status_listen "localhost:8099": expected an IP address and port"#),
             "{e}"
         );
-        let e = err(r#""confirm_timeout_ms":"5s""#);
+        let e = err(r#""confirm_timeout":"5 parsecs""#);
         assert!(
-            e.contains(r#"invalid nginx confirm_timeout_ms "5s": expected a whole number of milliseconds"#),
+            e.contains(r#"invalid nginx confirm_timeout "5 parsecs": expected a duration like "5s""#),
             "{e}"
         );
         let e = toml::from_str::<NginxConfig>(
-            "upstream_file = \"/x/shop.conf\"\nupstream_name = \"shop\"\ncommand_timeout_ms = -5\n",
+            "upstream_file = \"/x/shop.conf\"\nupstream_name = \"shop\"\ncommand_timeout = 5000\n",
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("invalid nginx command_timeout_ms -5"), "{e}");
+        assert!(e.contains("nginx command_timeout as a duration"), "{e}");
     }
 
     #[test]
@@ -281,10 +328,10 @@ mod tests {
             ),
             (
                 NginxConfig {
-                    confirm_timeout_ms: 0,
+                    confirm_timeout: Duration::ZERO,
                     ..base()
                 },
-                "nginx confirm_timeout_ms",
+                "nginx confirm_timeout",
             ),
             (
                 NginxConfig {

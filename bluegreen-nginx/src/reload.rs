@@ -15,6 +15,7 @@ use bluegreen_core::{Error, Result};
 /// A program and its arguments, run without a shell (for nginx running elsewhere:
 /// `docker exec web nginx -s reload`, `ssh edge-1 sudo nginx -t`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommandSpec {
     /// The program (a path, or a name looked up on `PATH`).
     pub program: PathBuf,
@@ -42,13 +43,15 @@ impl CommandSpec {
 
 /// How the router tells nginx to load the new file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum ReloadCommand {
     /// `nginx [-p PREFIX] [-c CONF] -s reload`, with the configured binary, prefix and config.
     #[default]
+    #[serde(deserialize_with = "bluegreen_core::model::field::no_fields")]
     Nginx,
     /// SIGHUP to the master whose pid is in the configured `pid_file` (no process started).
+    #[serde(deserialize_with = "bluegreen_core::model::field::no_fields")]
     Signal,
     /// A command of your own, for nginx running elsewhere (in a container, on another host).
     Command(CommandSpec),
@@ -232,5 +235,12 @@ mod tests {
         );
         let signal: ReloadCommand = serde_json::from_str(r#"{"kind":"signal"}"#).unwrap();
         assert_eq!(signal, ReloadCommand::Signal);
+        for (json, key) in [
+            (r#"{"kind":"command","program":"docker","arg":["x"]}"#, "arg"),
+            (r#"{"kind":"signal","pid_file":"/run/nginx.pid"}"#, "pid_file"),
+        ] {
+            let e = serde_json::from_str::<ReloadCommand>(json).unwrap_err().to_string();
+            assert!(e.contains(&format!("unknown field `{key}`")), "{json}: {e}");
+        }
     }
 }

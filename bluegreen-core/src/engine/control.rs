@@ -107,7 +107,9 @@ impl Commands<'_> {
         if let Some(reply) = self.accepted.take() {
             let _ = reply.send(match journaled {
                 Ok(_) => Ok(()),
-                Err(e) => Err(Error::Conflict(Conflict::NotRecorded { reason: e.to_string() })),
+                Err(e) => Err(Error::Conflict(Conflict::NotRecorded {
+                    reason: e.chain().to_string(),
+                })),
             });
         }
     }

@@ -20,6 +20,7 @@ pub struct Event {
     /// When.
     pub at: Timestamp,
     /// Time since the deployment started (or resumed).
+    #[serde(serialize_with = "crate::model::field::serialize_duration")]
     pub elapsed: Duration,
     /// What.
     pub kind: EventKind,
@@ -61,6 +62,7 @@ pub enum EventKind {
         /// The phase entered.
         to: Phase,
         /// How long `from` took.
+        #[serde(serialize_with = "crate::model::field::serialize_duration")]
         took: Duration,
         /// What `from` found.
         detail: String,
@@ -77,8 +79,10 @@ pub struct TimelineStep {
     /// The phase, as displayed (`"shifting to 100%"`).
     pub phase: String,
     /// When it started, after the deployment started.
+    #[serde(serialize_with = "crate::model::field::serialize_duration")]
     pub at: Duration,
     /// How long it took.
+    #[serde(serialize_with = "crate::model::field::serialize_duration")]
     pub took: Duration,
     /// What it found.
     pub detail: String,
@@ -92,6 +96,7 @@ pub struct Report {
     /// Every phase, in order.
     pub timeline: Vec<TimelineStep>,
     /// From start (or resume) to the end.
+    #[serde(serialize_with = "crate::model::field::serialize_duration")]
     pub took: Duration,
 }
 

@@ -238,7 +238,11 @@ impl Deployer {
             self.advance(d, Signal::Resumed, &mut run).await?
         } else if let Some(e) = adoption_failed {
             // Nothing was started or switched: the machine rolls the deployment back as it is.
-            let reason = format!("taking over the {} configuration failed: {e}", self.inner.router.name());
+            let reason = format!(
+                "taking over the {} configuration failed: {}",
+                self.inner.router.name(),
+                e.chain()
+            );
             self.advance(d, Signal::failed(Cause::Router, reason), &mut run).await?
         } else {
             d
@@ -463,7 +467,7 @@ impl Deployer {
             Ok(endpoint) => Signal::Provisioned(endpoint),
             Err(e) => {
                 let cause = cause_of(&e, Call::Provision, Cause::Provision);
-                let reason = e.to_string();
+                let reason = e.chain().to_string();
                 // An environment may already quote the logs in its error (a container that exited
                 // at once): do not repeat them.
                 let mut logs = self.logs(d.target).await;
@@ -476,13 +480,18 @@ impl Deployer {
     async fn shift(&self, d: &Deployment, weight: u8) -> Signal {
         let routes = match shifted_routes(d, weight) {
             Ok(routes) => routes,
-            Err(e) => return Signal::failed(Cause::Router, e.to_string()),
+            Err(e) => return Signal::failed(Cause::Router, e.chain().to_string()),
         };
         match self.inner.router.apply(&routes).await {
             Ok(()) => Signal::Done,
             Err(e) => Signal::failed(
                 cause_of(&e, Call::Apply, Cause::Router),
-                format!("{} could not apply {}: {e}", self.inner.router.name(), routes.split()),
+                format!(
+                    "{} could not apply {}: {}",
+                    self.inner.router.name(),
+                    routes.split(),
+                    e.chain()
+                ),
             ),
         }
     }
@@ -499,13 +508,16 @@ impl Deployer {
         match router.observe().await {
             Ok(observed) if observed.serves(&routes) => return Signal::Done,
             Ok(observed) => tracing::debug!(serving = %observed.serving, "rolling back: applying the previous routes"),
-            Err(e) => warn!("observing the router before rolling back failed: {e}; applying anyway"),
+            Err(e) => warn!(
+                "observing the router before rolling back failed: {}; applying anyway",
+                e.chain()
+            ),
         }
         match router.apply(&routes).await {
             Ok(()) => Signal::Done,
             Err(e) => Signal::failed(
                 cause_of(&e, Call::Apply, Cause::Router),
-                format!("{}: {e}", router.name()),
+                format!("{}: {}", router.name(), e.chain()),
             ),
         }
     }
@@ -525,7 +537,10 @@ impl Deployer {
                     return;
                 }
                 Ok(DrainStatus::NotObservable) => {}
-                Err(e) => warn!("observing the drain failed: {e}; waiting the drain time instead"),
+                Err(e) => warn!(
+                    "observing the drain failed: {}; waiting the drain time instead",
+                    e.chain()
+                ),
             }
         }
         crate::wait::sleep(drain).await;
@@ -540,7 +555,10 @@ impl Deployer {
                 }
                 Signal::Stopped(outcome)
             }
-            Err(e) => Signal::failed(cause_of(&e, Call::Stop, Cause::Stop), format!("stopping {slot}: {e}")),
+            Err(e) => Signal::failed(
+                cause_of(&e, Call::Stop, Cause::Stop),
+                format!("stopping {slot}: {}", e.chain()),
+            ),
         }
     }
 
@@ -564,7 +582,7 @@ impl Deployer {
         }
         env.logs(slot, self.inner.log_lines)
             .await
-            .unwrap_or_else(|e| vec![format!("(logs unavailable: {e})")])
+            .unwrap_or_else(|e| vec![format!("(logs unavailable: {})", e.chain())])
     }
 
     fn check_listener(&self, d: &Deployment, started: Instant) -> impl Fn(CheckRecord) + Send + Sync + '_ {

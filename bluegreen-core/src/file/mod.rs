@@ -175,7 +175,7 @@ fn io_error(action: &str, path: &Path, e: io::Error) -> Error {
     let temporary = matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock);
     Error::Backend {
         backend: "file".into(),
-        message: format!("cannot {action} {}: {e}", path.display()),
+        message: format!("cannot {action} {}", path.display()),
         temporary,
         source: Some(Box::new(e)),
     }

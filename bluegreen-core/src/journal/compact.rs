@@ -152,9 +152,12 @@ pub(crate) fn compact_locked(
     keep: Retention,
     rotated_files: usize,
 ) -> Result<CompactionReport> {
-    let journal_error = |what: &str, e: io::Error| Error::Journal {
-        path: paths.journal.display().to_string(),
-        reason: format!("compaction: {what}: {e}"),
+    let journal_error = |what: &str, e: io::Error| {
+        Error::journal(
+            paths.journal.display().to_string(),
+            format!("compaction: cannot {what}"),
+            e,
+        )
     };
     let bytes_before = state.file.metadata().map_err(|e| journal_error("stat", e))?.len();
     let (lines, deployments) = scan(&state.file, paths)?;
@@ -206,14 +209,13 @@ pub(crate) fn compact_locked(
 /// [`Error::Journal`] on a read error, or on a line that looks like an entry but that this version
 /// cannot read: which deployment it belongs to is unknown, so nothing can be decided.
 fn scan(file: &File, paths: &Paths) -> Result<(Vec<LineInfo>, Vec<DeploymentInfo>)> {
-    let fail = |reason: String| Error::Journal {
-        path: paths.journal.display().to_string(),
-        reason,
+    let fail = |reason: String, e: Box<dyn std::error::Error + Send + Sync>| {
+        Error::journal(paths.journal.display().to_string(), reason, e)
     };
     let mut reader = BufReader::new(file);
     reader
         .seek(SeekFrom::Start(0))
-        .map_err(|e| fail(format!("compaction: seek: {e}")))?;
+        .map_err(|e| fail("compaction: cannot seek".into(), e.into()))?;
     let mut lines = Vec::new();
     let mut deployments: Vec<DeploymentInfo> = Vec::new();
     let mut ids: HashMap<String, usize> = HashMap::new();
@@ -223,7 +225,7 @@ fn scan(file: &File, paths: &Paths) -> Result<(Vec<LineInfo>, Vec<DeploymentInfo
         buf.clear();
         let len = reader
             .read_until(b'\n', &mut buf)
-            .map_err(|e| fail(format!("compaction: read: {e}")))?;
+            .map_err(|e| fail("compaction: cannot read".into(), e.into()))?;
         if len == 0 {
             break;
         }
@@ -247,10 +249,13 @@ fn scan(file: &File, paths: &Paths) -> Result<(Vec<LineInfo>, Vec<DeploymentInfo
             }
             Line::Skip(_) => None,
             Line::Unreadable(e) => {
-                return Err(fail(format!(
-                    "compaction: unreadable entry at offset {offset} (written by a newer version, \
-                     or edited?): {e}; not compacting"
-                )));
+                return Err(fail(
+                    format!(
+                        "compaction: unreadable entry at offset {offset} (written by another version of \
+                         bluegreen, or edited?); not compacting"
+                    ),
+                    e.into(),
+                ));
             }
         };
         lines.push(LineInfo {

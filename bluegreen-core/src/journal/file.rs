@@ -118,7 +118,7 @@ impl FileJournal {
         let dir = dir.as_ref();
         let paths = Paths::new(dir, app.as_str());
         let path = paths.journal.clone();
-        let fail = |(what, e): (&str, io::Error)| journal_error(&path, what, &e);
+        let fail = |(what, e): (&str, io::Error)| journal_error(&path, what, e);
 
         std::fs::create_dir_all(dir).map_err(|e| fail(("create directory", e)))?;
         let handle = Handle::new(path.clone(), super::handle::open_at(&path).map_err(fail)?);
@@ -176,7 +176,7 @@ impl FileJournal {
         let run = tokio::task::spawn_blocking(move || {
             handle
                 .locked(|state| Ok(compact_tail_repaired(state, &paths, keep, rotated_files)))
-                .map_err(|(what, e)| journal_error(&paths.journal, what, &e))?
+                .map_err(|(what, e)| journal_error(&paths.journal, what, e))?
         });
         run.await.map_err(|e| self.join_error(&e))?
     }
@@ -186,17 +186,19 @@ impl FileJournal {
         let handle = Arc::clone(&self.handle);
         let read = tokio::task::spawn_blocking(move || {
             let path = handle.path();
-            let mut state = handle.current().map_err(|(what, e)| journal_error(path, what, &e))?;
+            let mut state = handle.current().map_err(|(what, e)| journal_error(path, what, e))?;
             read_tail(&mut state, path, n, chunk)
         });
         read.await.map_err(|e| self.join_error(&e))?
     }
 
     fn join_error(&self, e: &tokio::task::JoinError) -> Error {
-        Error::Journal {
-            path: self.paths.journal.display().to_string(),
-            reason: format!("blocking task failed: {e}"),
-        }
+        // A `JoinError` is not `Sync`: its text is the source.
+        Error::journal(
+            self.paths.journal.display().to_string(),
+            "the blocking task failed",
+            e.to_string(),
+        )
     }
 }
 
@@ -215,9 +217,12 @@ impl Journal for FileJournal {
     /// The write runs on the blocking pool and finishes even if this future is dropped: the entry
     /// may then be in the journal or not, and [`tail`](Journal::tail) says which.
     async fn append(&self, entry: &Entry) -> Result<()> {
-        let mut line = serde_json::to_vec(entry).map_err(|e| Error::Journal {
-            path: self.paths.journal.display().to_string(),
-            reason: format!("cannot serialise entry {}: {e}", entry.seq),
+        let mut line = serde_json::to_vec(entry).map_err(|e| {
+            Error::journal(
+                self.paths.journal.display().to_string(),
+                format!("cannot serialise entry {}", entry.seq),
+                e,
+            )
         })?;
         line.push(b'\n');
         let handle = Arc::clone(&self.handle);
@@ -233,7 +238,7 @@ impl Journal for FileJournal {
                     }
                     Ok(())
                 })
-                .map_err(|(what, e)| journal_error(&paths.journal, what, &e))
+                .map_err(|(what, e)| journal_error(&paths.journal, what, e))
         });
         write.await.map_err(|e| self.join_error(&e))?
     }
@@ -275,11 +280,9 @@ impl Journal for FileJournal {
     }
 }
 
-fn journal_error(path: &Path, what: &str, e: &io::Error) -> Error {
-    Error::Journal {
-        path: path.display().to_string(),
-        reason: format!("{what}: {e}"),
-    }
+/// "cannot `what`", caused by `e`.
+fn journal_error(path: &Path, what: &str, e: io::Error) -> Error {
+    Error::journal(path.display().to_string(), format!("cannot {what}"), e)
 }
 
 /// Compacts after cutting off a torn tail; the caller holds the `flock`.
@@ -289,7 +292,7 @@ fn compact_tail_repaired(
     keep: Retention,
     rotated_files: usize,
 ) -> Result<CompactionReport> {
-    if let Some(torn) = repair_tail(&state.file).map_err(|e| journal_error(&paths.journal, "repair torn tail", &e))? {
+    if let Some(torn) = repair_tail(&state.file).map_err(|e| journal_error(&paths.journal, "repair torn tail", e))? {
         tracing::warn!(journal = %paths.journal.display(), "before compacting, {torn}");
     }
     let report = compact_locked(state, paths, keep, rotated_files)?;
@@ -414,7 +417,7 @@ fn read_entries(
     chunk: usize,
     skipped: &mut Vec<SkippedLine>,
 ) -> Result<(Vec<Entry>, u64)> {
-    let fail = |e: io::Error| journal_error(path, "read", &e);
+    let fail = |e: io::Error| journal_error(path, "read", e);
     let len = file.metadata().map_err(fail)?.len();
     let mut lines = Backwards::new(file, len, chunk);
     let mut entries = Vec::with_capacity(n.min(1024));
@@ -439,13 +442,14 @@ fn read_entries(
                 preview: preview(&line.bytes),
             }),
             Line::Unreadable(e) => {
-                return Err(Error::Journal {
-                    path: path.display().to_string(),
-                    reason: format!(
-                        "unreadable entry at offset {} (written by a newer version, or edited?): {e}",
+                return Err(Error::journal(
+                    path.display().to_string(),
+                    format!(
+                        "unreadable entry at offset {} (written by another version of bluegreen, or edited?)",
                         line.offset
                     ),
-                });
+                    e,
+                ));
             }
         }
     }

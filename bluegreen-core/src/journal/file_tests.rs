@@ -143,7 +143,8 @@ async fn an_entry_this_version_cannot_read_is_kept_and_not_skipped() {
                 reason.starts_with(&format!("unreadable entry at offset {offset} ")),
                 "{reason}"
             );
-            assert!(reason.contains("missing field"), "{reason}");
+            let cause = source_text(&journal.tail(1).await.unwrap_err());
+            assert!(cause.contains("missing field"), "{cause}");
         }
         other => panic!("expected a journal error, got {other:?}"),
     }
@@ -170,7 +171,8 @@ async fn an_entry_with_seq_and_deployment_that_does_not_parse_is_an_error_naming
                 reason.starts_with(&format!("unreadable entry at offset {offset} ")),
                 "{reason}"
             );
-            assert!(reason.contains("at line 1 column"), "the serde error: {reason}");
+            let cause = source_text(&journal.tail(2).await.unwrap_err());
+            assert!(cause.contains("at line 1 column"), "the serde error: {cause}");
         }
         other => panic!("expected a journal error, got {other:?}"),
     }
@@ -310,10 +312,18 @@ fn open_reports_the_os_error() {
     let not_a_dir = dir.path().join("file");
     std::fs::write(&not_a_dir, "x").unwrap();
     match FileJournal::open(&not_a_dir, &app()) {
-        Err(Error::Journal { path, reason }) => {
+        Err(err @ Error::Journal { .. }) => {
+            let Error::Journal { path, reason, .. } = &err else {
+                unreachable!()
+            };
             assert!(path.ends_with("shop.journal.jsonl"), "{path}");
-            assert!(reason.starts_with("create directory: "), "{reason}");
-            assert!(reason.contains("os error"), "{reason}");
+            assert_eq!(reason, "cannot create directory");
+            let os = std::error::Error::source(&err)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .expect("the OS error is the source");
+            assert!(os.raw_os_error().is_some(), "{os:?}");
+            assert!(!err.to_string().contains(&os.to_string()), "repeated: {err}");
+            assert!(err.chain().to_string().ends_with(&format!(": {os}")), "{}", err.chain());
         }
         other => panic!("expected a journal error, got {other:?}"),
     }
@@ -330,4 +340,70 @@ async fn a_torn_line_written_while_open_is_cut_off_before_the_next_append() {
     journal.append(&entry(2)).await.unwrap();
     assert_eq!(seqs(&read_all(journal.path())), [1, 2]);
     assert_eq!(seqs(&journal.tail(5).await.unwrap()), [1, 2]);
+}
+
+/// The text of an error's source (its cause), which its own message leaves out.
+fn source_text(err: &Error) -> String {
+    let source = std::error::Error::source(err).unwrap_or_else(|| panic!("no source: {err:?}"));
+    assert!(
+        !err.to_string().contains(&source.to_string()),
+        "message repeats its source: {err}"
+    );
+    source.to_string()
+}
+
+/// An append that cannot be written (the journal's file replaced by a read-only one under it is
+/// not portable; a full device is): its error says what failed and keeps the OS error as its
+/// source, without repeating it.
+#[tokio::test]
+async fn a_failed_append_keeps_the_os_error_as_its_source() {
+    let full = std::path::Path::new("/dev/full");
+    if !full.exists() {
+        panic!("/dev/full is needed for this test");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = FileJournal::open(dir.path(), &app()).unwrap();
+    let path = journal.path().to_owned();
+    drop(journal);
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(full, &path).unwrap();
+    let journal = FileJournal::open(dir.path(), &app()).unwrap();
+    let err = journal.append(&entry(1)).await.unwrap_err();
+    let Error::Journal { reason, .. } = &err else {
+        panic!("expected a journal error, got {err:?}")
+    };
+    assert!(reason.starts_with("cannot "), "{reason}");
+    let os = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("no OS error as source: {err:?}"));
+    assert_eq!(os.raw_os_error(), Some(28), "ENOSPC: {os}");
+    assert!(!err.to_string().contains(&os.to_string()), "repeated: {err}");
+    assert_eq!(err.chain().to_string(), format!("{err}: {os}"));
+}
+
+/// A journal written before durations became text (`"rollback_window_ms": 30000`) is refused
+/// with an error naming the old key, not read with a default in its place.
+#[tokio::test]
+async fn an_entry_in_the_format_before_0_1_is_refused_naming_the_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = FileJournal::open(dir.path(), &app()).unwrap();
+    let mut old = serde_json::to_value(entry(1)).unwrap();
+    old["deployment"]["retirement"] =
+        serde_json::json!({"rollback_window_ms": 30000, "drain_ms": 5000, "stop_grace_ms": 10000});
+    let mut line = serde_json::to_vec(&old).unwrap();
+    line.push(b'\n');
+    append_raw(journal.path(), &line);
+    let err = journal.tail(1).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unreadable entry at offset 0 (written by another version"),
+        "{err}"
+    );
+    let cause = source_text(&err);
+    assert!(
+        ["rollback_window_ms", "drain_ms", "stop_grace_ms"]
+            .iter()
+            .any(|old| cause.contains(&format!("unknown field `{old}`, expected one of `rollback_window`"))),
+        "{cause}"
+    );
 }

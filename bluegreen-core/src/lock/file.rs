@@ -59,7 +59,7 @@ impl FileLock {
     /// [`Error::Backend`] (`"file lock"`) with the OS error if `dir` cannot be created.
     pub fn new(dir: impl AsRef<Path>) -> Result<FileLock> {
         let dir = dir.as_ref().to_owned();
-        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, "create directory", &e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, "create directory", e))?;
         Ok(FileLock { dir })
     }
 
@@ -96,10 +96,12 @@ impl DeployLock for FileLock {
         let (app, holder) = (app.clone(), holder.clone());
         let task = tokio::task::spawn_blocking(move || acquire_blocking(path, &app, &holder));
         task.await.map_err(|e| {
-            Error::backend(
+            // A `JoinError` is not `Sync`: its text is the source.
+            Error::backend_caused_by(
                 "file lock",
-                format!("{}: blocking task failed: {e}", self.dir.display()),
+                format!("the blocking task for {} failed", self.dir.display()),
                 false,
+                e.to_string(),
             )
         })?
     }
@@ -135,7 +137,7 @@ fn acquire_blocking(path: PathBuf, app: &AppName, holder: &LockHolder) -> Result
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| io_error(&path, "open", &e))?;
+        .map_err(|e| io_error(&path, "open", e))?;
 
     let this_host = gethostname::gethostname().to_string_lossy().into_owned();
     let mut attempts = 0;
@@ -169,7 +171,7 @@ fn acquire_blocking(path: PathBuf, app: &AppName, holder: &LockHolder) -> Result
                 }
                 std::thread::sleep(READ_PAUSE);
             }
-            Err(TryLockError::Error(e)) => return Err(io_error(&path, "lock", &e)),
+            Err(TryLockError::Error(e)) => return Err(io_error(&path, "lock", e)),
         }
     }
 
@@ -187,7 +189,7 @@ fn acquire_blocking(path: PathBuf, app: &AppName, holder: &LockHolder) -> Result
             "taking over the lock of {dead}, which died without releasing it"
         );
     }
-    write_record(&mut held.file, holder).map_err(|e| io_error(&held.path, "write holder", &e))?;
+    write_record(&mut held.file, holder).map_err(|e| io_error(&held.path, "write the holder to", e))?;
     Ok(LockGuard::new(held, took_over_from))
 }
 
@@ -229,8 +231,10 @@ fn unknown_holder(file: &File) -> LockHolder {
     }
 }
 
-fn io_error(path: &Path, what: &str, e: &io::Error) -> Error {
-    Error::backend("file lock", format!("{}: {what}: {e}", path.display()), false)
+/// "cannot `what` `path`", caused by `e` (its source, not repeated in the message).
+fn io_error(path: &Path, what: &str, e: io::Error) -> Error {
+    let temporary = matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock);
+    Error::backend_caused_by("file lock", format!("cannot {what} {}", path.display()), temporary, e)
 }
 
 #[cfg(test)]

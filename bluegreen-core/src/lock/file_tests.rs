@@ -109,10 +109,22 @@ async fn new_reports_the_os_error() {
     let file = dir.path().join("file");
     std::fs::write(&file, "x").unwrap();
     match FileLock::new(file.join("locks")) {
-        Err(Error::Backend { backend, message, .. }) => {
+        Err(err @ Error::Backend { .. }) => {
+            let Error::Backend { backend, message, .. } = &err else {
+                unreachable!()
+            };
             assert_eq!(backend, "file lock");
-            assert!(message.contains("create directory: "), "{message}");
-            assert!(message.contains("os error"), "{message}");
+            assert_eq!(
+                message,
+                &format!("cannot create directory {}", file.join("locks").display())
+            );
+            // The OS error is the source, and the message does not repeat it.
+            let os = std::error::Error::source(&err)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .unwrap_or_else(|| panic!("no OS error as source: {err:?}"));
+            assert_eq!(os.kind(), std::io::ErrorKind::NotADirectory, "{os}");
+            assert!(!err.to_string().contains(&os.to_string()), "repeated: {err}");
+            assert_eq!(err.chain().to_string(), format!("{err}: {os}"));
         }
         other => panic!("expected a backend error, got {other:?}"),
     }

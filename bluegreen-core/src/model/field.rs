@@ -14,6 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serializer};
 
 /// A duration written as text (`"2s"`, `"250ms"`, `"1m 30s"`), for config key `field`.
 ///
@@ -49,13 +50,28 @@ pub fn ip_addr<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<I
     }))
 }
 
-/// A whole number of milliseconds (`5000`), for config key `field`.
+/// Writes a duration the way [`duration`] reads it: humantime text (`"1m 30s"`, `"250ms"`,
+/// `"1s 500us"`), exact to the nanosecond. Every config, event, report and journal entry of
+/// bluegreen writes its durations with it: `#[serde(serialize_with = "...::serialize_duration")]`.
 ///
 /// # Errors
-/// The deserializer's error, naming `field` and the value given (a string such as `"5s"`, a
-/// negative or fractional number).
-pub fn millis<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<u64, D::Error> {
-    d.deserialize_any(Millis { field })
+/// The serializer's own.
+pub fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
+
+/// For a unit variant of an internally tagged enum (`{ kind = "signal" }`): refuses any key
+/// besides the tag, naming it. serde's `deny_unknown_fields` on such an enum covers its struct
+/// variants only, and would let `{ kind = "signal", pid_file = "..." }` through silently. Put
+/// `#[serde(deserialize_with = "bluegreen_core::model::field::no_fields")]` on the variant.
+///
+/// # Errors
+/// The deserializer's error, naming the first unknown key.
+pub fn no_fields<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NoFields {}
+    NoFields::deserialize(d).map(drop)
 }
 
 struct Parsed<T> {
@@ -90,43 +106,6 @@ impl<T> Visitor<'_> for Parsed<T> {
                 self.field, self.expected
             ))
         })
-    }
-}
-
-struct Millis {
-    field: &'static str,
-}
-
-impl Millis {
-    fn refuse<E: de::Error>(&self, value: impl fmt::Display) -> E {
-        E::custom(format!(
-            "invalid {} {value}: expected a whole number of milliseconds like 5000",
-            self.field
-        ))
-    }
-}
-
-impl Visitor<'_> for Millis {
-    type Value = u64;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} as a whole number of milliseconds like 5000", self.field)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-        Ok(v)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-        u64::try_from(v).map_err(|_| self.refuse(v))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
-        Err(self.refuse(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-        Err(self.refuse(format_args!("{v:?}")))
     }
 }
 
@@ -169,8 +148,6 @@ mod tests {
         timeout: Option<Duration>,
         #[serde(default, deserialize_with = "listen")]
         listen: Option<SocketAddr>,
-        #[serde(default, deserialize_with = "wait")]
-        wait_ms: Option<u64>,
     }
 
     fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -179,9 +156,6 @@ mod tests {
     fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
         socket_addr(d, "test listen").map(Some)
     }
-    fn wait<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        millis(d, "test wait_ms").map(Some)
-    }
 
     fn err(json: &str) -> String {
         serde_json::from_str::<Config>(json).unwrap_err().to_string()
@@ -189,10 +163,29 @@ mod tests {
 
     #[test]
     fn good_values_parse() {
-        let c: Config = serde_json::from_str(r#"{"timeout":"1m 5s","listen":"[::1]:80","wait_ms":250}"#).unwrap();
+        let c: Config = serde_json::from_str(r#"{"timeout":"1m 5s","listen":"[::1]:80"}"#).unwrap();
         assert_eq!(c.timeout, Some(Duration::from_secs(65)));
         assert_eq!(c.listen, Some("[::1]:80".parse().unwrap()));
-        assert_eq!(c.wait_ms, Some(250));
+    }
+
+    #[test]
+    fn durations_write_as_they_read() {
+        #[derive(serde::Serialize)]
+        struct Out {
+            #[serde(serialize_with = "serialize_duration")]
+            timeout: Duration,
+        }
+        for (d, text) in [
+            (Duration::from_secs(90), "1m 30s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::ZERO, "0s"),
+            (Duration::new(1, 500_000), "1s 500us"),
+        ] {
+            let json = serde_json::to_string(&Out { timeout: d }).unwrap();
+            assert_eq!(json, format!(r#"{{"timeout":"{text}"}}"#));
+            let back: Config = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.timeout, Some(d), "{text}");
+        }
     }
 
     #[test]
@@ -209,12 +202,5 @@ mod tests {
             e.starts_with(r#"invalid test listen "localhost:80": expected an IP address and port"#),
             "{e}"
         );
-        let e = err(r#"{"wait_ms":"5s"}"#);
-        assert!(
-            e.starts_with(r#"invalid test wait_ms "5s": expected a whole number of milliseconds"#),
-            "{e}"
-        );
-        let e = err(r#"{"wait_ms":-1}"#);
-        assert!(e.starts_with("invalid test wait_ms -1:"), "{e}");
     }
 }

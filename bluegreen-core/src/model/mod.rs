@@ -5,7 +5,6 @@ mod app;
 mod endpoint;
 pub mod field;
 mod host;
-pub(crate) mod millis;
 mod release;
 mod slot;
 mod split;

@@ -77,7 +77,7 @@ impl HttpProbe {
             .build()
             .map_err(|err| Error::Backend {
                 backend: "http probe".to_string(),
-                message: format!("cannot build the HTTP client: {err}"),
+                message: "cannot build the HTTP client".to_string(),
                 temporary: false,
                 source: Some(Box::new(err)),
             })?;

@@ -32,13 +32,22 @@ use crate::error::{Error, Result};
 #[serde(deny_unknown_fields)]
 pub struct HealthPolicy {
     /// Wait before the first check.
-    #[serde(rename = "start_delay_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::start_delay"
+    )]
     pub start_delay: Duration,
     /// Time between checks.
-    #[serde(rename = "interval_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::interval"
+    )]
     pub interval: Duration,
     /// Bound on one check; an overrun counts as a failure.
-    #[serde(rename = "timeout_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::timeout"
+    )]
     pub timeout: Duration,
     /// Consecutive successes needed to pass.
     pub success_threshold: u32,
@@ -47,8 +56,21 @@ pub struct HealthPolicy {
     /// Consecutive provider errors that make the verdict inconclusive.
     pub error_threshold: u32,
     /// Overall deadline from the start (start delay included); passing it fails the policy.
-    #[serde(rename = "deadline_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::deadline"
+    )]
     pub deadline: Duration,
+}
+
+/// One deserializer per duration key, so that an error names the key and the value.
+mod field_de {
+    crate::keyed_deserializers! {
+        start_delay -> std::time::Duration = duration("health policy start_delay");
+        interval -> std::time::Duration = duration("health policy interval");
+        timeout -> std::time::Duration = duration("health policy timeout");
+        deadline -> std::time::Duration = duration("health policy deadline");
+    }
 }
 
 impl Default for HealthPolicy {
@@ -378,13 +400,31 @@ mod tests {
 
     #[test]
     fn unknown_keys_in_a_policy_or_a_retirement_are_refused() {
-        let err = serde_json::from_str::<HealthPolicy>(r#"{"intervall_ms": 5}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown field `intervall_ms`"), "{err}");
+        let err = serde_json::from_str::<HealthPolicy>(r#"{"intervall": "5s"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `intervall`"), "{err}");
         let err = serde_json::from_str::<crate::Retirement>(
-            r#"{"rollback_window_ms":0,"drain_ms":0,"stop_grace_ms":0,"grace":1}"#,
+            r#"{"rollback_window":"0s","drain":"0s","stop_grace":"0s","grace":"1s"}"#,
         )
         .unwrap_err();
         assert!(err.to_string().contains("unknown field `grace`"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_duration_names_its_key_and_value() {
+        let err = serde_json::from_str::<HealthPolicy>(r#"{"interval": 500}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("health policy interval as a duration"),
+            "{err}"
+        );
+        let err = serde_json::from_str::<HealthPolicy>(r#"{"deadline": "1 fortnight"}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(r#"invalid health policy deadline "1 fortnight": expected a duration like "5s""#),
+            "{err}"
+        );
+        // The format before 0.1 (`interval_ms = 500`) is refused by name, not read as something else.
+        let err = serde_json::from_str::<HealthPolicy>(r#"{"interval_ms": 500}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `interval_ms`"), "{err}");
     }
 
     #[test]
@@ -564,12 +604,14 @@ mod tests {
     }
 
     #[test]
-    fn serialises_durations_as_millis() {
-        let json = serde_json::to_value(HealthPolicy::default()).unwrap();
-        assert_eq!(json["interval_ms"], 1000);
-        assert_eq!(json["deadline_ms"], 60000);
+    fn serialises_durations_as_human_text() {
+        let policy = HealthPolicy::default().interval(Duration::from_millis(1500));
+        let json = serde_json::to_value(&policy).unwrap();
+        assert_eq!(json["interval"], "1s 500ms");
+        assert_eq!(json["deadline"], "1m");
+        assert_eq!(json["start_delay"], "0s");
         let back: HealthPolicy = serde_json::from_value(json).unwrap();
-        assert_eq!(back, HealthPolicy::default());
+        assert_eq!(back, policy);
     }
 
     #[tokio::test(start_paused = true)]

@@ -43,16 +43,20 @@ impl Progress {
 
 /// How long a pause lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "until", rename_all = "snake_case")]
+#[serde(tag = "until", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Pause {
     /// A fixed time (which [`Deployer::promote`](crate::Deployer::promote) may cut short).
     Elapsed {
         /// How long.
-        #[serde(rename = "ms", with = "crate::model::millis")]
+        #[serde(
+            serialize_with = "crate::model::field::serialize_duration",
+            deserialize_with = "field_de::pause"
+        )]
         duration: Duration,
     },
     /// Until someone calls [`Deployer::promote`](crate::Deployer::promote).
+    #[serde(deserialize_with = "crate::model::field::no_fields")]
     Approved,
 }
 
@@ -62,15 +66,34 @@ pub enum Pause {
 #[serde(deny_unknown_fields)]
 pub struct Retirement {
     /// How long the old slot stays up, warm, after promotion: a rollback within it is instant.
-    #[serde(rename = "rollback_window_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::rollback_window"
+    )]
     pub rollback_window: Duration,
     /// How long to let in-flight requests to the old slot finish (or the most to wait, where the
     /// router can observe draining).
-    #[serde(rename = "drain_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::drain"
+    )]
     pub drain: Duration,
     /// How long the old slot has to exit after SIGTERM before it is killed.
-    #[serde(rename = "stop_grace_ms", with = "crate::model::millis")]
+    #[serde(
+        serialize_with = "crate::model::field::serialize_duration",
+        deserialize_with = "field_de::stop_grace"
+    )]
     pub stop_grace: Duration,
+}
+
+/// One deserializer per duration key, so that an error names the key and the value.
+mod field_de {
+    crate::keyed_deserializers! {
+        pause -> std::time::Duration = duration("pause duration");
+        rollback_window -> std::time::Duration = duration("retirement rollback_window");
+        drain -> std::time::Duration = duration("retirement drain");
+        stop_grace -> std::time::Duration = duration("retirement stop_grace");
+    }
 }
 
 impl Default for Retirement {
@@ -118,3 +141,43 @@ pub trait Strategy: Send + Sync + Debug + 'static {
 }
 
 fn _object_safe(_: &dyn Strategy) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_and_retirements_read_and_write_human_durations() {
+        let pause = Pause::Elapsed {
+            duration: Duration::from_millis(1500),
+        };
+        let json = serde_json::to_string(&pause).unwrap();
+        assert_eq!(json, r#"{"until":"elapsed","duration":"1s 500ms"}"#);
+        assert_eq!(serde_json::from_str::<Pause>(&json).unwrap(), pause);
+        let json = serde_json::to_value(Retirement::default()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"rollback_window": "30s", "drain": "5s", "stop_grace": "10s"})
+        );
+        assert_eq!(
+            serde_json::from_value::<Retirement>(json).unwrap(),
+            Retirement::default()
+        );
+    }
+
+    #[test]
+    fn a_pause_refuses_unknown_keys_naming_them() {
+        for (json, key) in [
+            (r#"{"until":"elapsed","duration":"5s","ms":5000}"#, "ms"),
+            (r#"{"until":"approved","duration":"5s"}"#, "duration"),
+        ] {
+            let err = serde_json::from_str::<Pause>(json).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("unknown field `{key}`")),
+                "{json}: {err}"
+            );
+        }
+        let err = serde_json::from_str::<Pause>(r#"{"until":"elapsed","duration":250}"#).unwrap_err();
+        assert!(err.to_string().contains("pause duration as a duration"), "{err}");
+    }
+}
