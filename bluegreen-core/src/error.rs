@@ -100,7 +100,7 @@ pub enum Error {
     /// proxy serves is then unknown: [`Router::observe`](crate::Router::observe) says). The
     /// failure itself is the [`source`](std::error::Error::source), not repeated in the message
     /// (print [`Error::chain`] for both).
-    #[error("routes not applied; {restore}")]
+    #[error("routes not applied ({restore})")]
     NotApplied {
         /// What happened to the previous configuration.
         restore: Restore,

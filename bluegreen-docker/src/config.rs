@@ -60,7 +60,7 @@ pub struct DockerConfig {
     /// engine uses.
     #[serde(
         default = "default_stop_grace",
-        serialize_with = "duration::serialize",
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
         deserialize_with = "field_de::stop_grace"
     )]
     pub stop_grace: Duration,
@@ -131,7 +131,7 @@ fn yes() -> bool {
 /// The usual choice is [`ImageSource::Tagged`]: one tag per release, as a CI pipeline pushes
 /// them (`release "v2"` → `shop/web:v2`), so that rolling back means running the old tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ImageSource {
     /// `<repository>:<release>`; the release must be a valid tag (`[A-Za-z0-9_.-]`, at most 128
     /// characters, not starting with `.` or `-`).
@@ -140,6 +140,7 @@ pub enum ImageSource {
         repository: String,
     },
     /// The release is itself the image reference (`shop/web:1.4.2`, `web@sha256:…`).
+    #[serde(deserialize_with = "bluegreen_core::model::field::no_fields")]
     Reference,
     /// An explicit table: a release missing from it is refused.
     Mapped {
@@ -213,7 +214,7 @@ fn check_image(what: &'static str, image: &str) -> Result<()> {
 
 /// How the slot's endpoint is reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Expose {
     /// Publish the container port on `host_ip` of the host. A port of `0` lets the engine choose
     /// a free one (read back after start); a fixed port per slot suits a proxy that cannot be told.
@@ -230,6 +231,7 @@ pub enum Expose {
     },
     /// The container's own address on [`DockerConfig::network`] (or the default bridge), for a
     /// proxy that runs on the same Docker network.
+    #[serde(deserialize_with = "bluegreen_core::model::field::no_fields")]
     NetworkAddress,
 }
 
@@ -261,10 +263,11 @@ impl Expose {
 
 /// Docker's restart policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RestartPolicy {
     /// Never restart (the default: a crash shows as a failed deploy, not a restart loop).
     #[default]
+    #[serde(deserialize_with = "bluegreen_core::model::field::no_fields")]
     No,
     /// Restart after a non-zero exit, at most `max_retries` times.
     OnFailure {
@@ -272,8 +275,10 @@ pub enum RestartPolicy {
         max_retries: u32,
     },
     /// Always restart, unless stopped (also across daemon restarts).
+    #[serde(deserialize_with = "bluegreen_core::model::field::no_fields")]
     UnlessStopped,
     /// Always restart.
+    #[serde(deserialize_with = "bluegreen_core::model::field::no_fields")]
     Always,
 }
 
@@ -286,14 +291,14 @@ pub struct HealthCheck {
     /// Time between checks (default 250 ms: short, so a deploy does not wait on Docker's 30 s).
     #[serde(
         default = "default_interval",
-        serialize_with = "duration::serialize",
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
         deserialize_with = "field_de::hc_interval"
     )]
     pub interval: Duration,
     /// Bound on one check (default 2 s).
     #[serde(
         default = "default_timeout",
-        serialize_with = "duration::serialize",
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
         deserialize_with = "field_de::hc_timeout"
     )]
     pub timeout: Duration,
@@ -303,7 +308,7 @@ pub struct HealthCheck {
     /// Failures during this time after start do not count (default 0).
     #[serde(
         default,
-        serialize_with = "duration::serialize",
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
         deserialize_with = "field_de::hc_start_period"
     )]
     pub start_period: Duration,
@@ -576,17 +581,6 @@ fn check_name(what: &'static str, name: &str) -> Result<()> {
     }
 }
 
-/// Serde for durations as human strings (`"10s"`, `"250ms"`).
-mod duration {
-    use std::time::Duration;
-
-    use serde::Serializer;
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*d))
-    }
-}
-
 /// One deserializer per key that serde would otherwise refuse without naming it.
 mod field_de {
     bluegreen_core::keyed_deserializers! {
@@ -718,6 +712,41 @@ mod tests {
             e.contains(r#"invalid docker expose.host_ip "localhost": expected an IP address"#),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_mistyped_key_is_refused_by_name_at_every_level() {
+        let with = |extra: &str| {
+            serde_json::from_str::<DockerConfig>(&format!(
+                r#"{{"app":"shop","image":{{"kind":"tagged","repository":"shop/web"}},"container_port":80{extra}}}"#
+            ))
+            .map(drop)
+            .map_err(|e| e.to_string())
+        };
+        with("").unwrap();
+        for (extra, key) in [
+            (r#","stop_grace_ms":10000"#, "stop_grace_ms"),
+            (r#","health_check":{"command":["/x"],"intervall":"1s"}"#, "intervall"),
+            (
+                r#","expose":{"kind":"published","host_ip":"127.0.0.1","blue":8081}"#,
+                "blue",
+            ),
+            (r#","expose":{"kind":"network_address","port":8080}"#, "port"),
+            (r#","restart":{"kind":"always","max_retries":3}"#, "max_retries"),
+            (
+                r#","restart":{"kind":"on_failure","max_retries":3,"delay":"1s"}"#,
+                "delay",
+            ),
+        ] {
+            let e = with(extra).unwrap_err();
+            assert!(e.contains(&format!("unknown field `{key}`")), "{extra}: {e}");
+        }
+        let e = serde_json::from_str::<DockerConfig>(
+            r#"{"app":"shop","image":{"kind":"reference","repository":"x"},"container_port":80}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `repository`"), "{e}");
     }
 
     #[test]

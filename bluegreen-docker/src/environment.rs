@@ -19,7 +19,7 @@ use bollard::Docker;
 use tracing::debug;
 
 use crate::config::{DockerConfig, Expose, RestartPolicy};
-use crate::error::{backend, connecting, is_conflict, is_not_found, is_not_modified, BACKEND};
+use crate::error::{backend, connecting, is_conflict, is_not_found, is_not_modified, is_port_in_use, BACKEND};
 use crate::labels::{self, SlotLabels};
 use crate::logs::{tail, with_logs};
 use crate::probe::DockerHealthProbe;
@@ -295,7 +295,7 @@ impl DockerEnvironment {
     async fn logs_or_note(&self, id: &str) -> Vec<String> {
         tail(&self.docker, id, ERROR_LOG_LINES)
             .await
-            .unwrap_or_else(|e| vec![format!("(logs unavailable: {e})")])
+            .unwrap_or_else(|e| vec![format!("(logs unavailable: {})", e.chain())])
     }
 }
 
@@ -369,19 +369,14 @@ impl Environment for DockerEnvironment {
         if let Err(e) = self.docker.start_container(&created.id, None).await {
             let _ = self.remove_container(&created.id).await;
             let port = self.config.expose.host_port(slot).filter(|p| *p != 0);
-            let err = backend(format_args!("starting container {name}"), e);
-            return Err(match (err, port) {
-                (Error::Backend { message, source, .. }, Some(port))
-                    if message.contains("already allocated") || message.contains("address already in use") =>
-                {
-                    Error::Backend {
-                        backend: BACKEND.into(),
-                        message: format!("host port {port} for the {slot} slot is already in use ({message})"),
-                        temporary: false,
-                        source,
-                    }
-                }
-                (err, _) => err,
+            return Err(match port {
+                Some(port) if is_port_in_use(&e) => Error::backend_caused_by(
+                    BACKEND,
+                    format!("starting container {name}: host port {port} for the {slot} slot is already in use"),
+                    false,
+                    e,
+                ),
+                _ => backend(format_args!("starting container {name}"), e),
             });
         }
         let info = self.inspect(&created.id).await?.ok_or_else(|| Error::NotFound {

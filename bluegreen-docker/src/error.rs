@@ -10,7 +10,9 @@ use bollard::errors::Error as DockerError;
 pub(crate) const BACKEND: &str = "docker";
 
 /// `err`, raised while `doing`, as a [`Error::Backend`]: temporary when the daemon could not be
-/// reached or answered 503, permanent when it refused the request.
+/// reached or answered 503, permanent when it refused the request. The message says what failed
+/// (`"starting container web-blue"`); `err` is the source, and what the daemon said is not
+/// repeated in the message (`Error::chain` prints both).
 pub(crate) fn backend(doing: impl Display, err: DockerError) -> Error {
     let temporary = match &err {
         DockerError::DockerResponseServerError { status_code, .. } => *status_code == 503,
@@ -22,48 +24,57 @@ pub(crate) fn backend(doing: impl Display, err: DockerError) -> Error {
         | DockerError::HyperLegacyError { .. } => true,
         _ => false,
     };
-    let message = match &err {
-        DockerError::DockerResponseServerError { message, .. } => format!("{doing}: {message}"),
-        other => format!("{doing}: {other}"),
-    };
-    Error::Backend {
-        backend: BACKEND.to_string(),
-        message,
-        temporary,
-        source: Some(Box::new(err)),
-    }
+    Error::backend_caused_by(BACKEND, doing.to_string(), temporary, err)
+}
+
+/// Whether the daemon refused because a port is in use (`port is already allocated`,
+/// `address already in use`).
+pub(crate) fn is_port_in_use(err: &DockerError) -> bool {
+    matches!(err, DockerError::DockerResponseServerError { message, .. }
+        if message.contains("already allocated") || message.contains("address already in use"))
 }
 
 /// `err`, met while connecting to the engine at `socket`: an engine that answered but refused is
 /// [`backend`]; one that could not be reached (no socket, nobody listening, no permission) is a
-/// temporary [`Error::Backend`] naming the socket and the OS cause, e.g.
-/// `docker: engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`.
+/// temporary [`Error::Backend`] naming the socket, whose source is what the OS said, e.g.
+/// `docker: engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`
+/// through `Error::chain`.
 pub(crate) fn connecting(socket: &Path, err: DockerError) -> Error {
     let at = format!("engine at unix://{}", socket.display());
     if let DockerError::DockerResponseServerError { .. } = err {
         return backend(format_args!("connecting to the {at}"), err);
     }
-    // bollard checks that the socket exists before connecting, without saying what the OS said.
-    let missing = match &err {
-        DockerError::SocketNotFoundError(_) => std::fs::metadata(socket).err().map(|e| e.to_string()),
-        _ => None,
+    // bollard checks that the socket exists before connecting, without saying what the OS said;
+    // behind a refused connection, its chain holds the OS error several levels down.
+    let cause: Box<dyn std::error::Error + Send + Sync> = match &err {
+        DockerError::SocketNotFoundError(_) => match std::fs::metadata(socket) {
+            Err(os) => Box::new(os),
+            Ok(_) => Box::new(err),
+        },
+        _ => match os_cause(&err) {
+            Some(os) => Box::new(os),
+            None => Box::new(err),
+        },
     };
-    let cause = missing.or_else(|| os_cause(&err)).unwrap_or_else(|| err.to_string());
     Error::Backend {
         backend: BACKEND.to_string(),
-        message: format!("{at} unreachable: {cause}"),
+        message: format!("{at} unreachable"),
         temporary: true,
-        source: Some(Box::new(err)),
+        source: Some(cause),
     }
 }
 
-/// The deepest I/O error in `err`'s chain of sources (what the OS said), as text.
-fn os_cause(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+/// The deepest I/O error in `err`'s chain of sources (what the OS said), as a new error of the
+/// same kind and text (an `io::Error` in a chain can only be borrowed).
+fn os_cause(err: &(dyn std::error::Error + 'static)) -> Option<std::io::Error> {
     let mut found = None;
     let mut next = Some(err);
     while let Some(e) = next {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            found = Some(io.to_string());
+            found = Some(match io.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(io.kind(), io.to_string()),
+            });
         }
         next = e.source();
     }
@@ -104,7 +115,11 @@ mod tests {
         };
         let err = backend("starting web-blue", refused);
         assert!(!err.is_temporary());
-        assert_eq!(err.to_string(), "docker: starting web-blue: port is already allocated");
+        // What failed in the message; what the daemon said in the source, once.
+        assert_eq!(err.to_string(), "docker: starting web-blue");
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.contains("port is already allocated"), "{source}");
+        assert_eq!(err.chain().to_string(), format!("docker: starting web-blue: {source}"));
 
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
         assert!(backend("connecting", DockerError::from(io)).is_temporary());

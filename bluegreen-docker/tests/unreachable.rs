@@ -15,8 +15,14 @@ async fn a_missing_socket_names_the_path_and_the_os_cause() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("docker.sock");
     let err = DockerEnvironment::connect(config(&socket)).await.unwrap_err();
-    let text = err.to_string();
+    let text = err.chain().to_string();
     assert!(matches!(err, Error::Backend { temporary: true, .. }), "{err:?}");
+    // The OS error is the source, not repeated in the message.
+    let os = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("no OS error as source: {err:?}"));
+    assert_eq!(os.raw_os_error(), Some(2), "{os}");
+    assert!(!err.to_string().contains(&os.to_string()), "repeated: {err}");
     assert!(
         text.contains(&format!("engine at unix://{} unreachable", socket.display())),
         "{text}"
@@ -31,8 +37,12 @@ async fn a_socket_nobody_listens_on_is_connection_refused() {
     let socket = dir.path().join("docker.sock");
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     let err = DockerEnvironment::connect(config(&socket)).await.unwrap_err();
-    let text = err.to_string();
+    let text = err.chain().to_string();
     assert!(err.is_temporary(), "{err:?}");
+    assert!(
+        !err.to_string().contains("os error"),
+        "the message repeats its source: {err}"
+    );
     assert!(
         text.contains(&format!("unix://{}", socket.display())) && text.contains("(os error 111)"),
         "{text}"

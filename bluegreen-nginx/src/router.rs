@@ -106,7 +106,7 @@ impl NginxRouter {
             .pool_max_idle_per_host(0)
             .timeout(Duration::from_secs(2))
             .build()
-            .map_err(|e| Error::backend("nginx", format!("cannot build the HTTP client: {e}"), false))?;
+            .map_err(|e| Error::backend_caused_by("nginx", "cannot build the HTTP client", false, e))?;
         let inner = Inner {
             layout: config.layout(),
             confirm_url: config.confirm_url(),
@@ -179,7 +179,7 @@ impl NginxRouter {
             Err(e) => {
                 return Ok(Observation {
                     configured: None,
-                    serving: Serving::Foreign(e.to_string()),
+                    serving: Serving::Foreign(e.chain().to_string()),
                 })
             }
         };
@@ -229,7 +229,7 @@ impl NginxRouter {
         let undo = tokio::task::spawn_blocking(move || {
             let undone = snapshot
                 .restore(None)
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.chain().to_string())
                 .and_then(|()| inner.reload().map_err(|f| format!("`{}`: {}", f.command, f.message)));
             drop(guard);
             undone
@@ -293,7 +293,7 @@ impl Inner {
         // nginx never loaded the new file: putting the previous one back restores everything.
         let restored = || match snapshot.restore(None) {
             Ok(()) => Restore::Restored,
-            Err(e) => Restore::Failed(e.to_string()),
+            Err(e) => Restore::Failed(e.chain().to_string()),
         };
         if let Err(f) = self.test() {
             let error = f.into_error("nginx refused the new routes", false);
@@ -460,7 +460,7 @@ impl Router for NginxRouter {
             Duration::from_millis(20),
             || async {
                 let left = drain::workers_shutting_down(master)
-                    .map_err(|e| Error::backend("nginx", format!("cannot read /proc: {e}"), false))?;
+                    .map_err(|e| Error::backend_caused_by("nginx", "cannot read /proc", false, e))?;
                 Ok((left == 0).then_some(()))
             },
         )
@@ -489,10 +489,10 @@ mod tests {
         };
         let err = Error::not_applied(timeout, Restore::Restored);
         assert_eq!(
-            err.to_string(),
-            "confirming that nginx answers generation bg-1 at http://127.0.0.1:8099/__bluegreen \
-             (nginx's error log says why) did not finish within 5s; the previous configuration was \
-             restored"
+            err.chain().to_string(),
+            "routes not applied (the previous configuration was restored): confirming that nginx \
+             answers generation bg-1 at http://127.0.0.1:8099/__bluegreen (nginx's error log says \
+             why) did not finish within 5s"
         );
     }
 

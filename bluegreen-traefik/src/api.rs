@@ -97,7 +97,7 @@ impl TraefikApi {
             .build()
             .map_err(|e| Error::Backend {
                 backend: "traefik".into(),
-                message: format!("cannot build an HTTP client: {e}"),
+                message: "cannot build an HTTP client".into(),
                 temporary: false,
                 source: Some(Box::new(e)),
             })?;
@@ -121,7 +121,7 @@ impl TraefikApi {
         let url = format!("{}{path}", self.base);
         let response = self.client.get(&url).send().await.map_err(|e| Error::Backend {
             backend: "traefik".into(),
-            message: format!("Traefik's API at {} is unreachable: {e}", self.base),
+            message: format!("Traefik's API at {} is unreachable", self.base),
             temporary: true,
             source: Some(Box::new(e)),
         })?;
@@ -131,7 +131,7 @@ impl TraefikApi {
         }
         let body = response.bytes().await.map_err(|e| Error::Backend {
             backend: "traefik".into(),
-            message: format!("reading {url}: {e}"),
+            message: format!("reading {url}"),
             temporary: true,
             source: Some(Box::new(e)),
         })?;
@@ -144,7 +144,7 @@ impl TraefikApi {
         }
         serde_json::from_slice(&body).map(Some).map_err(|e| Error::Backend {
             backend: "traefik".into(),
-            message: format!("GET {url}: unexpected answer: {e}"),
+            message: format!("GET {url}: unexpected answer"),
             temporary: false,
             source: Some(Box::new(e)),
         })

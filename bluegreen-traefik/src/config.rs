@@ -37,14 +37,14 @@ pub struct HealthCheck {
     pub path: String,
     /// Time between checks (`"1s"`).
     #[serde(
-        serialize_with = "humantime_serde_compat::serialize",
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
         deserialize_with = "field_de::hc_interval",
         default = "default_hc_interval"
     )]
     pub interval: Duration,
     /// Time a check may take (`"500ms"`).
     #[serde(
-        serialize_with = "humantime_serde_compat::serialize",
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
         deserialize_with = "field_de::hc_timeout",
         default = "default_hc_timeout"
     )]
@@ -98,28 +98,28 @@ pub struct TraefikConfig {
     /// Traefik's `providersThrottleDuration` (its default is 2 s): added to the confirmation
     /// deadline, because a change may wait that long before Traefik loads it.
     #[serde(
-        serialize_with = "humantime_serde_compat::serialize",
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
         deserialize_with = "field_de::providers_throttle",
         default = "default_throttle"
     )]
     pub providers_throttle: Duration,
     /// How long Traefik gets to serve a change, on top of `providers_throttle`.
     #[serde(
-        serialize_with = "humantime_serde_compat::serialize",
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
         deserialize_with = "field_de::confirm_timeout",
         default = "default_confirm_timeout"
     )]
     pub confirm_timeout: Duration,
     /// Bound on one API request.
     #[serde(
-        serialize_with = "humantime_serde_compat::serialize",
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
         deserialize_with = "field_de::api_timeout",
         default = "default_api_timeout"
     )]
     pub api_timeout: Duration,
     /// Time between two looks at the API while confirming.
     #[serde(
-        serialize_with = "humantime_serde_compat::serialize",
+        serialize_with = "bluegreen_core::model::field::serialize_duration",
         deserialize_with = "field_de::poll_interval",
         default = "default_poll_interval"
     )]
@@ -364,17 +364,6 @@ fn default_hc_timeout() -> Duration {
     Duration::from_millis(500)
 }
 
-/// Durations as humantime strings (`"2s"`, `"500ms"`), the way Traefik writes them.
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::Serializer;
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-}
-
 /// One deserializer per duration key, so that an error names the key and the value.
 mod field_de {
     bluegreen_core::keyed_deserializers! {
@@ -478,6 +467,26 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("traefik poll_interval") && err.contains("10"), "{err}");
+    }
+
+    #[test]
+    fn a_mistyped_key_is_refused_by_name() {
+        let base = "app = \"shop\"\ndirectory = \"/d\"\nrule = \"r\"\n";
+        toml::from_str::<TraefikConfig>(base).unwrap();
+        for (extra, key) in [
+            ("confirm_timout = \"5s\"\n", "confirm_timout"),
+            ("confirm_timeout_ms = 5000\n", "confirm_timeout_ms"),
+            ("[health_check]\npath = \"/health\"\ninterval_ms = 250\n", "interval_ms"),
+        ] {
+            let err = toml::from_str::<TraefikConfig>(&format!("{base}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("unknown field `{key}`")), "{extra}: {err}");
+        }
+        let err = toml::from_str::<TraefikConfig>(&format!("{base}format = \"yml\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `yml`"), "{err}");
     }
 
     #[test]

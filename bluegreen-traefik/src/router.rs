@@ -230,7 +230,7 @@ impl TraefikRouter {
                     // One slow or reset API request while Traefik reloads is not a verdict.
                     Err(e) if e.is_temporary() => {
                         *first_live.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                        return pending(format!("API: {e}"));
+                        return pending(format!("API: {}", e.chain()));
                     }
                     Err(e) => return Err(e),
                 };
@@ -326,7 +326,7 @@ impl Router for TraefikRouter {
             Err(e) => {
                 return Ok(Observation {
                     configured: None,
-                    serving: Serving::Foreign(e.to_string()),
+                    serving: Serving::Foreign(e.chain().to_string()),
                 })
             }
         };
@@ -336,7 +336,7 @@ impl Router for TraefikRouter {
             Ok(Seen::Live) => Serving::Confirmed,
             Ok(Seen::Pending(why)) => Serving::Stale(why),
             Ok(Seen::Rejected(errors)) => Serving::Stale(format!("Traefik refused {}: {errors}", path.display())),
-            Err(e) => Serving::Unreachable(e.to_string()),
+            Err(e) => Serving::Unreachable(e.chain().to_string()),
         };
         Ok(Observation {
             configured: Some(routes),
@@ -400,7 +400,7 @@ impl Router for TraefikRouter {
 fn restored(e: Error, restore: Result<()>) -> Error {
     let restore = match restore {
         Ok(()) => Restore::Restored,
-        Err(r) => Restore::Failed(r.to_string()),
+        Err(r) => Restore::Failed(r.chain().to_string()),
     };
     Error::not_applied(e, restore)
 }
@@ -418,8 +418,12 @@ mod tests {
         let err = restored(timeout, Ok(()));
         assert_eq!(
             err.to_string(),
-            "Traefik serving /d/shop.toml (100/0; last seen: weights) did not finish within 7s; \
-             the previous configuration was restored"
+            "routes not applied (the previous configuration was restored)"
+        );
+        assert_eq!(
+            err.chain().to_string(),
+            "routes not applied (the previous configuration was restored): Traefik serving /d/shop.toml \
+             (100/0; last seen: weights) did not finish within 7s"
         );
         assert!(
             matches!(&err, Error::NotApplied { restore: Restore::Restored, source }
@@ -430,9 +434,9 @@ mod tests {
         let gone = Error::backend("traefik", "disk full", false);
         let err = restored(refused, Err(gone));
         assert_eq!(
-            err.to_string(),
-            "traefik: Traefik refused /d/shop.toml: bad; restoring the previous configuration failed \
-             too: traefik: disk full"
+            err.chain().to_string(),
+            "routes not applied (restoring the previous configuration failed too: traefik: disk full): \
+             traefik: Traefik refused /d/shop.toml: bad"
         );
         assert!(
             matches!(

@@ -195,7 +195,7 @@ async fn a_staging_directory_across_a_mount_is_refused_naming_it() {
         .staging_directory(&staging)
         .build()
         .unwrap_err();
-    let text = err.to_string();
+    let text = err.chain().to_string();
     assert!(
         matches!(
             err,

@@ -24,7 +24,7 @@ async fn a_broken_user_config_restores_the_file_and_keeps_serving_the_old_slot()
         .apply(&Routes::only(Slot::Green, v2.endpoint()))
         .await
         .unwrap_err();
-    let text = err.to_string();
+    let text = err.chain().to_string();
     println!("{text}");
     assert!(
         matches!(&err, Error::NotApplied { restore: Restore::Restored, source }
@@ -68,7 +68,7 @@ async fn nginx_not_running_is_a_clear_error_and_disk_keeps_what_was_live() {
 
     for router in [&by_nginx, &by_signal] {
         let err = router.apply(&green).await.unwrap_err();
-        let text = err.to_string();
+        let text = err.chain().to_string();
         println!("{text}");
         assert!(
             matches!(&err, Error::NotApplied { restore: Restore::Restored, source }
@@ -215,7 +215,7 @@ async fn a_reload_the_master_refuses_is_undone_and_explained() {
         .apply(&Routes::only(Slot::Green, v2.endpoint()))
         .await
         .unwrap_err();
-    let text = err.to_string();
+    let text = err.chain().to_string();
     println!("{text}");
     assert!(
         matches!(&err, Error::NotApplied { restore: Restore::Restored, source }

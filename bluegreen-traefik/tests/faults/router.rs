@@ -24,7 +24,7 @@ async fn traefik_not_running_is_a_clear_error_and_nothing_is_written() {
 
     rig.traefik.stop();
     let err = router.apply(&Routes::only(Slot::Green, green)).await.unwrap_err();
-    let text = err.to_string();
+    let text = err.chain().to_string();
     assert!(err.is_temporary(), "{err:?}");
     assert!(
         matches!(err, Error::Backend { .. }) && text.contains("unreachable") && text.contains("nothing was written"),
@@ -58,7 +58,11 @@ async fn an_unreachable_api_writes_nothing() {
         .apply(&Routes::only(Slot::Blue, rig.blue.endpoint()))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains(&closed_port.to_string()), "{err}");
+    assert!(
+        err.chain().to_string().contains(&closed_port.to_string()),
+        "{}",
+        err.chain()
+    );
     assert!(rig.watched_files().is_empty(), "{:?}", rig.watched_files());
     assert_eq!(router.current().await.unwrap(), None);
 }
@@ -117,7 +121,7 @@ async fn a_file_traefik_refuses_is_reported_and_the_previous_file_restored() {
     let bad = rig.builder(Duration::ZERO).entry_point("missing").build().unwrap();
     let both = Routes::new(TrafficSplit::all(Slot::Green), Some(blue), Some(green)).unwrap();
     let err = bad.apply(&both).await.unwrap_err();
-    let text = err.to_string();
+    let text = err.chain().to_string();
     assert!(
         matches!(
             &err,
@@ -268,7 +272,7 @@ async fn a_target_traefik_reports_down_times_out_and_the_previous_file_is_restor
 
     let to_sick = Routes::new(TrafficSplit::all(Slot::Green), Some(blue), Some(sick.endpoint())).unwrap();
     let err = router.apply(&to_sick).await.unwrap_err();
-    let text = err.to_string();
+    let text = err.chain().to_string();
     assert!(
         matches!(&err, Error::NotApplied { restore: Restore::Restored, source }
             if matches!(**source, Error::Timeout { .. })),
