@@ -261,7 +261,7 @@ async fn main() -> Result<ExitCode> {
         match run_step(&deployer, n, &live).await {
             Ok(now_live) => live = now_live,
             Err(e) => {
-                failure = Some(format!("deploy {n} ({:?}): {e}", step(n)));
+                failure = Some(format!("deploy {n} ({:?}): {}", step(n), e.chain()));
                 break;
             }
         }

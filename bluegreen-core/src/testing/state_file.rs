@@ -50,7 +50,7 @@ impl StateFile {
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Backend {
             backend: self.backend.to_string(),
-            message: format!("state file {} is corrupt: {e}", self.path.display()),
+            message: format!("state file {} is corrupt", self.path.display()),
             temporary: false,
             source: Some(Box::new(e)),
         })
@@ -87,7 +87,7 @@ impl StateFile {
     fn error(&self, what: &str, e: io::Error) -> Error {
         Error::Backend {
             backend: self.backend.to_string(),
-            message: format!("state file {}: {what}: {e}", self.path.display()),
+            message: format!("state file {}: cannot {what}", self.path.display()),
             temporary: false,
             source: Some(Box::new(e)),
         }
