@@ -36,25 +36,25 @@ pub(crate) fn is_port_in_use(err: &DockerError) -> bool {
 
 /// `err`, met while connecting to the engine at `socket`: an engine that answered but refused is
 /// [`backend`]; one that could not be reached (no socket, nobody listening, no permission) is a
-/// temporary [`Error::Backend`] naming the socket, whose source is what the OS said, e.g.
-/// `docker: engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`
-/// through `Error::chain`.
+/// temporary [`Error::Backend`] naming the socket and the OS cause, e.g.
+/// `docker: engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`.
 pub(crate) fn connecting(socket: &Path, err: DockerError) -> Error {
     let at = format!("engine at unix://{}", socket.display());
     if let DockerError::DockerResponseServerError { .. } = err {
         return backend(format_args!("connecting to the {at}"), err);
     }
-    // bollard checks that the socket exists before connecting, without saying what the OS said;
-    // behind a refused connection, its chain holds the OS error several levels down.
-    let cause: Box<dyn std::error::Error + Send + Sync> = match &err {
-        DockerError::SocketNotFoundError(_) => match std::fs::metadata(socket) {
-            Err(os) => Box::new(os),
-            Ok(_) => Box::new(err),
-        },
-        _ => match os_cause(&err) {
-            Some(os) => Box::new(os),
-            None => Box::new(err),
-        },
+    // bollard checks that the socket exists before connecting, without saying what the OS said.
+    let missing = match &err {
+        DockerError::SocketNotFoundError(_) => std::fs::metadata(socket).err().map(|e| e.to_string()),
+        _ => None,
+    };
+
+    // What the OS said is the source (shown by `Error::chain`), not part of the message; behind a
+    // refused connection, bollard's chain holds it several levels down.
+    let cause: Box<dyn std::error::Error + Send + Sync> = match (missing, os_cause(&err)) {
+        (Some(missing), _) => missing.into(),
+        (None, Some(os)) => Box::new(os),
+        (None, None) => Box::new(err),
     };
     Error::Backend {
         backend: BACKEND.to_string(),

@@ -17,12 +17,10 @@ async fn a_missing_socket_names_the_path_and_the_os_cause() {
     let err = DockerEnvironment::connect(config(&socket)).await.unwrap_err();
     let text = err.chain().to_string();
     assert!(matches!(err, Error::Backend { temporary: true, .. }), "{err:?}");
-    // The OS error is the source, not repeated in the message.
-    let os = std::error::Error::source(&err)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .unwrap_or_else(|| panic!("no OS error as source: {err:?}"));
-    assert_eq!(os.raw_os_error(), Some(2), "{os}");
-    assert!(!err.to_string().contains(&os.to_string()), "repeated: {err}");
+    // What the OS said is the source, not repeated in the message.
+    let os = std::error::Error::source(&err).map(|s| s.to_string());
+    assert!(os.as_deref().is_some_and(|os| os.ends_with("(os error 2)")), "{os:?}");
+    assert!(!err.to_string().contains("os error"), "repeated: {err}");
     assert!(
         text.contains(&format!("engine at unix://{} unreachable", socket.display())),
         "{text}"

@@ -229,7 +229,7 @@ impl NginxRouter {
         let undo = tokio::task::spawn_blocking(move || {
             let undone = snapshot
                 .restore(None)
-                .map_err(|e| e.chain().to_string())
+                .map_err(|e| e.to_string())
                 .and_then(|()| inner.reload().map_err(|f| format!("`{}`: {}", f.command, f.message)));
             drop(guard);
             undone
@@ -293,7 +293,7 @@ impl Inner {
         // nginx never loaded the new file: putting the previous one back restores everything.
         let restored = || match snapshot.restore(None) {
             Ok(()) => Restore::Restored,
-            Err(e) => Restore::Failed(e.chain().to_string()),
+            Err(e) => Restore::Failed(e.to_string()),
         };
         if let Err(f) = self.test() {
             let error = f.into_error("nginx refused the new routes", false);
@@ -460,7 +460,7 @@ impl Router for NginxRouter {
             Duration::from_millis(20),
             || async {
                 let left = drain::workers_shutting_down(master)
-                    .map_err(|e| Error::backend_caused_by("nginx", "cannot read /proc", false, e))?;
+                    .map_err(|e| Error::backend("nginx", format!("cannot read /proc: {e}"), false))?;
                 Ok((left == 0).then_some(()))
             },
         )
