@@ -78,8 +78,9 @@ pub struct Entry {
 ///   [`tail`](Journal::tail), with a warning, and reported through
 ///   [`skipped`](Journal::skipped), never an error.
 /// - A line that looks like an entry (an object with a `seq` or a `deployment` field) but that
-///   this version cannot read (written by a newer version, or edited) is an error: acting on an
-///   older entry instead would be wrong.
+///   this version cannot read (written by a newer version, by one before 0.1 — whose durations
+///   were `*_ms` integers — or edited) is an error whose [`source`](std::error::Error::source)
+///   names the field: acting on an older entry instead would be wrong.
 #[async_trait]
 pub trait Journal: Send + Sync + Debug + 'static {
     /// Appends one entry, durably.
