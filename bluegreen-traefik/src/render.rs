@@ -269,22 +269,26 @@ fn endpoints_from_comments(config: &TraefikConfig, text: &str) -> Result<BTreeMa
 }
 
 /// The endpoint of a server URL this router wrote (`http://host:port`).
-fn render_error(config: &TraefikConfig, e: impl std::fmt::Display) -> Error {
-    Error::backend(
+/// What failed to render; `e`, why, is the source.
+fn render_error(config: &TraefikConfig, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+    Error::backend_caused_by(
         "traefik",
-        format!("cannot render {}: {e}", config.file_path().display()),
+        format!("cannot render {}", config.file_path().display()),
         false,
+        e,
     )
 }
 
-fn unreadable(config: &TraefikConfig, e: impl std::fmt::Display) -> Error {
-    Error::backend(
+/// A file this router cannot read back; `e`, what is wrong with it, is the source.
+fn unreadable(config: &TraefikConfig, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+    Error::backend_caused_by(
         "traefik",
         format!(
-            "{} is not a file bluegreen-traefik can read back (adopt it to replace it): {e}",
+            "{} is not a file bluegreen-traefik can read back (adopt it to replace it)",
             config.file_path().display()
         ),
         false,
+        e,
     )
 }
 
