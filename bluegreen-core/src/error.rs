@@ -55,7 +55,7 @@ pub enum Error {
     },
 
     /// An operation did not finish within its deadline.
-    #[error("{operation} did not finish within {after:?}")]
+    #[error("{operation} did not finish within {}", humantime::format_duration(*after))]
     Timeout {
         /// What was waited for.
         operation: String,
@@ -248,5 +248,45 @@ impl Error {
             | Error::RolledBack { .. }
             | Error::Journal { .. } => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_reads_its_bound_as_the_configs_write_it() {
+        let err = Error::Timeout {
+            operation: "nginx apply".into(),
+            after: Duration::from_millis(90_500),
+        };
+        assert_eq!(err.to_string(), "nginx apply did not finish within 1m 30s 500ms");
+    }
+
+    #[test]
+    fn a_change_not_applied_keeps_its_failure_as_the_source_and_says_it_once() {
+        let os = std::io::Error::from_raw_os_error(28);
+        let write = Error::backend_caused_by("file", "cannot write /etc/nginx/shop.conf", false, os);
+        let err = Error::not_applied(write, Restore::Restored);
+        assert_eq!(
+            err.to_string(),
+            "routes not applied (the previous configuration was restored)"
+        );
+        let sources: Vec<String> = std::iter::successors(std::error::Error::source(&err), |e| e.source())
+            .map(ToString::to_string)
+            .collect();
+        let no_space = std::io::Error::from_raw_os_error(28).to_string();
+        assert_eq!(
+            sources,
+            ["file: cannot write /etc/nginx/shop.conf".to_string(), no_space.clone()]
+        );
+        assert_eq!(
+            err.chain().to_string(),
+            format!(
+                "routes not applied (the previous configuration was restored): file: cannot write \
+                 /etc/nginx/shop.conf: {no_space}"
+            )
+        );
     }
 }
