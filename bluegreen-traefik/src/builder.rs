@@ -97,7 +97,8 @@ impl TraefikRouterBuilder {
         &self.config
     }
 
-    /// Checks every value and builds the router.
+    /// Checks every value and builds the router; blocks on a few file-system checks (see
+    /// [`TraefikRouter::new`]).
     pub fn build(self) -> Result<TraefikRouter> {
         TraefikRouter::new(self.config)
     }

@@ -161,6 +161,7 @@ impl TraefikConfig {
     }
 
     /// Checks every value that ends up in the file or in a URL; nothing is written before.
+    /// Blocks on a few `stat`s of the directories (it runs when a router is built).
     pub fn validate(&self) -> Result<()> {
         check_name("traefik router name", self.router_name())?;
         check_name("traefik service name", self.service_name())?;
@@ -219,6 +220,10 @@ impl TraefikConfig {
     /// The watched directory must exist. A configured staging directory must exist outside
     /// it; whether a rename from it into the watched directory works is checked when the router
     /// is built (see [`TraefikRouter::new`](crate::TraefikRouter::new)).
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "blocking by contract: only the router's constructor validates, once, at start-up"
+    )]
     fn check_directories(&self) -> Result<()> {
         let dir = &self.directory;
         if !dir.is_dir() {
@@ -337,6 +342,10 @@ fn check_api_url(url: &str) -> Result<()> {
     Ok(())
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract: called from `check_directories` only"
+)]
 fn canonical(path: &Path) -> Result<PathBuf> {
     path.canonicalize()
         .map_err(|e| Error::invalid("traefik directory", path.display().to_string(), e.to_string()))

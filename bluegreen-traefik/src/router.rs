@@ -5,15 +5,17 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bluegreen_core::file::{read_optional, write_atomic, Snapshot};
+use bluegreen_core::file::{back_up, read_optional, write_atomic, Snapshot};
 use bluegreen_core::router::{Adoption, Observation, Router, RouterCapabilities, Routes, Serving};
 use bluegreen_core::wait::poll;
-use bluegreen_core::{AppName, Error, Restore, Result, Slot};
+use bluegreen_core::{AppName, Error, Restore, Result};
 
 use crate::api::TraefikApi;
 use crate::builder::TraefikRouterBuilder;
 use crate::config::TraefikConfig;
-use crate::render::{parse, render, server_url, weighted_children};
+use crate::files::FileGate;
+use crate::render::{parse, render};
+use crate::seen::{judge, look, Seen};
 use crate::staging;
 
 /// How long [`Router::current`]'s cross-check with the API may take before it is skipped.
@@ -35,8 +37,9 @@ const CROSS_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
 ///   traffic must exist with a server up); otherwise nothing is written.
 /// - If Traefik disables the new router or service (its error is quoted), or does not serve the
 ///   change within `providers_throttle + confirm_timeout`, the previous file is restored.
-/// - The file is written synchronously inside `apply` (no background task), so a dropped apply
-///   either wrote nothing, or wrote the whole file that [`current`](Router::current) then reads.
+/// - File reads and writes run on tokio's blocking pool, one at a time. A dropped apply either
+///   wrote nothing, or writes the whole file: a write under way finishes, and every later read
+///   ([`current`](Router::current) included) or write through this router waits for it.
 /// - With a health check configured, a changed file counts as live only once its servers stayed
 ///   `UP` for one check (Traefik reports new servers `UP` before checking them).
 /// - Applies through one router are serialised; across processes the engine's lock is relied on.
@@ -47,17 +50,8 @@ pub struct TraefikRouter {
     /// Where temporary files are staged; see [`staging::resolve`].
     staging: PathBuf,
     apply_lock: tokio::sync::Mutex<()>,
-}
-
-/// What the API shows compared with the routes being confirmed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    /// Serving them.
-    Live,
-    /// Not yet (the previous definition, or servers not up); why.
-    Pending(String),
-    /// Traefik has the new definition and disabled it; its errors.
-    Rejected(String),
+    /// Every read and write of the file, on the blocking pool, one at a time.
+    files: FileGate,
 }
 
 impl TraefikRouter {
@@ -69,6 +63,10 @@ impl TraefikRouter {
     /// staging directory is configured, `<directory>/.bluegreen-staging/`. And removes
     /// temporary files of this router's file that a killed writer left behind (unlocked,
     /// unchanged for 10 s; no other file is touched).
+    ///
+    /// **Blocks** on those file-system checks (a few `stat`s, a directory listing, at most one
+    /// probe rename): build routers at start-up, or inside `spawn_blocking` on a busy runtime.
+    /// Every later call ([`Router`] methods) keeps its file I/O off the runtime.
     ///
     /// # Errors
     /// [`Error::Invalid`] naming the bad value; for `"traefik staging_directory"`, a configured
@@ -83,6 +81,7 @@ impl TraefikRouter {
             api,
             staging,
             apply_lock: tokio::sync::Mutex::new(()),
+            files: FileGate::default(),
         })
     }
 
@@ -111,68 +110,15 @@ impl TraefikRouter {
         format!("{}@file", self.config.router_name())
     }
 
-    fn service_api_name(&self) -> String {
-        format!("{}@file", self.config.service_name())
+    /// The file's bytes, `None` when there is none.
+    async fn read_file(&self) -> Result<Option<Vec<u8>>> {
+        let path = self.config.file_path();
+        self.files.run(move || read_optional(&path)).await
     }
 
-    /// Compares what the API shows with `routes`.
+    /// Compares what the API shows with `routes` (one look: every request at once).
     async fn seen(&self, routes: &Routes) -> Result<Seen> {
-        let cfg = &self.config;
-        let Some(router) = self.api.router(&self.router_api_name()).await? else {
-            return Ok(Seen::Pending("router not loaded".into()));
-        };
-        let entry_points_match = cfg.entry_points.is_empty() || router.entry_points == cfg.entry_points;
-        if router.rule != cfg.rule || router.service != cfg.service_name() || !entry_points_match {
-            return Ok(Seen::Pending(format!(
-                "router still has rule {:?}, service {:?}, entrypoints {:?}",
-                router.rule, router.service, router.entry_points
-            )));
-        }
-        let Some(service) = self.api.service(&self.service_api_name()).await? else {
-            return Ok(Seen::Pending("weighted service not loaded".into()));
-        };
-        let expected = weighted_children(cfg, routes);
-        let live = service
-            .weighted
-            .as_ref()
-            .map(|w| w.services.clone())
-            .unwrap_or_default();
-        if live != expected {
-            return Ok(Seen::Pending(format!("weights live are {live:?}")));
-        }
-        if !router.enabled() || !service.enabled() {
-            let errors: Vec<_> = router.error.iter().chain(&service.error).cloned().collect();
-            return Ok(Seen::Rejected(errors.join("; ")));
-        }
-        for slot in Slot::BOTH {
-            let (Some(endpoint), weight) = (routes.endpoint(slot), routes.split().weight(slot)) else {
-                continue;
-            };
-            if cfg.discovered_provider.is_some() && weight == 0 {
-                continue;
-            }
-            let name = cfg.slot_api_name(slot);
-            let Some(child) = self.api.service(&name).await? else {
-                return Ok(Seen::Pending(format!("service {name} not loaded")));
-            };
-            if cfg.discovered_provider.is_some() {
-                if !child.enabled() || !child.server_status.values().any(|s| s == "UP") {
-                    return Ok(Seen::Pending(format!("service {name} has no server up")));
-                }
-                continue;
-            }
-            let url = server_url(endpoint);
-            if child.server_urls() != [url.as_str()] {
-                return Ok(Seen::Pending(format!(
-                    "service {name} still has servers {:?}",
-                    child.server_urls()
-                )));
-            }
-            if weight > 0 && !child.is_up(&url) {
-                return Ok(Seen::Pending(format!("server {url} of {name} is not UP")));
-            }
-        }
-        Ok(Seen::Live)
+        judge(&self.config, routes, look(&self.api, &self.config, routes).await)
     }
 
     /// In hybrid mode, the discovered services that will get traffic must exist with a server
@@ -290,8 +236,9 @@ impl Router for TraefikRouter {
     /// Reads the split back from the file (`None` when there is none). When the API answers
     /// within 500 ms it is cross-checked, and a difference is logged (a change still in flight,
     /// or a file Traefik refused) — the file stays the answer, because it is what Traefik loads.
+    #[tracing::instrument(level = "debug", skip_all, fields(app = %self.config.app))]
     async fn current(&self) -> Result<Option<Routes>> {
-        let Some(bytes) = read_optional(&self.config.file_path())? else {
+        let Some(bytes) = self.read_file().await? else {
             return Ok(None);
         };
         let routes = parse(&self.config, &bytes)?;
@@ -312,10 +259,11 @@ impl Router for TraefikRouter {
     /// Reads the file and asks Traefik's API whether it serves it: [`Serving::Confirmed`] only
     /// when the file is exactly what this router renders for its routes and the API shows the
     /// router, the weights and the servers live.
+    #[tracing::instrument(level = "debug", skip_all, fields(app = %self.config.app))]
     async fn observe(&self) -> Result<Observation> {
         let _serialised = self.apply_lock.lock().await;
         let path = self.config.file_path();
-        let Some(bytes) = read_optional(&path)? else {
+        let Some(bytes) = self.read_file().await? else {
             return Ok(Observation {
                 configured: None,
                 serving: Serving::Confirmed,
@@ -347,24 +295,39 @@ impl Router for TraefikRouter {
     /// Keeps a file the router cannot read back as a hidden backup in the staging directory
     /// (outside the watched directory, so Traefik never loads it; never overwriting an earlier
     /// backup); the next `apply` replaces it.
+    #[tracing::instrument(level = "debug", skip_all, fields(app = %self.config.app))]
     async fn adopt(&self) -> Result<Adoption> {
         let _serialised = self.apply_lock.lock().await;
         let path = self.config.file_path();
-        let Some(bytes) = read_optional(&path)? else {
+        let Some(bytes) = self.read_file().await? else {
             return Ok(Adoption { backup: None });
         };
         if parse(&self.config, &bytes).is_ok() {
             return Ok(Adoption { backup: None });
         }
-        let backup = bluegreen_core::file::back_up(&path, &bytes, Some(&self.staging))?;
+        let backup = {
+            let (path, staging) = (path.clone(), self.staging.clone());
+            self.files.run(move || back_up(&path, &bytes, Some(&staging))).await?
+        };
         tracing::info!(file = %path.display(), backup = %backup.display(), "traefik: adopted a dynamic file");
         Ok(Adoption {
             backup: Some(backup.display().to_string()),
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(
+            app = %self.config.app,
+            slot = routes.split().major().map(|s| s.as_str()),
+            split = %routes.split(),
+            changed = tracing::field::Empty,
+        )
+    )]
     async fn apply(&self, routes: &Routes) -> Result<()> {
         let _serialised = self.apply_lock.lock().await;
+        let started = Instant::now();
         let bytes = render(&self.config, routes)?;
         let path = self.config.file_path();
         self.api.router(&self.router_api_name()).await.map_err(|e| match e {
@@ -382,18 +345,51 @@ impl Router for TraefikRouter {
             other => other,
         })?;
         self.check_discovered(routes).await?;
-        let snapshot = Snapshot::take(&path)?;
-        let changed = snapshot.previous() != Some(bytes.as_slice());
+        let checked = started.elapsed();
+        let (snapshot, changed) = {
+            let (path, staging) = (path.clone(), self.staging.clone());
+            self.files
+                .run(move || {
+                    let snapshot = Snapshot::take(&path)?;
+                    let changed = snapshot.previous() != Some(bytes.as_slice());
+                    if changed {
+                        write_atomic(&path, &bytes, Some(&staging))?;
+                    }
+                    Ok((snapshot, changed))
+                })
+                .await?
+        };
+        tracing::Span::current().record("changed", changed);
+        let written = started.elapsed();
         if changed {
-            write_atomic(&path, &bytes, Some(&self.staging))?;
-            tracing::debug!(file = %path.display(), split = %routes.split(), "traefik file written");
+            tracing::debug!(
+                file = %path.display(),
+                api_check_ms = millis(checked),
+                write_ms = millis(written.saturating_sub(checked)),
+                "traefik file written"
+            );
         }
         match self.confirm(routes, changed).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracing::debug!(
+                    confirm_ms = millis(started.elapsed().saturating_sub(written)),
+                    "traefik serves the change"
+                );
+                Ok(())
+            }
             Err(e) if !changed => Err(e),
-            Err(e) => Err(restored(e, snapshot.restore(Some(&self.staging)))),
+            Err(e) => {
+                let staging = self.staging.clone();
+                let restore = self.files.run(move || snapshot.restore(Some(&staging))).await;
+                Err(restored(e, restore))
+            }
         }
     }
+}
+
+/// `d` in milliseconds, for the timings logged at debug level.
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// `e`, saying that the previous file was put back (or that putting it back failed too).

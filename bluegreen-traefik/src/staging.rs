@@ -73,6 +73,10 @@ fn rename_works(staging: &Path, config: &TraefikConfig) -> io::Result<()> {
 }
 
 /// `<directory>/.bluegreen-staging`, created if missing; it must be a real directory.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract: the router's constructor decides where to stage, once"
+)]
 fn inner(config: &TraefikConfig) -> Result<PathBuf> {
     let dir = config.directory.join(INNER_STAGING);
     let refuse = |reason: String| Error::invalid("traefik directory", dir.display().to_string(), reason);
