@@ -188,7 +188,7 @@ impl TraefikRouter {
             return Ok(());
         }
         let missing = Mutex::new(String::from("no answer from Traefik's API"));
-        let deadline = self.config.confirm_deadline();
+        let (deadline, started) = (self.config.confirm_deadline(), Instant::now());
         let waited = poll("discover", deadline, self.config.poll_interval, || {
             let missing = &missing;
             async move {
@@ -226,7 +226,10 @@ impl TraefikRouter {
                     humantime::format_duration(deadline)
                 ),
             }),
-            other => other,
+            other => {
+                tracing::debug!(waited = ?started.elapsed(), "traefik: discovered services checked");
+                other
+            }
         }
     }
 

@@ -132,7 +132,8 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    blue_green.deploy(Release::new("v2").unwrap()).await.unwrap();
+    let report = blue_green.deploy(Release::new("v2").unwrap()).await.unwrap();
+    println!("v2:\n{report}");
     assert_serves_only(proxy, "v2").await;
     api.assert_weighted(&name, &[(Slot::Green, 100)]).await;
     api.assert_docker_server(&name, Slot::Green, &environment).await;
@@ -144,13 +145,15 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
     wait_for_pause(&mut events).await;
     assert_split(proxy, "v2", "v3", 25).await;
     api.assert_weighted(&name, &[(Slot::Blue, 25), (Slot::Green, 75)]).await;
+    let file = traefik.watched_dir().join(format!("{name}.toml"));
+    println!("{}:\n{}", file.display(), std::fs::read_to_string(&file).unwrap());
     api.assert_docker_server(&name, Slot::Blue, &environment).await;
     canary.promote().await.unwrap();
     wait_for_pause(&mut events).await;
     assert_split(proxy, "v2", "v3", 60).await;
     api.assert_weighted(&name, &[(Slot::Blue, 60), (Slot::Green, 40)]).await;
     canary.promote().await.unwrap();
-    run.await.unwrap().unwrap();
+    println!("v3:\n{}", run.await.unwrap().unwrap());
     assert_serves_only(proxy, "v3").await;
     api.assert_weighted(&name, &[(Slot::Blue, 100)]).await;
     api.assert_no_docker_service(&name, Slot::Green).await;
