@@ -17,7 +17,8 @@
 //!
 //! After each step it checks what Traefik serves (by `X-Version`, on new connections), what its
 //! API shows (the weighted service's children, the Docker services' servers at the published
-//! `127.0.0.1` ports), and at the end that no request failed and nothing is left behind.
+//! `127.0.0.1` ports), what the deployer's `status` says (live release, confirmed, no drift), and
+//! at the end that no request failed and nothing is left behind.
 //!
 //! About a minute once the demo app's static build exists. `--nocapture` prints the counts.
 
@@ -30,7 +31,7 @@ use bluegreen_core::lock::FileLock;
 use bluegreen_core::probe::{AllOf, HttpProbe};
 use bluegreen_core::{
     Canary, CanaryStep, Deployer, DeployerBuilder, Environment, Error, Event, EventKind, HealthPolicy, Phase, Release,
-    Retirement, Slot, SlotStatus,
+    Retirement, Serving, Slot, SlotStatus,
 };
 use bluegreen_docker::{labels, DockerEnvironment};
 use bluegreen_testkit::docker::{self, DemoImages, TestApp, DEMO_PORT};
@@ -118,6 +119,7 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
     // 1. Blue-green: v1, then v2 under load.
     blue_green.deploy(Release::new("v1").unwrap()).await.unwrap();
     assert_serves_only(proxy, "v1").await;
+    assert_status(&blue_green, "v1").await;
     api.assert_weighted(&name, &[(Slot::Blue, 100)]).await;
     api.assert_docker_server(&name, Slot::Blue, &environment).await;
 
@@ -135,6 +137,7 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
     let report = blue_green.deploy(Release::new("v2").unwrap()).await.unwrap();
     println!("v2:\n{report}");
     assert_serves_only(proxy, "v2").await;
+    assert_status(&blue_green, "v2").await;
     api.assert_weighted(&name, &[(Slot::Green, 100)]).await;
     api.assert_docker_server(&name, Slot::Green, &environment).await;
     api.assert_no_docker_service(&name, Slot::Blue).await;
@@ -155,6 +158,7 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
     canary.promote().await.unwrap();
     println!("v3:\n{}", run.await.unwrap().unwrap());
     assert_serves_only(proxy, "v3").await;
+    assert_status(&canary, "v3").await;
     api.assert_weighted(&name, &[(Slot::Blue, 100)]).await;
     api.assert_no_docker_service(&name, Slot::Green).await;
 
@@ -165,6 +169,7 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
         other => panic!("v4 must be rolled back, got {other:?}"),
     }
     assert_serves_only(proxy, "v3").await;
+    assert_status(&canary, "v3").await;
     api.assert_weighted(&name, &[(Slot::Blue, 100)]).await;
 
     // 4. A canary aborted while it has a share of the traffic: the share goes back to v3.
@@ -179,6 +184,7 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
         other => panic!("v5 must be rolled back, got {other:?}"),
     }
     assert_serves_only(proxy, "v3").await;
+    assert_status(&blue_green, "v3").await;
     api.assert_weighted(&name, &[(Slot::Blue, 100)]).await;
     assert!(
         !matches!(
@@ -295,6 +301,16 @@ async fn assert_serves_only(proxy: std::net::SocketAddr, version: &str) {
         BTreeMap::from([(version.to_owned(), 40)]),
         "Traefik serves {seen:?}"
     );
+}
+
+/// What the deployer reports agrees: `version` is live, Traefik confirmed serving it (the router's
+/// `observe` in hybrid mode), no drift, nothing in progress.
+async fn assert_status(deployer: &Deployer, version: &str) {
+    let status = deployer.status().await.unwrap();
+    assert_eq!(status.serving, Serving::Confirmed, "{status:#?}");
+    assert!(status.drift.is_empty(), "drift: {:#?}", status.drift);
+    assert_eq!(status.live_release().map(Release::as_str), Some(version), "{status:#?}");
+    assert!(!status.in_progress(), "{status:#?}");
 }
 
 /// `new` gets about `percent` % of requests and `old` the rest (weighted round robin, shared
