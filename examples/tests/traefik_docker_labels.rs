@@ -33,6 +33,7 @@ use bluegreen_core::{
     Canary, CanaryStep, Deployer, DeployerBuilder, Environment, Error, Event, EventKind, HealthPolicy, Phase, Release,
     Retirement, Serving, Slot, SlotStatus,
 };
+use bluegreen_docker::bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 use bluegreen_docker::{labels, DockerEnvironment};
 use bluegreen_testkit::docker::{self, DemoImages, TestApp, DEMO_PORT};
 use bluegreen_testkit::load::{ClientMode, Load, LoadConfig, Tally};
@@ -206,11 +207,23 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
     drop((blue_green, canary, environment));
     drop(app);
     drop(images);
-    assert_eq!(
-        docker_cli(&["ps", "-aq", "--filter", &format!("label={}={app_name}", labels::APP)]),
-        ""
-    );
-    assert_eq!(docker_cli(&["images", "-q", &format!("{repository}:*")]), "");
+    let containers = engine
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some([("label".to_string(), vec![format!("{}={app_name}", labels::APP)])].into()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert!(containers.is_empty(), "containers left: {containers:#?}");
+    let images = engine
+        .list_images(Some(ListImagesOptions {
+            filters: Some([("reference".to_string(), vec![format!("{repository}:*")])].into()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert!(images.is_empty(), "images left: {images:#?}");
     drop(traefik);
 
     for (mode, tally) in &tallies {
@@ -388,22 +401,24 @@ impl Api {
         assert_eq!(service["serverStatus"][url.as_str()], "UP", "{service}");
     }
 
-    /// A stopped slot's container is no longer a Docker service.
+    /// A stopped slot's container is no longer a Docker service: Traefik's Docker provider drops
+    /// it moments after the container dies (the same lag as when it appears), so this waits up
+    /// to 10 s.
     async fn assert_no_docker_service(&self, name: &bluegreen_core::AppName, slot: Slot) {
-        let service = self.get(&format!("/api/http/services/{name}-{slot}@docker")).await;
-        assert!(service.is_none(), "{slot}'s service is still there: {service:?}");
+        let path = format!("/api/http/services/{name}-{slot}@docker");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let service = self.get(&path).await;
+            if service.is_none() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{slot}'s service is still there after 10 s: {service:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
-}
-
-/// Runs the docker CLI; its trimmed stdout.
-fn docker_cli(args: &[&str]) -> String {
-    let out = std::process::Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn print_tallies(tallies: &[(ClientMode, Tally)]) {
