@@ -18,6 +18,23 @@ pub fn binary() -> Result<PathBuf, String> {
     find_executable(TRAEFIK_VAR, &["traefik", "/opt/bluegreen-venv/bin/traefik"])
 }
 
+/// Traefik's Docker provider, next to the file provider, for hybrid-mode tests: containers carry
+/// the labels of their own services, and the file provider's weighted service refers to them.
+///
+/// Written into the static config as `[providers.docker]` with `exposedByDefault = false` (a
+/// container needs `traefik.enable=true`) and `useBindPortIP = true` (Traefik sends requests to
+/// the port a container publishes on the host, e.g. `127.0.0.1:PORT`, instead of the container's
+/// own address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerProvider {
+    /// The engine's endpoint, e.g. `unix:///var/run/docker.sock`.
+    pub endpoint: String,
+    /// Traefik's `constraints` expression, e.g. ``Label(`bluegreen.app`, `shop`)``: only the
+    /// containers it matches are seen, so parallel tests' containers do not collide. Must not
+    /// contain `"` or `\` (it is written into a TOML string).
+    pub constraints: String,
+}
+
 /// A running Traefik on loopback, with the file provider watching a directory of its own.
 ///
 /// The temporary directory holds `traefik.toml` (the static config), `dynamic/` (watched),
@@ -38,11 +55,28 @@ impl TraefikProcess {
         Self::start_with(throttle, |_| Ok(()))
     }
 
+    /// Like [`start`](Self::start), with Traefik's Docker provider enabled as well (see
+    /// [`DockerProvider`]).
+    pub fn start_with_docker(throttle: Duration, docker: &DockerProvider) -> Result<TraefikProcess, String> {
+        if docker.constraints.contains(['"', '\\']) || docker.endpoint.contains(['"', '\\']) {
+            return Err(format!("a quote or backslash in {docker:?}"));
+        }
+        Self::start_inner(throttle, Some(docker), |_| Ok(()))
+    }
+
     /// Like [`start`](Self::start), but runs `prepare` on the temporary directory (which holds
     /// `dynamic/` and `staging/`) before Traefik starts watching `dynamic/` — for example to
     /// mount something on it. What `prepare` sets up, the caller takes down.
     pub fn start_with(
         throttle: Duration,
+        prepare: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<TraefikProcess, String> {
+        Self::start_inner(throttle, None, prepare)
+    }
+
+    fn start_inner(
+        throttle: Duration,
+        docker: Option<&DockerProvider>,
         prepare: impl FnOnce(&Path) -> Result<(), String>,
     ) -> Result<TraefikProcess, String> {
         binary()?;
@@ -63,7 +97,7 @@ impl TraefikProcess {
         };
         retry_on_port_clash(|| {
             (traefik.web, traefik.api) = (free()?, free()?);
-            let config = static_config(traefik.dir.path(), traefik.web, traefik.api, throttle);
+            let config = static_config(traefik.dir.path(), traefik.web, traefik.api, throttle, docker);
             let config_path = traefik.dir.path().join("traefik.toml");
             std::fs::write(&config_path, config).map_err(|e| format!("cannot write traefik.toml: {e}"))?;
             traefik.spawn()
@@ -157,7 +191,27 @@ impl Drop for TraefikProcess {
     }
 }
 
-fn static_config(dir: &Path, web: SocketAddr, api: SocketAddr, throttle: Duration) -> String {
+fn static_config(
+    dir: &Path,
+    web: SocketAddr,
+    api: SocketAddr,
+    throttle: Duration,
+    docker: Option<&DockerProvider>,
+) -> String {
+    let docker = docker.map_or_else(String::new, |d| {
+        format!(
+            r#"
+[providers.docker]
+endpoint = "{endpoint}"
+exposedByDefault = false
+useBindPortIP = true
+constraints = "{constraints}"
+watch = true
+"#,
+            endpoint = d.endpoint,
+            constraints = d.constraints,
+        )
+    });
     format!(
         r#"[global]
 checkNewVersion = false
@@ -179,7 +233,7 @@ providersThrottleDuration = "{throttle}ms"
 [providers.file]
 directory = "{dynamic}"
 watch = true
-
+{docker}
 [log]
 level = "INFO"
 filePath = "{log}"

@@ -123,32 +123,60 @@ impl TraefikRouter {
 
     /// In hybrid mode, the discovered services that will get traffic must exist with a server
     /// up: a reference to a missing service disables the whole router in Traefik.
+    ///
+    /// A service may be on its way: Traefik's Docker provider leaves a container with a health
+    /// check out until Docker reports it healthy, and picks up that report moments later (after
+    /// its `providersThrottleDuration`), so a slot the engine just found healthy can be missing
+    /// from the API for a while. This waits up to the confirmation deadline for every such
+    /// service; only then is the apply refused (nothing written).
     async fn check_discovered(&self, routes: &Routes) -> Result<()> {
         if self.config.discovered_provider.is_none() {
             return Ok(());
         }
-        for (slot, _, _) in routes.weighted() {
-            let name = self.config.slot_api_name(slot);
-            // A service no router uses yet has no server status: existing and enabled is all
-            // Traefik can tell before it is referenced; confirmation then waits for a server up.
-            let usable = match self.api.service(&name).await? {
-                Some(service) => {
-                    service.enabled()
-                        && (service.server_status.is_empty() || service.server_status.values().any(|s| s == "UP"))
+        let missing = Mutex::new(String::from("no answer from Traefik's API"));
+        let (deadline, started) = (self.config.confirm_deadline(), Instant::now());
+        let waited = poll("discover", deadline, self.config.poll_interval, || {
+            let missing = &missing;
+            async move {
+                for (slot, _, _) in routes.weighted() {
+                    let name = self.config.slot_api_name(slot);
+                    // A service no router uses yet has no server status: existing and enabled is
+                    // all Traefik can tell before it is referenced; confirmation then waits for a
+                    // server up.
+                    let usable = match self.api.service(&name).await? {
+                        Some(service) => {
+                            service.enabled()
+                                && (service.server_status.is_empty()
+                                    || service.server_status.values().any(|s| s == "UP"))
+                        }
+                        None => false,
+                    };
+                    if !usable {
+                        *missing.lock().unwrap_or_else(|e| e.into_inner()) = format!(
+                            "{name} ({slot} would get traffic; is the container running and healthy, with \
+                             its labels?)"
+                        );
+                        return Ok(None);
+                    }
                 }
-                None => false,
-            };
-            if !usable {
-                return Err(Error::NotFound {
-                    what: "usable Traefik service",
-                    name: format!(
-                        "{name} ({slot} would get traffic; is the container running, with its labels?); \
-                         nothing was written"
-                    ),
-                });
+                Ok(Some(()))
+            }
+        })
+        .await;
+        match waited {
+            Err(Error::Timeout { .. }) => Err(Error::NotFound {
+                what: "usable Traefik service",
+                name: format!(
+                    "{} within {}; nothing was written",
+                    missing.into_inner().unwrap_or_else(|e| e.into_inner()),
+                    humantime::format_duration(deadline)
+                ),
+            }),
+            other => {
+                tracing::debug!(waited = ?started.elapsed(), "traefik: discovered services checked");
+                other
             }
         }
-        Ok(())
     }
 
     /// Polls the API until `routes` are live, rejected, or the deadline passes.

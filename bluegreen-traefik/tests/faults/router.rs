@@ -211,7 +211,13 @@ async fn hybrid_mode_weights_discovered_services_and_refuses_a_missing_one() {
     };
     let services_file = rig.traefik.watched_dir().join("discovered.toml");
     std::fs::write(&services_file, services(&[("blue", rig.blue.addr())])).unwrap();
-    let router = rig.builder(Duration::ZERO).discovered_provider("file").build().unwrap();
+    // A missing service is waited for until the confirmation deadline, then refused.
+    let router = rig
+        .builder(Duration::ZERO)
+        .confirm_timeout(Duration::from_secs(1))
+        .discovered_provider("file")
+        .build()
+        .unwrap();
     let (blue, green) = rig.endpoints();
     let routes = |slot| Routes::new(TrafficSplit::all(slot), Some(blue.clone()), Some(green.clone())).unwrap();
 
@@ -229,7 +235,8 @@ async fn hybrid_mode_weights_discovered_services_and_refuses_a_missing_one() {
 
     let err = router.apply(&routes(Slot::Green)).await.unwrap_err();
     assert!(
-        matches!(&err, Error::NotFound { name, .. } if name.contains("shop-green@file") && name.contains("nothing was written")),
+        matches!(&err, Error::NotFound { name, .. }
+            if name.contains("shop-green@file") && name.contains("within 1s; nothing was written")),
         "{err}"
     );
     assert_eq!(file_bytes(&rig, "shop.toml").unwrap(), before);
