@@ -10,6 +10,9 @@ use std::fs;
 /// The title nginx gives an old worker that is finishing its connections.
 const SHUTTING_DOWN: &str = "worker process is shutting down";
 
+/// The title of the master process.
+const MASTER: &str = "nginx: master process";
+
 /// The title of a worker that accepts connections.
 const WORKER: &str = "worker process";
 
@@ -44,6 +47,11 @@ pub(crate) fn still_accepting(master: i32, workers: &[i32]) -> Vec<i32> {
         .filter(|&pid| parent_of(pid) == Some(master))
         .filter(|&pid| title_of(pid).is_some_and(|t| t.contains(WORKER) && !t.contains(SHUTTING_DOWN)))
         .collect()
+}
+
+/// Whether `pid` is an nginx master (its title: `nginx: master process …`).
+pub(crate) fn is_master(pid: i32) -> bool {
+    title_of(pid).is_some_and(|t| t.starts_with(MASTER))
 }
 
 /// The children of `master`, with their process titles.
@@ -131,6 +139,7 @@ mod tests {
         let still = still_accepting(master_pid, &[pids.clone(), vec![exited_pid]].concat());
         let elsewhere = still_accepting(exited_pid, &pids);
         let shutting = workers_shutting_down(master_pid).unwrap();
+        assert!(!is_master(master_pid));
         for pid in pids.iter().chain([&master_pid]) {
             let _ = rustix::process::kill_process(
                 rustix::process::Pid::from_raw(*pid).unwrap(),

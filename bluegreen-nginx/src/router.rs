@@ -32,12 +32,13 @@ use crate::render::{self, Layout};
 /// 3. The file is replaced atomically (temp file in its directory, fsync, rename).
 /// 4. `nginx -t` checks your whole config; on failure the previous file is put back and the
 ///    error carries nginx's own message.
-/// 5. nginx is reloaded (see [`ReloadCommand`]); on failure the previous file is put back.
-/// 6. The router polls the rendered status location, on a new connection each time, until it
-///    answers this change's generation token; when the master's pid file is known (Linux), it
-///    then waits until none of the workers that ran before the reload still accepts connections
-///    (nginx lets them accept for ~100 ms after the new ones start), checking their `/proc`
-///    entries every millisecond. Only then does `apply` return `Ok`: every new connection reaches
+/// 5. nginx is reloaded (see [`ReloadCommand`]; by default, with the pid file set, the master is
+///    sent SIGHUP directly); on failure the previous file is put back.
+/// 6. When the master's pid file is known (Linux), the router waits until none of the workers
+///    that ran before the reload still accepts connections (nginx lets them accept for ~100 ms
+///    after the new ones start), checking their `/proc` entries every millisecond; then it polls
+///    the rendered status location, on a new connection each time, until it answers this
+///    change's generation token. Only then does `apply` return `Ok`: every new connection reaches
 ///    the new routes. If that does not happen within the confirm timeout, the previous file is
 ///    put back, nginx is reloaded again, and the error is [`Error::Timeout`].
 ///
@@ -63,7 +64,7 @@ struct Inner {
     proc_readable: bool,
 }
 
-/// How often the workers of the previous generation are checked once the new one answers: a
+/// How often the workers of the previous generation are checked after a reload: a
 /// check reads only their own `/proc` entries, so a fine interval costs little and `apply`
 /// returns within about a millisecond of nginx retiring them.
 const OLD_GENERATION_CHECK: Duration = Duration::from_millis(1);
@@ -89,6 +90,15 @@ impl Switched {
             .map_err(|e| Error::backend("nginx", e, false))?;
         Ok(left.is_empty())
     }
+}
+
+/// The nginx generation serving before a reload, as `/proc` shows it.
+struct Generation {
+    master: i32,
+    /// Whether `master`'s title is an nginx master's (then it can be sent the reload signal).
+    nginx_master: bool,
+    /// Its workers accepting connections.
+    workers: Vec<i32>,
 }
 
 /// Set when the `apply` future is dropped; read before the point of no return (the reload).
@@ -257,7 +267,7 @@ impl NginxRouter {
         let undo = tokio::spawn(async move {
             let undone = match blocking::run_core(move || snapshot.restore(None)).await {
                 Ok(()) => inner
-                    .reload()
+                    .reload(None)
                     .await
                     .map_err(|f| format!("`{}`: {}", f.command, f.message)),
                 Err(e) => Err(e.to_string()),
@@ -272,27 +282,34 @@ impl NginxRouter {
         }
     }
 
-    /// Step 6: polls the generation token until nginx answers it, then waits until no worker
-    /// of the previous generation still accepts connections, all within the confirm timeout.
+    /// Step 6: waits until no worker of the previous generation still accepts connections (when
+    /// they are known), then polls the generation token until nginx answers it, all within the
+    /// confirm timeout.
+    ///
+    /// In this order because nginx hands new connections to its idle old workers first for as
+    /// long as they accept (~100 ms after a reload): the token seldom answers before they stop,
+    /// and right after they do, the first request reaches a new worker. So `apply` returns within
+    /// about a millisecond of the old generation's retirement instead of up to a poll interval
+    /// after it.
     async fn confirm(&self, token: &str, switched: &Switched) -> Result<()> {
         let config = &self.inner.config;
         let started = Instant::now();
         poll(
-            "nginx to serve the new routes",
-            config.confirm_timeout(),
-            config.confirm_interval(),
-            || async { Ok((self.live_generation().await.as_deref() == Some(token)).then_some(())) },
-        )
-        .await?;
-        let answered = started.elapsed();
-        poll(
             "nginx to retire its previous workers",
-            config.confirm_timeout().saturating_sub(answered),
+            config.confirm_timeout(),
             OLD_GENERATION_CHECK.min(config.confirm_interval()),
             || async { Ok(switched.old_generation_gone().await?.then_some(())) },
         )
         .await?;
-        tracing::debug!(?answered, confirmed = ?started.elapsed(), "nginx confirmed");
+        let retired = started.elapsed();
+        poll(
+            "nginx to serve the new routes",
+            config.confirm_timeout().saturating_sub(retired),
+            config.confirm_interval(),
+            || async { Ok((self.live_generation().await.as_deref() == Some(token)).then_some(())) },
+        )
+        .await?;
+        tracing::debug!(?retired, confirmed = ?started.elapsed(), "nginx confirmed");
         Ok(())
     }
 }
@@ -318,12 +335,18 @@ impl Inner {
         }
     }
 
-    async fn reload(&self) -> std::result::Result<(), Failure> {
+    /// Tells nginx to reload; `master` is the nginx master seen in `/proc`, if any (see
+    /// [`ReloadCommand::Nginx`]).
+    async fn reload(&self, master: Option<i32>) -> std::result::Result<(), Failure> {
         let timeout = self.config.command_timeout();
         match &self.config.reload {
-            ReloadCommand::Nginx => {
-                reload::run(&self.config.nginx_binary, &self.nginx_args(&["-s", "reload"]), timeout).await
-            }
+            ReloadCommand::Nginx => match master {
+                Some(pid) => reload::hang_up(pid).map_err(|message| Failure {
+                    command: format!("kill -HUP {pid} (the nginx master)"),
+                    message,
+                }),
+                None => reload::run(&self.config.nginx_binary, &self.nginx_args(&["-s", "reload"]), timeout).await,
+            },
             ReloadCommand::Signal => {
                 // `validate` refuses the signal reload without a pid file; say so if it ever is.
                 let Some(pid_file) = self.config.pid_file.as_deref() else {
@@ -351,7 +374,7 @@ impl Inner {
         let written = started.elapsed();
         // The workers accepting now are the generation this reload retires: they are listed (a
         // `/proc` scan) while `nginx -t` runs, so the scan costs no time of its own.
-        let (tested, old_generation) = tokio::join!(self.test(), self.accepting_workers());
+        let (tested, old_generation) = tokio::join!(self.test(), self.generation());
         if let Err(f) = tested {
             let error = f.into_error("nginx refused the new routes", false);
             return Err(Error::not_applied(error, restore(&snapshot).await));
@@ -361,28 +384,32 @@ impl Inner {
             let error = Error::backend("nginx", "apply was cancelled before the reload", true);
             return Err(Error::not_applied(error, restore(&snapshot).await));
         }
-        if let Err(f) = self.reload().await {
+        let master = old_generation.as_ref().and_then(|g| g.nginx_master.then_some(g.master));
+        if let Err(f) = self.reload(master).await {
             let error = f.into_error("reload failed (is nginx running?)", true);
             return Err(Error::not_applied(error, restore(&snapshot).await));
         }
         tracing::debug!(?written, ?tested, reloaded = ?started.elapsed(), "nginx switched");
-        let (master, old_workers) = old_generation.unzip();
         Ok(Switched {
             snapshot,
-            master,
-            old_workers: old_workers.unwrap_or_default(),
+            master: old_generation.as_ref().map(|g| g.master),
+            old_workers: old_generation.map(|g| g.workers).unwrap_or_default(),
         })
     }
 
     /// The master and its workers accepting connections, when the master is known (see
     /// [`master`](Self::master)) and `/proc` answers.
-    async fn accepting_workers(&self) -> Option<(i32, Vec<i32>)> {
+    async fn generation(&self) -> Option<Generation> {
         let master = self.master().await?;
-        let workers = blocking::run(move || drain::accepting_workers(master))
-            .await
-            .ok()?
-            .ok()?;
-        Some((master, workers))
+        let (nginx_master, workers) =
+            blocking::run(move || (drain::is_master(master), drain::accepting_workers(master)))
+                .await
+                .ok()?;
+        Some(Generation {
+            master,
+            nginx_master,
+            workers: workers.ok()?,
+        })
     }
 
     /// The last error lines of nginx's error log, for a reload that did not take.
