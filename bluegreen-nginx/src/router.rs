@@ -47,7 +47,9 @@ use crate::render::{self, Layout};
 /// tokio's blocking pool. Steps 3–5 run to completion in a task of their own, serialised with
 /// other applies. If the `apply` future is dropped before the reload is sent, the previous file
 /// is put back and nothing of it lands; once the reload is sent, the change lands in full and
-/// [`current`](Router::current) reads it.
+/// [`current`](Router::current) reads it. Only a runtime shutting down in the middle of a switch
+/// stops that task where it is (a command in flight is killed): the file may then hold routes
+/// nginx does not serve, which [`observe`](Router::observe) reports as [`Serving::Stale`].
 #[derive(Debug)]
 pub struct NginxRouter {
     inner: Arc<Inner>,
