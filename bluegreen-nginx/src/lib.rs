@@ -28,12 +28,16 @@
 // Library code never panics on input: every `expect`/`unwrap`/`panic!` left is allowed where it
 // stands, with the reason it cannot fire (tests are exempt).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// No blocking call on the async runtime (the list is the workspace's clippy.toml): commands run
+// under tokio::process, file and `/proc` I/O on the blocking pool.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods))]
 
 /// The README's example compiles (`cargo test --doc`), so it cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod blocking;
 mod builder;
 mod config;
 mod drain;

@@ -3,16 +3,18 @@
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use tokio::sync::{Mutex, OwnedMutexGuard};
+use tracing::instrument;
 
 use bluegreen_core::file::{self, Snapshot};
 use bluegreen_core::router::DrainStatus;
 use bluegreen_core::wait::poll;
 use bluegreen_core::{Adoption, Error, Observation, Restore, Result, Router, RouterCapabilities, Routes, Serving};
 
+use crate::blocking;
 use crate::builder::NginxRouterBuilder;
 use crate::config::NginxConfig;
 use crate::drain;
@@ -30,19 +32,24 @@ use crate::render::{self, Layout};
 /// 3. The file is replaced atomically (temp file in its directory, fsync, rename).
 /// 4. `nginx -t` checks your whole config; on failure the previous file is put back and the
 ///    error carries nginx's own message.
-/// 5. nginx is reloaded (see [`ReloadCommand`]); on failure the previous file is put back.
-/// 6. The router polls the rendered status location, on a new connection each time, until it
-///    answers this change's generation token; when the master's pid file is known (Linux), it
-///    also waits until none of the workers that ran before the reload still accepts connections
-///    (nginx lets them accept for ~100 ms after the new ones start). Only then does `apply`
-///    return `Ok`: every new connection reaches the new routes. If that does not happen within
-///    the confirm timeout, the previous file is put back, nginx is reloaded again, and the error
-///    is [`Error::Timeout`].
+/// 5. nginx is reloaded (see [`ReloadCommand`]; by default, with the pid file set, the master is
+///    sent SIGHUP directly); on failure the previous file is put back.
+/// 6. When the master's pid file is known (Linux), the router waits until none of the workers
+///    that ran before the reload still accepts connections (nginx lets them accept for ~100 ms
+///    after the new ones start), checking their `/proc` entries every millisecond; then it polls
+///    the rendered status location, on a new connection each time, until it answers this
+///    change's generation token. Only then does `apply` return `Ok`: every new connection reaches
+///    the new routes. If that does not happen within the confirm timeout, the previous file is
+///    put back, nginx is reloaded again, and the error is [`Error::Timeout`].
 ///
-/// Steps 3–5 run to completion on a blocking thread, serialised with other applies. If the
-/// `apply` future is dropped before the reload is sent, the previous file is put back and nothing
-/// of it lands; once the reload is sent, the change lands in full and [`current`](Router::current)
-/// reads it.
+/// Nothing blocks the async runtime: nginx's commands run under `tokio::process` (their exit
+/// awaited, their output drained, killed at their timeout), and file and `/proc` I/O runs on
+/// tokio's blocking pool. Steps 3–5 run to completion in a task of their own, serialised with
+/// other applies. If the `apply` future is dropped before the reload is sent, the previous file
+/// is put back and nothing of it lands; once the reload is sent, the change lands in full and
+/// [`current`](Router::current) reads it. Only a runtime shutting down in the middle of a switch
+/// stops that task where it is (a command in flight is killed): the file may then hold routes
+/// nginx does not serve, which [`observe`](Router::observe) reports as [`Serving::Stale`].
 #[derive(Debug)]
 pub struct NginxRouter {
     inner: Arc<Inner>,
@@ -55,7 +62,14 @@ struct Inner {
     config: NginxConfig,
     layout: Layout,
     confirm_url: String,
+    /// Whether `/proc` can be read here (checked once, at construction).
+    proc_readable: bool,
 }
+
+/// How often the workers of the previous generation are checked after a reload: a
+/// check reads only their own `/proc` entries, so a fine interval costs little and `apply`
+/// returns within about a millisecond of nginx retiring them.
+const OLD_GENERATION_CHECK: Duration = Duration::from_millis(1);
 
 /// What a switch left behind: how to undo it, and the workers of the generation before it.
 struct Switched {
@@ -67,13 +81,26 @@ struct Switched {
 impl Switched {
     /// Whether no worker of the previous generation still accepts connections (always true when
     /// the master is unknown or `/proc` cannot be read).
-    fn old_generation_gone(&self) -> bool {
-        let Some(master) = self.master else { return true };
-        match drain::accepting_workers(master) {
-            Ok(now) => !now.iter().any(|pid| self.old_workers.contains(pid)),
-            Err(_) => true,
+    async fn old_generation_gone(&self) -> Result<bool> {
+        let Some(master) = self.master else { return Ok(true) };
+        if self.old_workers.is_empty() {
+            return Ok(true);
         }
+        let workers = self.old_workers.clone();
+        let left = blocking::run(move || drain::still_accepting(master, &workers))
+            .await
+            .map_err(|e| Error::backend("nginx", e, false))?;
+        Ok(left.is_empty())
     }
+}
+
+/// The nginx generation serving before a reload, as `/proc` shows it.
+struct Generation {
+    master: i32,
+    /// Whether `master`'s title is an nginx master's (then it can be sent the reload signal).
+    nginx_master: bool,
+    /// Its workers accepting connections.
+    workers: Vec<i32>,
 }
 
 /// Set when the `apply` future is dropped; read before the point of no return (the reload).
@@ -98,9 +125,18 @@ impl NginxRouter {
     /// but this: temporary files of the upstream file that a killed writer left in its
     /// directory (`.<file>.bluegreen.<random>.tmp`, unlocked and unchanged for 10 s) are
     /// removed; no other file is touched, and a failure to remove is only logged.
+    ///
+    /// Inside a tokio runtime the cleanup runs on its blocking pool, in the background (a
+    /// leftover is at least 10 s old, so it never races this router's own writes); outside one it
+    /// runs before this returns.
     pub fn from_config(config: NginxConfig) -> Result<Self> {
         config.validate()?;
-        file::clean_leftovers(&config.upstream_file, &[]);
+        let upstream_file = config.upstream_file.clone();
+        let clean = move || file::clean_leftovers(&upstream_file, &[]);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(clean)),
+            Err(_) => clean(),
+        }
         let client = reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(0)
@@ -110,6 +146,8 @@ impl NginxRouter {
         let inner = Inner {
             layout: config.layout(),
             confirm_url: config.confirm_url(),
+            // A `stat` of procfs: answered from memory, never waiting on a disk.
+            proc_readable: drain::observable(),
             config,
         };
         Ok(NginxRouter {
@@ -143,30 +181,32 @@ impl NginxRouter {
         Some(response.text().await.ok()?.trim().to_owned())
     }
 
-    fn read(&self) -> Result<Option<render::Parsed>> {
-        let path = &self.inner.config.upstream_file;
-        let Some(bytes) = file::read_optional(path)? else {
+    async fn read(&self) -> Result<Option<render::Parsed>> {
+        let path = self.inner.config.upstream_file.clone();
+        let Some(bytes) = blocking::run_core(move || file::read_optional(&path)).await? else {
             return Ok(None);
         };
+        let path = &self.inner.config.upstream_file;
         let what = path.display().to_string();
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::backend("nginx", format!("{what} is not UTF-8 text"), false))?;
         render::parse(&text, &what).map(Some)
     }
 
-    /// Runs steps 3–5 on a blocking thread that owns the lock until it finishes.
+    /// Runs steps 3–5 in a task of their own that owns the lock until it finishes (dropping
+    /// `apply` does not stop it half-way).
     async fn switch(&self, text: String, guard: OwnedMutexGuard<()>) -> (Result<Switched>, OwnedMutexGuard<()>) {
         let flag = Arc::new(AtomicBool::new(false));
         let _abandoned = Abandoned(Arc::clone(&flag));
         let inner = Arc::clone(&self.inner);
-        let task = tokio::task::spawn_blocking(move || (inner.switch(&text, &flag), guard));
+        let task = tokio::spawn(async move { (inner.switch(text, &flag).await, guard) });
         match task.await {
             Ok(done) => done,
-            // The thread panicked (a bug): its guard is gone with it, so take the lock again to
+            // The task panicked (a bug): its guard is gone with it, so take the lock again to
             // give the caller one, and report what nginx state is unknown.
             Err(e) => {
                 let guard = Arc::clone(&self.lock).lock_owned().await;
-                let message = format!("the switch thread failed ({e}); run status to see what nginx serves");
+                let message = format!("the switch task failed ({e}); run status to see what nginx serves");
                 (Err(Error::backend("nginx", message, false)), guard)
             }
         }
@@ -174,7 +214,7 @@ impl NginxRouter {
 
     /// What nginx is seen serving against what the file holds (the caller holds the lock).
     async fn observe_locked(&self) -> Result<Observation> {
-        let parsed = match self.read() {
+        let parsed = match self.read().await {
             Ok(parsed) => parsed,
             Err(e) => {
                 return Ok(Observation {
@@ -222,15 +262,18 @@ impl NginxRouter {
         })
     }
 
-    /// Puts `snapshot` back and reloads, on a blocking thread that owns the lock until it
-    /// finishes (a dropped `apply` cannot let another one in half-way); says what happened.
+    /// Puts `snapshot` back and reloads, in a task that owns the lock until it finishes (a
+    /// dropped `apply` cannot let another one in half-way); says what happened.
     async fn undo(&self, snapshot: Snapshot, guard: OwnedMutexGuard<()>) -> Restore {
         let inner = Arc::clone(&self.inner);
-        let undo = tokio::task::spawn_blocking(move || {
-            let undone = snapshot
-                .restore(None)
-                .map_err(|e| e.to_string())
-                .and_then(|()| inner.reload().map_err(|f| format!("`{}`: {}", f.command, f.message)));
+        let undo = tokio::spawn(async move {
+            let undone = match blocking::run_core(move || snapshot.restore(None)).await {
+                Ok(()) => inner
+                    .reload(None)
+                    .await
+                    .map_err(|f| format!("`{}`: {}", f.command, f.message)),
+                Err(e) => Err(e.to_string()),
+            };
             drop(guard);
             undone
         });
@@ -239,6 +282,37 @@ impl NginxRouter {
             Ok(Err(e)) => Restore::Failed(e),
             Err(e) => Restore::Failed(e.to_string()),
         }
+    }
+
+    /// Step 6: waits until no worker of the previous generation still accepts connections (when
+    /// they are known), then polls the generation token until nginx answers it, all within the
+    /// confirm timeout.
+    ///
+    /// In this order because nginx hands new connections to its idle old workers first for as
+    /// long as they accept (~100 ms after a reload): the token seldom answers before they stop,
+    /// and right after they do, the first request reaches a new worker. So `apply` returns within
+    /// about a millisecond of the old generation's retirement instead of up to a poll interval
+    /// after it.
+    async fn confirm(&self, token: &str, switched: &Switched) -> Result<()> {
+        let config = &self.inner.config;
+        let started = Instant::now();
+        poll(
+            "nginx to retire its previous workers",
+            config.confirm_timeout(),
+            OLD_GENERATION_CHECK.min(config.confirm_interval()),
+            || async { Ok(switched.old_generation_gone().await?.then_some(())) },
+        )
+        .await?;
+        let retired = started.elapsed();
+        poll(
+            "nginx to serve the new routes",
+            config.confirm_timeout().saturating_sub(retired),
+            config.confirm_interval(),
+            || async { Ok((self.live_generation().await.as_deref() == Some(token)).then_some(())) },
+        )
+        .await?;
+        tracing::debug!(?retired, confirmed = ?started.elapsed(), "nginx confirmed");
+        Ok(())
     }
 }
 
@@ -255,20 +329,26 @@ impl Inner {
         args
     }
 
-    fn test(&self) -> std::result::Result<(), Failure> {
+    async fn test(&self) -> std::result::Result<(), Failure> {
         let timeout = self.config.command_timeout();
         match &self.config.test_command {
-            Some(cmd) => reload::run(&cmd.program, &os_args(&cmd.args), timeout),
-            None => reload::run(&self.config.nginx_binary, &self.nginx_args(&["-t", "-q"]), timeout),
+            Some(cmd) => reload::run(&cmd.program, &os_args(&cmd.args), timeout).await,
+            None => reload::run(&self.config.nginx_binary, &self.nginx_args(&["-t", "-q"]), timeout).await,
         }
     }
 
-    fn reload(&self) -> std::result::Result<(), Failure> {
+    /// Tells nginx to reload; `master` is the nginx master seen in `/proc`, if any (see
+    /// [`ReloadCommand::Nginx`]).
+    async fn reload(&self, master: Option<i32>) -> std::result::Result<(), Failure> {
         let timeout = self.config.command_timeout();
         match &self.config.reload {
-            ReloadCommand::Nginx => {
-                reload::run(&self.config.nginx_binary, &self.nginx_args(&["-s", "reload"]), timeout)
-            }
+            ReloadCommand::Nginx => match master {
+                Some(pid) => reload::hang_up(pid).map_err(|message| Failure {
+                    command: format!("kill -HUP {pid} (the nginx master)"),
+                    message,
+                }),
+                None => reload::run(&self.config.nginx_binary, &self.nginx_args(&["-s", "reload"]), timeout).await,
+            },
             ReloadCommand::Signal => {
                 // `validate` refuses the signal reload without a pid file; say so if it ever is.
                 let Some(pid_file) = self.config.pid_file.as_deref() else {
@@ -277,61 +357,90 @@ impl Inner {
                         message: "no pid_file is configured".into(),
                     });
                 };
-                reload::signal_master(pid_file)
+                reload::signal_master(pid_file).await
             }
-            ReloadCommand::Command(cmd) => reload::run(&cmd.program, &os_args(&cmd.args), timeout),
+            ReloadCommand::Command(cmd) => reload::run(&cmd.program, &os_args(&cmd.args), timeout).await,
         }
     }
 
     /// Write, test, reload; the previous file is back in place on any failure.
-    fn switch(&self, text: &str, abandoned: &AtomicBool) -> Result<Switched> {
-        let started = std::time::Instant::now();
-        let path = &self.config.upstream_file;
-        let snapshot = Snapshot::take(path)?;
-        file::write_atomic(path, text.as_bytes(), None)?;
+    async fn switch(&self, text: String, abandoned: &AtomicBool) -> Result<Switched> {
+        let started = Instant::now();
+        let path = self.config.upstream_file.clone();
+        let snapshot = blocking::run_core(move || {
+            let snapshot = Snapshot::take(&path)?;
+            file::write_atomic(&path, text.as_bytes(), None)?;
+            Ok(snapshot)
+        })
+        .await?;
         let written = started.elapsed();
-        // nginx never loaded the new file: putting the previous one back restores everything.
-        let restored = || match snapshot.restore(None) {
-            Ok(()) => Restore::Restored,
-            Err(e) => Restore::Failed(e.to_string()),
-        };
-        if let Err(f) = self.test() {
+        // The workers accepting now are the generation this reload retires: they are listed (a
+        // `/proc` scan) while `nginx -t` runs, so the scan costs no time of its own.
+        let (tested, old_generation) = tokio::join!(self.test(), self.generation());
+        if let Err(f) = tested {
             let error = f.into_error("nginx refused the new routes", false);
-            return Err(Error::not_applied(error, restored()));
+            return Err(Error::not_applied(error, restore(&snapshot).await));
         }
         let tested = started.elapsed();
         if abandoned.load(Ordering::SeqCst) {
             let error = Error::backend("nginx", "apply was cancelled before the reload", true);
-            return Err(Error::not_applied(error, restored()));
+            return Err(Error::not_applied(error, restore(&snapshot).await));
         }
-        let master = self.master();
-        let old_workers = master
-            .and_then(|m| drain::accepting_workers(m).ok())
-            .unwrap_or_default();
-        if let Err(f) = self.reload() {
+        let master = old_generation.as_ref().and_then(|g| g.nginx_master.then_some(g.master));
+        if let Err(f) = self.reload(master).await {
             let error = f.into_error("reload failed (is nginx running?)", true);
-            return Err(Error::not_applied(error, restored()));
+            return Err(Error::not_applied(error, restore(&snapshot).await));
         }
         tracing::debug!(?written, ?tested, reloaded = ?started.elapsed(), "nginx switched");
         Ok(Switched {
             snapshot,
+            master: old_generation.as_ref().map(|g| g.master),
+            old_workers: old_generation.map(|g| g.workers).unwrap_or_default(),
+        })
+    }
+
+    /// The master and its workers accepting connections, when the master is known (see
+    /// [`master`](Self::master)) and `/proc` answers.
+    async fn generation(&self) -> Option<Generation> {
+        let master = self.master().await?;
+        let (nginx_master, workers) =
+            blocking::run(move || (drain::is_master(master), drain::accepting_workers(master)))
+                .await
+                .ok()?;
+        Some(Generation {
             master,
-            old_workers,
+            nginx_master,
+            workers: workers.ok()?,
         })
     }
 
     /// The last error lines of nginx's error log, for a reload that did not take.
-    fn error_log_tail(&self) -> String {
-        let Some(path) = &self.config.error_log else {
+    async fn error_log_tail(&self) -> String {
+        let Some(path) = self.config.error_log.clone() else {
             return "nginx's error log says why".into();
         };
-        reload::error_log_tail(path)
+        blocking::run(move || reload::error_log_tail(&path))
+            .await
+            .unwrap_or_else(|e| e)
     }
 
     /// The master's pid, when its pid file is configured and `/proc` is readable.
-    fn master(&self) -> Option<i32> {
+    async fn master(&self) -> Option<i32> {
         let pid_file = self.config.pid_file.as_deref()?;
-        drain::observable().then(|| reload::read_pid(pid_file).ok()).flatten()
+        if !self.proc_readable {
+            return None;
+        }
+        reload::read_pid(pid_file).await.ok()
+    }
+}
+
+/// Puts the file a failed switch replaced back (nginx never loaded the new one, so that restores
+/// everything).
+async fn restore(snapshot: &Snapshot) -> Restore {
+    let snapshot = snapshot.clone();
+    match blocking::run_core(move || snapshot.restore(None)).await {
+        Ok(()) => Restore::Restored,
+        Err(e) => Restore::Failed(e.to_string()),
     }
 }
 
@@ -366,18 +475,20 @@ impl Router for NginxRouter {
         RouterCapabilities::none()
             .with_weighted(true)
             .with_confirms(true)
-            .with_observes_drain(self.inner.config.pid_file.is_some() && drain::observable())
+            .with_observes_drain(self.inner.config.pid_file.is_some() && self.inner.proc_readable)
     }
 
+    #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name))]
     async fn current(&self) -> Result<Option<Routes>> {
-        // A dropped apply's blocking thread may still be writing, testing or undoing: wait for it,
+        // A dropped apply's switch task may still be writing, testing or undoing: wait for it,
         // so what is read is what will stay.
         let _settled = self.lock.lock().await;
-        Ok(self.read()?.map(|p| p.routes))
+        Ok(self.read().await?.map(|p| p.routes))
     }
 
     /// Reads the file and asks nginx which generation it serves: [`Serving::Confirmed`] only when
     /// the file is intact (its checksum matches) and nginx answers its generation token.
+    #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name))]
     async fn observe(&self) -> Result<Observation> {
         let _settled = self.lock.lock().await;
         self.observe_locked().await
@@ -387,24 +498,37 @@ impl Router for NginxRouter {
     /// `.<file>.bluegreen-backup-<unix nanoseconds>` next to it (hidden, so an `include dir/*` never
     /// loads it; never overwriting an earlier backup); the next `apply` replaces the file. Nothing
     /// is reloaded. An intact file, or none, needs no backup.
+    #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name))]
     async fn adopt(&self) -> Result<Adoption> {
         let _settled = self.lock.lock().await;
-        let path = &self.inner.config.upstream_file;
-        if matches!(self.read(), Ok(None) | Ok(Some(render::Parsed { intact: true, .. }))) {
+        let path = self.inner.config.upstream_file.clone();
+        if matches!(
+            self.read().await,
+            Ok(None) | Ok(Some(render::Parsed { intact: true, .. }))
+        ) {
             return Ok(Adoption { backup: None });
         }
-        let Some(bytes) = file::read_optional(path)? else {
+        let kept = path.clone();
+        let backup = blocking::run_core(move || {
+            let Some(bytes) = file::read_optional(&kept)? else {
+                return Ok(None);
+            };
+            file::back_up(&kept, &bytes, kept.parent()).map(Some)
+        })
+        .await?;
+        let Some(backup) = backup else {
             return Ok(Adoption { backup: None });
         };
-        let backup = file::back_up(path, &bytes, path.parent())?;
         tracing::info!(file = %path.display(), backup = %backup.display(), "nginx: adopted an upstream file");
         Ok(Adoption {
             backup: Some(backup.display().to_string()),
         })
     }
 
+    #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name, split = %routes.split(), generation))]
     async fn apply(&self, routes: &Routes) -> Result<()> {
         let token = new_token();
+        tracing::Span::current().record("generation", token.as_str());
         let text = render::render(&self.inner.layout, routes, &token)?;
         let guard = Arc::clone(&self.lock).lock_owned().await;
         // Skipped only when nginx is seen serving exactly these routes (a reload closes idle
@@ -421,22 +545,12 @@ impl Router for NginxRouter {
         let (switched, guard) = self.switch(text, guard).await;
         let switched = switched?;
         tracing::debug!(generation = %token, "nginx reloaded; confirming");
-        let confirmed = poll(
-            "nginx to serve the new routes",
-            self.inner.config.confirm_timeout(),
-            self.inner.config.confirm_interval(),
-            || async {
-                let answered = self.live_generation().await.as_deref() == Some(token.as_str());
-                Ok((answered && switched.old_generation_gone()).then_some(()))
-            },
-        )
-        .await;
-        if let Err(e) = confirmed {
+        if let Err(e) = self.confirm(&token, &switched).await {
             let restore = self.undo(switched.snapshot, guard).await;
             let error = match e {
-                Error::Timeout { after, .. } => Error::Timeout {
-                    operation: timed_out(&token, &self.inner.confirm_url, &self.inner.error_log_tail()),
-                    after,
+                Error::Timeout { .. } => Error::Timeout {
+                    operation: timed_out(&token, &self.inner.confirm_url, &self.inner.error_log_tail().await),
+                    after: self.inner.config.confirm_timeout(),
                 },
                 other => other,
             };
@@ -446,20 +560,25 @@ impl Router for NginxRouter {
         Ok(())
     }
 
+    #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name, ?timeout))]
     async fn wait_drained(&self, timeout: Duration) -> Result<DrainStatus> {
         let Some(pid_file) = self.inner.config.pid_file.as_deref() else {
             return Ok(DrainStatus::NotObservable);
         };
-        if !drain::observable() {
+        if !self.inner.proc_readable {
             return Ok(DrainStatus::NotObservable);
         }
-        let master = reload::read_pid(pid_file).map_err(|e| Error::backend("nginx", e, true))?;
+        let master = reload::read_pid(pid_file)
+            .await
+            .map_err(|e| Error::backend("nginx", e, true))?;
         let drained = poll(
             "nginx old workers to exit",
             timeout,
             Duration::from_millis(20),
             || async {
-                let left = drain::workers_shutting_down(master)
+                let left = blocking::run(move || drain::workers_shutting_down(master))
+                    .await
+                    .map_err(|e| Error::backend("nginx", e, false))?
                     .map_err(|e| Error::backend("nginx", format!("cannot read /proc: {e}"), false))?;
                 Ok((left == 0).then_some(()))
             },
