@@ -70,9 +70,14 @@ pub struct SlotContainer {
 /// OS cause (`engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`).
 pub async fn connect(socket: &std::path::Path) -> Result<Docker> {
     let path = socket.to_string_lossy();
-    let docker =
-        Docker::connect_with_socket(&path, 120, bollard::API_DEFAULT_VERSION).map_err(|e| connecting(socket, e))?;
-    docker.negotiate_version().await.map_err(|e| connecting(socket, e))
+    let docker = match Docker::connect_with_socket(&path, 120, bollard::API_DEFAULT_VERSION) {
+        Ok(docker) => docker,
+        Err(e) => return Err(connecting(socket, e).await),
+    };
+    match docker.negotiate_version().await {
+        Ok(docker) => Ok(docker),
+        Err(e) => Err(connecting(socket, e).await),
+    }
 }
 
 impl DockerEnvironment {
