@@ -32,6 +32,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::common::docker_fixtures::{engine, DemoImages, TestApp, DEMO_PORT};
 use bluegreen_core::journal::InMemoryJournal;
 use bluegreen_core::lock::InMemoryLock;
 use bluegreen_core::probe::HttpProbe;
@@ -41,7 +42,6 @@ use bluegreen_core::{
 use bluegreen_docker::bollard::query_parameters::{EventsOptions, LogsOptions};
 use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::DockerEnvironment;
-use bluegreen_testkit::docker::{engine, DemoImages, TestApp, DEMO_PORT};
 use bluegreen_testkit::nginx::NginxProcess;
 use bluegreen_testkit::stats::{ms, ratio, Samples, Table};
 use futures_util::StreamExt;

@@ -214,7 +214,7 @@ fn verdict(rows: &[Row]) -> Vec<String> {
 async fn main() -> Result<ExitCode> {
     let args = args()?;
     let demo = DockerDemo::start("soak").await?;
-    let docker = bluegreen_testkit::docker::engine()
+    let docker = common::docker_fixtures::engine()
         .await
         .map_err(|why| Error::backend("docker", why, false))?;
     let nginx = common::nginx::start(UPSTREAM)?;

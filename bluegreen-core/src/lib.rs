@@ -14,6 +14,10 @@
 //! The `testing` feature adds in-memory backends, fault injection and conformance suites, so you can
 //! test your own deploy logic — and your own backends — without Docker or a proxy.
 //!
+//! TLS (for an [`HttpProbe`](probe::HttpProbe) of an `https` endpoint) is a feature:
+//! `rustls-tls-webpki-roots` (the default), `rustls-tls-native-roots` or `native-tls`; with none,
+//! the crate speaks plain HTTP only (see [`probe::TLS_ENABLED`]).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> bluegreen_core::Result<()> {
 //! use std::{sync::Arc, time::Duration};
@@ -43,13 +47,17 @@
 // Library code never panics on input: every `expect`/`unwrap`/`panic!` left is allowed where it
 // stands, with the reason it cannot fire (tests are exempt).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// No blocking call on the async runtime: clippy.toml lists them; code that blocks by contract
+// (called only from `spawn_blocking`) allows it where it stands, saying so.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods))]
 // `doc_auto_cfg` was folded into `doc_cfg` (rustc 1.92): with it, docs.rs labels what each
 // feature enables.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-/// The README's code sample compiles (`cargo test --doc`), so it cannot drift from the API.
+/// The README's code sample compiles (`cargo test --doc`), so it cannot drift from the API. The
+/// crate's own README, so that the packaged crate (which holds only its own directory) tests it too.
 #[cfg(all(doctest, feature = "testing"))]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
 pub mod bounded;

@@ -16,7 +16,8 @@ use bollard::query_parameters::{
     StopContainerOptions,
 };
 use bollard::Docker;
-use tracing::debug;
+use tracing::field::{display, Empty};
+use tracing::{debug, instrument, Span};
 
 use crate::config::{DockerConfig, Expose, RestartPolicy};
 use crate::error::{backend, connecting, is_conflict, is_not_found, is_not_modified, is_port_in_use, BACKEND};
@@ -70,9 +71,14 @@ pub struct SlotContainer {
 /// OS cause (`engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`).
 pub async fn connect(socket: &std::path::Path) -> Result<Docker> {
     let path = socket.to_string_lossy();
-    let docker =
-        Docker::connect_with_socket(&path, 120, bollard::API_DEFAULT_VERSION).map_err(|e| connecting(socket, e))?;
-    docker.negotiate_version().await.map_err(|e| connecting(socket, e))
+    let docker = match Docker::connect_with_socket(&path, 120, bollard::API_DEFAULT_VERSION) {
+        Ok(docker) => docker,
+        Err(e) => return Err(connecting(socket, e).await),
+    };
+    match docker.negotiate_version().await {
+        Ok(docker) => Ok(docker),
+        Err(e) => Err(connecting(socket, e).await),
+    }
 }
 
 impl DockerEnvironment {
@@ -332,6 +338,7 @@ impl Environment for DockerEnvironment {
         EnvironmentCapabilities::none().with_logs(true)
     }
 
+    #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, %release))]
     async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
         let image = self.config.image.image_for(release)?;
         self.require_image(&image).await?;
@@ -407,11 +414,13 @@ impl Environment for DockerEnvironment {
         self.endpoint_of(&info)
     }
 
+    #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, release = Empty))]
     async fn status(&self, slot: Slot) -> Result<SlotStatus> {
         let Some((container, info)) = self.find(slot).await? else {
             return Ok(SlotStatus::Absent);
         };
         let release = container.labels.release;
+        Span::current().record("release", display(&release));
         if is_running(&info) {
             Ok(SlotStatus::Running {
                 release,
@@ -425,10 +434,16 @@ impl Environment for DockerEnvironment {
         }
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        fields(app = %self.config.app, %slot, release = Empty, ?grace)
+    )]
     async fn stop(&self, slot: Slot, grace: Duration) -> Result<StopOutcome> {
         let Some((container, info)) = self.find(slot).await? else {
             return Ok(StopOutcome::NotRunning);
         };
+        Span::current().record("release", display(&container.labels.release));
         if !is_active(&info) {
             return Ok(StopOutcome::NotRunning);
         }
@@ -463,6 +478,7 @@ impl Environment for DockerEnvironment {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot))]
     async fn remove(&self, slot: Slot) -> Result<()> {
         for container in self.list(Some(slot)).await? {
             self.remove_container(&container.id).await?;
@@ -470,12 +486,14 @@ impl Environment for DockerEnvironment {
         Ok(())
     }
 
+    #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, release = Empty))]
     async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
         // No container, no output: empty, so a failed deploy's report is not cluttered with a
         // "not found" where there was never anything to read. `status` tells the two apart.
         let Some((container, _)) = self.find(slot).await? else {
             return Ok(Vec::new());
         };
+        Span::current().record("release", display(&container.labels.release));
         tail(&self.docker, &container.id, lines).await
     }
 }

@@ -38,14 +38,14 @@ pub(crate) fn is_port_in_use(err: &DockerError) -> bool {
 /// [`backend`]; one that could not be reached (no socket, nobody listening, no permission) is a
 /// temporary [`Error::Backend`] naming the socket and the OS cause, e.g.
 /// `docker: engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`.
-pub(crate) fn connecting(socket: &Path, err: DockerError) -> Error {
+pub(crate) async fn connecting(socket: &Path, err: DockerError) -> Error {
     let at = format!("engine at unix://{}", socket.display());
     if let DockerError::DockerResponseServerError { .. } = err {
         return backend(format_args!("connecting to the {at}"), err);
     }
     // bollard checks that the socket exists before connecting, without saying what the OS said.
     let missing = match &err {
-        DockerError::SocketNotFoundError(_) => std::fs::metadata(socket).err().map(|e| e.to_string()),
+        DockerError::SocketNotFoundError(_) => tokio::fs::metadata(socket).await.err().map(|e| e.to_string()),
         _ => None,
     };
 

@@ -157,6 +157,10 @@ impl ScratchImage {
     }
 
     /// The build context: a tar with the `Dockerfile` and the binary (mode 0755).
+    ///
+    /// Blocking (reads the whole binary): call it from `spawn_blocking`, as
+    /// [`build`](Self::build) does.
+    #[allow(clippy::disallowed_methods, reason = "blocking by contract (see above)")]
     pub fn context(&self) -> Result<Vec<u8>> {
         let dockerfile = self.dockerfile()?;
         let name = self.file_name()?;
@@ -183,8 +187,13 @@ impl ScratchImage {
     }
 
     /// Builds the image and returns its id. A failed build's error carries the builder's output.
+    ///
+    /// The context (the whole binary, in a tar) is read and built on the blocking pool.
     pub async fn build(&self, docker: &Docker) -> Result<String> {
-        let context = self.context()?;
+        let image = self.clone();
+        let context = tokio::task::spawn_blocking(move || image.context())
+            .await
+            .map_err(|e| Error::backend(BACKEND, format!("reading the build context: {e}"), false))??;
         let options = BuildImageOptions {
             t: Some(self.tag.clone()),
             rm: true,
@@ -254,6 +263,9 @@ pub async fn remove_image(docker: &Docker, reference: &str) -> Result<()> {
 
 /// Whether `path` looks like a statically linked ELF executable (no `PT_INTERP` program header):
 /// a dynamic one would fail in a `FROM scratch` image with a puzzling "no such file".
+///
+/// Blocking (reads the whole file): call it from `spawn_blocking`.
+#[allow(clippy::disallowed_methods, reason = "blocking by contract (see above)")]
 pub fn is_static_executable(path: &Path) -> std::io::Result<bool> {
     let data = std::fs::read(path)?;
     if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 {

@@ -43,6 +43,11 @@ impl HealthProbe for DockerHealthProbe {
     }
 
     /// One inspection of `<app>-<slot>`. Cancellation-safe.
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(app = %self.app, slot = %target.slot, endpoint = %target.endpoint)
+    )]
     async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
         let name = format!("{}-{}", self.app, target.slot);
         let info = match self

@@ -111,9 +111,9 @@ async fn network_address_endpoints_serve_on_the_bridge() {
 
 #[tokio::test]
 async fn leftovers_of_dead_test_runs_are_removed() {
+    use crate::common::fixtures::{remove_leftovers, OWNER_LABEL};
     use bluegreen_docker::bollard::models::ContainerCreateBody;
     use bluegreen_docker::bollard::query_parameters::CreateContainerOptions;
-    use bluegreen_testkit::docker::{remove_leftovers, OWNER_LABEL};
 
     let Some(fx) = setup("leftovers", &["v1"]).await else {
         return;

@@ -167,6 +167,7 @@ impl NginxConfig {
         }
         let url = self.confirm_url();
         match reqwest::Url::parse(&url) {
+            Ok(u) if u.scheme() == "https" && u.host().is_some() && !TLS_ENABLED => return Err(no_tls()),
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             _ => return Err(Error::invalid("nginx confirm_url", url, "must be an http(s) URL")),
         }
@@ -212,6 +213,22 @@ impl NginxConfig {
 
     pub(crate) fn command_timeout(&self) -> Duration {
         self.command_timeout
+    }
+}
+
+/// Whether this build speaks TLS (one of the features `rustls-tls-webpki-roots`,
+/// `rustls-tls-native-roots` or `native-tls`); without it an https URL is refused.
+const TLS_ENABLED: bool = cfg!(any(
+    feature = "rustls-tls-webpki-roots",
+    feature = "rustls-tls-native-roots",
+    feature = "native-tls"
+));
+
+/// An https URL in a build without TLS.
+fn no_tls() -> Error {
+    Error::Unsupported {
+        backend: "nginx".to_owned(),
+    capability: "https without a TLS feature (enable bluegreen-nginx's rustls-tls-webpki-roots, rustls-tls-native-roots or native-tls)",
     }
 }
 
@@ -353,6 +370,21 @@ mod tests {
                 Err(Error::Invalid { what, .. }) => assert_eq!(what, expected),
                 other => panic!("{expected}: {other:?}"),
             }
+        }
+    }
+
+    /// An https confirm_url needs a TLS feature; without one the config says so (every feature set).
+    #[test]
+    fn an_https_confirm_url_needs_a_tls_feature() {
+        let mut config = NginxConfig::new("/etc/nginx/bluegreen/shop.conf", "shop");
+        config.confirm_url = Some("https://127.0.0.1:8443/__bluegreen".into());
+        let checked = config.validate();
+        if TLS_ENABLED {
+            checked.unwrap();
+        } else {
+            let err = checked.unwrap_err();
+            assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+            assert!(err.to_string().contains("TLS feature"), "{err}");
         }
     }
 }

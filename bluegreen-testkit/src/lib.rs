@@ -12,12 +12,12 @@
 //! - [`stats`]: percentiles and the markdown tables benchmarks print;
 //! - [`nginx`]: a real nginx master of its own in a temporary prefix;
 //! - [`traefik`]: real Traefik on loopback with the file provider watching a temporary directory;
-//! - `docker` (feature `docker`): the demo app as `FROM scratch` images, unique apps, cleanup.
+//!
+//! The Docker fixtures (demo images, unique apps, cleanup) live with `bluegreen-docker`'s tests
+//! (`tests/common/fixtures.rs`), so this crate does not depend on `bluegreen-docker`.
 
 pub mod cargo;
 pub mod demo;
-#[cfg(feature = "docker")]
-pub mod docker;
 pub mod load;
 pub mod nginx;
 pub mod processes;

@@ -332,6 +332,9 @@ fn check_api_url(url: &str) -> Result<()> {
             "must be an http(s) URL with a host",
         ));
     }
+    if parsed.scheme() == "https" && !TLS_ENABLED {
+        return Err(no_tls());
+    }
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(Error::invalid(
             "traefik api url",
@@ -382,6 +385,22 @@ mod field_de {
         poll_interval -> std::time::Duration = duration("traefik poll_interval");
         hc_interval -> std::time::Duration = duration("traefik health_check.interval");
         hc_timeout -> std::time::Duration = duration("traefik health_check.timeout");
+    }
+}
+
+/// Whether this build speaks TLS (one of the features `rustls-tls-webpki-roots`,
+/// `rustls-tls-native-roots` or `native-tls`); without it an https URL is refused.
+const TLS_ENABLED: bool = cfg!(any(
+    feature = "rustls-tls-webpki-roots",
+    feature = "rustls-tls-native-roots",
+    feature = "native-tls"
+));
+
+/// An https URL in a build without TLS.
+fn no_tls() -> Error {
+    Error::Unsupported {
+        backend: "traefik".to_owned(),
+    capability: "https without a TLS feature (enable bluegreen-traefik's rustls-tls-webpki-roots, rustls-tls-native-roots or native-tls)",
     }
 }
 
@@ -508,5 +527,19 @@ mod tests {
         assert_eq!(cfg.slot_reference(Slot::Blue), "shop-blue@docker");
         assert_eq!(cfg.slot_api_name(Slot::Blue), "shop-blue@docker");
         assert_eq!(cfg.confirm_deadline(), Duration::from_secs(7));
+    }
+
+    /// An https API needs a TLS feature; without one the config says so (every feature set).
+    #[test]
+    fn an_https_api_url_needs_a_tls_feature() {
+        let checked = check_api_url("https://127.0.0.1:8080");
+        if TLS_ENABLED {
+            checked.unwrap();
+        } else {
+            let err = checked.unwrap_err();
+            assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+            assert!(err.to_string().contains("TLS feature"), "{err}");
+        }
+        check_api_url("http://127.0.0.1:8080").unwrap();
     }
 }

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::docker_fixtures::{self as docker, DemoImages, TestApp, DEMO_PORT, OWNER_LABEL};
 use bluegreen_core::probe::{AllOf, HttpProbe};
 use bluegreen_core::{Deployer, DeployerBuilder, Error, HealthPolicy, Result, Retirement, Router};
 use bluegreen_docker::{DockerConfig, DockerEnvironment, HealthCheck, ImageSource};
-use bluegreen_testkit::docker::{self, DemoImages, TestApp, DEMO_PORT, OWNER_LABEL};
 
 /// Images, a unique application, and the environment running it. Dropping it removes the
 /// containers and images.

@@ -6,6 +6,9 @@
 #![allow(dead_code)] // each example uses part of it
 
 pub mod docker;
+/// bluegreen-docker's test fixtures (demo images, unique apps, cleanup), shared by path.
+#[path = "../../bluegreen-docker/tests/common/fixtures.rs"]
+pub mod docker_fixtures;
 pub mod footprint;
 pub mod nginx;
 pub mod scenario;

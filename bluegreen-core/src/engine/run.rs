@@ -191,6 +191,14 @@ impl Deployer {
 
     /// Drives `d` to a terminal phase. `last_seq` is the journal's last sequence number; `begin`
     /// says whether `d` is new or comes from the journal, unfinished.
+    ///
+    /// Everything it does runs in a `deployment` span naming the deployment id, app, release and
+    /// target slot, so the backends' spans and events (and each `phase` span) nest under it.
+    #[tracing::instrument(
+        name = "deployment",
+        skip_all,
+        fields(deployment = %d.id, app = %d.app, release = %d.release, slot = %d.target, kind = ?d.kind)
+    )]
     pub(super) async fn run(
         &self,
         d: Deployment,

@@ -5,6 +5,11 @@
 //! same filesystem, written and fsynced, renamed over the target, and the directory fsynced.
 //! Temporary files have recognisable names, and leftovers of a killed writer can be removed
 //! ([`remove_stale_temps`]); see [`temp`] for the naming.
+//!
+//! # Blocking
+//! Every function here does blocking file I/O (and `fsync`s): call it from
+//! [`spawn_blocking`](tokio::task::spawn_blocking) (or a thread of your own), never directly on
+//! the async runtime.
 
 mod mount;
 pub mod temp;
@@ -19,6 +24,12 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// Reads `path`; `None` when it does not exist (a fresh install, not an error).
+///
+/// Blocking: call from `spawn_blocking`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract: callers run it on the blocking pool"
+)]
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
@@ -32,6 +43,8 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 ///
 /// # Errors
 /// As [`backup_path`] and [`write_atomic`].
+///
+/// Blocking: call from `spawn_blocking`.
 pub fn back_up(path: &Path, contents: &[u8], dir: Option<&Path>) -> Result<PathBuf> {
     let backup = backup_path(path, dir)?;
     write_atomic(&backup, contents, None)?;
@@ -45,6 +58,12 @@ pub fn back_up(path: &Path, contents: &[u8], dir: Option<&Path>) -> Result<PathB
 ///
 /// # Errors
 /// [`Error::Invalid`] when `path` has no file name.
+///
+/// Blocking (it checks which names exist): call from `spawn_blocking`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract: callers run it on the blocking pool"
+)]
 pub fn backup_path(path: &Path, dir: Option<&Path>) -> Result<PathBuf> {
     let name = path
         .file_name()
@@ -91,6 +110,8 @@ fn suffix(n: u32) -> String {
 /// # Errors
 /// [`Error::Backend`] (backend `"file"`) naming `path` and the I/O error; no temporary file is
 /// left behind, and `path` is unchanged.
+///
+/// Blocking (writes and `fsync`s): call from `spawn_blocking`.
 pub fn write_atomic(path: &Path, contents: &[u8], staging: Option<&Path>) -> Result<()> {
     let dir = parent(path);
     let result = match staging {
@@ -114,6 +135,10 @@ pub fn write_atomic(path: &Path, contents: &[u8], staging: Option<&Path>) -> Res
 
 /// Writes `contents` to a temporary file in `staging`, fsyncs it and renames it over `path`.
 /// On failure the temporary file is removed (it is dropped with the error).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract: callers run it on the blocking pool"
+)]
 fn write_via(staging: &Path, path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut temp = temp::create(staging, path)?;
     temp.write_all(contents)?;
@@ -122,6 +147,12 @@ fn write_via(staging: &Path, path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 /// Removes `path` durably; a missing file is fine.
+///
+/// Blocking: call from `spawn_blocking`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract: callers run it on the blocking pool"
+)]
 pub fn remove(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => sync_dir(&parent(path)).map_err(|e| io_error("remove", path, e)),
@@ -139,6 +170,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Records what `path` holds now (possibly nothing).
+    ///
+    /// Blocking: call from `spawn_blocking`.
     pub fn take(path: &Path) -> Result<Self> {
         Ok(Snapshot {
             path: path.to_owned(),
@@ -152,6 +185,8 @@ impl Snapshot {
     }
 
     /// Puts the recorded contents back (or removes the file if there was none), atomically.
+    ///
+    /// Blocking: call from `spawn_blocking`.
     pub fn restore(&self, staging: Option<&Path>) -> Result<()> {
         match &self.previous {
             Some(bytes) => write_atomic(&self.path, bytes, staging),
@@ -167,6 +202,10 @@ pub(crate) fn parent(path: &Path) -> PathBuf {
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract: callers run it on the blocking pool"
+)]
 fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }

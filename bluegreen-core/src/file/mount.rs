@@ -14,6 +14,8 @@ use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
 ///
 /// # Errors
 /// The I/O error of `statx` on either path (missing, no permission).
+///
+/// Blocking (`statx`): call from `spawn_blocking`.
 pub fn same_mount(a: &Path, b: &Path) -> io::Result<Option<bool>> {
     let (Some(a), Some(b)) = (mount_id(a)?, mount_id(b)?) else {
         return Ok(None);

@@ -80,6 +80,12 @@ fn is_ours(file_name: &str, target: &Path) -> bool {
 ///
 /// # Errors
 /// The I/O error of the step that failed; the probe file is removed in every case.
+///
+/// Blocking: call from `spawn_blocking`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract: callers run it on the blocking pool"
+)]
 pub fn check_rename(staging: &Path, target: &Path) -> io::Result<()> {
     let dir = super::parent(target);
     let probe = create_named(staging, &format!(".{}.{MARK}-probe.", target_name(target)))?;
@@ -96,6 +102,8 @@ pub fn check_rename(staging: &Path, target: &Path) -> io::Result<()> {
 /// directory and in `staging` (see [`remove_stale_temps`], with [`STALE_AFTER`]). Never fails:
 /// leftovers are harmless to a proxy (their names end in `.tmp`), so a failure is logged, and the
 /// next write reports any real I/O problem.
+///
+/// Blocking (lists directories): call from `spawn_blocking`.
 pub fn clean_leftovers(target: &Path, staging: &[&Path]) {
     let own = super::parent(target);
     let mut dirs: Vec<&Path> = vec![&own];
@@ -118,6 +126,12 @@ pub fn clean_leftovers(target: &Path, staging: &[&Path]) {
 /// # Errors
 /// [`Error::Backend`](crate::Error::Backend) (backend `"file"`) naming the directory or file that could not be read
 /// or removed. A directory that does not exist is not an error.
+///
+/// Blocking (lists directories): call from `spawn_blocking`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract: callers run it on the blocking pool"
+)]
 pub fn remove_stale_temps(target: &Path, dirs: &[&Path], older_than: Duration) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     let now = SystemTime::now();
@@ -144,6 +158,10 @@ pub fn remove_stale_temps(target: &Path, dirs: &[&Path], older_than: Duration) -
     Ok(removed)
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract: callers run it on the blocking pool"
+)]
 fn remove_if_stale(path: &Path, now: SystemTime, older_than: Duration) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::symlink_metadata(path)?;

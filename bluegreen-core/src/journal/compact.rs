@@ -11,6 +11,10 @@
 //! stale temporary files, which the next [`open`](super::FileJournal::open) removes); a crash
 //! between the two renames leaves the dropped entries both in the journal and in `.1`, so the
 //! next compaction rotates them again: duplicated in the rotated files, never lost.
+//!
+//! Blocking: everything here runs on the blocking pool, in a `FileJournal`'s `spawn_blocking`
+//! tasks (or in `FileJournal::open_with`, documented as blocking).
+#![allow(clippy::disallowed_methods, reason = "blocking pool only (see the module docs)")]
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};

@@ -108,12 +108,14 @@ impl FileJournal {
     /// removes the temporary files of a compaction that crashed, and repairs a torn last line
     /// (see [Crashes](FileJournal#crashes)).
     ///
-    /// This does blocking file I/O (and waits for another process's append or compaction in
-    /// progress); call it from `spawn_blocking` if that matters to you.
+    /// Blocking: this does file I/O (and waits for another process's append or compaction in
+    /// progress). At a program's start that is harmless; on a busy runtime, call it from
+    /// `spawn_blocking`.
     ///
     /// # Errors
     /// [`Error::Journal`] with the OS error if the directory or file cannot be created, opened,
     /// read, or repaired.
+    #[allow(clippy::disallowed_methods, reason = "blocking by contract (see above)")]
     pub fn open_with(dir: impl AsRef<Path>, app: &AppName, options: JournalOptions) -> Result<FileJournal> {
         let dir = dir.as_ref();
         let paths = Paths::new(dir, app.as_str());
@@ -334,6 +336,10 @@ fn maybe_compact(state: &mut State, paths: &Paths, options: JournalOptions, thre
 
 /// Writes `line` at the end and `fsync`s it; the caller holds the file's `flock`. On failure,
 /// cuts the file back to where it was.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "runs on the blocking pool (FileJournal's spawn_blocking tasks)"
+)]
 fn append_line(file: &File, line: &[u8]) -> Step<()> {
     // Another process may have died mid-write since this journal was opened: cut its torn
     // line off first, or this entry would be glued to it and lost.
@@ -374,6 +380,10 @@ fn ends_with_newline(file: &File) -> io::Result<bool> {
 /// object, so this finds every torn write, while a complete line that is JSON but not an `Entry`
 /// this version reads (one written by a newer version, or a foreign line) is kept: it is not
 /// torn, and cutting it off could lose an acknowledged entry.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "runs on the blocking pool (FileJournal's spawn_blocking tasks)"
+)]
 fn repair_tail(file: &File) -> io::Result<Option<String>> {
     let len = file.metadata()?.len();
     let mut lines = Backwards::new(file, len, CHUNK);

@@ -7,6 +7,10 @@
 //! and reopens the path if they differ. Writers do this *after* taking the `flock`: a compaction
 //! holds the lock on the old file until it has renamed the new one into place, so a writer that
 //! holds the lock on the file that is at `path` knows no compaction is under way.
+//!
+//! Blocking: everything here runs on the blocking pool, in a `FileJournal`'s `spawn_blocking`
+//! tasks (or in `FileJournal::open_with`, documented as blocking).
+#![allow(clippy::disallowed_methods, reason = "blocking pool only (see the module docs)")]
 
 use std::fs::{File, OpenOptions};
 use std::io;

@@ -47,6 +47,10 @@ struct ProcStat {
     started: Option<SystemTime>,
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "reads /proc on the blocking pool (FileLock::try_acquire's spawn_blocking)"
+)]
 fn proc_stat(pid: u32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) state ...`: comm may hold spaces and parentheses, so split after the last ')'.
@@ -63,6 +67,10 @@ fn proc_stat(pid: u32) -> Option<ProcStat> {
 }
 
 /// When this machine booted, from `/proc/stat`'s `btime` (whole seconds).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "reads /proc on the blocking pool (FileLock::try_acquire's spawn_blocking)"
+)]
 fn boot_time() -> Option<SystemTime> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let secs = text

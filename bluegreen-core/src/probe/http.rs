@@ -9,6 +9,17 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use super::check::format_duration;
 use super::{HealthProbe, ProbeOutcome, ProbeTarget};
 use crate::error::{Error, Result};
+use crate::model::Scheme;
+
+/// Whether this build of `bluegreen-core` speaks TLS (one of the features
+/// `rustls-tls-webpki-roots` (the default), `rustls-tls-native-roots` or `native-tls`). Without
+/// it, an [`HttpProbe`] of an `https` endpoint is a
+/// [`ProviderError`](ProbeOutcome::ProviderError) saying so, never a silent failure.
+pub const TLS_ENABLED: bool = cfg!(any(
+    feature = "rustls-tls-webpki-roots",
+    feature = "rustls-tls-native-roots",
+    feature = "native-tls"
+));
 
 /// The most of a body read when looking for [`HttpProbe::body_contains`]'s text.
 const MAX_BODY: usize = 1024 * 1024;
@@ -29,7 +40,7 @@ const MAX_BODY: usize = 1024 * 1024;
 ///   does not contain "ok"`, `…: connection refused`, `…: timed out after 2s`,
 ///   `…: connection reset`.
 /// - [`ProviderError`](ProbeOutcome::ProviderError): only when the request itself cannot be
-///   built.
+///   built, or the endpoint is `https` and this build has no TLS (see [`TLS_ENABLED`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -211,6 +222,12 @@ impl HealthProbe for HttpProbe {
     /// probe's timeout. Cancellation-safe: dropping it closes the connection.
     async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
         let url = target.endpoint.url(&self.path);
+        if target.endpoint.scheme() == Scheme::Https && !TLS_ENABLED {
+            return ProbeOutcome::ProviderError(format!(
+                "GET {url}: TLS is not enabled in this build of bluegreen-core \
+                 (enable its feature rustls-tls-webpki-roots, rustls-tls-native-roots or native-tls)"
+            ));
+        }
         let request = match self
             .client
             .get(&url)
@@ -351,6 +368,30 @@ mod tests {
         ProbeTarget {
             slot: Slot::Blue,
             endpoint: Endpoint::from_socket(addr),
+        }
+    }
+
+    /// With TLS built in, an https endpoint is tried (here: refused, nobody listens); without
+    /// it, the probe says TLS is not enabled instead of failing obscurely. Holds for every
+    /// feature set (`cargo test -p bluegreen-core --no-default-features` runs the other branch).
+    #[tokio::test]
+    async fn an_https_endpoint_needs_tls_in_the_build() {
+        let addr = unused_port().await;
+        let target = ProbeTarget {
+            slot: Slot::Green,
+            endpoint: Endpoint::from_socket(addr).with_scheme(Scheme::Https),
+        };
+        let outcome = HttpProbe::new("/health").unwrap().check(&target).await;
+        if TLS_ENABLED {
+            assert!(
+                matches!(&outcome, ProbeOutcome::Unhealthy(why) if why.contains("connection refused")),
+                "{outcome:?}"
+            );
+        } else {
+            assert!(
+                matches!(&outcome, ProbeOutcome::ProviderError(why) if why.contains("TLS is not enabled")),
+                "{outcome:?}"
+            );
         }
     }
 

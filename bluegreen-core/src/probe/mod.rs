@@ -17,7 +17,7 @@ use crate::model::{Endpoint, Slot};
 
 pub use all_of::AllOf;
 pub use analysis::{Analysis, AnalysisTally};
-pub use http::HttpProbe;
+pub use http::{HttpProbe, TLS_ENABLED};
 pub use policy::{HealthPolicy, PolicyTally};
 pub use tcp::TcpProbe;
 

@@ -134,6 +134,8 @@ pub struct InMemoryEnvironment {
     state: Arc<Mutex<State>>,
     /// Where the state is saved, for a persistent environment.
     file: Option<Arc<StateFile>>,
+    /// Held while a change is saved, so changes reach the file in order.
+    saving: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl InMemoryEnvironment {
@@ -149,6 +151,9 @@ impl InMemoryEnvironment {
     /// # Errors
     /// [`Error::Backend`] (permanent) when the file cannot be read or is not an environment's
     /// state (corrupt or truncated): starting empty instead would forget what runs.
+    ///
+    /// Blocking (reads the file): harmless in a test's setup; on a busy runtime, call it from
+    /// `spawn_blocking`.
     pub fn persistent(path: impl Into<PathBuf>) -> Result<Self> {
         let file = StateFile::new(path.into(), "memory");
         let saved = file.load()?.unwrap_or_default();
@@ -158,6 +163,7 @@ impl InMemoryEnvironment {
                 ..State::default()
             })),
             file: Some(Arc::new(file)),
+            saving: Arc::default(),
         })
     }
 
@@ -165,20 +171,32 @@ impl InMemoryEnvironment {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies `change` to the state and, if persistent, saves what it changed before anyone else
-    /// can see it (the lock is held throughout). If saving fails, the change to the saved state is
-    /// undone and the error returned.
-    fn change<T>(&self, change: impl FnOnce(&mut State) -> T) -> Result<T> {
-        let mut state = self.lock();
-        let before = self.file.as_ref().map(|_| state.saved.clone());
-        let out = change(&mut state);
-        if let (Some(file), Some(before)) = (&self.file, before) {
-            if state.saved != before {
-                if let Err(e) = file.save(&state.saved) {
-                    state.saved = before;
-                    return Err(e);
-                }
+    /// Applies `change` to the state and, if persistent, saves what it changed (on the blocking
+    /// pool) before returning. Changes are made one at a time (`saving`), so the file always
+    /// follows them in order; a reader may see a change while it is being saved. If saving fails,
+    /// the change to the saved state is undone and the error returned.
+    async fn change<T>(&self, change: impl FnOnce(&mut State) -> T + Send) -> Result<T> {
+        let Some(file) = &self.file else {
+            return Ok(change(&mut self.lock()));
+        };
+        let _turn = self.saving.lock().await;
+        let (out, before, json) = {
+            let mut state = self.lock();
+            let before = state.saved.clone();
+            let out = change(&mut state);
+            if state.saved == before {
+                return Ok(out);
             }
+            let json = file.encode(&state.saved);
+            (out, before, json)
+        };
+        let saved = match json {
+            Ok(json) => Arc::clone(file).store(json).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = saved {
+            self.lock().saved = before;
+            return Err(e);
         }
         Ok(out)
     }
@@ -280,7 +298,8 @@ impl Environment for InMemoryEnvironment {
             };
             state.saved.slots.insert(slot, status);
             Ok(endpoint)
-        })?
+        })
+        .await?
     }
 
     async fn status(&self, slot: Slot) -> Result<SlotStatus> {
@@ -289,19 +308,21 @@ impl Environment for InMemoryEnvironment {
 
     async fn stop(&self, slot: Slot, grace: Duration) -> Result<StopOutcome> {
         tracing::debug!(%slot, ?grace, "memory: stop");
-        let running = self.change(|state| {
-            let SlotStatus::Running { release, endpoint } = state.status(slot) else {
-                state.operations.push(EnvOp::Stop {
-                    slot,
-                    grace,
-                    outcome: StopOutcome::NotRunning,
-                });
-                return None;
-            };
-            state.log(slot, format!("{release} received SIGTERM"));
-            let ignores = state.behaviour(&release).ignore_sigterm;
-            Some((release, endpoint, ignores))
-        })?;
+        let running = self
+            .change(|state| {
+                let SlotStatus::Running { release, endpoint } = state.status(slot) else {
+                    state.operations.push(EnvOp::Stop {
+                        slot,
+                        grace,
+                        outcome: StopOutcome::NotRunning,
+                    });
+                    return None;
+                };
+                state.log(slot, format!("{release} received SIGTERM"));
+                let ignores = state.behaviour(&release).ignore_sigterm;
+                Some((release, endpoint, ignores))
+            })
+            .await?;
         let Some((release, endpoint, ignores)) = running else {
             return Ok(StopOutcome::NotRunning);
         };
@@ -326,7 +347,8 @@ impl Environment for InMemoryEnvironment {
                 );
             }
             state.operations.push(EnvOp::Stop { slot, grace, outcome });
-        })?;
+        })
+        .await?;
         Ok(outcome)
     }
 
@@ -337,6 +359,7 @@ impl Environment for InMemoryEnvironment {
             state.saved.logs.remove(&slot);
             state.operations.push(EnvOp::Remove { slot });
         })
+        .await
     }
 
     /// The slot's last `lines` lines, oldest first; empty for a slot that was never deployed to or

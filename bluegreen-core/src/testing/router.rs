@@ -65,6 +65,8 @@ pub struct InMemoryRouter {
     state: Arc<Mutex<State>>,
     /// Where the routes are saved, for a persistent router.
     file: Option<Arc<StateFile>>,
+    /// Held while an apply or adopt saves, so changes reach the file in order.
+    saving: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Default for InMemoryRouter {
@@ -80,6 +82,7 @@ impl InMemoryRouter {
             weighted: true,
             state: Arc::default(),
             file: None,
+            saving: Arc::default(),
         }
     }
 
@@ -90,6 +93,9 @@ impl InMemoryRouter {
     /// # Errors
     /// [`Error::Backend`] (permanent) when the file cannot be read or is not a router's state
     /// (corrupt or truncated): starting fresh instead would forget what is served.
+    ///
+    /// Blocking (reads the file): harmless in a test's setup; on a busy runtime, call it from
+    /// `spawn_blocking`.
     pub fn persistent(path: impl Into<PathBuf>) -> Result<Self> {
         let file = StateFile::new(path.into(), "memory");
         let saved = file.load()?.unwrap_or_default();
@@ -100,6 +106,7 @@ impl InMemoryRouter {
                 ..State::default()
             })),
             file: Some(Arc::new(file)),
+            saving: Arc::default(),
         })
     }
 
@@ -143,6 +150,8 @@ impl InMemoryRouter {
     /// config write and its reload leaves things: [`current`](Router::current) says `routes`,
     /// the proxy still serves the previous ones, and [`observe`](Router::observe) says
     /// [`Serving::Stale`]. The next [`apply`](Router::apply) serves what it applies.
+    ///
+    /// For a persistent router, this saves the file (blocking, like the router's constructor).
     pub fn configure_without_serving(&self, routes: Routes) {
         let mut state = self.lock();
         state.saved.unserved = Some(routes);
@@ -154,6 +163,8 @@ impl InMemoryRouter {
     /// [`observe`](Router::observe) says [`Serving::Foreign`] until the next
     /// [`apply`](Router::apply) ([`adopt`](Router::adopt) keeps a backup). What is served does
     /// not change.
+    ///
+    /// For a persistent router, this saves the file (blocking, like the router's constructor).
     pub fn edit_by_hand(&self, routes: Option<Routes>) {
         let mut state = self.lock();
         state.saved.unserved = routes;
@@ -213,14 +224,19 @@ impl Router for InMemoryRouter {
     /// Like the real routers: keeps a backup of a foreign configuration, which stays foreign
     /// until the next [`apply`](Router::apply) replaces it.
     async fn adopt(&self) -> Result<Adoption> {
-        let mut state = self.lock();
-        if state.saved.foreign.is_none() {
-            return Ok(Adoption { backup: None });
-        }
-        state.saved.backups += 1;
-        let backup = format!("memory backup {}", state.saved.backups);
-        if let Some(file) = &self.file {
-            file.save(&state.saved)?;
+        let _turn = self.saving.lock().await;
+        let (backup, json) = {
+            let mut state = self.lock();
+            if state.saved.foreign.is_none() {
+                return Ok(Adoption { backup: None });
+            }
+            state.saved.backups += 1;
+            let backup = format!("memory backup {}", state.saved.backups);
+            let json = self.file.as_ref().map(|file| file.encode(&state.saved)).transpose()?;
+            (backup, json)
+        };
+        if let (Some(file), Some(json)) = (&self.file, json) {
+            Arc::clone(file).store(json).await?;
         }
         Ok(Adoption { backup: Some(backup) })
     }
@@ -237,16 +253,25 @@ impl Router for InMemoryRouter {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        let mut state = self.lock();
-        let replaced = (state.saved.unserved.take(), state.saved.foreign.take());
-        state.saved.history.push(routes.clone());
-        if let Some(file) = &self.file {
-            if let Err(e) = file.save(&state.saved) {
-                // A failed apply leaves the previous routes served, and the configuration as it was.
-                state.saved.history.pop();
-                (state.saved.unserved, state.saved.foreign) = replaced;
-                return Err(e);
-            }
+        let _turn = self.saving.lock().await;
+        let (replaced, json) = {
+            let mut state = self.lock();
+            let replaced = (state.saved.unserved.take(), state.saved.foreign.take());
+            state.saved.history.push(routes.clone());
+            let json = self.file.as_ref().map(|file| file.encode(&state.saved));
+            (replaced, json)
+        };
+        let saved = match (&self.file, json) {
+            (Some(file), Some(Ok(json))) => Arc::clone(file).store(json).await,
+            (_, Some(Err(e))) => Err(e),
+            _ => Ok(()),
+        };
+        if let Err(e) = saved {
+            // A failed apply leaves the previous routes served, and the configuration as it was.
+            let mut state = self.lock();
+            state.saved.history.pop();
+            (state.saved.unserved, state.saved.foreign) = replaced;
+            return Err(e);
         }
         Ok(())
     }

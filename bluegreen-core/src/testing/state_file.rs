@@ -4,6 +4,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -16,6 +17,9 @@ use crate::error::{Error, Result};
 /// over `path` and `fsync`s the directory: after a crash (a `kill -9` or a power loss) the file
 /// holds either the previous value or the new one, never a mix. A stale `<path>.tmp` left by a
 /// crash is ignored and overwritten by the next save.
+///
+/// Async callers [`store`](StateFile::store) on the blocking pool; [`load`](StateFile::load) and
+/// [`save`](StateFile::save) block, for the backends' synchronous constructors and test knobs.
 #[derive(Debug)]
 pub(super) struct StateFile {
     path: PathBuf,
@@ -38,10 +42,13 @@ impl StateFile {
 
     /// The value in the file: `None` if there is no file yet.
     ///
+    /// Blocking (one small read): for the backends' synchronous constructors.
+    ///
     /// # Errors
     /// [`Error::Backend`] (permanent) when the file cannot be read, or is not a value of this
     /// shape (corrupt, truncated, or written by something else): starting from a fresh state
     /// instead would silently forget what the file was meant to remember.
+    #[allow(clippy::disallowed_methods, reason = "blocking by contract (see above)")]
     pub(super) fn load<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
@@ -59,21 +66,53 @@ impl StateFile {
     /// Replaces the file's value with `value`, durably and atomically; creates the directory if
     /// needed.
     ///
-    /// Blocking I/O (a few small writes and `fsync`s): fine for a test backend.
+    /// Blocking I/O (a few small writes and `fsync`s): for the backends' synchronous test knobs;
+    /// async code uses [`encode`](Self::encode) and [`store`](Self::store).
     ///
     /// # Errors
     /// [`Error::Backend`] (permanent) with the OS error; the file then still holds the previous
     /// value.
     pub(super) fn save<T: Serialize>(&self, value: &T) -> Result<()> {
+        self.write(&self.encode(value)?)
+    }
+
+    /// What [`save`](Self::save) writes for `value`.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] (permanent) if `value` cannot be serialised.
+    pub(super) fn encode<T: Serialize>(&self, value: &T) -> Result<Vec<u8>> {
         let mut json = serde_json::to_vec_pretty(value).map_err(|e| self.error("serialise", io::Error::other(e)))?;
         json.push(b'\n');
+        Ok(json)
+    }
+
+    /// Replaces the file with `json` (from [`encode`](Self::encode)) as [`save`](Self::save)
+    /// does, on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`save`](Self::save).
+    ///
+    /// # Cancellation
+    /// The write finishes even if this future is dropped.
+    pub(super) async fn store(self: Arc<Self>, json: Vec<u8>) -> Result<()> {
+        let file = Arc::clone(&self);
+        tokio::task::spawn_blocking(move || file.write(&json))
+            .await
+            .map_err(|e| self.error("write on the blocking pool", io::Error::other(e)))?
+    }
+
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "blocking by contract: runs on the blocking pool (store) or in save, documented as blocking"
+    )]
+    fn write(&self, json: &[u8]) -> Result<()> {
         let dir = match self.path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
         fs::create_dir_all(dir).map_err(|e| self.error("create directory", e))?;
         let mut tmp = File::create(&self.tmp).map_err(|e| self.error("create temporary file", e))?;
-        tmp.write_all(&json)
+        tmp.write_all(json)
             .and_then(|()| tmp.sync_all())
             .map_err(|e| self.error("write temporary file", e))?;
         drop(tmp);

@@ -11,9 +11,11 @@ use bluegreen_core::testing::InMemoryRouter;
 use bluegreen_core::{Deployer, Endpoint, HealthPolicy, Release, Retirement};
 use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::{DockerConfig, DockerEnvironment};
-use bluegreen_testkit::docker::{engine, DemoImages, TestApp};
+pub mod fixtures;
+
 use bluegreen_testkit::load::{request_once, LoadConfig, Outcome};
 use bluegreen_testkit::real;
+use fixtures::{engine, DemoImages, TestApp};
 
 /// A test's Docker world; dropping it removes its containers, then its images.
 pub struct Fixture {

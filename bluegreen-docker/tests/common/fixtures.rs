@@ -1,10 +1,12 @@
-//! Docker fixtures (feature `docker`): the demo app as `FROM scratch` images, unique application
-//! names, and cleanup that also removes what a killed test run left behind.
+//! Docker fixtures: the demo app as `FROM scratch` images, unique application names, and cleanup
+//! that also removes what a killed test run left behind.
 //!
-//! ```no_run
-//! # async fn f() {
-//! use bluegreen_testkit::docker::{self, DemoImages, TestApp};
-//! let docker = match docker::engine().await {
+//! They live with bluegreen-docker's tests (not in bluegreen-testkit, which would then depend on
+//! bluegreen-docker while bluegreen-docker's tests depend on it: a cycle no first publish can
+//! resolve). The examples include this file by path.
+//!
+//! ```ignore
+//! let docker = match fixtures::engine().await {
 //!     Ok(docker) => docker,
 //!     Err(why) => return bluegreen_testkit::real::unavailable("docker", why),
 //! };
@@ -22,7 +24,7 @@ use bluegreen_docker::bollard::query_parameters::{ListContainersOptions, ListIma
 use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::{labels, remove_image, DockerConfig, HealthCheck, ImageSource, ScratchImage};
 
-use crate::cargo::{build_bin, Build};
+use bluegreen_testkit::cargo::{build_bin, Build};
 
 /// The port the demo app listens on inside its container.
 pub const DEMO_PORT: u16 = 8080;
