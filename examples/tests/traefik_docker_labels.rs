@@ -33,15 +33,20 @@ use bluegreen_core::{
     Canary, CanaryStep, Deployer, DeployerBuilder, Environment, Error, Event, EventKind, HealthPolicy, Phase, Release,
     Retirement, Serving, Slot, SlotStatus,
 };
+/// bluegreen-docker's test fixtures (demo images, unique apps, cleanup), shared by path.
+#[path = "../../bluegreen-docker/tests/common/fixtures.rs"]
+#[allow(dead_code)]
+mod docker;
+
 use bluegreen_docker::bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 use bluegreen_docker::{labels, DockerEnvironment};
-use bluegreen_testkit::docker::{self, DemoImages, TestApp, DEMO_PORT};
 use bluegreen_testkit::load::{ClientMode, Load, LoadConfig, Tally};
 use bluegreen_testkit::real::unavailable;
 use bluegreen_testkit::scenario::versions_seen;
 use bluegreen_testkit::stats::Table;
 use bluegreen_testkit::traefik::{self as traefik_fixture, DockerProvider, TraefikProcess};
 use bluegreen_traefik::TraefikRouter;
+use docker::{DemoImages, TestApp, DEMO_PORT};
 use tokio::sync::broadcast;
 
 const HOST: &str = "labels.localhost";
