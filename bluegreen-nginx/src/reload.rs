@@ -15,6 +15,7 @@ use bluegreen_core::{Error, Result};
 /// A program and its arguments, run without a shell (for nginx running elsewhere:
 /// `docker exec web nginx -s reload`, `ssh edge-1 sudo nginx -t`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CommandSpec {
     /// The program (a path, or a name looked up on `PATH`).
     pub program: PathBuf,

@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
+use bluegreen_core::backend::async_trait;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use bluegreen_core::file::{self, Snapshot};
-use bluegreen_core::router::DrainStatus;
-use bluegreen_core::wait::poll;
+use bluegreen_core::backend::file::{self, Snapshot};
+use bluegreen_core::backend::wait::poll;
+use bluegreen_core::backend::DrainStatus;
 use bluegreen_core::{Adoption, Error, Observation, Restore, Result, Router, RouterCapabilities, Routes, Serving};
 
 use crate::builder::NginxRouterBuilder;
@@ -176,12 +176,7 @@ impl NginxRouter {
     async fn observe_locked(&self) -> Result<Observation> {
         let parsed = match self.read() {
             Ok(parsed) => parsed,
-            Err(e) => {
-                return Ok(Observation {
-                    configured: None,
-                    serving: Serving::Foreign(e.to_string()),
-                })
-            }
+            Err(e) => return Ok(Observation::new(None, Serving::Foreign(e.to_string()))),
         };
         let Some(parsed) = parsed else {
             // No file: a fresh install, unless nginx still serves a generation of a file that was
@@ -193,10 +188,7 @@ impl NginxRouter {
                     self.inner.config.upstream_file.display()
                 )),
             };
-            return Ok(Observation {
-                configured: None,
-                serving,
-            });
+            return Ok(Observation::new(None, serving));
         };
         let file = self.inner.config.upstream_file.display();
         let serving = if !parsed.intact {
@@ -216,10 +208,7 @@ impl NginxRouter {
                 )),
             }
         };
-        Ok(Observation {
-            configured: Some(parsed.routes),
-            serving,
-        })
+        Ok(Observation::new(Some(parsed.routes), serving))
     }
 
     /// Puts `snapshot` back and reloads, on a blocking thread that owns the lock until it
@@ -391,16 +380,14 @@ impl Router for NginxRouter {
         let _settled = self.lock.lock().await;
         let path = &self.inner.config.upstream_file;
         if matches!(self.read(), Ok(None) | Ok(Some(render::Parsed { intact: true, .. }))) {
-            return Ok(Adoption { backup: None });
+            return Ok(Adoption::nothing_kept());
         }
         let Some(bytes) = file::read_optional(path)? else {
-            return Ok(Adoption { backup: None });
+            return Ok(Adoption::nothing_kept());
         };
         let backup = file::back_up(path, &bytes, path.parent())?;
         tracing::info!(file = %path.display(), backup = %backup.display(), "nginx: adopted an upstream file");
-        Ok(Adoption {
-            backup: Some(backup.display().to_string()),
-        })
+        Ok(Adoption::backed_up(backup.display().to_string()))
     }
 
     async fn apply(&self, routes: &Routes) -> Result<()> {

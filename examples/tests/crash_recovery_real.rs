@@ -22,12 +22,12 @@
 use std::time::{Duration, Instant};
 
 use bluegreen_core::Release;
-use bluegreen_docker::bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 use bluegreen_docker::labels;
 use bluegreen_testkit::docker::{self, DemoImages, TestApp};
 use bluegreen_testkit::load::{ClientMode, Load, LoadConfig};
 use bluegreen_testkit::nginx::{self as nginx_fixture, NginxProcess};
 use bluegreen_testkit::real::unavailable;
+use bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 
 #[path = "../common/nginx.rs"]
 #[allow(dead_code)]
