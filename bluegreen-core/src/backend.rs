@@ -3,9 +3,9 @@
 //! [`Strategy`](crate::Strategy) needs beyond the traits themselves. An application that only
 //! deploys does not need this module.
 //!
-//! - [`async_trait`]: the attribute every async trait of this crate is implemented with, so a
+//! - [`async_trait`](macro@async_trait): the attribute every async trait of this crate is implemented with, so a
 //!   backend does not have to depend on it itself (and never on another version of it).
-//! - [`file`]: config files that are never seen half-written (atomic replace in a chosen directory,
+//! - [`file`](mod@file): config files that are never seen half-written (atomic replace in a chosen directory,
 //!   backups, stale temp files), the way the nginx and Traefik routers write theirs.
 //! - [`wait`]: polling until a condition holds or a deadline passes, the way routers confirm that
 //!   a proxy serves a change.
@@ -50,7 +50,7 @@ pub use crate::testing::conformance::{environment_conformance, router_conformanc
 /// these, so every one of them writes the same way: a temporary file in a chosen directory on the
 /// same filesystem, written and fsynced, renamed over the target, and the directory fsynced.
 /// Temporary files have recognisable names, and leftovers of a killed writer can be removed
-/// ([`remove_stale_temps`]); see [`temp`] for the naming.
+/// ([`remove_stale_temps`](file::remove_stale_temps)); see [`temp`](file::temp) for the naming.
 pub mod file {
     pub use crate::file::*;
 }
