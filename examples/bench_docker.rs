@@ -39,11 +39,11 @@ use bluegreen_core::probe::HttpProbe;
 use bluegreen_core::{
     Deployer, Endpoint, Event, EventKind, HealthPolicy, HealthProbe, Phase, Release, Retirement, Router, Routes, Slot,
 };
-use bluegreen_docker::bollard::query_parameters::{EventsOptions, LogsOptions};
-use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::DockerEnvironment;
 use bluegreen_testkit::nginx::NginxProcess;
 use bluegreen_testkit::stats::{ms, ratio, Samples, Table};
+use bollard::query_parameters::{EventsOptions, LogsOptions};
+use bollard::Docker;
 use futures_util::StreamExt;
 
 #[path = "common/mod.rs"]
@@ -189,11 +189,12 @@ fn deployer(
                 .interval(interval)
                 .deadline(Duration::from_secs(30)),
         )
-        .retirement(Retirement {
-            rollback_window: Duration::ZERO,
-            drain: Duration::from_secs(2),
-            stop_grace: Duration::from_secs(2),
-        })
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::ZERO)
+                .drain(Duration::from_secs(2))
+                .stop_grace(Duration::from_secs(2)),
+        )
         .journal(Arc::new(InMemoryJournal::new()))
         .lock(Arc::new(InMemoryLock::new()))
         .build()
@@ -226,7 +227,7 @@ async fn engine_deploy(
         } => Some(e.at.system_time()),
         _ => None,
     });
-    let name = env.config().container_name(report.deployment.target);
+    let name = env.config().container_name(report.deployment.target());
     let created = events.when(&name, "create", t0).await;
     let started = events.when(&name, "start", t0).await;
     let ready = listening_at(docker, &name).await;

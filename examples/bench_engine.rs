@@ -25,11 +25,10 @@ use bluegreen_core::{
 const DEPLOYS: usize = 1_000;
 
 fn instant_retirement() -> Retirement {
-    Retirement {
-        rollback_window: Duration::ZERO,
-        drain: Duration::ZERO,
-        stop_grace: Duration::ZERO,
-    }
+    Retirement::new()
+        .rollback_window(Duration::ZERO)
+        .drain(Duration::ZERO)
+        .stop_grace(Duration::ZERO)
 }
 
 fn deployer(app: &str, journal: Arc<dyn Journal>) -> Result<Deployer> {
@@ -71,12 +70,7 @@ async fn raw_deploys(n: usize) -> Result<Vec<Duration>> {
         let t = Instant::now();
         let target = live.other();
         let endpoint = env.deploy(target, &release).await?;
-        let _ = probe
-            .check(&ProbeTarget {
-                slot: target,
-                endpoint: endpoint.clone(),
-            })
-            .await;
+        let _ = probe.check(&ProbeTarget::new(target, endpoint.clone())).await;
         router.apply(&Routes::only(target, endpoint)).await?;
         env.stop(live, Duration::ZERO).await?;
         live = target;

@@ -40,11 +40,12 @@ async fn main() -> Result<()> {
                 .deadline(Duration::from_secs(5)),
         )
         .strategy(BlueGreen::new())
-        .retirement(Retirement {
-            rollback_window: Duration::from_millis(100),
-            drain: Duration::from_millis(50),
-            stop_grace: Duration::from_secs(1),
-        })
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::from_millis(100))
+                .drain(Duration::from_millis(50))
+                .stop_grace(Duration::from_secs(1)),
+        )
         .journal(Arc::new(journal))
         .who("quickstart")
         .build()?;
@@ -69,14 +70,14 @@ async fn main() -> Result<()> {
 
     println!("\nhistory:");
     for d in deployer.history(10).await? {
-        let previous = d.previous.as_ref().map_or("-".to_string(), |p| p.release.to_string());
+        let previous = d.previous().map_or("-".to_string(), |p| p.release.to_string());
         println!(
             "  {}  {:<4} -> {:<5}  replaced {:<3}  {}",
-            d.started,
-            d.release,
-            d.target,
+            d.started(),
+            d.release(),
+            d.target(),
             previous,
-            d.phase.name()
+            d.phase().name()
         );
     }
 

@@ -126,7 +126,7 @@ async fn run_step(deployer: &Deployer, n: usize, live: &Release) -> Result<Relea
         Step::Healthy => {
             let next = Release::new(if live.as_str() == "v1" { "v2" } else { "v1" })?;
             let report = deployer.deploy(next).await?;
-            Ok(report.deployment.release)
+            Ok(report.deployment.release().clone())
         }
         Step::Failing => match deployer.deploy(Release::new("v3")?).await {
             Err(Error::RolledBack {
@@ -136,7 +136,7 @@ async fn run_step(deployer: &Deployer, n: usize, live: &Release) -> Result<Relea
             Ok(_) => Err(unexpected("v3 completed but must fail health".into())),
         },
         Step::Rollback => match deployer.rollback().await? {
-            Some(report) if report.deployment.phase == Phase::Completed => Ok(report.deployment.release),
+            Some(report) if *report.deployment.phase() == Phase::Completed => Ok(report.deployment.release().clone()),
             other => Err(unexpected(format!("rollback ended as {other:?}"))),
         },
     }
@@ -233,17 +233,18 @@ async fn main() -> Result<ExitCode> {
                 .failure_threshold(20)
                 .deadline(Duration::from_secs(20)),
         )
-        .retirement(Retirement {
-            rollback_window: Duration::ZERO,
-            drain: Duration::from_millis(200),
-            stop_grace: Duration::from_secs(5),
-        })
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::ZERO)
+                .drain(Duration::from_millis(200))
+                .stop_grace(Duration::from_secs(5)),
+        )
         .build()?;
     let router_file = nginx.router_file();
     let sample = || Footprint::sample(&docker, demo.app.name(), &journal_path, &router_file);
 
     println!("soak: {} deploys through nginx at {}", args.deploys, nginx.addr());
-    let mut live = deployer.deploy(Release::new("v1")?).await?.deployment.release;
+    let mut live = deployer.deploy(Release::new("v1")?).await?.deployment.release().clone();
     let loads: Vec<Load> = MODES
         .iter()
         .map(|&mode| {

@@ -29,6 +29,7 @@ use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabiliti
 /// How long each class of backend call may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Starting a release ([`Environment::deploy`]): image, container, start.
     #[serde(
@@ -98,6 +99,36 @@ impl Timeouts {
             probe: bound,
             read: bound,
         }
+    }
+
+    /// Sets the bound on starting a release.
+    pub fn provision(mut self, bound: Duration) -> Self {
+        self.provision = bound;
+        self
+    }
+
+    /// Sets the bound on stopping or removing a slot (on top of the stop's grace period).
+    pub fn stop(mut self, bound: Duration) -> Self {
+        self.stop = bound;
+        self
+    }
+
+    /// Sets the bound on applying and confirming routes.
+    pub fn apply(mut self, bound: Duration) -> Self {
+        self.apply = bound;
+        self
+    }
+
+    /// Sets the bound on one probe check.
+    pub fn probe(mut self, bound: Duration) -> Self {
+        self.probe = bound;
+        self
+    }
+
+    /// Sets the bound on reading state.
+    pub fn read(mut self, bound: Duration) -> Self {
+        self.read = bound;
+        self
     }
 
     /// Refuses a zero bound (every call would time out), naming the field.

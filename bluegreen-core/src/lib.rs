@@ -9,7 +9,14 @@
 //! point can [`resume`](Deployer::resume); a [`lock`] refuses a second concurrent deployment.
 //!
 //! How it proceeds is a [`Strategy`]: [`BlueGreen`] or [`Canary`]. The [`machine`] module holds
-//! every phase and every transition in one place.
+//! every phase and every transition in one place; only the engine drives it, so a [`Deployment`]
+//! is read-only outside it.
+//!
+//! An application uses the crate root (most depend on the `bluegreen` facade, which re-exports
+//! this crate and, behind features, the Docker, nginx and Traefik backends). Whoever implements a
+//! backend also uses [`backend`]: the `async_trait` attribute, atomic config files, polling,
+//! [`DrainStatus`](backend::DrainStatus), [`Progress`](backend::Progress) and the conformance
+//! suites.
 //!
 //! The `testing` feature adds in-memory backends, fault injection and conformance suites, so you can
 //! test your own deploy logic — and your own backends — without Docker or a proxy.
@@ -31,7 +38,7 @@
 //!     .router(Arc::new(InMemoryRouter::new()))
 //!     .probe(env.health_probe())
 //!     .policy(HealthPolicy::default().interval(Duration::from_millis(10)).failure_threshold(3))
-//!     .retirement(Retirement { rollback_window: Duration::ZERO, drain: Duration::ZERO, stop_grace: Duration::from_secs(1) })
+//!     .retirement(Retirement::new().rollback_window(Duration::ZERO).drain(Duration::ZERO).stop_grace(Duration::from_secs(1)))
 //!     .build()?;
 //!
 //! deployer.deploy(Release::new("v1")?).await?;
@@ -60,11 +67,12 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod backend;
 pub mod bounded;
 mod engine;
 pub mod environment;
 pub mod error;
-pub mod file;
+mod file;
 pub mod journal;
 pub mod lock;
 pub mod machine;
@@ -75,7 +83,7 @@ pub mod router;
 pub mod strategy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod wait;
+mod wait;
 
 pub use bounded::{Bounded, Timeouts};
 pub use engine::{Deployer, DeployerBuilder, Drift, Event, EventKind, Report, Status, TimelineStep};

@@ -179,6 +179,7 @@ impl fmt::Display for Serving {
 
 /// What a router sees: the routes its configuration holds, and whether the proxy serves them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Observation {
     /// The routes the configuration holds, when the router can read them (`None`: nothing routed
     /// yet, or a configuration it cannot read, which [`serving`](Self::serving) then explains).
@@ -188,6 +189,12 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// A router's observation: the routes its configuration holds, and whether the proxy serves
+    /// them.
+    pub fn new(configured: Option<Routes>, serving: Serving) -> Self {
+        Observation { configured, serving }
+    }
+
     /// The routes the proxy is proven to serve: the configured ones, when confirmed.
     pub fn live(&self) -> Option<&Routes> {
         match self.serving {
@@ -204,9 +211,24 @@ impl Observation {
 
 /// What [`Router::adopt`] did with a configuration it did not write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Adoption {
     /// Where the previous configuration was kept, if there was one.
     pub backup: Option<String>,
+}
+
+impl Adoption {
+    /// Nothing to keep: there was no previous configuration.
+    pub fn nothing_kept() -> Self {
+        Adoption { backup: None }
+    }
+
+    /// The previous configuration was kept at `backup`.
+    pub fn backed_up(backup: impl Into<String>) -> Self {
+        Adoption {
+            backup: Some(backup.into()),
+        }
+    }
 }
 
 /// Moves traffic between the slots of one application.

@@ -152,11 +152,12 @@ fn deployer(
                 .failure_threshold(3)
                 .deadline(Duration::from_secs(10)),
         )
-        .retirement(Retirement {
-            rollback_window: Duration::from_millis(20),
-            drain: Duration::from_millis(5),
-            stop_grace: Duration::from_millis(50),
-        })
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::from_millis(20))
+                .drain(Duration::from_millis(5))
+                .stop_grace(Duration::from_millis(50)),
+        )
         .journal(journal)
         .lock(Arc::new(FileLock::new(dir).unwrap()))
         .who("crash-test");
@@ -250,7 +251,7 @@ async fn set_up(dir: &Path, rollout: Rollout) -> Slot {
         Arc::new(journal),
     );
     let report = deployer.deploy(release("v1")).await.unwrap();
-    assert_eq!(report.deployment.phase, Phase::Completed);
+    assert_eq!(*report.deployment.phase(), Phase::Completed);
     deployer.status().await.unwrap().live_slot().unwrap()
 }
 
@@ -380,10 +381,10 @@ async fn scenario(rollout: Rollout, kills: &[Kill]) -> Ran {
         assert_eq!(routes_at_kill, Some(TrafficSplit::all(v1_slot).to_string()));
     }
     let status = deployer.status().await.unwrap();
-    assert_eq!(status.in_progress(), !before.deployment.phase.is_terminal());
+    assert_eq!(status.in_progress(), !before.deployment.phase().is_terminal());
     let resumed = deployer.resume().await;
     let checked = check_converged(&deployer, &env, &router, &journal, &before, resumed, &killed, v1_slot).await;
-    let outcome = expected_phase(killed[0].last.deployment.promoted).name();
+    let outcome = expected_phase(killed[0].last.deployment.promoted()).name();
     if let Some(said) = &finished {
         // A resuming child that finished said what the parent then checked.
         assert!(
@@ -394,7 +395,7 @@ async fn scenario(rollout: Rollout, kills: &[Kill]) -> Ran {
 
     // Nothing is left locked or half-done: the next deploy goes through.
     let report = deployer.deploy(release("v3")).await.unwrap();
-    assert_eq!(report.deployment.phase, Phase::Completed);
+    assert_eq!(*report.deployment.phase(), Phase::Completed);
     let status = deployer.status().await.unwrap();
     assert_eq!(status.live_release(), Some(&release("v3")));
 
@@ -404,7 +405,7 @@ async fn scenario(rollout: Rollout, kills: &[Kill]) -> Ran {
         rollout.name(),
         kills[0].describe(),
         first.at,
-        first.last.deployment.promoted,
+        first.last.deployment.promoted(),
     );
     let mut line = format!("{head} routes: {:<21}", routes_at_kill.unwrap_or_default());
     for (kill, k) in kills[1..].iter().zip(&killed[1..]) {
@@ -446,12 +447,16 @@ async fn check_converged(
     let v2_slot = v1_slot.other();
     let (v1, v2) = (release("v1"), release("v2"));
     let interrupted = &killed[0].last.deployment;
-    let promoted = interrupted.promoted;
-    let nothing_to_do = before.deployment.phase.is_terminal();
-    assert_eq!(interrupted.release, v2, "the child's deployment is the last one");
+    let promoted = interrupted.promoted();
+    let nothing_to_do = before.deployment.phase().is_terminal();
+    assert_eq!(*interrupted.release(), v2, "the child's deployment is the last one");
     for k in killed {
-        assert_eq!(k.last.deployment.id, interrupted.id, "one deployment throughout");
-        assert_eq!(k.last.deployment.promoted, promoted, "a resume never changes promotion");
+        assert_eq!(k.last.deployment.id(), interrupted.id(), "one deployment throughout");
+        assert_eq!(
+            k.last.deployment.promoted(),
+            promoted,
+            "a resume never changes promotion"
+        );
     }
 
     // What resume() returned follows the machine's rule: rolled back iff not promoted.
@@ -459,19 +464,19 @@ async fn check_converged(
         (Ok(None), _) => assert!(
             nothing_to_do,
             "resume found nothing to do in {}",
-            before.deployment.phase
+            before.deployment.phase()
         ),
-        (Ok(Some(report)), true) => assert_eq!(report.deployment.phase, Phase::Completed),
+        (Ok(Some(report)), true) => assert_eq!(*report.deployment.phase(), Phase::Completed),
         (Ok(Some(report)), false) => {
             // resume() converged by rolling back: Ok, with the phase and reason in the report.
-            assert_eq!(report.deployment.phase, Phase::RolledBack);
-            assert_eq!(report.deployment.release, v2);
-            let reason = report.deployment.reason.as_deref().unwrap_or_default();
+            assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+            assert_eq!(*report.deployment.release(), v2);
+            let reason = report.deployment.reason().unwrap_or_default();
             assert!(reason.starts_with("the deployer stopped while"), "{reason}");
         }
         (other, _) => panic!(
             "after a kill at {} (promoted={promoted}), resume gave {other:?}",
-            before.deployment.phase
+            before.deployment.phase()
         ),
     }
 
@@ -482,14 +487,19 @@ async fn check_converged(
     }
     let last = entries.last().unwrap();
     let expected = expected_phase(promoted);
-    assert_eq!(last.deployment.phase, expected, "after a kill at {}", interrupted.phase);
-    assert_eq!(last.deployment.id, interrupted.id);
+    assert_eq!(
+        *last.deployment.phase(),
+        expected,
+        "after a kill at {}",
+        interrupted.phase()
+    );
+    assert_eq!(last.deployment.id(), interrupted.id());
     if !promoted {
         let why = format!(
             "the deployer stopped while {} before promotion",
-            interrupted.phase.name()
+            interrupted.phase().name()
         );
-        assert_eq!(last.deployment.reason.as_deref(), Some(why.as_str()));
+        assert_eq!(last.deployment.reason(), Some(why.as_str()));
     }
     let notes: Vec<&str> = entries
         .iter()
@@ -520,7 +530,7 @@ async fn check_converged(
     } else {
         let resumed_note = format!(
             "resumed in phase {} by pid {}",
-            before.deployment.phase,
+            before.deployment.phase(),
             std::process::id()
         );
         assert!(
@@ -561,7 +571,7 @@ async fn check_converged(
         .await
         .unwrap()
         .iter()
-        .map(|d| (d.release.to_string(), d.phase.name()))
+        .map(|d| (d.release().to_string(), d.phase().name()))
         .collect();
     assert_eq!(
         history,
@@ -592,7 +602,7 @@ async fn check_finished(dir: &Path, rollout: Rollout, v1_slot: Slot) {
     let status = deployer.status().await.unwrap();
     assert_eq!(status.live_slot(), Some(v1_slot.other()));
     assert_eq!(status.live_release(), Some(&release("v2")));
-    assert_eq!(status.last.map(|d| d.phase), Some(Phase::Completed));
+    assert_eq!(status.last.map(|d| d.phase().clone()), Some(Phase::Completed));
 }
 
 /// How many scenarios of a walk run at once: they mostly wait (rollback windows, drains, pauses).
@@ -773,7 +783,7 @@ async fn a_deploy_before_resume_is_refused_and_resume_then_converges() {
         "the refused deploy changed nothing"
     );
     let report = deployer.resume().await.unwrap().expect("an unfinished deployment");
-    assert_eq!(report.deployment.phase, Phase::RolledBack);
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
     let SlotStatus::Running {
         release: live,
         endpoint,
@@ -785,7 +795,7 @@ async fn a_deploy_before_resume_is_refused_and_resume_then_converges() {
     assert_eq!(router.current().await.unwrap(), Some(Routes::only(v1_slot, endpoint)));
     assert_eq!(env.status_now(v1_slot.other()).endpoint(), None);
     assert_eq!(
-        deployer.deploy(release("v3")).await.unwrap().deployment.phase,
+        *deployer.deploy(release("v3")).await.unwrap().deployment.phase(),
         Phase::Completed
     );
     println!("canary    deploy before resume, killed at: {at}  -> refused (conflict), then rolled_back");

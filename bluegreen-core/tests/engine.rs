@@ -20,11 +20,10 @@ fn release(v: &str) -> Release {
 }
 
 fn retirement() -> Retirement {
-    Retirement {
-        rollback_window: Duration::from_millis(200),
-        drain: Duration::from_millis(10),
-        stop_grace: Duration::from_secs(1),
-    }
+    Retirement::new()
+        .rollback_window(Duration::from_millis(200))
+        .drain(Duration::from_millis(10))
+        .stop_grace(Duration::from_secs(1))
 }
 
 type Deploying = tokio::task::JoinHandle<bluegreen_core::Result<bluegreen_core::Report>>;
@@ -146,11 +145,11 @@ async fn deploys_alternate_slots_and_retire_the_old_one_after_the_window() {
     let w = World::new();
     let d = w.deployer();
     let first = d.deploy(release("v1")).await.unwrap();
-    assert_eq!(first.deployment.target, Slot::Blue);
-    assert!(first.deployment.previous.is_none());
+    assert_eq!(first.deployment.target(), Slot::Blue);
+    assert!(first.deployment.previous().is_none());
     let second = d.deploy(release("v2")).await.unwrap();
-    assert_eq!(second.deployment.target, Slot::Green);
-    assert_eq!(second.deployment.previous.as_ref().unwrap().release, release("v1"));
+    assert_eq!(second.deployment.target(), Slot::Green);
+    assert_eq!(second.deployment.previous().unwrap().release, release("v1"));
     assert_eq!(w.live(), Some((Slot::Green, release("v2"))));
     assert!(matches!(w.env.status_now(Slot::Blue), SlotStatus::Stopped { .. }));
     let warm = second
@@ -165,7 +164,10 @@ async fn deploys_alternate_slots_and_retire_the_old_one_after_the_window() {
     assert_eq!(status.live_release(), Some(&release("v2")));
     assert!(!status.in_progress());
     let history = d.history(10).await.unwrap();
-    let releases: Vec<_> = history.iter().map(|d| (d.release.as_str(), d.phase.name())).collect();
+    let releases: Vec<_> = history
+        .iter()
+        .map(|d| (d.release().as_str(), d.phase().name()))
+        .collect();
     assert_eq!(releases, [("v2", "completed"), ("v1", "completed")]);
 }
 
@@ -269,10 +271,7 @@ async fn rollback_during_the_window_is_instant_and_keeps_the_old_slot() {
     w.deployer().deploy(release("v1")).await.unwrap();
     let d = w
         .builder()
-        .retirement(Retirement {
-            rollback_window: Duration::from_secs(600),
-            ..retirement()
-        })
+        .retirement(retirement().rollback_window(Duration::from_secs(600)))
         .build()
         .unwrap();
     let running = spawn_deploy(&d, "v2");
@@ -280,7 +279,7 @@ async fn rollback_during_the_window_is_instant_and_keeps_the_old_slot() {
     assert_eq!(w.live(), Some((Slot::Green, release("v2"))), "promoted, old slot warm");
     let applies_before = w.router.history().len();
     assert_eq!(
-        d.rollback().await.unwrap().map(|r| r.deployment.id),
+        d.rollback().await.unwrap().map(|r| r.deployment.id().to_owned()),
         None,
         "aborts the in-flight deploy"
     );
@@ -307,8 +306,8 @@ async fn rollback_after_completion_redeploys_the_previous_release_through_the_he
     d.deploy(release("v1")).await.unwrap();
     d.deploy(release("v2")).await.unwrap();
     let report = d.rollback().await.unwrap().expect("a rollback deployment");
-    assert_eq!(report.deployment.release, release("v1"));
-    assert_eq!(report.deployment.kind, bluegreen_core::machine::Kind::Rollback);
+    assert_eq!(*report.deployment.release(), release("v1"));
+    assert_eq!(report.deployment.kind(), bluegreen_core::machine::Kind::Rollback);
     assert!(report.timeline.iter().any(|s| s.phase == "verifying"), "health-gated");
     assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
     assert!(matches!(
@@ -495,10 +494,10 @@ async fn the_journal_records_every_step_with_who_and_the_outcome() {
     d.deploy(release("v1")).await.unwrap();
     let entries = w.journal.entries();
     assert!(matches!(entries[0].record, Record::Started));
-    assert!(entries.iter().all(|e| e.deployment.who.as_deref() == Some("alice")));
+    assert!(entries.iter().all(|e| e.deployment.who() == Some("alice")));
     let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=entries.len() as u64).collect::<Vec<_>>());
-    assert_eq!(entries.last().unwrap().deployment.phase, Phase::Completed);
+    assert_eq!(*entries.last().unwrap().deployment.phase(), Phase::Completed);
 }
 
 #[tokio::test(start_paused = true)]
@@ -601,13 +600,8 @@ async fn a_cancelled_deploy_is_resumed_and_rolled_back_before_promotion() {
     assert!(d.status().await.unwrap().in_progress());
 
     let report = d.resume().await.unwrap().expect("something to resume");
-    assert_eq!(report.deployment.phase, Phase::RolledBack);
-    assert!(report
-        .deployment
-        .reason
-        .as_deref()
-        .unwrap()
-        .contains("before promotion"));
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+    assert!(report.deployment.reason().unwrap().contains("before promotion"));
     assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
     assert!(d.resume().await.unwrap().is_none(), "nothing left to resume");
     w.deployer().deploy(release("v3")).await.unwrap();
@@ -765,7 +759,7 @@ async fn resume_with_another_strategy_is_refused() {
         "{err}"
     );
     assert_eq!(
-        manual.resume().await.unwrap().unwrap().deployment.phase,
+        *manual.resume().await.unwrap().unwrap().deployment.phase(),
         Phase::RolledBack
     );
 }

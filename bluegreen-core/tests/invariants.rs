@@ -31,7 +31,7 @@
 //! 4. **The journal is consistent**: `seq` runs 1.. without gaps; each deployment starts with
 //!    `Record::Started` in `Provisioning`, with an id no earlier deployment had, while the previous
 //!    one is finished; every consecutive pair of a deployment's entries is a transition that
-//!    [`machine::step`](bluegreen_core::machine::step) allows for some signal (a note leaves the
+//!    [`machine::step`](bluegreen_core::testing::machine::step) allows for some signal (a note leaves the
 //!    deployment unchanged); when `deploy`/`resume` returns, the journal's last entry is that
 //!    deployment's and its phase matches the result (`Ok` → `Completed`, `RolledBack` →
 //!    `RolledBack`, `Interrupted` → `Failed`); at the end no deployment is left unfinished.
@@ -302,8 +302,8 @@ impl<'a> Harness<'a> {
     async fn check_result(&mut self, before: &Before, result: bluegreen_core::Result<Report>) -> Checked {
         let deployment = match result {
             // A resume converges: a rollback is `Ok` with the phase in the report.
-            Ok(report) if report.deployment.phase == Phase::RolledBack => {
-                return self.check_rolled_back(before, &report.deployment.id)
+            Ok(report) if *report.deployment.phase() == Phase::RolledBack => {
+                return self.check_rolled_back(before, report.deployment.id())
             }
             Ok(report) => return self.check_completed(before, &report.deployment),
             Err(Error::RolledBack { deployment, .. }) => return self.check_rolled_back(before, &deployment),
@@ -317,23 +317,23 @@ impl<'a> Harness<'a> {
         self.trace(format!(
             "  resume without faults: {}",
             match &resumed {
-                Ok(Some(report)) => format!("Ok({})", report.deployment.phase),
+                Ok(Some(report)) => format!("Ok({})", report.deployment.phase()),
                 Ok(None) => "nothing to resume".into(),
                 Err(e) => format!("Err({e})"),
             }
         ));
         match resumed {
-            Ok(Some(report)) if report.deployment.phase == Phase::RolledBack => {
-                self.check_rolled_back(before, &report.deployment.id)?
+            Ok(Some(report)) if *report.deployment.phase() == Phase::RolledBack => {
+                self.check_rolled_back(before, report.deployment.id())?
             }
             Ok(Some(report)) => self.check_completed(before, &report.deployment)?,
             Ok(None) => {
                 // Promoted with nothing before it: the new release keeps serving, by design.
-                let unresumable = matches!(d.phase, Phase::Failed { .. }) && d.promoted && d.previous.is_none();
-                if self.last()?.deployment.id != deployment || !unresumable {
+                let unresumable = matches!(d.phase(), Phase::Failed { .. }) && d.promoted() && d.previous().is_none();
+                if self.last()?.deployment.id() != deployment || !unresumable {
                     return Err(format!(
                         "liveness: resume() found nothing to resume after {deployment} was interrupted in {}",
-                        d.phase
+                        d.phase()
                     ));
                 }
             }
@@ -352,25 +352,27 @@ impl<'a> Harness<'a> {
     /// Invariant 4, at a return: the journal's last entry is this deployment's, in `phase`.
     fn check_last(&self, id: &str, phase: &str) -> Checked {
         let last = self.last()?;
-        if last.deployment.id != id || last.deployment.phase.name() != phase {
+        if last.deployment.id() != id || last.deployment.phase().name() != phase {
             return Err(format!(
                 "invariant 4: {id} returned as {phase}, but the journal's last entry (seq {}) is {} in {}",
-                last.seq, last.deployment.id, last.deployment.phase
+                last.seq,
+                last.deployment.id(),
+                last.deployment.phase()
             ));
         }
         Ok(())
     }
 
     fn check_completed(&self, before: &Before, d: &Deployment) -> Checked {
-        self.check_last(&d.id, "completed")?;
-        if let Some(reason) = &d.reason {
+        self.check_last(d.id(), "completed")?;
+        if let Some(reason) = &d.reason() {
             return Err(format!(
                 "invariant 2: {} decided to roll back ({reason}) but ended completed",
-                d.id
+                d.id()
             ));
         }
-        let endpoint = d.endpoint.clone().ok_or("a completed deployment has no endpoint")?;
-        let expected = Routes::only(d.target, endpoint.clone());
+        let endpoint = d.endpoint().cloned().ok_or("a completed deployment has no endpoint")?;
+        let expected = Routes::only(d.target(), endpoint.clone());
         if self.rig.served() != Some(expected.clone()) {
             return Err(format!(
                 "completed, but the router serves {:?}, not {expected:?}",
@@ -378,14 +380,14 @@ impl<'a> Harness<'a> {
             ));
         }
         let running = SlotStatus::Running {
-            release: d.release.clone(),
+            release: d.release().clone(),
             endpoint,
         };
-        if self.rig.env.status_now(d.target) != running {
+        if self.rig.env.status_now(d.target()) != running {
             return Err(format!(
                 "completed, but {} is {:?}",
-                d.target,
-                self.rig.env.status_now(d.target)
+                d.target(),
+                self.rig.env.status_now(d.target())
             ));
         }
         if let Some((old, ..)) = &before.live {
@@ -481,10 +483,10 @@ impl<'a> Harness<'a> {
                 out,
                 "{:>3} {} {:<24} w={:<3} promoted={:<5} {record}",
                 e.seq,
-                d.release,
-                d.phase.to_string(),
-                d.weight,
-                d.promoted
+                d.release(),
+                d.phase().to_string(),
+                d.weight(),
+                d.promoted()
             );
         }
         out.push_str("--- backends ---\n");
@@ -506,7 +508,7 @@ async fn bounded<T>(what: &str, work: impl Future<Output = T>) -> std::result::R
 
 fn summary(result: &bluegreen_core::Result<Report>) -> String {
     match result {
-        Ok(report) => format!("Ok({})", report.deployment.phase),
+        Ok(report) => format!("Ok({})", report.deployment.phase()),
         Err(e) => format!("Err({e})"),
     }
 }

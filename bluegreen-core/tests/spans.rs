@@ -88,11 +88,12 @@ async fn backend_events_nest_under_a_span_naming_the_deployment() {
         .router(Arc::new(InMemoryRouter::new()))
         .probe(env.health_probe())
         .policy(HealthPolicy::default().interval(Duration::from_millis(5)))
-        .retirement(Retirement {
-            rollback_window: Duration::ZERO,
-            drain: Duration::ZERO,
-            stop_grace: Duration::from_secs(1),
-        })
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::ZERO)
+                .drain(Duration::ZERO)
+                .stop_grace(Duration::from_secs(1)),
+        )
         .build()
         .unwrap();
     let report = deployer.deploy(Release::new("v1").unwrap()).await.unwrap();
@@ -108,10 +109,10 @@ async fn backend_events_nest_under_a_span_naming_the_deployment() {
             .iter()
             .find(|s| s.name == "deployment")
             .unwrap_or_else(|| panic!("{expected:?} is not inside a deployment span: {scope:#?}"));
-        assert_eq!(deployment.fields["deployment"], d.id);
+        assert_eq!(deployment.fields["deployment"], d.id());
         assert_eq!(deployment.fields["app"], "shop");
         assert_eq!(deployment.fields["release"], "v1");
-        assert_eq!(deployment.fields["slot"], d.target.to_string());
+        assert_eq!(deployment.fields["slot"], d.target().to_string());
         assert!(
             scope.iter().any(|s| s.name == "phase"),
             "{expected:?} is not inside a phase span: {scope:#?}"

@@ -285,6 +285,7 @@ pub enum RestartPolicy {
 /// A Docker health check in exec form (no shell needed: works in `FROM scratch` images).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HealthCheck {
     /// The command and its arguments (`["/demo-app", "--health-check"]`); exit 0 is healthy.
     pub command: Vec<String>,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
+use bluegreen_core::backend::async_trait;
 use bluegreen_core::{
     Endpoint, Environment, EnvironmentCapabilities, Error, Release, Result, Slot, SlotStatus, StopOutcome,
 };
@@ -57,6 +57,7 @@ pub struct DockerEnvironment {
 
 /// A container found for a slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SlotContainer {
     /// The container id.
     pub id: String,
@@ -69,7 +70,7 @@ pub struct SlotContainer {
 ///
 /// An engine that cannot be reached is a temporary [`Error::Backend`] naming the socket and the
 /// OS cause (`engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`).
-pub async fn connect(socket: &std::path::Path) -> Result<Docker> {
+pub(crate) async fn connect(socket: &std::path::Path) -> Result<Docker> {
     let path = socket.to_string_lossy();
     let docker = match Docker::connect_with_socket(&path, 120, bollard::API_DEFAULT_VERSION) {
         Ok(docker) => docker,

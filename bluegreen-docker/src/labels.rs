@@ -63,6 +63,7 @@ pub(crate) fn filter(app: &AppName, slot: Option<Slot>) -> HashMap<String, Vec<S
 
 /// What a container's labels say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SlotLabels {
     /// Its slot.
     pub slot: Slot,

@@ -43,8 +43,7 @@ pub mod labels;
 mod logs;
 mod probe;
 
-pub use bollard;
 pub use config::{DockerConfig, Expose, HealthCheck, ImageSource, RestartPolicy, DEFAULT_SOCKET};
-pub use environment::{connect, DockerEnvironment, SlotContainer};
+pub use environment::{DockerEnvironment, SlotContainer};
 pub use image::{is_static_executable, remove_image, ScratchImage};
 pub use probe::DockerHealthProbe;

@@ -1,6 +1,6 @@
 //! [`DockerHealthProbe`]: the engine's own verdict (`State.Health`) on a slot's container.
 
-use async_trait::async_trait;
+use bluegreen_core::backend::async_trait;
 use bluegreen_core::{AppName, HealthProbe, ProbeOutcome, ProbeTarget};
 use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum};
 use bollard::query_parameters::InspectContainerOptions;

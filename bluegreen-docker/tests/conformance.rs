@@ -4,11 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use bluegreen_core::testing::environment_conformance;
+use bluegreen_core::backend::environment_conformance;
 use bluegreen_core::{Environment, Slot, SlotStatus};
-use bluegreen_docker::bollard::models::RestartPolicyNameEnum;
-use bluegreen_docker::bollard::query_parameters::InspectContainerOptions;
 use bluegreen_docker::{labels, DockerEnvironment, Expose, RestartPolicy};
+use bollard::models::RestartPolicyNameEnum;
+use bollard::query_parameters::InspectContainerOptions;
 use common::{assert_serves, release, setup};
 
 #[tokio::test]
@@ -112,8 +112,8 @@ async fn network_address_endpoints_serve_on_the_bridge() {
 #[tokio::test]
 async fn leftovers_of_dead_test_runs_are_removed() {
     use crate::common::fixtures::{remove_leftovers, OWNER_LABEL};
-    use bluegreen_docker::bollard::models::ContainerCreateBody;
-    use bluegreen_docker::bollard::query_parameters::CreateContainerOptions;
+    use bollard::models::ContainerCreateBody;
+    use bollard::query_parameters::CreateContainerOptions;
 
     let Some(fx) = setup("leftovers", &["v1"]).await else {
         return;

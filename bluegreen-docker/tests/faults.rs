@@ -14,8 +14,8 @@ use bluegreen_core::{
     Call, Cause, Deployer, Endpoint, Environment, Error, EventKind, HealthPolicy, HealthProbe, Phase, ProbeOutcome,
     ProbeTarget, Retirement, Router, Routes, Slot, SlotStatus, StopOutcome, Timeouts,
 };
-use bluegreen_docker::bollard::query_parameters::RemoveContainerOptions;
 use bluegreen_docker::{DockerEnvironment, Expose};
+use bollard::query_parameters::RemoveContainerOptions;
 use common::{assert_serves, release, setup, Fixture};
 
 /// Deploys v1 through `deployer` (blue goes live) and returns its endpoint.
@@ -128,12 +128,7 @@ async fn a_container_that_exits_at_once_fails_with_its_logs() {
         }
         Ok(_) => {
             let probe = env.health_probe();
-            let outcome = probe
-                .check(&ProbeTarget {
-                    slot: Slot::Green,
-                    endpoint: blue.clone(),
-                })
-                .await;
+            let outcome = probe.check(&ProbeTarget::new(Slot::Green, blue.clone())).await;
             assert!(matches!(outcome, ProbeOutcome::Unhealthy(_)), "{outcome:?}");
         }
     }
@@ -223,12 +218,7 @@ async fn an_unreachable_daemon_is_a_temporary_error_naming_the_socket() {
     let dead = dir.join("docker.sock");
     let _ = std::fs::remove_file(&dead);
     drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
-    let client = bluegreen_docker::bollard::Docker::connect_with_socket(
-        dead.to_str().unwrap(),
-        5,
-        bluegreen_docker::bollard::API_DEFAULT_VERSION,
-    )
-    .unwrap();
+    let client = bollard::Docker::connect_with_socket(dead.to_str().unwrap(), 5, bollard::API_DEFAULT_VERSION).unwrap();
     let env = DockerEnvironment::with_client(client, fx.config());
     for err in [
         env.status(Slot::Blue).await.unwrap_err(),
@@ -239,10 +229,7 @@ async fn an_unreachable_daemon_is_a_temporary_error_naming_the_socket() {
     }
     let outcome = env
         .health_probe()
-        .check(&ProbeTarget {
-            slot: Slot::Blue,
-            endpoint: Endpoint::new("127.0.0.1", 1).unwrap(),
-        })
+        .check(&ProbeTarget::new(Slot::Blue, Endpoint::new("127.0.0.1", 1).unwrap()))
         .await;
     assert!(matches!(outcome, ProbeOutcome::ProviderError(_)), "{outcome:?}");
     std::fs::remove_dir_all(dir).unwrap();
@@ -322,11 +309,12 @@ fn deployer_over(
                 .failure_threshold(20)
                 .deadline(Duration::from_secs(8)),
         )
-        .retirement(Retirement {
-            rollback_window: Duration::ZERO,
-            drain: Duration::ZERO,
-            stop_grace: Duration::from_secs(1),
-        })
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::ZERO)
+                .drain(Duration::ZERO)
+                .stop_grace(Duration::from_secs(1)),
+        )
         .journal(journal)
 }
 
@@ -344,15 +332,15 @@ async fn an_old_release_ignoring_sigterm_is_killed_and_the_journal_says_so() {
     deployer.deploy(release("stubborn")).await.unwrap();
 
     let report = deployer.deploy(release("v2")).await.unwrap();
-    assert_eq!(report.deployment.phase, Phase::Completed);
-    assert_eq!(report.deployment.old_stopped, Some(StopOutcome::Killed));
+    assert_eq!(*report.deployment.phase(), Phase::Completed);
+    assert_eq!(report.deployment.old_stopped(), Some(StopOutcome::Killed));
     let stopped: Vec<_> = journal
         .entries()
         .into_iter()
-        .filter(|e| e.deployment.id == report.deployment.id && e.deployment.old_stopped.is_some())
+        .filter(|e| e.deployment.id() == report.deployment.id() && e.deployment.old_stopped().is_some())
         .collect();
     let first = stopped.first().expect("a journal entry records the stop");
-    assert_eq!(first.deployment.old_stopped, Some(StopOutcome::Killed), "{first:?}");
+    assert_eq!(first.deployment.old_stopped(), Some(StopOutcome::Killed), "{first:?}");
     assert!(
         matches!(env.status(Slot::Blue).await.unwrap(), SlotStatus::Stopped { .. }),
         "the old release is down"
@@ -396,9 +384,9 @@ async fn a_refused_release_whose_stop_fails_is_interrupted_and_a_resume_retires_
 
     faults.clear();
     let report = deployer.resume().await.unwrap().expect("the retirement to retry");
-    assert_eq!(report.deployment.phase, Phase::RolledBack);
-    assert_eq!(report.deployment.cause, Some(Cause::Health));
-    assert!(report.deployment.retired.is_some(), "{:?}", report.deployment);
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+    assert_eq!(report.deployment.cause(), Some(Cause::Health));
+    assert!(report.deployment.retired().is_some(), "{:?}", report.deployment);
     assert!(
         matches!(env.status(Slot::Green).await.unwrap(), SlotStatus::Stopped { .. }),
         "the refused release is stopped"
@@ -416,10 +404,7 @@ async fn a_hung_provision_times_out_and_v1_stays_live() {
     let faulty = Arc::new(FaultyEnvironment::new(env.clone(), faults.clone()));
     let router = Arc::new(InMemoryRouter::new());
     let deployer = deployer_over(&fx, faulty, &env, router.clone(), Arc::new(InMemoryJournal::new()))
-        .timeouts(Timeouts {
-            provision: Duration::from_secs(2),
-            ..Timeouts::default()
-        })
+        .timeouts(Timeouts::default().provision(Duration::from_secs(2)))
         .build()
         .unwrap();
     let blue = v1_live(&deployer, &router).await;

@@ -52,12 +52,8 @@ async fn an_environments_debug_output_hides_env_values() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("docker.sock");
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-    let client = bluegreen_docker::bollard::Docker::connect_with_socket(
-        &socket.to_string_lossy(),
-        5,
-        bluegreen_docker::bollard::API_DEFAULT_VERSION,
-    )
-    .unwrap();
+    let client =
+        bollard::Docker::connect_with_socket(&socket.to_string_lossy(), 5, bollard::API_DEFAULT_VERSION).unwrap();
     let env = DockerEnvironment::with_client(client, config(&socket));
     let text = format!("{env:?}");
     assert!(text.contains("API_TOKEN"), "{text}");

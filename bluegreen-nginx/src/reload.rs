@@ -19,6 +19,7 @@ use crate::blocking;
 /// `docker exec web nginx -s reload`, `ssh edge-1 sudo nginx -t`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CommandSpec {
     /// The program (a path, or a name looked up on `PATH`).
     pub program: PathBuf,

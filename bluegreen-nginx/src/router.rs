@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
+use bluegreen_core::backend::async_trait;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tracing::instrument;
 
-use bluegreen_core::file::{self, Snapshot};
-use bluegreen_core::router::DrainStatus;
-use bluegreen_core::wait::poll;
+use bluegreen_core::backend::file::{self, Snapshot};
+use bluegreen_core::backend::wait::poll;
+use bluegreen_core::backend::DrainStatus;
 use bluegreen_core::{Adoption, Error, Observation, Restore, Result, Router, RouterCapabilities, Routes, Serving};
 
 use crate::blocking;
@@ -216,12 +216,7 @@ impl NginxRouter {
     async fn observe_locked(&self) -> Result<Observation> {
         let parsed = match self.read().await {
             Ok(parsed) => parsed,
-            Err(e) => {
-                return Ok(Observation {
-                    configured: None,
-                    serving: Serving::Foreign(e.chain().to_string()),
-                })
-            }
+            Err(e) => return Ok(Observation::new(None, Serving::Foreign(e.chain().to_string()))),
         };
         let Some(parsed) = parsed else {
             // No file: a fresh install, unless nginx still serves a generation of a file that was
@@ -233,10 +228,7 @@ impl NginxRouter {
                     self.inner.config.upstream_file.display()
                 )),
             };
-            return Ok(Observation {
-                configured: None,
-                serving,
-            });
+            return Ok(Observation::new(None, serving));
         };
         let file = self.inner.config.upstream_file.display();
         let serving = if !parsed.intact {
@@ -256,10 +248,7 @@ impl NginxRouter {
                 )),
             }
         };
-        Ok(Observation {
-            configured: Some(parsed.routes),
-            serving,
-        })
+        Ok(Observation::new(Some(parsed.routes), serving))
     }
 
     /// Puts `snapshot` back and reloads, in a task that owns the lock until it finishes (a
@@ -506,7 +495,7 @@ impl Router for NginxRouter {
             self.read().await,
             Ok(None) | Ok(Some(render::Parsed { intact: true, .. }))
         ) {
-            return Ok(Adoption { backup: None });
+            return Ok(Adoption::nothing_kept());
         }
         let kept = path.clone();
         let backup = blocking::run_core(move || {
@@ -517,12 +506,10 @@ impl Router for NginxRouter {
         })
         .await?;
         let Some(backup) = backup else {
-            return Ok(Adoption { backup: None });
+            return Ok(Adoption::nothing_kept());
         };
         tracing::info!(file = %path.display(), backup = %backup.display(), "nginx: adopted an upstream file");
-        Ok(Adoption {
-            backup: Some(backup.display().to_string()),
-        })
+        Ok(Adoption::backed_up(backup.display().to_string()))
     }
 
     #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name, split = %routes.split(), generation))]

@@ -4,8 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use bluegreen_core::router::DrainStatus;
-use bluegreen_core::testing::router_conformance;
+use bluegreen_core::backend::router_conformance;
+use bluegreen_core::backend::DrainStatus;
 use bluegreen_core::{Endpoint, Router, Routes, Slot, TrafficSplit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

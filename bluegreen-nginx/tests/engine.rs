@@ -26,11 +26,12 @@ async fn a_deployer_shifts_a_canary_through_nginx_and_rolls_back_a_bad_release()
                 .failure_threshold(2),
         )
         .strategy(canary)
-        .retirement(Retirement {
-            rollback_window: Duration::ZERO,
-            drain: Duration::from_secs(5),
-            stop_grace: Duration::from_secs(1),
-        })
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::ZERO)
+                .drain(Duration::from_secs(5))
+                .stop_grace(Duration::from_secs(1)),
+        )
         .build()
         .unwrap();
 

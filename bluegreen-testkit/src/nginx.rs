@@ -292,7 +292,7 @@ impl RawReload {
     }
 }
 
-#[async_trait::async_trait]
+#[bluegreen_core::backend::async_trait]
 impl Router for RawReload {
     fn name(&self) -> &str {
         "raw nginx -s reload"

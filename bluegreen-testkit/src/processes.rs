@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
+use bluegreen_core::backend::async_trait;
 use bluegreen_core::{
     Endpoint, Environment, EnvironmentCapabilities, Error, Release, Result, Slot, SlotStatus, StopOutcome,
 };

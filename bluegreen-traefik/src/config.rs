@@ -32,6 +32,7 @@ impl FileFormat {
 /// An active health check Traefik runs against each slot's server (file mode only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HealthCheck {
     /// The path requested, starting with `/`.
     pub path: String,
@@ -67,6 +68,7 @@ impl HealthCheck {
 /// snake_case, durations like `"2s"`); every value is checked when the router is built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TraefikConfig {
     /// The application; names the file (`<app>.toml`) and, by default, the router and service.
     pub app: AppName,

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use bluegreen_core::file::{back_up, read_optional, write_atomic, Snapshot};
+use bluegreen_core::backend::async_trait;
+use bluegreen_core::backend::file::{back_up, read_optional, write_atomic, Snapshot};
+use bluegreen_core::backend::wait::poll;
 use bluegreen_core::router::{Adoption, Observation, Router, RouterCapabilities, Routes, Serving};
-use bluegreen_core::wait::poll;
 use bluegreen_core::{AppName, Error, Restore, Result};
 
 use crate::api::TraefikApi;
@@ -292,19 +292,11 @@ impl Router for TraefikRouter {
         let _serialised = self.apply_lock.lock().await;
         let path = self.config.file_path();
         let Some(bytes) = self.read_file().await? else {
-            return Ok(Observation {
-                configured: None,
-                serving: Serving::Confirmed,
-            });
+            return Ok(Observation::new(None, Serving::Confirmed));
         };
         let routes = match parse(&self.config, &bytes) {
             Ok(routes) => routes,
-            Err(e) => {
-                return Ok(Observation {
-                    configured: None,
-                    serving: Serving::Foreign(e.chain().to_string()),
-                })
-            }
+            Err(e) => return Ok(Observation::new(None, Serving::Foreign(e.chain().to_string()))),
         };
         // A file this router can read is judged by what Traefik serves of it: a hand edit that
         // still parses is what Traefik loads, and `status` shows where it sends traffic.
@@ -314,10 +306,7 @@ impl Router for TraefikRouter {
             Ok(Seen::Rejected(errors)) => Serving::Stale(format!("Traefik refused {}: {errors}", path.display())),
             Err(e) => Serving::Unreachable(e.chain().to_string()),
         };
-        Ok(Observation {
-            configured: Some(routes),
-            serving,
-        })
+        Ok(Observation::new(Some(routes), serving))
     }
 
     /// Keeps a file the router cannot read back as a hidden backup in the staging directory
@@ -328,19 +317,17 @@ impl Router for TraefikRouter {
         let _serialised = self.apply_lock.lock().await;
         let path = self.config.file_path();
         let Some(bytes) = self.read_file().await? else {
-            return Ok(Adoption { backup: None });
+            return Ok(Adoption::nothing_kept());
         };
         if parse(&self.config, &bytes).is_ok() {
-            return Ok(Adoption { backup: None });
+            return Ok(Adoption::nothing_kept());
         }
         let backup = {
             let (path, staging) = (path.clone(), self.staging.clone());
             self.files.run(move || back_up(&path, &bytes, Some(&staging))).await?
         };
         tracing::info!(file = %path.display(), backup = %backup.display(), "traefik: adopted a dynamic file");
-        Ok(Adoption {
-            backup: Some(backup.display().to_string()),
-        })
+        Ok(Adoption::backed_up(backup.display().to_string()))
     }
 
     #[tracing::instrument(

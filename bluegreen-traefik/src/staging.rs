@@ -19,7 +19,7 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use bluegreen_core::file::{check_rename, clean_leftovers, same_mount};
+use bluegreen_core::backend::file::{check_rename, clean_leftovers, same_mount};
 use bluegreen_core::{Error, Result};
 
 use crate::config::TraefikConfig;

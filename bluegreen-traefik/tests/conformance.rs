@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use bluegreen_core::testing::router_conformance;
+use bluegreen_core::backend::router_conformance;
 use bluegreen_testkit::scenario::versions_seen;
 use common::{Rig, HOST};
 

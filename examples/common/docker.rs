@@ -73,11 +73,12 @@ impl DockerDemo {
                     .failure_threshold(15)
                     .deadline(Duration::from_secs(20)),
             )
-            .retirement(Retirement {
-                rollback_window: Duration::from_millis(500),
-                drain: Duration::from_millis(500),
-                stop_grace: Duration::from_secs(5),
-            })
+            .retirement(
+                Retirement::new()
+                    .rollback_window(Duration::from_millis(500))
+                    .drain(Duration::from_millis(500))
+                    .stop_grace(Duration::from_secs(5)),
+            )
             .who("example"))
     }
 }

@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use bluegreen_core::{AppName, Error, Result};
-use bluegreen_docker::bollard::query_parameters::ListContainersOptions;
-use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::labels;
+use bollard::query_parameters::ListContainersOptions;
+use bollard::Docker;
 
 /// One sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

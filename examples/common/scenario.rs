@@ -123,10 +123,10 @@ pub async fn finish(deployer: &Deployer, outcome: Outcome) -> Result<std::proces
     for d in deployer.history(10).await? {
         println!(
             "  {}  {:<3} -> {:<5}  {}",
-            d.started,
-            d.release,
-            d.target,
-            d.phase.name()
+            d.started(),
+            d.release(),
+            d.target(),
+            d.phase().name()
         );
     }
     let status = deployer.status().await?;

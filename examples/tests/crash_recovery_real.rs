@@ -22,7 +22,6 @@
 use std::time::{Duration, Instant};
 
 use bluegreen_core::Release;
-use bluegreen_docker::bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 use bluegreen_docker::labels;
 /// bluegreen-docker's test fixtures (demo images, unique apps, cleanup), shared by path.
 #[path = "../../bluegreen-docker/tests/common/fixtures.rs"]
@@ -31,6 +30,7 @@ mod docker;
 use bluegreen_testkit::load::{ClientMode, Load, LoadConfig};
 use bluegreen_testkit::nginx::{self as nginx_fixture, NginxProcess};
 use bluegreen_testkit::real::unavailable;
+use bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 use docker::{DemoImages, TestApp};
 
 #[path = "../common/nginx.rs"]

@@ -38,7 +38,6 @@ use bluegreen_core::{
 #[allow(dead_code)]
 mod docker;
 
-use bluegreen_docker::bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 use bluegreen_docker::{labels, DockerEnvironment};
 use bluegreen_testkit::load::{ClientMode, Load, LoadConfig, Tally};
 use bluegreen_testkit::real::unavailable;
@@ -46,6 +45,7 @@ use bluegreen_testkit::scenario::versions_seen;
 use bluegreen_testkit::stats::Table;
 use bluegreen_testkit::traefik::{self as traefik_fixture, DockerProvider, TraefikProcess};
 use bluegreen_traefik::TraefikRouter;
+use bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 use docker::{DemoImages, TestApp, DEMO_PORT};
 use tokio::sync::broadcast;
 
@@ -263,11 +263,12 @@ fn builder(
                 .failure_threshold(15)
                 .deadline(Duration::from_secs(20)),
         )
-        .retirement(Retirement {
-            rollback_window: Duration::from_millis(500),
-            drain: Duration::from_millis(500),
-            stop_grace: Duration::from_secs(5),
-        })
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::from_millis(500))
+                .drain(Duration::from_millis(500))
+                .stop_grace(Duration::from_secs(5)),
+        )
         .who("traefik_docker_labels")
 }
 

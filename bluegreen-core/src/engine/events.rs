@@ -12,6 +12,7 @@ use crate::probe::CheckRecord;
 /// Something that happened during a deployment. Subscribe with
 /// [`Deployer::subscribe`](crate::Deployer::subscribe).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Event {
     /// The deployment id.
     pub deployment: String,
@@ -75,6 +76,7 @@ pub enum EventKind {
 
 /// One phase of a finished deployment, for a timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TimelineStep {
     /// The phase, as displayed (`"shifting to 100%"`).
     pub phase: String,
@@ -90,6 +92,7 @@ pub struct TimelineStep {
 
 /// How a completed deployment went.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// The deployment's final state.
     pub deployment: Deployment,

@@ -46,11 +46,11 @@ use control::Control;
 ///     .router(Arc::new(InMemoryRouter::new()))
 ///     .probe(env.health_probe())
 ///     .policy(HealthPolicy::default().interval(Duration::from_millis(10)))
-///     .retirement(Retirement { rollback_window: Duration::ZERO, drain: Duration::ZERO, stop_grace: Duration::from_secs(1) })
+///     .retirement(Retirement::new().rollback_window(Duration::ZERO).drain(Duration::ZERO).stop_grace(Duration::from_secs(1)))
 ///     .build()?;
 /// deployer.deploy(Release::new("v1")?).await?;
 /// let report = deployer.deploy(Release::new("v2")?).await?;
-/// assert_eq!(report.deployment.phase, Phase::Completed);
+/// assert_eq!(*report.deployment.phase(), Phase::Completed);
 /// assert_eq!(deployer.status().await?.live_release().map(|r| r.as_str()), Some("v2"));
 /// # Ok(()) }
 /// ```
@@ -166,8 +166,8 @@ impl Deployer {
             .history(50)
             .await?
             .into_iter()
-            .find(|d| d.phase == Phase::Completed)
-            .and_then(|d| d.previous)
+            .find(|d| *d.phase() == Phase::Completed)
+            .and_then(|d| d.previous().cloned())
             .ok_or_else(|| Error::NotFound {
                 what: "previous release",
                 name: self.inner.app.to_string(),
@@ -203,11 +203,11 @@ impl Deployer {
                 .await?;
             return Ok(None);
         }
-        let (was, is) = (&last.deployment.strategy, self.inner.strategy.name());
+        let (was, is) = (last.deployment.strategy(), self.inner.strategy.name());
         if !was.is_empty() && was != is {
             return Err(Error::Conflict(Conflict::StrategyMismatch {
-                deployment: last.deployment.id.clone(),
-                was: was.clone(),
+                deployment: last.deployment.id().to_string(),
+                was: was.to_string(),
                 is: is.to_string(),
             }));
         }
@@ -246,7 +246,7 @@ impl Deployer {
             let latest: Vec<Deployment> = entries
                 .iter()
                 .rev()
-                .filter(|e| seen.insert(e.deployment.id.clone()))
+                .filter(|e| seen.insert(e.deployment.id().to_owned()))
                 .map(|e| e.deployment.clone())
                 .take(limit)
                 .collect();

@@ -28,17 +28,17 @@ pub(super) fn needs_resume(d: &Deployment) -> bool {
 
 /// For a deploy or a rollback, a rolled-back deployment is an error: the release is not live.
 fn went_live(report: Report) -> Result<Report> {
-    if report.deployment.phase != Phase::RolledBack {
+    if *report.deployment.phase() != Phase::RolledBack {
         return Ok(report);
     }
     let d = report.deployment;
     Err(Error::RolledBack {
-        deployment: d.id,
-        release: d.release.to_string(),
+        deployment: d.id().to_string(),
+        release: d.release().to_string(),
         // Journals written before causes were recorded have none: a crash is the likeliest.
-        cause: d.cause.unwrap_or(Cause::Interrupted),
-        reason: d.reason.unwrap_or_default(),
-        logs: d.logs,
+        cause: d.cause().unwrap_or(Cause::Interrupted),
+        reason: d.reason().unwrap_or_default().to_string(),
+        logs: d.logs().to_vec(),
     })
 }
 
@@ -91,15 +91,15 @@ impl Deployer {
                     .await?;
                 let d = &last.deployment;
                 return Err(Error::Conflict(Conflict::Unfinished {
-                    deployment: d.id.clone(),
-                    release: d.release.to_string(),
-                    phase: d.phase.to_string(),
+                    deployment: d.id().to_string(),
+                    release: d.release().to_string(),
+                    phase: d.phase().to_string(),
                 }));
             }
         }
         let found = self.discover().await?;
         let inner = &self.inner;
-        let mut d = Deployment::new(
+        let d = Deployment::new(
             inner.app.clone(),
             kind,
             release,
@@ -107,8 +107,8 @@ impl Deployer {
             found.previous,
             inner.retirement,
             inner.who.clone(),
-        );
-        d.strategy = inner.strategy.name().to_string();
+        )
+        .with_strategy(inner.strategy.name());
         let report = self.run(d, guard, last.map(|e| e.seq), found.begin).await?;
         went_live(report)
     }
@@ -197,7 +197,7 @@ impl Deployer {
     #[tracing::instrument(
         name = "deployment",
         skip_all,
-        fields(deployment = %d.id, app = %d.app, release = %d.release, slot = %d.target, kind = ?d.kind)
+        fields(deployment = %d.id(), app = %d.app(), release = %d.release(), slot = %d.target(), kind = ?d.kind())
     )]
     pub(super) async fn run(
         &self,
@@ -217,9 +217,9 @@ impl Deployer {
             &d,
             &run,
             EventKind::Started {
-                release: d.release.clone(),
-                target: d.target,
-                previous: d.previous.as_ref().map(|p| p.release.clone()),
+                release: d.release().clone(),
+                target: d.target(),
+                previous: d.previous().map(|p| p.release.clone()),
                 resumed,
             },
         );
@@ -241,7 +241,7 @@ impl Deployer {
             self.note(&d, &mut run, text).await?;
         }
         let mut d = if resumed {
-            let text = format!("resumed in phase {} by pid {}", d.phase, std::process::id());
+            let text = format!("resumed in phase {} by pid {}", d.phase(), std::process::id());
             self.note(&d, &mut run, text).await?;
             self.advance(d, Signal::Resumed, &mut run).await?
         } else if let Some(e) = adoption_failed {
@@ -256,12 +256,11 @@ impl Deployer {
             d
         };
 
-        while !d.phase.is_terminal() {
+        while !d.phase().is_terminal() {
             let signal = match commands.take_queued(&d) {
                 Some(command) => command,
                 None => {
-                    let span =
-                        tracing::info_span!("phase", phase = d.phase.name(), slot = %d.target, release = %d.release);
+                    let span = tracing::info_span!("phase", phase = d.phase().name(), slot = %d.target(), release = %d.release());
                     self.perform(&d, &mut commands, run.started).instrument(span).await
                 }
             };
@@ -269,7 +268,7 @@ impl Deployer {
             commands.answer(&advanced);
             d = advanced?;
         }
-        commands.refuse_rest(&d.phase);
+        commands.refuse_rest(d.phase());
         // Close the command channel before another deployer can take the lock and open its own.
         drop(commands);
         drop(guard);
@@ -309,21 +308,21 @@ impl Deployer {
     /// The report of a converged deployment (completed or rolled back); an error if it stopped in
     /// a state that needs attention.
     fn finish(&self, d: Deployment, run: Run) -> Result<Report> {
-        info!(app = %d.app, release = %d.release, phase = %d.phase, "deployment finished");
-        match &d.phase {
+        info!(app = %d.app(), release = %d.release(), phase = %d.phase(), "deployment finished");
+        match d.phase() {
             Phase::Completed | Phase::RolledBack => Ok(Report {
                 took: run.started.elapsed(),
                 timeline: run.timeline,
                 deployment: d,
             }),
             Phase::Failed { reason, retry } => Err(Error::Interrupted {
-                deployment: d.id.clone(),
+                deployment: d.id().to_string(),
                 retry: *retry,
                 reason: reason.clone(),
             }),
             // The run loop ends only in a terminal phase; say so rather than panic if it did not.
             other => Err(Error::Interrupted {
-                deployment: d.id.clone(),
+                deployment: d.id().to_string(),
                 retry: Retry::Nothing,
                 reason: format!("the run stopped in phase {other}"),
             }),
@@ -333,7 +332,7 @@ impl Deployer {
     /// Feeds `signal` to the machine, journals the new state (durably, before its work starts),
     /// and tells the watchers.
     async fn advance(&self, d: Deployment, signal: Signal, run: &mut Run) -> Result<Deployment> {
-        let from = d.phase.clone();
+        let from = d.phase().clone();
         let (record, detail) = describe(&signal);
         let next = machine::step(d, signal).map_err(|refused| {
             Error::Conflict(Conflict::Refused {
@@ -342,7 +341,7 @@ impl Deployer {
             })
         })?;
         self.append(run, &next, record).await?;
-        if next.phase == from {
+        if *next.phase() == from {
             // A resume (or a repeated abort) that keeps the phase: journaled, not a phase change.
             return Ok(next);
         }
@@ -354,13 +353,13 @@ impl Deployer {
             detail: detail.clone(),
         });
         run.phase_started = Instant::now();
-        info!(from = %from, to = %next.phase, took_ms = took.as_millis() as u64, "{detail}");
+        info!(from = %from, to = %next.phase(), took_ms = took.as_millis() as u64, "{detail}");
         self.emit(
             &next,
             run,
             EventKind::PhaseChanged {
                 from,
-                to: next.phase.clone(),
+                to: next.phase().clone(),
                 took,
                 detail,
             },
@@ -386,13 +385,13 @@ impl Deployer {
     }
 
     fn emit(&self, d: &Deployment, run: &Run, kind: EventKind) {
-        let _ = self.inner.events.send(Event::new(&d.id, &d.app, run.started, kind));
+        let _ = self.inner.events.send(Event::new(d.id(), d.app(), run.started, kind));
     }
 
     /// Performs the work of `d`'s phase and reports how it went. Never fails: failures are signals.
     async fn perform(&self, d: &Deployment, commands: &mut Commands<'_>, started: Instant) -> Signal {
         let inner = &self.inner;
-        match &d.phase {
+        match d.phase() {
             Phase::Provisioning => self.provision(d).await,
             Phase::Verifying => {
                 let Some(target) = target(d) else {
@@ -436,27 +435,30 @@ impl Deployer {
                 }
                 other => Signal::failed(
                     Cause::Strategy,
-                    format!("the strategy no longer asks for analysis at step {}: {other:?}", d.step),
+                    format!(
+                        "the strategy no longer asks for analysis at step {}: {other:?}",
+                        d.step()
+                    ),
                 ),
             },
-            Phase::Warm => interruptible(d, commands, elapsed(d.retirement.rollback_window)).await,
+            Phase::Warm => interruptible(d, commands, elapsed(d.retirement().rollback_window)).await,
             Phase::Draining => {
                 self.drain(d).await;
                 Signal::Done
             }
             Phase::Stopping => {
-                let Some(previous) = &d.previous else {
+                let Some(previous) = d.previous() else {
                     return Signal::Stopped(StopOutcome::NotRunning);
                 };
-                self.stop(previous.slot, d.retirement.stop_grace).await
+                self.stop(previous.slot, d.retirement().stop_grace).await
             }
             Phase::RollingBack => self.restore_traffic(d).await,
             Phase::Retiring => {
-                if d.routed {
+                if d.routed() {
                     // Traffic may have reached it: let its in-flight requests finish first.
                     self.drain(d).await;
                 }
-                self.stop(d.target, d.retirement.stop_grace).await
+                self.stop(d.target(), d.retirement().stop_grace).await
             }
             Phase::Completed | Phase::RolledBack | Phase::Failed { .. } => Signal::Done,
         }
@@ -464,21 +466,21 @@ impl Deployer {
 
     async fn provision(&self, d: &Deployment) -> Signal {
         let env = &self.inner.environment;
-        if d.kind == Kind::Rollback {
-            if let Ok(SlotStatus::Running { release, endpoint }) = env.status(d.target).await {
-                if release == d.release {
+        if d.kind() == Kind::Rollback {
+            if let Ok(SlotStatus::Running { release, endpoint }) = env.status(d.target()).await {
+                if release == *d.release() {
                     return Signal::Provisioned(endpoint);
                 }
             }
         }
-        match env.deploy(d.target, &d.release).await {
+        match env.deploy(d.target(), d.release()).await {
             Ok(endpoint) => Signal::Provisioned(endpoint),
             Err(e) => {
                 let cause = cause_of(&e, Call::Provision, Cause::Provision);
                 let reason = e.chain().to_string();
                 // An environment may already quote the logs in its error (a container that exited
                 // at once): do not repeat them.
-                let mut logs = self.logs(d.target).await;
+                let mut logs = self.logs(d.target()).await;
                 logs.retain(|line| !reason.contains(line.as_str()));
                 Signal::Failed { cause, reason, logs }
             }
@@ -508,7 +510,7 @@ impl Deployer {
     /// already. A configuration that says so is not proof: a crash between its write and the
     /// proxy's reload leaves the file right and the proxy wrong.
     async fn restore_traffic(&self, d: &Deployment) -> Signal {
-        let Some(previous) = &d.previous else {
+        let Some(previous) = d.previous() else {
             return Signal::Done;
         };
         let routes = Routes::only(previous.slot, previous.endpoint.clone());
@@ -533,7 +535,7 @@ impl Deployer {
     /// Lets in-flight requests to the slot traffic just left finish: as observed by the router
     /// where it can, else for the drain time. Never fails.
     async fn drain(&self, d: &Deployment) {
-        let drain = d.retirement.drain;
+        let drain = d.retirement().drain;
         if self.inner.router.capabilities().observes_drain {
             match self.inner.router.wait_drained(drain).await {
                 Ok(DrainStatus::Drained) => return,
@@ -575,8 +577,8 @@ impl Deployer {
             Verdict::Passed => Signal::Done,
             Verdict::Failed(reason) => Signal::Failed {
                 cause,
-                reason: format!("{} slot ({}) is not healthy: {reason}", d.target, d.release),
-                logs: self.logs(d.target).await,
+                reason: format!("{} slot ({}) is not healthy: {reason}", d.target(), d.release()),
+                logs: self.logs(d.target()).await,
             },
             Verdict::Inconclusive(reason) => Signal::Inconclusive(reason),
         }
@@ -595,7 +597,7 @@ impl Deployer {
 
     fn check_listener(&self, d: &Deployment, started: Instant) -> impl Fn(CheckRecord) + Send + Sync + '_ {
         let events = self.inner.events.clone();
-        let (id, app) = (d.id.clone(), d.app.clone());
+        let (id, app) = (d.id().to_owned(), d.app().clone());
         move |record| {
             let _ = events.send(Event::new(&id, &app, started, EventKind::Check(record)));
         }
@@ -620,8 +622,8 @@ async fn interruptible(d: &Deployment, commands: &mut Commands<'_>, work: impl F
 /// edited by hand: provisioning always records one).
 fn target(d: &Deployment) -> Option<ProbeTarget> {
     Some(ProbeTarget {
-        slot: d.target,
-        endpoint: d.endpoint.clone()?,
+        slot: d.target(),
+        endpoint: d.endpoint().cloned()?,
     })
 }
 
@@ -634,25 +636,28 @@ fn cause_of(e: &Error, call: Call, otherwise: Cause) -> Cause {
 }
 
 fn progress(d: &Deployment) -> Progress {
-    Progress::new(d.step, d.weight, d.previous.is_some())
+    Progress::new(d.step(), d.weight(), d.previous().is_some())
 }
 
 /// The routes that give the target slot `weight` percent, the previous slot the rest.
 fn shifted_routes(d: &Deployment, weight: u8) -> Result<Routes> {
-    let endpoint = d
-        .endpoint
-        .clone()
-        .ok_or_else(|| Error::invalid("deployment", d.id.clone(), "no endpoint is recorded for the new slot"))?;
-    match &d.previous {
+    let endpoint = d.endpoint().cloned().ok_or_else(|| {
+        Error::invalid(
+            "deployment",
+            d.id().to_owned(),
+            "no endpoint is recorded for the new slot",
+        )
+    })?;
+    match d.previous() {
         Some(previous) if weight < 100 => {
-            let split = TrafficSplit::toward(d.target, weight)?;
-            let (blue, green) = match d.target {
+            let split = TrafficSplit::toward(d.target(), weight)?;
+            let (blue, green) = match d.target() {
                 Slot::Blue => (Some(endpoint), Some(previous.endpoint.clone())),
                 Slot::Green => (Some(previous.endpoint.clone()), Some(endpoint)),
             };
             Routes::new(split, blue, green)
         }
-        _ => Ok(Routes::only(d.target, endpoint)),
+        _ => Ok(Routes::only(d.target(), endpoint)),
     }
 }
 

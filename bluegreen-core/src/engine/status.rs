@@ -65,6 +65,7 @@ impl fmt::Display for Drift {
 
 /// The state of an application now.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Status {
     /// The application.
     pub app: AppName,
@@ -126,16 +127,16 @@ impl Status {
             }
         }
         if let Some(d) = &self.last {
-            let expected = match &d.phase {
-                Phase::Completed => Some(Some(d.target)),
-                Phase::RolledBack => Some(d.previous.as_ref().map(|p| p.slot)),
+            let expected = match d.phase() {
+                Phase::Completed => Some(Some(d.target())),
+                Phase::RolledBack => Some(d.previous().map(|p| p.slot)),
                 // Unfinished or failed: the split may be anywhere until resume converges it.
                 _ => None,
             };
             let routed = self.routes.as_ref().and_then(|r| r.split().sole());
             if let Some(expected) = expected.filter(|e| *e != routed) {
                 drift.push(Drift::Journal {
-                    deployment: d.id.clone(),
+                    deployment: d.id().to_string(),
                     expected,
                     routed,
                 });

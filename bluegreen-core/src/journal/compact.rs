@@ -45,6 +45,7 @@ use crate::machine::{step, Signal};
 /// `.2`, `.3`, … and the oldest beyond [`JournalOptions::rotated_files`](super::JournalOptions) is
 /// deleted. The kept entries are a subsequence of the journal, so `seq` still increases strictly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Retention {
     /// How many of the most recent deployments keep their latest entry (the history). Default
     /// 1000.
@@ -59,6 +60,20 @@ impl Default for Retention {
             deployments: 1000,
             detailed: 10,
         }
+    }
+}
+
+impl Retention {
+    /// Sets how many of the most recent deployments keep their latest entry.
+    pub fn deployments(mut self, deployments: usize) -> Self {
+        self.deployments = deployments;
+        self
+    }
+
+    /// Sets how many of the most recent deployments keep every entry.
+    pub fn detailed(mut self, detailed: usize) -> Self {
+        self.detailed = detailed;
+        self
     }
 }
 
@@ -237,10 +252,10 @@ fn scan(file: &File, paths: &Paths) -> Result<(Vec<LineInfo>, Vec<DeploymentInfo
         let deployment = match classify(content) {
             Line::Entry(entry) => {
                 let index = lines.len();
-                let id = entry.deployment.id.clone();
+                let id = entry.deployment.id().to_owned();
                 let unfinished = step(entry.deployment, Signal::Resumed).is_ok();
                 let next = deployments.len();
-                let d = *ids.entry(id).or_insert(next);
+                let d = *ids.entry(id.to_string()).or_insert(next);
                 let info = DeploymentInfo {
                     last_line: index,
                     unfinished,

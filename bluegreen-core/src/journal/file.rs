@@ -18,6 +18,7 @@ use crate::model::AppName;
 
 /// How a [`FileJournal`] compacts itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JournalOptions {
     /// [`append`](Journal::append) compacts the journal once the file is larger than this (and
     /// than twice its size after this journal's previous compaction, so a journal whose kept
@@ -38,6 +39,26 @@ impl Default for JournalOptions {
             keep: Retention::default(),
             rotated_files: 3,
         }
+    }
+}
+
+impl JournalOptions {
+    /// Sets the size past which [`append`](Journal::append) compacts (`None`: never on its own).
+    pub fn max_bytes(mut self, max_bytes: Option<u64>) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets what an automatic compaction keeps.
+    pub fn keep(mut self, keep: Retention) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// Sets how many rotated files keep what compactions dropped (0: none).
+    pub fn rotated_files(mut self, rotated_files: usize) -> Self {
+        self.rotated_files = rotated_files;
+        self
     }
 }
 

@@ -91,18 +91,18 @@ impl Default for InMemoryJournal {
 
 impl Retained {
     fn push(&mut self, entry: Entry) {
-        let id = &entry.deployment.id;
-        self.kept_back.retain(|e| &e.deployment.id != id);
-        *self.counts.entry(id.clone()).or_insert(0) += 1;
+        let id = entry.deployment.id();
+        self.kept_back.retain(|e| e.deployment.id() != id);
+        *self.counts.entry(id.to_string()).or_insert(0) += 1;
         self.recent.push_back(entry);
         while self.recent.len() > self.capacity {
             let Some(oldest) = self.recent.pop_front() else {
                 break;
             };
-            let id = &oldest.deployment.id;
+            let id = oldest.deployment.id();
             let left = self.counts.get(id).map_or(0, |n| n.saturating_sub(1));
             if left > 0 {
-                self.counts.insert(id.clone(), left);
+                self.counts.insert(id.to_string(), left);
             } else {
                 self.counts.remove(id);
                 if step(oldest.deployment.clone(), Signal::Resumed).is_ok() {

@@ -53,6 +53,7 @@ pub enum Record {
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Entry {
     /// Position in this application's journal, from 1, without gaps.
     pub seq: u64,
@@ -62,6 +63,18 @@ pub struct Entry {
     pub record: Record,
     /// The deployment, as it stood after this entry (its phase included).
     pub deployment: Deployment,
+}
+
+impl Entry {
+    /// Entry `seq`, written `at`: `record` of `deployment` (as it stood after it).
+    pub fn new(seq: u64, at: Timestamp, record: Record, deployment: Deployment) -> Self {
+        Entry {
+            seq,
+            at,
+            record,
+            deployment,
+        }
+    }
 }
 
 /// Where entries are kept.

@@ -21,6 +21,7 @@ pub enum SkipReason {
 
 /// A line that a journal skipped because it is not an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SkippedLine {
     /// Offset of the line's first byte in the journal (as it was when the line was read:
     /// compaction moves lines).
@@ -29,6 +30,17 @@ pub struct SkippedLine {
     pub reason: SkipReason,
     /// The start of the line, with control characters escaped.
     pub preview: String,
+}
+
+impl SkippedLine {
+    /// The line at `offset`, skipped for `reason`; `preview` is its start, escaped.
+    pub fn new(offset: u64, reason: SkipReason, preview: impl Into<String>) -> Self {
+        SkippedLine {
+            offset,
+            reason,
+            preview: preview.into(),
+        }
+    }
 }
 
 impl fmt::Display for SkippedLine {

@@ -43,8 +43,7 @@ pub(crate) fn entry(seq: u64) -> Entry {
 /// A small entry of deployment `id`, in `phase`.
 pub(crate) fn entry_of(seq: u64, id: &str, phase: crate::machine::Phase) -> Entry {
     let mut e = entry(seq);
-    e.deployment.id = id.to_owned();
-    e.deployment.phase = phase;
+    e.deployment = e.deployment.relabelled(id, phase);
     e
 }
 

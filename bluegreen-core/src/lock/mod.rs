@@ -21,6 +21,7 @@ pub use memory::InMemoryLock;
 
 /// Who holds (or wants) an application's lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LockHolder {
     /// Process id.
     pub pid: u32,
@@ -33,6 +34,17 @@ pub struct LockHolder {
 }
 
 impl LockHolder {
+    /// Process `pid` on `host`, holding since `since`, for `who` (for lock implementations that
+    /// record holders of other processes; [`this_process`](Self::this_process) is this one).
+    pub fn new(pid: u32, host: impl Into<String>, since: Timestamp, who: Option<String>) -> Self {
+        LockHolder {
+            pid,
+            host: host.into(),
+            since,
+            who,
+        }
+    }
+
     /// This process, now.
     pub fn this_process(who: Option<String>) -> Self {
         LockHolder {

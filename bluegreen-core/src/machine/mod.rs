@@ -1,4 +1,4 @@
-//! The deployment state machine: every phase, and every transition in one function, [`step`].
+//! The deployment state machine: every phase, and every transition in one function, `step`.
 //!
 //! ```text
 //!  Provisioning ─► Verifying ─► Deciding ◄──────────────┐
@@ -13,11 +13,11 @@
 //! ```
 //!
 //! The machine only decides; the [engine](crate::Deployer) performs each phase's work and feeds
-//! the result back as a [`Signal`]. The invariants live here:
+//! the result back as a `Signal`. The invariants live here:
 //! - traffic moves (Shifting) only after Verifying passed, so never to an unproven slot;
 //! - any failure before retirement rolls traffic back to the previous slot, which is still up;
 //! - the old slot is stopped only after the rollback window and the drain;
-//! - a deployer that restarts mid-way ([`Signal::Resumed`]) rolls back if traffic had not been
+//! - a deployer that restarts mid-way (`Signal::Resumed`) rolls back if traffic had not been
 //!   promoted yet, and finishes otherwise (re-running the interrupted phase, which is idempotent).
 
 use std::fmt;
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::environment::StopOutcome;
 use crate::model::{AppName, Endpoint, Release, Slot, Timestamp};
 use crate::outcome::Cause;
-use crate::strategy::{Decision, Pause, Retirement};
+use crate::strategy::{Pause, Retirement};
 
 /// Why a deployment was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +43,7 @@ pub enum Kind {
 
 /// The release that had traffic when the deployment started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Previous {
     /// Its slot.
     pub slot: Slot,
@@ -50,6 +51,17 @@ pub struct Previous {
     pub release: Release,
     /// Where it serves.
     pub endpoint: Endpoint,
+}
+
+impl Previous {
+    /// `release` in `slot`, serving at `endpoint`.
+    pub fn new(slot: Slot, release: Release, endpoint: Endpoint) -> Self {
+        Previous {
+            slot,
+            release,
+            endpoint,
+        }
+    }
 }
 
 /// What a check that needs a human will re-run once approved.
@@ -188,63 +200,185 @@ impl fmt::Display for Phase {
 }
 
 /// One deployment of one release: the machine's whole state, journaled after every step.
+///
+/// Read-only outside the machine: only its transition function changes it, so what the journal
+/// holds is always a state the machine reached. Read it through the getters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
     /// Unique id (`<app>-<unix ms>-<pid>-<n>`).
-    pub id: String,
+    id: String,
     /// The application.
-    pub app: AppName,
+    app: AppName,
     /// Deploy or rollback.
-    pub kind: Kind,
+    kind: Kind,
     /// The release being deployed.
-    pub release: Release,
+    release: Release,
     /// The slot it is deployed into.
-    pub target: Slot,
+    target: Slot,
     /// What served before, if anything did.
-    pub previous: Option<Previous>,
+    previous: Option<Previous>,
     /// Where the target slot serves, once provisioned.
-    pub endpoint: Option<Endpoint>,
+    endpoint: Option<Endpoint>,
     /// The target slot's share of traffic now.
-    pub weight: u8,
+    weight: u8,
     /// How many strategy decisions have been carried out.
-    pub step: usize,
+    step: usize,
     /// Whether the target slot has had all traffic (past the point where a crash rolls back).
-    pub promoted: bool,
+    promoted: bool,
     /// Whether traffic may have reached the target slot (a shift was started): retiring it then
     /// drains it first.
     #[serde(default)]
-    pub routed: bool,
+    routed: bool,
     /// The strategy's name; a resume with another strategy is refused.
     #[serde(default)]
-    pub strategy: String,
+    strategy: String,
     /// What happens to the old slot (fixed when the deployment starts, so a resume keeps it).
-    pub retirement: Retirement,
+    retirement: Retirement,
     /// Why the deployment is rolling back or failed, as a type. A rollback keeps its cause if
     /// retiring the refused release fails too; a rollout whose old slot could not be stopped
     /// records that ([`Cause::Stop`], or a [`Cause::Timeout`] of the stop), and keeps it once a
     /// resume has completed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<Cause>,
+    cause: Option<Cause>,
     /// Why the deployment is rolling back or failed, in words.
-    pub reason: Option<String>,
+    reason: Option<String>,
     /// How the old release stopped, once the rollout completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub old_stopped: Option<StopOutcome>,
+    old_stopped: Option<StopOutcome>,
     /// How the refused release stopped, once rolled back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retired: Option<StopOutcome>,
+    retired: Option<StopOutcome>,
     /// The target slot's last log lines when it failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub logs: Vec<String>,
+    logs: Vec<String>,
     /// Who asked for it.
-    pub who: Option<String>,
+    who: Option<String>,
     /// When it started.
-    pub started: Timestamp,
+    started: Timestamp,
     /// Where it stands.
-    pub phase: Phase,
+    phase: Phase,
 }
 
 impl Deployment {
+    /// Unique id (`<app>-<unix ms>-<pid>-<n>`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The application.
+    pub fn app(&self) -> &AppName {
+        &self.app
+    }
+
+    /// Deploy or rollback.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The release being deployed.
+    pub fn release(&self) -> &Release {
+        &self.release
+    }
+
+    /// The slot it is deployed into.
+    pub fn target(&self) -> Slot {
+        self.target
+    }
+
+    /// What served before, if anything did.
+    pub fn previous(&self) -> Option<&Previous> {
+        self.previous.as_ref()
+    }
+
+    /// Where the target slot serves, once provisioned.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint.as_ref()
+    }
+
+    /// The target slot's share of traffic now, in percent.
+    pub fn weight(&self) -> u8 {
+        self.weight
+    }
+
+    /// How many strategy decisions have been carried out.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// Whether the target slot has had all traffic (past the point where a crash rolls back).
+    pub fn promoted(&self) -> bool {
+        self.promoted
+    }
+
+    /// Whether traffic may have reached the target slot (a shift was started).
+    pub fn routed(&self) -> bool {
+        self.routed
+    }
+
+    /// The strategy's name (empty in journals written before it was recorded).
+    pub fn strategy(&self) -> &str {
+        &self.strategy
+    }
+
+    /// What happens to the old slot (fixed when the deployment starts, so a resume keeps it).
+    pub fn retirement(&self) -> Retirement {
+        self.retirement
+    }
+
+    /// Why the deployment is rolling back or failed, as a type.
+    pub fn cause(&self) -> Option<Cause> {
+        self.cause
+    }
+
+    /// Why the deployment is rolling back or failed, in words.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// How the old release stopped, once the rollout completed.
+    pub fn old_stopped(&self) -> Option<StopOutcome> {
+        self.old_stopped
+    }
+
+    /// How the refused release stopped, once rolled back.
+    pub fn retired(&self) -> Option<StopOutcome> {
+        self.retired
+    }
+
+    /// The target slot's last log lines when it failed.
+    pub fn logs(&self) -> &[String] {
+        &self.logs
+    }
+
+    /// Who asked for it.
+    pub fn who(&self) -> Option<&str> {
+        self.who.as_deref()
+    }
+
+    /// When it started.
+    pub fn started(&self) -> Timestamp {
+        self.started
+    }
+
+    /// Where it stands.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Records the strategy's name (the engine, when a deployment starts).
+    pub(crate) fn with_strategy(mut self, name: &str) -> Self {
+        self.strategy = name.to_string();
+        self
+    }
+
+    /// This deployment under another id, in `phase` (journal tests).
+    #[cfg(test)]
+    pub(crate) fn relabelled(mut self, id: &str, phase: Phase) -> Self {
+        self.id = id.to_string();
+        self.phase = phase;
+        self
+    }
+
     /// A new deployment in [`Phase::Provisioning`].
     pub fn new(
         app: AppName,
@@ -288,376 +422,9 @@ impl Deployment {
     }
 }
 
-/// What happened: the result of the current phase's work, or an operator's command.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Signal {
-    /// Provisioning started the release here.
-    Provisioned(Endpoint),
-    /// The strategy decided (from Deciding).
-    Decided(Decision),
-    /// The phase's work finished as planned.
-    Done,
-    /// The phase's work failed.
-    Failed {
-        /// Why, as a type.
-        cause: Cause,
-        /// Why, in words.
-        reason: String,
-        /// The target slot's last log lines, where relevant.
-        logs: Vec<String>,
-    },
-    /// A slot was stopped (Stopping, Retiring), and how.
-    Stopped(StopOutcome),
-    /// Checks could not tell (too many provider errors).
-    Inconclusive(String),
-    /// An operator approved: promote now, end a pause, or re-check.
-    Approved,
-    /// An operator aborted (or asked for a rollback).
-    Aborted(String),
-    /// The engine restarted with this deployment unfinished.
-    Resumed,
-}
+pub(crate) mod transition;
 
-impl Signal {
-    /// A short name for messages.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Signal::Provisioned(_) => "provisioned",
-            Signal::Decided(_) => "decided",
-            Signal::Done => "done",
-            Signal::Stopped(_) => "stopped",
-            Signal::Failed { .. } => "failed",
-            Signal::Inconclusive(_) => "inconclusive",
-            Signal::Approved => "approved",
-            Signal::Aborted(_) => "aborted",
-            Signal::Resumed => "resumed",
-        }
-    }
-
-    /// A failure without logs.
-    pub fn failed(cause: Cause, reason: impl Into<String>) -> Self {
-        Signal::Failed {
-            cause,
-            reason: reason.into(),
-            logs: Vec::new(),
-        }
-    }
-}
-
-/// A signal that the current phase does not accept (approving when nothing waits, aborting while
-/// the old slot is being stopped, a resume of a finished deployment).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{signal} does not apply while {phase}")]
-pub struct Refused {
-    /// The phase.
-    pub phase: String,
-    /// The signal's name.
-    pub signal: &'static str,
-}
-
-/// The one transition function: the next state of `d` after `signal`.
-///
-/// On [`Refused`] the deployment is unchanged (the caller still has its clone).
-pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
-    let refuse = |d: &Deployment, s: &Signal| Refused {
-        phase: d.phase.to_string(),
-        signal: s.name(),
-    };
-    let next = match (&d.phase, signal) {
-        // Provisioning → Verifying: the release runs; prove it before anything else.
-        (Phase::Provisioning, Signal::Provisioned(endpoint)) => {
-            d.endpoint = Some(endpoint);
-            Phase::Verifying
-        }
-        (
-            Phase::Provisioning,
-            s @ (Signal::Done | Signal::Stopped(_) | Signal::Decided(_) | Signal::Inconclusive(_) | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
-
-        // Verifying: the only way to Deciding, and so to any traffic (invariant 1).
-        (Phase::Verifying, Signal::Done) => Phase::Deciding,
-        (Phase::Verifying, Signal::Inconclusive(reason)) => Phase::Held {
-            reason,
-            recheck: Recheck::Verify,
-        },
-        (
-            Phase::Verifying,
-            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
-
-        // Deciding: carry out the strategy's decision.
-        (Phase::Deciding, Signal::Decided(decision)) => match decision {
-            // With nothing before it, the new release takes all traffic or none.
-            Decision::Shift(weight) => {
-                d.routed = true;
-                Phase::Shifting {
-                    weight: if d.previous.is_some() { weight.min(100) } else { 100 },
-                }
-            }
-            Decision::Pause(pause) => Phase::Paused { pause },
-            Decision::Analyse(_) => Phase::Analysing,
-            Decision::Complete if d.weight < 100 => {
-                let reason = format!("strategy completed with {}% of traffic on the new slot", d.weight);
-                roll_back_or_fail(&mut d, Cause::Strategy, reason)
-            }
-            Decision::Complete => {
-                if d.previous.is_some() {
-                    Phase::Warm
-                } else {
-                    Phase::Completed
-                }
-            }
-        },
-        (
-            Phase::Deciding,
-            s @ (Signal::Provisioned(_)
-            | Signal::Done
-            | Signal::Stopped(_)
-            | Signal::Inconclusive(_)
-            | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
-
-        // Shifting: the router confirmed the weight.
-        (Phase::Shifting { weight }, Signal::Done) => {
-            d.weight = *weight;
-            d.promoted |= *weight == 100;
-            d.step += 1;
-            Phase::Deciding
-        }
-        (
-            Phase::Shifting { .. },
-            s @ (Signal::Provisioned(_)
-            | Signal::Stopped(_)
-            | Signal::Decided(_)
-            | Signal::Inconclusive(_)
-            | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
-
-        // Paused: time ran out, or an operator promoted.
-        (Phase::Paused { .. }, Signal::Done | Signal::Approved) => {
-            d.step += 1;
-            Phase::Deciding
-        }
-        (
-            Phase::Paused { .. },
-            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Inconclusive(_)),
-        ) => return Err(refuse(&d, &s)),
-
-        // Analysing: passed, or inconclusive (a human decides).
-        (Phase::Analysing, Signal::Done) => {
-            d.step += 1;
-            Phase::Deciding
-        }
-        (Phase::Analysing, Signal::Inconclusive(reason)) => Phase::Held {
-            reason,
-            recheck: Recheck::Analyse,
-        },
-        (
-            Phase::Analysing,
-            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
-
-        // Held: approval re-runs the check (it never skips it: invariant 1).
-        (
-            Phase::Held {
-                recheck: Recheck::Verify,
-                ..
-            },
-            Signal::Approved,
-        ) => Phase::Verifying,
-        (
-            Phase::Held {
-                recheck: Recheck::Analyse,
-                ..
-            },
-            Signal::Approved,
-        ) => Phase::Analysing,
-        (
-            Phase::Held { .. },
-            s @ (Signal::Provisioned(_)
-            | Signal::Decided(_)
-            | Signal::Done
-            | Signal::Stopped(_)
-            | Signal::Inconclusive(_)),
-        ) => return Err(refuse(&d, &s)),
-
-        // Failure, abort, or a crash before promotion: traffic goes back (invariant 2). After
-        // promotion, a failure still rolls back while the old slot is warm, if there is one.
-        (
-            Phase::Provisioning
-            | Phase::Verifying
-            | Phase::Deciding
-            | Phase::Shifting { .. }
-            | Phase::Paused { .. }
-            | Phase::Analysing
-            | Phase::Held { .. }
-            | Phase::Warm,
-            Signal::Failed { cause, reason, logs },
-        ) => {
-            d.logs = logs;
-            roll_back_or_fail(&mut d, cause, reason)
-        }
-        (
-            Phase::Provisioning
-            | Phase::Verifying
-            | Phase::Deciding
-            | Phase::Shifting { .. }
-            | Phase::Paused { .. }
-            | Phase::Analysing
-            | Phase::Held { .. }
-            | Phase::Warm,
-            Signal::Aborted(reason),
-        ) => roll_back_or_fail(&mut d, Cause::Aborted, format!("aborted: {reason}")),
-        // A first deploy interrupted mid-shift: the router may already send everything to the new
-        // slot and there is nothing to go back to, so finish the shift (health already passed).
-        (Phase::Shifting { .. }, Signal::Resumed) if d.previous.is_none() => d.phase.clone(),
-        (
-            Phase::Provisioning
-            | Phase::Verifying
-            | Phase::Deciding
-            | Phase::Shifting { .. }
-            | Phase::Paused { .. }
-            | Phase::Analysing
-            | Phase::Held { .. },
-            Signal::Resumed,
-        ) if !d.promoted => {
-            let reason = format!("the deployer stopped while {} before promotion", d.phase.name());
-            roll_back_or_fail(&mut d, Cause::Interrupted, reason)
-        }
-        (
-            Phase::Provisioning
-            | Phase::Verifying
-            | Phase::Deciding
-            | Phase::Shifting { .. }
-            | Phase::Paused { .. }
-            | Phase::Analysing
-            | Phase::Held { .. },
-            Signal::Resumed,
-        ) => d.phase.clone(),
-
-        // Warm → Draining → Stopping → Completed.
-        (Phase::Warm, Signal::Done) => Phase::Draining,
-        (Phase::Warm, Signal::Resumed) => Phase::Warm,
-        (
-            Phase::Warm,
-            s @ (Signal::Provisioned(_)
-            | Signal::Stopped(_)
-            | Signal::Decided(_)
-            | Signal::Inconclusive(_)
-            | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
-        (Phase::Draining, Signal::Done) => Phase::Stopping,
-        (Phase::Draining, Signal::Resumed) => Phase::Draining,
-        (Phase::Stopping, Signal::Stopped(outcome)) => {
-            d.old_stopped = Some(outcome);
-            Phase::Completed
-        }
-        (Phase::Stopping, Signal::Resumed) => Phase::Stopping,
-        // The rollout had no cause to record until now: keep why the stop failed, as a type (a
-        // stop that failed or one that timed out), for status and the journal. `reason` stays
-        // empty: it says a rollback was decided, and none was (the words are in the phase).
-        (Phase::Stopping, Signal::Failed { cause, reason, .. }) => {
-            d.cause = Some(cause);
-            Phase::Failed {
-                reason: format!("the old slot could not be stopped: {reason}"),
-                retry: Retry::StopOld,
-            }
-        }
-        (
-            Phase::Draining,
-            s @ (Signal::Provisioned(_)
-            | Signal::Decided(_)
-            | Signal::Stopped(_)
-            | Signal::Failed { .. }
-            | Signal::Inconclusive(_)
-            | Signal::Approved
-            | Signal::Aborted(_)),
-        )
-        | (
-            Phase::Stopping,
-            s @ (Signal::Provisioned(_)
-            | Signal::Decided(_)
-            | Signal::Done
-            | Signal::Inconclusive(_)
-            | Signal::Approved
-            | Signal::Aborted(_)),
-        ) => return Err(refuse(&d, &s)),
-
-        // RollingBack → Retiring → RolledBack.
-        (Phase::RollingBack, Signal::Done) => Phase::Retiring,
-        (Phase::RollingBack, Signal::Resumed | Signal::Aborted(_)) => Phase::RollingBack,
-        (Phase::RollingBack, Signal::Failed { reason, .. }) => Phase::Failed {
-            reason: format!("traffic could not be moved back: {reason}"),
-            retry: Retry::RollBack,
-        },
-        (Phase::Retiring, Signal::Stopped(outcome)) => {
-            d.retired = Some(outcome);
-            Phase::RolledBack
-        }
-        // Traffic is back, but the refused release may still run: not a clean rollback.
-        (Phase::Retiring, Signal::Failed { reason, .. }) => Phase::Failed {
-            reason: format!("the refused release could not be stopped: {reason}"),
-            retry: Retry::Retire,
-        },
-        (Phase::Retiring, Signal::Resumed | Signal::Aborted(_)) => Phase::Retiring,
-        (
-            Phase::RollingBack,
-            s @ (Signal::Provisioned(_)
-            | Signal::Stopped(_)
-            | Signal::Decided(_)
-            | Signal::Inconclusive(_)
-            | Signal::Approved),
-        )
-        | (
-            Phase::Retiring,
-            s @ (Signal::Provisioned(_)
-            | Signal::Done
-            | Signal::Decided(_)
-            | Signal::Inconclusive(_)
-            | Signal::Approved),
-        ) => return Err(refuse(&d, &s)),
-
-        // Failed: resume retries what failed, as the phase recorded it.
-        (
-            Phase::Failed {
-                retry: Retry::RollBack, ..
-            },
-            Signal::Resumed,
-        ) => Phase::RollingBack,
-        (
-            Phase::Failed {
-                retry: Retry::StopOld, ..
-            },
-            Signal::Resumed,
-        ) => Phase::Stopping,
-        (
-            Phase::Failed {
-                retry: Retry::Retire, ..
-            },
-            Signal::Resumed,
-        ) => Phase::Retiring,
-        (Phase::Completed | Phase::RolledBack | Phase::Failed { .. }, s) => return Err(refuse(&d, &s)),
-    };
-    d.phase = next;
-    Ok(d)
-}
-
-/// Before the old slot is retired, a failure moves traffic back. With no previous release and the
-/// new one already serving, there is nothing to go back to: stop and say so.
-fn roll_back_or_fail(d: &mut Deployment, cause: Cause, reason: String) -> Phase {
-    d.cause = Some(cause);
-    if d.previous.is_none() && d.promoted {
-        let text = format!("{reason}; no previous release to roll back to, so the new release keeps serving");
-        d.reason = Some(text.clone());
-        return Phase::Failed {
-            reason: text,
-            retry: Retry::Nothing,
-        };
-    }
-    d.reason = Some(reason);
-    Phase::RollingBack
-}
+pub(crate) use transition::{step, Signal};
 
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 /// analysis.validate().unwrap();
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Analysis {
     probe: Arc<dyn HealthProbe>,
     /// Time between checks.

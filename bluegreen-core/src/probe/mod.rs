@@ -23,11 +23,19 @@ pub use tcp::TcpProbe;
 
 /// What a probe checks: one slot at one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProbeTarget {
     /// The slot.
     pub slot: Slot,
     /// Where it serves.
     pub endpoint: Endpoint,
+}
+
+impl ProbeTarget {
+    /// `slot`, serving at `endpoint`.
+    pub fn new(slot: Slot, endpoint: Endpoint) -> Self {
+        ProbeTarget { slot, endpoint }
+    }
 }
 
 /// The result of one check.
@@ -53,6 +61,7 @@ impl ProbeOutcome {
 
 /// One check, as reported to event listeners.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CheckRecord {
     /// The probe's description.
     pub probe: String,

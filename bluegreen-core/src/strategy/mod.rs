@@ -64,6 +64,7 @@ pub enum Pause {
 /// is the [`Deployer`](crate::Deployer)'s setting, recorded in each deployment's journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Retirement {
     /// How long the old slot stays up, warm, after promotion: a rollback within it is instant.
     #[serde(
@@ -104,6 +105,42 @@ impl Default for Retirement {
             drain: Duration::from_secs(5),
             stop_grace: Duration::from_secs(10),
         }
+    }
+}
+
+impl Retirement {
+    /// The defaults (see [`Default`]); change them with the setters:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bluegreen_core::Retirement;
+    ///
+    /// let retirement = Retirement::new()
+    ///     .rollback_window(Duration::from_secs(300))
+    ///     .drain(Duration::from_secs(10))
+    ///     .stop_grace(Duration::from_secs(20));
+    /// assert_eq!(retirement.rollback_window, Duration::from_secs(300));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets how long the old slot stays up, warm, after promotion.
+    pub fn rollback_window(mut self, rollback_window: Duration) -> Self {
+        self.rollback_window = rollback_window;
+        self
+    }
+
+    /// Sets how long in-flight requests to the old slot may take to finish.
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    /// Sets how long the old slot has to exit after SIGTERM before it is killed.
+    pub fn stop_grace(mut self, stop_grace: Duration) -> Self {
+        self.stop_grace = stop_grace;
+        self
     }
 }
 

@@ -118,7 +118,7 @@ impl State {
 /// Health is read through [`health_probe`](Self::health_probe).
 ///
 /// Clones share the same state, so a test can keep one handle while the code under test owns
-/// another. Passes [`environment_conformance`](super::environment_conformance).
+/// another. Passes [`environment_conformance`](crate::backend::environment_conformance).
 ///
 /// # Persistence
 /// [`new`](Self::new) keeps everything in memory: it is gone when the process ends.

@@ -16,8 +16,10 @@
 //! - [`Tripwire`], [`TrippingEnvironment`], [`TrippingRouter`], [`TrippingJournal`]: simulate a
 //!   `kill -9` right after the nth side effect or durable journal entry of any backends, to test
 //!   that your deployer recovers from a crash at every point.
-//! - [`router_conformance`], [`environment_conformance`]: the contract checks every backend must
-//!   pass; run them against the real component in your backend's tests.
+//! - [`machine`]: the deployment state machine's transition function, for model tests.
+//! - The conformance suites, for backend authors, are in
+//!   [`backend`](crate::backend): [`router_conformance`](crate::backend::router_conformance)
+//!   and [`environment_conformance`](crate::backend::environment_conformance).
 //!
 //! # Example
 //!
@@ -40,7 +42,7 @@
 //!     release: &Release,
 //! ) -> Result<bool> {
 //!     let endpoint = env.deploy(Slot::Green, release).await?;
-//!     let target = ProbeTarget { slot: Slot::Green, endpoint: endpoint.clone() };
+//!     let target = ProbeTarget::new(Slot::Green, endpoint.clone());
 //!     if !probe.check(&target).await.is_healthy() {
 //!         env.stop(Slot::Green, Duration::from_secs(10)).await?;
 //!         return Ok(false);
@@ -87,9 +89,8 @@
 //! ```
 //! use std::time::Duration;
 //!
-//! use bluegreen_core::testing::{
-//!     environment_conformance, router_conformance, InMemoryEnvironment, InMemoryRouter,
-//! };
+//! use bluegreen_core::backend::{environment_conformance, router_conformance};
+//! use bluegreen_core::testing::{InMemoryEnvironment, InMemoryRouter};
 //! use bluegreen_core::{Endpoint, Release};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -107,7 +108,7 @@
 //! # }
 //! ```
 
-mod conformance;
+pub(crate) mod conformance;
 mod environment;
 mod faults;
 mod probe;
@@ -115,9 +116,15 @@ mod router;
 mod state_file;
 mod tripwire;
 
-pub use conformance::{environment_conformance, router_conformance};
 pub use environment::{EnvOp, InMemoryEnvironment, InMemoryHealthProbe};
 pub use faults::{Faults, FaultyEnvironment, FaultyRouter, Op};
 pub use probe::ScriptedProbe;
 pub use router::InMemoryRouter;
 pub use tripwire::{Counts, Crossing, Effect, Event, TrippingEnvironment, TrippingJournal, TrippingRouter, Tripwire};
+
+/// The deployment state machine's transition function and the signals it takes, for model tests
+/// (which transitions exist, what a signal does in a phase). Applications never drive the machine:
+/// the [`Deployer`](crate::Deployer) does.
+pub mod machine {
+    pub use crate::machine::transition::{step, Refused, Signal};
+}

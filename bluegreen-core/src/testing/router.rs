@@ -51,7 +51,7 @@ struct State {
 /// moment it returns), no drain observation ([`wait_drained`](Router::wait_drained) says
 /// [`NotObservable`](crate::router::DrainStatus::NotObservable)).
 ///
-/// Clones share the same state. Passes [`router_conformance`](super::router_conformance).
+/// Clones share the same state. Passes [`router_conformance`](crate::backend::router_conformance).
 ///
 /// # Persistence
 /// [`new`](Self::new) keeps the routes in memory: they are gone when the process ends.

@@ -106,7 +106,7 @@ impl fmt::Display for Event<'_> {
                     Record::Failed { .. } => "failed",
                     Record::Note { .. } => "note",
                 };
-                write!(f, "#{} {record} → {}", entry.seq, entry.deployment.phase)
+                write!(f, "#{} {record} → {}", entry.seq, entry.deployment.phase())
             }
         }
     }
@@ -470,7 +470,7 @@ mod tests {
             ],
             "every event is reported, only the effects are counted"
         );
-        let last = journal.entries().last().unwrap().deployment.phase.clone();
+        let last = journal.entries().last().unwrap().deployment.phase().clone();
         assert!(!last.is_terminal(), "{last}");
     }
 
@@ -496,7 +496,7 @@ mod tests {
         // Restarted: the same backends, a tripwire that never trips.
         let fresh = deployer(&env, &router, &journal, &Tripwire::new(Counts::Both));
         let report = fresh.resume().await.unwrap().expect("an unfinished deployment");
-        assert_eq!(report.deployment.phase, Phase::RolledBack);
+        assert_eq!(*report.deployment.phase(), Phase::RolledBack);
     }
 
     #[tokio::test]

@@ -68,7 +68,7 @@ pub(super) async fn run(dir: &Path) {
         Some(other) => panic!("{ACTION_VAR} must be deploy or resume, not {other:?}"),
     };
     let outcome = match outcome {
-        Ok(Some(report)) => report.deployment.phase.name().to_string(),
+        Ok(Some(report)) => report.deployment.phase().name().to_string(),
         Ok(None) => "nothing to resume".to_string(),
         Err(Error::RolledBack { .. }) => "rolled_back".to_string(),
         Err(e) => format!("error: {e}"),

@@ -47,7 +47,7 @@ async fn adopting_a_foreign_configuration_keeps_a_backup_named_in_the_journal() 
         "{:?}",
         notes(&w)
     );
-    let live = report.deployment.target;
+    let live = report.deployment.target();
     assert_eq!(w.served_slot(), Some(live));
     let status = d.status().await.unwrap();
     assert_eq!(status.live_release(), Some(&release("v1")));
@@ -60,7 +60,7 @@ async fn a_hand_edit_after_completed_deployments_is_refused_then_adopted_and_rol
     let d = w.deployer();
     d.deploy(release("v1")).await.unwrap();
     let v2 = d.deploy(release("v2")).await.unwrap();
-    let green = v2.deployment.endpoint.clone().unwrap();
+    let green = v2.deployment.endpoint().cloned().unwrap();
     w.router.edit_by_hand(Some(Routes::only(Slot::Green, nowhere(8081))));
     let (generation, operations, entries) = (w.router.generation(), w.env.operations(), w.journal.entries());
 
@@ -75,7 +75,7 @@ async fn a_hand_edit_after_completed_deployments_is_refused_then_adopted_and_rol
 
     let adopting = w.builder().adopt_existing_config(true).build().unwrap();
     let v3 = adopting.deploy(release("v3")).await.unwrap();
-    let previous = v3.deployment.previous.as_ref().unwrap();
+    let previous = v3.deployment.previous().unwrap();
     // The previous release is where it runs, not where the edit pointed.
     assert_eq!((previous.slot, &previous.endpoint), (Slot::Green, &green));
     assert_eq!(w.router.backups(), 1);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bluegreen_core::machine::Retry;
 use bluegreen_core::testing::Op;
-use bluegreen_core::{Call, Cause, Deployer, Error, Phase, Retirement, Slot, StopOutcome, Timeouts};
+use bluegreen_core::{Call, Cause, Deployer, Error, Phase, Slot, StopOutcome, Timeouts};
 
 use crate::world::*;
 
@@ -80,14 +80,14 @@ async fn a_hung_stop_of_the_old_slot_is_interrupted_and_a_resume_finishes_it() {
     );
     let status = d.status().await.unwrap();
     assert!(status.in_progress());
-    assert_eq!(status.last.as_ref().unwrap().cause, Some(Cause::Timeout(Call::Stop)));
+    assert_eq!(status.last.as_ref().unwrap().cause(), Some(Cause::Timeout(Call::Stop)));
     assert_eq!(status.live_release(), Some(&release("v2")));
 
     let mut events = d.subscribe();
     let report = d.resume().await.unwrap().expect("the stop to retry");
-    assert_eq!(report.deployment.phase, Phase::Completed);
+    assert_eq!(*report.deployment.phase(), Phase::Completed);
     assert!(matches!(
-        report.deployment.old_stopped,
+        report.deployment.old_stopped(),
         Some(StopOutcome::Graceful { .. })
     ));
     assert_no_self_transition(&drain_events(&mut events));
@@ -122,10 +122,7 @@ async fn a_hung_observe_while_rolling_back_still_rolls_back() {
 #[tokio::test(start_paused = true)]
 async fn the_router_down_while_rolling_back_is_interrupted_and_a_resume_converges() {
     let w = World::new();
-    let warm = Retirement {
-        rollback_window: Duration::from_secs(60),
-        ..retirement()
-    };
+    let warm = retirement().rollback_window(Duration::from_secs(60));
     let d = w
         .builder()
         .timeouts(Timeouts::all(BOUND))
@@ -169,13 +166,13 @@ async fn the_router_down_while_rolling_back_is_interrupted_and_a_resume_converge
     );
     let status = d.status().await.unwrap();
     assert!(status.in_progress());
-    assert_eq!(status.last.as_ref().unwrap().cause, Some(Cause::Aborted));
+    assert_eq!(status.last.as_ref().unwrap().cause(), Some(Cause::Aborted));
 
     // The router is back.
     w.faults.clear();
     let report = d.resume().await.unwrap().expect("the rollback to retry");
-    assert_eq!(report.deployment.phase, Phase::RolledBack);
-    assert_eq!(report.deployment.cause, Some(Cause::Aborted));
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+    assert_eq!(report.deployment.cause(), Some(Cause::Aborted));
     assert_eq!(w.served_slot(), Some(Slot::Blue));
     let status = d.status().await.unwrap();
     assert_eq!(status.live_release(), Some(&release("v1")));

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use bluegreen_core::backend::Progress;
 use bluegreen_core::machine::{Deployment, Kind, Previous, Retry};
 use bluegreen_core::probe::Analysis;
-use bluegreen_core::strategy::Progress;
 use bluegreen_core::testing::{Op, ScriptedProbe};
 use bluegreen_core::{
     BlueGreen, Canary, CanaryStep, Cause, Decision, Error, Phase, ProbeOutcome, Promotion, Slot, Strategy,
@@ -135,12 +135,8 @@ async fn a_deployer_that_died_before_promotion_is_rolled_back_as_interrupted() {
     let w = World::new();
     let d = w.deployer();
     let v1 = d.deploy(release("v1")).await.unwrap().deployment;
-    let previous = Previous {
-        slot: Slot::Blue,
-        release: release("v1"),
-        endpoint: v1.endpoint.clone().unwrap(),
-    };
-    let mut crashed = Deployment::new(
+    let previous = Previous::new(Slot::Blue, release("v1"), v1.endpoint().cloned().unwrap());
+    let crashed = Deployment::new(
         app(),
         Kind::Deploy,
         release("v2"),
@@ -149,14 +145,16 @@ async fn a_deployer_that_died_before_promotion_is_rolled_back_as_interrupted() {
         retirement(),
         None,
     );
-    crashed.strategy = v1.strategy.clone();
-    crashed.phase = Phase::Verifying;
+    let crashed = edited(
+        &crashed,
+        serde_json::json!({ "strategy": v1.strategy(), "phase": Phase::Verifying }),
+    );
     let seq = w.journal.entries().len() as u64;
     append(&w.journal, seq + 1, bluegreen_core::journal::Record::Started, &crashed).await;
 
     let report = d.resume().await.unwrap().unwrap();
-    assert_eq!(report.deployment.phase, Phase::RolledBack);
-    assert_eq!(report.deployment.cause, Some(Cause::Interrupted));
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+    assert_eq!(report.deployment.cause(), Some(Cause::Interrupted));
     assert_eq!(w.served_slot(), Some(Slot::Blue));
 }
 
@@ -178,6 +176,6 @@ async fn an_old_slot_that_cannot_be_stopped_is_a_stop_failure() {
         "{err:?}"
     );
     let last = d.status().await.unwrap().last.unwrap();
-    assert_eq!(last.cause, Some(Cause::Stop));
-    assert_eq!(d.resume().await.unwrap().unwrap().deployment.phase, Phase::Completed);
+    assert_eq!(last.cause(), Some(Cause::Stop));
+    assert_eq!(*d.resume().await.unwrap().unwrap().deployment.phase(), Phase::Completed);
 }

@@ -42,12 +42,12 @@ impl Journal for Witness {
 async fn a_dead_holders_lock_is_noted_once_on_a_first_deploy_after_the_started_entry() {
     let dir = tempfile::tempdir().unwrap();
     let lock = FileLock::new(dir.path()).unwrap();
-    let dead = LockHolder {
-        pid: DEAD_PID,
-        host: "old-host".into(),
-        since: Timestamp::now(),
-        who: Some("a deployer that was killed".into()),
-    };
+    let dead = LockHolder::new(
+        DEAD_PID,
+        "old-host",
+        Timestamp::now(),
+        Some("a deployer that was killed".into()),
+    );
     let mut record = serde_json::to_vec(&dead).unwrap();
     record.push(b'\n');
     std::fs::write(lock.path(&app()), record).unwrap();
@@ -66,7 +66,7 @@ async fn a_dead_holders_lock_is_noted_once_on_a_first_deploy_after_the_started_e
         .unwrap();
     *journal.events.lock().unwrap() = Some(d.subscribe());
     let report = d.deploy(release("v1")).await.unwrap();
-    assert!(report.deployment.previous.is_none(), "a first deploy");
+    assert!(report.deployment.previous().is_none(), "a first deploy");
 
     let appended = journal.appended.lock().unwrap().clone();
     let mut rx = journal.events.lock().unwrap().take().unwrap();

@@ -16,7 +16,7 @@ async fn assert_rolled_back_to_v1(
     router: &InMemoryRouter,
     crashed: &Deployment,
 ) {
-    let blue = crashed.previous.as_ref().unwrap().endpoint.clone();
+    let blue = crashed.previous().unwrap().endpoint.clone();
     assert_eq!(router.served(), Some(Routes::only(Slot::Blue, blue)));
     assert!(matches!(
         env.status(Slot::Green).await.unwrap(),
@@ -44,10 +44,13 @@ async fn a_resumed_rollback_applies_the_previous_routes_when_the_proxy_never_rel
     let mut events = d.subscribe();
     let report = d.resume().await.unwrap().expect("an unfinished deployment to resume");
 
-    assert_eq!(report.deployment.id, crashed.id);
-    assert_eq!(report.deployment.phase, Phase::RolledBack);
-    assert_eq!(report.deployment.cause, Some(Cause::Health));
-    assert!(matches!(report.deployment.retired, Some(StopOutcome::Graceful { .. })));
+    assert_eq!(report.deployment.id(), crashed.id());
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+    assert_eq!(report.deployment.cause(), Some(Cause::Health));
+    assert!(matches!(
+        report.deployment.retired(),
+        Some(StopOutcome::Graceful { .. })
+    ));
     assert_eq!(
         w.router.generation(),
         generation + 1,
@@ -83,16 +86,16 @@ async fn the_outage_converges_across_process_restarts_with_a_file_journal() {
             .build()
             .unwrap();
         let report = d.resume().await.unwrap().expect("an unfinished deployment to resume");
-        assert_eq!(report.deployment.phase, Phase::RolledBack);
-        assert_eq!(report.deployment.cause, Some(Cause::Health));
+        assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+        assert_eq!(report.deployment.cause(), Some(Cause::Health));
     }
 
     // Another process finds it converged: the same status, and nothing left to resume.
     let (env, router, journal) = open();
     let last = journal.tail(1).await.unwrap().pop().unwrap();
     assert_eq!(
-        (last.deployment.id.as_str(), last.deployment.phase),
-        (crashed.id.as_str(), Phase::RolledBack)
+        (last.deployment.id(), last.deployment.phase()),
+        (crashed.id(), &Phase::RolledBack)
     );
     let d = builder(env.clone(), router.clone(), &env)
         .journal(std::sync::Arc::new(journal))
@@ -109,15 +112,11 @@ async fn a_resume_emits_no_phase_change_from_a_phase_to_itself() {
     let d = w.deployer();
     d.deploy(release("v1")).await.unwrap();
     let v1 = w.journal.entries().last().unwrap().deployment.clone();
-    let blue = v1.endpoint.clone().unwrap();
+    let blue = v1.endpoint().cloned().unwrap();
     let green = w.env.deploy(Slot::Green, &release("v2")).await.unwrap();
     w.router.apply(&Routes::only(Slot::Green, green.clone())).await.unwrap();
-    let previous = bluegreen_core::machine::Previous {
-        slot: Slot::Blue,
-        release: release("v1"),
-        endpoint: blue,
-    };
-    let mut warm = Deployment::new(
+    let previous = bluegreen_core::machine::Previous::new(Slot::Blue, release("v1"), blue);
+    let warm = Deployment::new(
         app(),
         Kind::Deploy,
         release("v2"),
@@ -126,16 +125,24 @@ async fn a_resume_emits_no_phase_change_from_a_phase_to_itself() {
         retirement(),
         None,
     );
-    warm.strategy = v1.strategy.clone();
-    warm.endpoint = Some(green);
-    (warm.routed, warm.promoted, warm.weight, warm.step) = (true, true, 100, 1);
-    warm.phase = Phase::Warm;
+    let warm = edited(
+        &warm,
+        serde_json::json!({
+            "strategy": v1.strategy(),
+            "endpoint": green,
+            "routed": true,
+            "promoted": true,
+            "weight": 100,
+            "step": 1,
+            "phase": Phase::Warm,
+        }),
+    );
     let seq = w.journal.entries().len() as u64;
     append(&w.journal, seq + 1, bluegreen_core::journal::Record::Started, &warm).await;
 
     let mut events = d.subscribe();
     let report = d.resume().await.unwrap().unwrap();
-    assert_eq!(report.deployment.phase, Phase::Completed);
+    assert_eq!(*report.deployment.phase(), Phase::Completed);
     let kinds = drain_events(&mut events);
     assert_no_self_transition(&kinds);
     let phases: Vec<&str> = kinds

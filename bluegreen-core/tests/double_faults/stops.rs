@@ -20,10 +20,10 @@ async fn an_old_release_killed_after_its_grace_period_is_reported_as_killed() {
     let mut events = d.subscribe();
     let report = d.deploy(release("v2")).await.unwrap();
 
-    assert_eq!(report.deployment.old_stopped, Some(StopOutcome::Killed));
+    assert_eq!(report.deployment.old_stopped(), Some(StopOutcome::Killed));
     let killed = StopOutcome::Killed.to_string();
     let stopped = w
-        .records(&report.deployment.id)
+        .records(report.deployment.id())
         .into_iter()
         .find_map(|(record, phase)| match (record, phase) {
             (Record::Completed { detail }, Phase::Completed) => Some(detail),
@@ -70,9 +70,12 @@ async fn a_refused_release_that_cannot_be_stopped_is_not_a_clean_rollback_until_
     assert_eq!(status.live_release(), Some(&release("v1")), "traffic is back on v1");
 
     let report = d.resume().await.unwrap().expect("the retirement to retry");
-    assert_eq!(report.deployment.phase, Phase::RolledBack);
-    assert_eq!(report.deployment.cause, Some(Cause::Health));
-    assert!(matches!(report.deployment.retired, Some(StopOutcome::Graceful { .. })));
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+    assert_eq!(report.deployment.cause(), Some(Cause::Health));
+    assert!(matches!(
+        report.deployment.retired(),
+        Some(StopOutcome::Graceful { .. })
+    ));
     assert!(!d.status().await.unwrap().in_progress());
 }
 

@@ -23,11 +23,10 @@ pub fn release(v: &str) -> Release {
 
 /// No rollback window and no drain: a deploy is its checks, its switch and its stop.
 pub fn retirement() -> Retirement {
-    Retirement {
-        rollback_window: Duration::ZERO,
-        drain: Duration::ZERO,
-        stop_grace: Duration::from_secs(1),
-    }
+    Retirement::new()
+        .rollback_window(Duration::ZERO)
+        .drain(Duration::ZERO)
+        .stop_grace(Duration::from_secs(1))
 }
 
 pub struct World {
@@ -95,8 +94,8 @@ pub fn builder(
 pub fn records(entries: &[Entry], id: &str) -> Vec<(Record, Phase)> {
     entries
         .iter()
-        .filter(|e| e.deployment.id == id)
-        .map(|e| (e.record.clone(), e.deployment.phase.clone()))
+        .filter(|e| e.deployment.id() == id)
+        .map(|e| (e.record.clone(), e.deployment.phase().clone()))
         .collect()
 }
 
@@ -116,21 +115,22 @@ pub async fn crashed_mid_rollback(
     router.apply(&Routes::only(Slot::Green, green.clone())).await.unwrap();
     router.configure_without_serving(Routes::only(Slot::Blue, blue.clone()));
 
-    let previous = Previous {
-        slot: Slot::Blue,
-        release: v1,
-        endpoint: blue,
-    };
-    let mut d = Deployment::new(app(), Kind::Deploy, v2, Slot::Green, Some(previous), retirement(), None);
-    d.strategy = BlueGreen::new().name().to_string();
+    let previous = Previous::new(Slot::Blue, v1, blue);
+    let d = Deployment::new(app(), Kind::Deploy, v2, Slot::Green, Some(previous), retirement(), None);
+    let d = edited(&d, serde_json::json!({ "strategy": BlueGreen::new().name() }));
     append(journal, 1, Record::Started, &d).await;
-    d.endpoint = Some(green);
-    d.routed = true;
-    d.weight = 100;
-    d.promoted = true;
-    d.cause = Some(bluegreen_core::Cause::Health);
-    d.reason = Some("the post-promotion check failed".into());
-    d.phase = Phase::RollingBack;
+    let d = edited(
+        &d,
+        serde_json::json!({
+            "endpoint": green,
+            "routed": true,
+            "weight": 100,
+            "promoted": true,
+            "cause": bluegreen_core::Cause::Health,
+            "reason": "the post-promotion check failed",
+            "phase": Phase::RollingBack,
+        }),
+    );
     let failed = Record::Failed {
         reason: "the post-promotion check failed".into(),
     };
@@ -138,13 +138,23 @@ pub async fn crashed_mid_rollback(
     d
 }
 
+/// `d` with `fields` replaced, as a journal holding that state would read. A `Deployment` is
+/// read-only (only the machine changes it); these tests fabricate what a crash left in a journal,
+/// so they write it the way a journal stores it: as JSON.
+pub fn edited(d: &Deployment, fields: serde_json::Value) -> Deployment {
+    let mut value = serde_json::to_value(d).unwrap();
+    for (key, field) in fields.as_object().expect("an object of fields") {
+        assert!(
+            value.get(key).is_some() || key == "cause",
+            "a Deployment has no field {key}"
+        );
+        value[key] = field.clone();
+    }
+    serde_json::from_value(value).unwrap()
+}
+
 pub async fn append(journal: &dyn Journal, seq: u64, record: Record, d: &Deployment) {
-    let entry = Entry {
-        seq,
-        at: Timestamp::now(),
-        record,
-        deployment: d.clone(),
-    };
+    let entry = Entry::new(seq, Timestamp::now(), record, d.clone());
     journal.append(&entry).await.unwrap();
 }
 

@@ -150,11 +150,10 @@ impl Case {
 
     pub(crate) fn retirement(&self) -> Retirement {
         let (window, drain, grace) = self.retirement;
-        Retirement {
-            rollback_window: Duration::from_secs(window),
-            drain: Duration::from_secs(drain),
-            stop_grace: Duration::from_secs(grace),
-        }
+        Retirement::new()
+            .rollback_window(Duration::from_secs(window))
+            .drain(Duration::from_secs(drain))
+            .stop_grace(Duration::from_secs(grace))
     }
 }
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bluegreen_core::journal::{Entry, Record};
-use bluegreen_core::machine::{self, Deployment, Phase, Signal};
+use bluegreen_core::machine::{Deployment, Phase};
 use bluegreen_core::probe::Analysis;
+use bluegreen_core::testing::machine::{self, Signal};
 use bluegreen_core::testing::ScriptedProbe;
 use bluegreen_core::{Cause, Decision, Endpoint, Slot, StopOutcome};
 
@@ -103,28 +104,29 @@ pub(crate) fn check_journal(entries: &[Entry]) -> Checked {
     let mut ids = HashSet::new();
     let mut previous: Option<&Entry> = None;
     for (i, e) in entries.iter().enumerate() {
-        let fail = |what: String| Err(format!("invariant 4: seq {} ({}): {what}", e.seq, e.deployment.id));
+        let fail = |what: String| Err(format!("invariant 4: seq {} ({}): {what}", e.seq, e.deployment.id()));
         if e.seq != i as u64 + 1 {
             return fail(format!("is entry {}: a gap or a repeat", i + 1));
         }
         match (&e.record, previous) {
             (Record::Started, p) => {
-                if let Some(p) = p.filter(|p| !p.deployment.phase.is_terminal()) {
+                if let Some(p) = p.filter(|p| !p.deployment.phase().is_terminal()) {
                     return fail(format!(
                         "starts while {} is unfinished ({})",
-                        p.deployment.id, p.deployment.phase
+                        p.deployment.id(),
+                        p.deployment.phase()
                     ));
                 }
-                if e.deployment.phase != Phase::Provisioning {
-                    return fail(format!("starts in {}", e.deployment.phase));
+                if *e.deployment.phase() != Phase::Provisioning {
+                    return fail(format!("starts in {}", e.deployment.phase()));
                 }
-                if !ids.insert(e.deployment.id.clone()) {
+                if !ids.insert(e.deployment.id().to_owned()) {
                     return fail("starts a deployment with the id of an earlier one".into());
                 }
             }
             (_, None) => return fail("the journal does not begin with Record::Started".into()),
-            (_, Some(p)) if p.deployment.id != e.deployment.id => {
-                return fail(format!("follows {} without Record::Started", p.deployment.id))
+            (_, Some(p)) if p.deployment.id() != e.deployment.id() => {
+                return fail(format!("follows {} without Record::Started", p.deployment.id()))
             }
             (Record::Note { .. }, Some(p)) if p.deployment != e.deployment => {
                 return fail("a note changed the deployment".into())
@@ -133,7 +135,8 @@ pub(crate) fn check_journal(entries: &[Entry]) -> Checked {
             (_, Some(p)) if !legal(&p.deployment, &e.deployment) => {
                 return fail(format!(
                     "{} -> {} is no transition of the machine",
-                    p.deployment.phase, e.deployment.phase
+                    p.deployment.phase(),
+                    e.deployment.phase()
                 ))
             }
             (_, Some(_)) => {}
@@ -141,9 +144,9 @@ pub(crate) fn check_journal(entries: &[Entry]) -> Checked {
         previous = Some(e);
     }
     match previous {
-        Some(last) if !last.deployment.phase.is_terminal() => Err(format!(
+        Some(last) if !last.deployment.phase().is_terminal() => Err(format!(
             "invariant 4: every deploy returned, but the journal ends in {}",
-            last.deployment.phase
+            last.deployment.phase()
         )),
         _ => Ok(()),
     }
@@ -152,11 +155,11 @@ pub(crate) fn check_journal(entries: &[Entry]) -> Checked {
 /// Whether some signal takes `from` to `to` through [`machine::step`] (reasons aside).
 fn legal(from: &Deployment, to: &Deployment) -> bool {
     let endpoint = to
-        .endpoint
-        .clone()
+        .endpoint()
+        .cloned()
         .unwrap_or_else(|| Endpoint::new("127.0.0.1", 1).expect("valid"));
     let mut signals = vec![
-        Signal::Provisioned(endpoint),
+        Signal::Provisioned(endpoint.clone()),
         Signal::Decided(Decision::Complete),
         Signal::Decided(Decision::Analyse(Analysis::new(ScriptedProbe::always_healthy()))),
         Signal::Done,
@@ -167,27 +170,27 @@ fn legal(from: &Deployment, to: &Deployment) -> bool {
         Signal::Aborted("?".into()),
         Signal::Resumed,
     ];
-    match &to.phase {
+    match to.phase() {
         Phase::Shifting { weight } => signals.push(Signal::Decided(Decision::Shift(*weight))),
         Phase::Paused { pause } => signals.push(Signal::Decided(Decision::Pause(*pause))),
         _ => {}
     }
     let key = |d: &Deployment| {
-        let phase = match &d.phase {
+        let phase = match d.phase() {
             Phase::Failed { .. } => "failed".to_string(),
             Phase::Held { recheck, .. } => format!("held {recheck:?}"),
             other => format!("{other:?}"),
         };
         (
             phase,
-            d.weight,
-            d.step,
-            d.promoted,
-            d.endpoint.clone(),
-            d.id.clone(),
-            d.target,
-            d.release.clone(),
-            d.previous.clone(),
+            d.weight(),
+            d.step(),
+            d.promoted(),
+            d.endpoint().cloned(),
+            d.id().to_owned(),
+            d.target(),
+            d.release().clone(),
+            d.previous().cloned(),
         )
     };
     signals
@@ -196,6 +199,17 @@ fn legal(from: &Deployment, to: &Deployment) -> bool {
 }
 
 /// The checks themselves can fail: each refuses what it should.
+/// `d` with `fields` replaced, as a journal holding that state would read (a `Deployment` is
+/// read-only: these tests fabricate journals the machine could not have written).
+fn edited(d: &Deployment, fields: serde_json::Value) -> Deployment {
+    let mut value = serde_json::to_value(d).unwrap();
+    for (key, field) in fields.as_object().expect("an object of fields") {
+        assert!(value.get(key).is_some(), "a Deployment has no field {key}");
+        value[key] = field.clone();
+    }
+    serde_json::from_value(value).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use bluegreen_core::{BlueGreen, ProbeOutcome, Routes};
@@ -231,18 +245,21 @@ mod tests {
             .expect("v2");
         let mut reused = entries.clone();
         for e in &mut reused[second..] {
-            e.deployment.id.clone_from(&entries[0].deployment.id);
+            e.deployment = edited(&e.deployment, serde_json::json!({ "id": entries[0].deployment.id() }));
         }
         refused(reused, "the id of an earlier one");
 
         // v1 had no previous release: it cannot have been warm.
         let mut unreachable = entries.clone();
-        unreachable[second - 1].deployment.phase = Phase::Warm;
+        unreachable[second - 1].deployment = edited(
+            &unreachable[second - 1].deployment,
+            serde_json::json!({ "phase": Phase::Warm }),
+        );
         refused(unreachable, "is no transition of the machine");
 
         let mut after_the_end = entries.clone();
         let mut late = entries[second - 1].clone();
-        late.deployment.phase = Phase::Draining;
+        late.deployment = edited(&late.deployment, serde_json::json!({ "phase": Phase::Draining }));
         after_the_end.insert(second, late);
         for (i, e) in after_the_end.iter_mut().enumerate() {
             e.seq = i as u64 + 1;

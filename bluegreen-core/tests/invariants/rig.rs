@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
+use bluegreen_core::backend::DrainStatus;
 use bluegreen_core::journal::{Entry, InMemoryJournal};
 use bluegreen_core::lock::InMemoryLock;
-use bluegreen_core::router::DrainStatus;
 use bluegreen_core::testing::{
     Faults, FaultyEnvironment, FaultyRouter, InMemoryEnvironment, InMemoryHealthProbe, InMemoryRouter,
 };

@@ -27,11 +27,10 @@ pub(crate) fn quick_policy() -> HealthPolicy {
 }
 
 pub(crate) fn retirement(window_s: u64, drain_s: u64) -> Retirement {
-    Retirement {
-        rollback_window: Duration::from_secs(window_s),
-        drain: Duration::from_secs(drain_s),
-        stop_grace: Duration::from_secs(1),
-    }
+    Retirement::new()
+        .rollback_window(Duration::from_secs(window_s))
+        .drain(Duration::from_secs(drain_s))
+        .stop_grace(Duration::from_secs(1))
 }
 
 pub(crate) fn blue_green(strategy: BlueGreen) -> StrategyKind {
@@ -246,7 +245,7 @@ async fn resume_of_a_failed_revert_retries_the_revert_and_keeps_the_old_slot() {
     rig.faults.clear();
     let resumed = deployer.resume().await;
     assert!(
-        matches!(&resumed, Ok(Some(report)) if report.deployment.phase == Phase::RolledBack),
+        matches!(&resumed, Ok(Some(report)) if *report.deployment.phase() == Phase::RolledBack),
         "resume() returned {resumed:?}"
     );
     assert_eq!(rig.served(), only_blue);
@@ -303,7 +302,7 @@ async fn deployment_ids_are_unique_within_a_millisecond() {
     let ids: Vec<&str> = entries
         .iter()
         .filter(|e| e.record == Record::Started)
-        .map(|e| e.deployment.id.as_str())
+        .map(|e| e.deployment.id())
         .collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "{ids:#?}");

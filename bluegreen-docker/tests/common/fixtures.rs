@@ -20,9 +20,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bluegreen_core::AppName;
-use bluegreen_docker::bollard::query_parameters::{ListContainersOptions, ListImagesOptions, RemoveContainerOptions};
-use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::{labels, remove_image, DockerConfig, HealthCheck, ImageSource, ScratchImage};
+use bollard::query_parameters::{ListContainersOptions, ListImagesOptions, RemoveContainerOptions};
+use bollard::Docker;
 
 use bluegreen_testkit::cargo::{build_bin, Build};
 
@@ -38,6 +38,16 @@ pub const IMAGES_LABEL: &str = "bluegreen-testkit.images";
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// A client of the Docker Engine at `socket`, its API version agreed (so Docker 20.10, API 1.41,
+/// works): for the test fixtures' own listing and clean-up, and to share with
+/// [`DockerEnvironment::with_client`](bluegreen_docker::DockerEnvironment::with_client).
+pub async fn connect(socket: &std::path::Path) -> Result<Docker, String> {
+    let unreachable = |e: bollard::errors::Error| format!("engine at unix://{} unreachable: {e}", socket.display());
+    let docker = Docker::connect_with_socket(&socket.to_string_lossy(), 120, bollard::API_DEFAULT_VERSION)
+        .map_err(unreachable)?;
+    docker.negotiate_version().await.map_err(unreachable)
+}
+
 /// Connects to the Docker Engine (the default socket, or `DOCKER_HOST=unix://…`); `Err(why)` when
 /// there is none. Also removes what dead test processes left behind (see [`remove_leftovers`]).
 pub async fn engine() -> Result<Docker, String> {
@@ -46,7 +56,7 @@ pub async fn engine() -> Result<Docker, String> {
     if !socket.exists() {
         return Err(format!("no Docker socket at {}", socket.display()));
     }
-    let docker = bluegreen_docker::connect(&socket).await.map_err(|e| e.to_string())?;
+    let docker = connect(&socket).await?;
     remove_leftovers(&docker).await;
     Ok(docker)
 }
@@ -228,7 +238,7 @@ where
         };
         runtime.block_on(async move {
             let socket = DockerConfig::new(AppName::new("x").expect("valid"), ImageSource::Reference, 1).socket_path();
-            if let Ok(docker) = bluegreen_docker::connect(&socket).await {
+            if let Ok(docker) = connect(&socket).await {
                 work(docker).await;
             }
         });

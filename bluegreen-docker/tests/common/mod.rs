@@ -9,12 +9,12 @@ use bluegreen_core::journal::InMemoryJournal;
 use bluegreen_core::lock::InMemoryLock;
 use bluegreen_core::testing::InMemoryRouter;
 use bluegreen_core::{Deployer, Endpoint, HealthPolicy, Release, Retirement};
-use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::{DockerConfig, DockerEnvironment};
 pub mod fixtures;
 
 use bluegreen_testkit::load::{request_once, LoadConfig, Outcome};
 use bluegreen_testkit::real;
+use bollard::Docker;
 use fixtures::{engine, DemoImages, TestApp};
 
 /// A test's Docker world; dropping it removes its containers, then its images.
@@ -64,11 +64,12 @@ impl Fixture {
                     .failure_threshold(20)
                     .deadline(Duration::from_secs(8)),
             )
-            .retirement(Retirement {
-                rollback_window: Duration::ZERO,
-                drain: Duration::ZERO,
-                stop_grace: Duration::from_secs(2),
-            })
+            .retirement(
+                Retirement::new()
+                    .rollback_window(Duration::ZERO)
+                    .drain(Duration::ZERO)
+                    .stop_grace(Duration::from_secs(2)),
+            )
             .journal(Arc::new(InMemoryJournal::new()))
             .lock(Arc::new(InMemoryLock::new()))
             .build()

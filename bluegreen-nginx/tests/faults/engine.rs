@@ -197,13 +197,13 @@ async fn nginx_down_during_a_rollback_is_interrupted_and_a_resume_converges() {
         "{:?}",
         status.serving
     );
-    assert_eq!(status.last.as_ref().unwrap().cause, Some(Cause::Aborted));
+    assert_eq!(status.last.as_ref().unwrap().cause(), Some(Cause::Aborted));
 
     // nginx comes back with whatever the file says; the resume moves traffic back to v1.
     rig.nginx.restart().unwrap();
     let report = deployer.resume().await.unwrap().expect("the rollback to retry");
-    assert_eq!(report.deployment.phase, Phase::RolledBack);
-    assert_eq!(report.deployment.cause, Some(Cause::Aborted));
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+    assert_eq!(report.deployment.cause(), Some(Cause::Aborted));
     rig.assert_serves("v1").await;
     let status = deployer.status().await.unwrap();
     assert_eq!(status.routes.as_ref(), Some(&blue));
@@ -230,10 +230,7 @@ async fn a_hung_reload_command_times_out_and_v1_still_answers() {
         .unwrap();
     let deployer = rig
         .builder_with(Arc::new(hung), Duration::ZERO)
-        .timeouts(Timeouts {
-            apply: Duration::from_secs(2),
-            ..Timeouts::default()
-        })
+        .timeouts(Timeouts::default().apply(Duration::from_secs(2)))
         .build()
         .unwrap();
     let err = deployer.deploy(release("v2")).await.unwrap_err();

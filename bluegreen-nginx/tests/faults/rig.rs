@@ -52,11 +52,12 @@ impl Rig {
                     .interval(Duration::from_millis(20))
                     .failure_threshold(2),
             )
-            .retirement(Retirement {
-                rollback_window,
-                drain: Duration::from_secs(2),
-                stop_grace: Duration::from_secs(2),
-            })
+            .retirement(
+                Retirement::new()
+                    .rollback_window(rollback_window)
+                    .drain(Duration::from_secs(2))
+                    .stop_grace(Duration::from_secs(2)),
+            )
             .journal(self.journal.clone())
     }
 

@@ -38,11 +38,12 @@ async fn traefik_down_during_a_rollback_is_interrupted_and_a_resume_converges() 
                 .interval(Duration::from_millis(20))
                 .failure_threshold(2),
         )
-        .retirement(Retirement {
-            rollback_window: Duration::from_secs(60),
-            drain: Duration::from_secs(1),
-            stop_grace: Duration::from_secs(2),
-        })
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::from_secs(60))
+                .drain(Duration::from_secs(1))
+                .stop_grace(Duration::from_secs(2)),
+        )
         .build()
         .unwrap();
     deployer.deploy(release("v1")).await.unwrap();
@@ -87,8 +88,8 @@ async fn traefik_down_during_a_rollback_is_interrupted_and_a_resume_converges() 
     // Traefik is back, serving the file it finds (v2); the resume moves traffic back to v1.
     rig.traefik.restart().unwrap();
     let report = deployer.resume().await.unwrap().expect("the rollback to retry");
-    assert_eq!(report.deployment.phase, Phase::RolledBack);
-    assert_eq!(report.deployment.cause, Some(Cause::Aborted));
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+    assert_eq!(report.deployment.cause(), Some(Cause::Aborted));
     assert_serves(&rig, "v1").await;
     let status = deployer.status().await.unwrap();
     assert_eq!(status.routes.as_ref(), Some(&blue));

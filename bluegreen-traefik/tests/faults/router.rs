@@ -222,7 +222,7 @@ async fn hybrid_mode_weights_discovered_services_and_refuses_a_missing_one() {
     let routes = |slot| Routes::new(TrafficSplit::all(slot), Some(blue.clone()), Some(green.clone())).unwrap();
 
     // The file provider has to load discovered.toml first.
-    bluegreen_core::wait::poll(
+    bluegreen_core::backend::wait::poll(
         "blue discovered",
         Duration::from_secs(5),
         Duration::from_millis(20),
@@ -246,7 +246,7 @@ async fn hybrid_mode_weights_discovered_services_and_refuses_a_missing_one() {
         services(&[("blue", rig.blue.addr()), ("green", rig.green.addr())]),
     )
     .unwrap();
-    let green_live = bluegreen_core::wait::poll(
+    let green_live = bluegreen_core::backend::wait::poll(
         "green discovered",
         Duration::from_secs(5),
         Duration::from_millis(20),

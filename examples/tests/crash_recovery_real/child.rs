@@ -85,7 +85,7 @@ pub async fn run(setup: Setup) {
     let reload_dir = var(RELOAD_DIR_VAR).expect("the reload script's directory");
     let reload_at = at.filter(|_| counts == Count::Reloads);
     let reload = reload_through_script(&setup.nginx, Path::new(&reload_dir), reload_at);
-    let docker = bluegreen_docker::connect(&setup.docker.socket_path()).await.unwrap();
+    let docker = crate::docker::connect(&setup.docker.socket_path()).await.unwrap();
     let deployer = setup.deployer(
         Arc::new(TrippingEnvironment::new(setup.environment(docker), trip.clone())),
         Arc::new(TrippingRouter::new(setup.router(reload), trip.clone())),
@@ -99,7 +99,7 @@ pub async fn run(setup: Setup) {
         _ => panic!("{ACTION_VAR} must be `deploy <release>` or `resume`, not {action:?}"),
     };
     let outcome = match outcome {
-        Ok(Some(report)) => report.deployment.phase.name().to_string(),
+        Ok(Some(report)) => report.deployment.phase().name().to_string(),
         Ok(None) => "nothing to resume".to_string(),
         Err(Error::RolledBack { .. }) => "rolled_back".to_string(),
         Err(e) => format!("error: {e}"),

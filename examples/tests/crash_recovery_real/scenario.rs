@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use bluegreen_core::journal::{Entry, FileJournal, Journal, Record};
 use bluegreen_core::{Deployer, Observation, Phase, Release, Report, Result, Router, Routes, Serving};
-use bluegreen_docker::bollard::Docker;
 use bluegreen_nginx::ReloadCommand;
 use bluegreen_testkit::load::{request_once, ClientMode, Load, LoadConfig, Outcome, Tally};
+use bollard::Docker;
 
 use super::kill::{run_child, ChildRan, Count, Kill};
 use super::setup::Setup;
@@ -62,7 +62,7 @@ impl Rig {
     pub async fn deploy(&mut self, release: &Release) -> Report {
         let (deployer, _, _) = self.deployer();
         let report = deployer.deploy(release.clone()).await.unwrap();
-        assert_eq!(report.deployment.phase, Phase::Completed);
+        assert_eq!(*report.deployment.phase(), Phase::Completed);
         check_live(self, &deployer, release).await;
         self.live = release.clone();
         report
@@ -204,10 +204,10 @@ pub async fn scenario(rig: &mut Rig, kills: &[Kill]) -> Ran {
     let (deployer, journal, _) = rig.deployer();
     let before = last_entry(&journal).await;
     let status = deployer.status().await.unwrap();
-    assert_eq!(status.in_progress(), !before.deployment.phase.is_terminal());
+    assert_eq!(status.in_progress(), !before.deployment.phase().is_terminal());
     let counts_at_resume = rig.counts();
     let resumed = deployer.resume().await;
-    let promoted = killed[0].last.deployment.promoted;
+    let promoted = killed[0].last.deployment.promoted();
     let live = if promoted { &new } else { &old };
     let checked = check_converged(&deployer, &journal, &before, resumed, &killed).await;
     check_live(rig, &deployer, live).await;
@@ -229,7 +229,7 @@ pub async fn scenario(rig: &mut Rig, kills: &[Kill]) -> Ran {
         "{:<12} killed at: {:<58} promoted={:<5}",
         kills[0].describe(),
         first.at,
-        first.last.deployment.promoted,
+        first.last.deployment.promoted(),
     );
     for (kill, k) in kills[1..].iter().zip(&killed[1..]) {
         line.push_str(&format!(
@@ -265,23 +265,27 @@ async fn check_converged(
     killed: &[Killed],
 ) -> &'static str {
     let interrupted = &killed[0].last.deployment;
-    let promoted = interrupted.promoted;
-    let nothing_to_do = before.deployment.phase.is_terminal();
+    let promoted = interrupted.promoted();
+    let nothing_to_do = before.deployment.phase().is_terminal();
     for k in killed {
-        assert_eq!(k.last.deployment.id, interrupted.id, "one deployment throughout");
-        assert_eq!(k.last.deployment.promoted, promoted, "a resume never changes promotion");
+        assert_eq!(k.last.deployment.id(), interrupted.id(), "one deployment throughout");
+        assert_eq!(
+            k.last.deployment.promoted(),
+            promoted,
+            "a resume never changes promotion"
+        );
     }
     let expected = if promoted { Phase::Completed } else { Phase::RolledBack };
     match (&resumed, promoted) {
         (Ok(None), _) => assert!(
             nothing_to_do,
             "resume found nothing to do in {}",
-            before.deployment.phase
+            before.deployment.phase()
         ),
-        (Ok(Some(report)), _) => assert_eq!(report.deployment.phase, expected, "{:#?}", report.deployment),
+        (Ok(Some(report)), _) => assert_eq!(*report.deployment.phase(), expected, "{:#?}", report.deployment),
         (Err(e), _) => panic!(
             "after a kill at {} (promoted={promoted}), resume failed: {e}",
-            before.deployment.phase
+            before.deployment.phase()
         ),
     }
 
@@ -290,14 +294,19 @@ async fn check_converged(
         assert_eq!(entry.seq, i as u64 + 1, "journal seq numbers have a gap or repeat");
     }
     let last = entries.last().unwrap();
-    assert_eq!(last.deployment.id, interrupted.id);
-    assert_eq!(last.deployment.phase, expected, "after a kill at {}", interrupted.phase);
+    assert_eq!(last.deployment.id(), interrupted.id());
+    assert_eq!(
+        *last.deployment.phase(),
+        expected,
+        "after a kill at {}",
+        interrupted.phase()
+    );
     if !promoted {
         let why = format!(
             "the deployer stopped while {} before promotion",
-            interrupted.phase.name()
+            interrupted.phase().name()
         );
-        assert_eq!(last.deployment.reason.as_deref(), Some(why.as_str()));
+        assert_eq!(last.deployment.reason(), Some(why.as_str()));
     }
     let notes: Vec<&str> = entries
         .iter()
@@ -320,7 +329,7 @@ async fn check_converged(
         .await
         .unwrap()
         .iter()
-        .map(|d| d.phase.name())
+        .map(|d| d.phase().name())
         .collect();
     assert_eq!(history, [expected.name()]);
     expected.name()

@@ -9,9 +9,9 @@ use bluegreen_core::journal::{FileJournal, Journal};
 use bluegreen_core::lock::FileLock;
 use bluegreen_core::probe::HttpProbe;
 use bluegreen_core::{AppName, Canary, CanaryStep, Deployer, Environment, HealthPolicy, Retirement, Router, Timeouts};
-use bluegreen_docker::bollard::Docker;
 use bluegreen_docker::{DockerConfig, DockerEnvironment};
 use bluegreen_nginx::{NginxConfig, NginxRouter, ReloadCommand};
+use bollard::Docker;
 use tokio::process::Command;
 
 /// The journal and lock directory.
@@ -97,11 +97,12 @@ impl Setup {
                     .failure_threshold(40)
                     .deadline(Duration::from_secs(20)),
             )
-            .retirement(Retirement {
-                rollback_window: Duration::ZERO,
-                drain: Duration::from_secs(2),
-                stop_grace: Duration::from_secs(1),
-            })
+            .retirement(
+                Retirement::new()
+                    .rollback_window(Duration::ZERO)
+                    .drain(Duration::from_secs(2))
+                    .stop_grace(Duration::from_secs(1)),
+            )
             .timeouts(Timeouts::all(Duration::from_secs(30)))
             .journal(journal)
             .lock(Arc::new(FileLock::new(&self.dir).unwrap()))
