@@ -74,6 +74,8 @@ cat "$work/Cargo.toml"
 cd "$work"
 echo "== cargo test --workspace --all-features --no-run (every test, example and bench target)"
 cargo test --workspace --all-features --all-targets --no-run
+echo "== cargo check --workspace --all-targets with default features (a test needing a feature says so)"
+cargo check --workspace --all-targets
 echo "== doctests"
 cargo test --workspace --all-features --doc
 if [ "${PACKAGE_CHECK_RUN_ALL:-0}" = 1 ]; then

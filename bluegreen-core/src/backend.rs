@@ -33,7 +33,7 @@
 //!         if progress.weight < 100 { Decision::Shift(100) } else { Decision::Complete }
 //!     }
 //! }
-//! //! ```
+//! ```
 
 pub use async_trait::async_trait;
 

@@ -185,7 +185,7 @@ impl fmt::Display for Conflict {
             Conflict::ForeignConfig { detail } => write!(
                 f,
                 "the router's configuration is not bluegreen's ({detail}); take it over with \
-                 DeployerBuilder::adopt_existing_config(true) (`--adopt` in the CLI): it is kept as a \
+                 DeployerBuilder::adopt_existing_config(true): it is kept as a \
                  backup and replaced at the first switch"
             ),
             Conflict::NotLive { detail } => write!(

@@ -1,4 +1,5 @@
 //! The engine's spans name the deployment, so what a backend logs can be traced back to it.
+#![cfg(feature = "testing")]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -125,10 +125,11 @@ impl Endpoint {
         Ok(Endpoint::new(host, port)?.with_scheme(scheme))
     }
 
-    /// The endpoint of a socket address.
+    /// The endpoint of a socket address. An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) becomes
+    /// its IPv4 form, the one canonical spelling [`Endpoint::new`] accepts.
     pub fn from_socket(addr: SocketAddr) -> Self {
         Endpoint {
-            host: addr.ip().to_string(),
+            host: addr.ip().to_canonical().to_string(),
             port: addr.port(),
             scheme: Scheme::Http,
         }
@@ -189,6 +190,16 @@ fn written_host(text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_socket_address_becomes_the_canonical_host() {
+        use super::*;
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:8080".parse().unwrap();
+        let from_socket = Endpoint::from_socket(mapped);
+        assert_eq!(from_socket, Endpoint::new("127.0.0.1", 8080).unwrap());
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(Endpoint::from_socket(v6), Endpoint::new("::1", 80).unwrap());
+    }
+
     #[test]
     fn urls_in_the_usual_forms_are_read() {
         use super::*;
