@@ -7,7 +7,8 @@
 //!    the machine weighs on every row alike. Two times per switch: the **first answer** of the new
 //!    version through nginx (an observer polls from the start of the switch, on a new connection
 //!    every millisecond), and when the switch **returns**. The raw baseline does the router's
-//!    work by hand: write the file, `nginx -t`, `nginx -s reload`, then poll until only the new
+//!    work by hand: write the file, `nginx -t`, SIGHUP to the master (as the router does with a
+//!    pid file; a row with `nginx -s reload` shows what that command adds), then poll until only the new
 //!    generation answers (the new version answers through nginx — the observer's poll — and none
 //!    of the workers that accepted before the reload still accepts, read from `/proc` every
 //!    millisecond) — the guarantee `NginxRouter::apply` gives when it returns;
@@ -47,7 +48,7 @@ const SETTLE: Duration = Duration::from_millis(150);
 /// How a series switches.
 enum Switcher {
     Router(NginxRouter),
-    Raw(RawSwitch, Wait),
+    Raw(RawSwitch, Wait, Reload),
 }
 
 /// One way of switching, its own nginx, and what it measured.
@@ -91,9 +92,9 @@ impl Series {
         ));
         match &self.switcher {
             Switcher::Router(router) => router.apply(routes).await.map_err(|e| e.to_string())?,
-            Switcher::Raw(raw, wait) => {
-                let (raw, wait, routes) = (raw.clone(), *wait, routes.clone());
-                tokio::task::spawn_blocking(move || raw.switch(&routes, &seen, wait))
+            Switcher::Raw(raw, wait, reload) => {
+                let (raw, wait, reload, routes) = (raw.clone(), *wait, *reload, routes.clone());
+                tokio::task::spawn_blocking(move || raw.switch(&routes, &seen, wait, reload))
                     .await
                     .map_err(|e| e.to_string())??;
             }
@@ -131,32 +132,37 @@ async fn main() -> Result<(), String> {
     let load_switches = arg("--load-switches", LOAD_SWITCHES)?;
     let (v1, v2) = (DemoApp::start("v1", &[])?, DemoApp::start("v2", &[])?);
     let apps = [(v1.endpoint(), "v1"), (v2.endpoint(), "v2")];
-    let raw = |wait| move |nginx: &NginxProcess| Ok(Switcher::Raw(RawSwitch::new(nginx), wait));
+    let raw = |wait, reload| move |nginx: &NginxProcess| Ok(Switcher::Raw(RawSwitch::new(nginx), wait, reload));
     let mut series = [
         Series::new(
-            "NginxRouter::apply (write + fsync, nginx -t, reload, confirm: new generation only)",
+            "NginxRouter::apply (write + fsync, nginx -t, SIGHUP to the master, confirm: new generation only)",
             Some(1),
             |nginx| Ok(Switcher::Router(router(nginx, true)?)),
         )?,
         Series::new(
-            "raw: write + nginx -t + nginx -s reload + poll until only the new generation answers",
+            "raw: write + nginx -t + SIGHUP to the master (`kill -HUP $(cat nginx.pid)`) + poll until only the new generation answers",
             Some(1),
-            raw(Wait::OnlyNewGeneration),
+            raw(Wait::OnlyNewGeneration, Reload::Sighup),
         )?,
         Series::new(
-            "NginxRouter::apply without pid_file (confirm: the new generation answers)",
+            "NginxRouter::apply without pid_file (nginx -s reload; confirm: the new generation answers)",
             Some(3),
             |nginx| Ok(Switcher::Router(router(nginx, false)?)),
         )?,
         Series::new(
             "raw: write + nginx -t + nginx -s reload + poll until the new version answers",
             Some(3),
-            raw(Wait::NewVersion),
+            raw(Wait::NewVersion, Reload::Command),
         )?,
         Series::new(
             "raw, durable write: temp file + fsync + rename + fsync dir, then as row 2",
             None,
-            raw(Wait::OnlyNewGenerationDurable),
+            raw(Wait::OnlyNewGenerationDurable, Reload::Sighup),
+        )?,
+        Series::new(
+            "raw: as row 2 with `nginx -s reload` (which parses the whole config again) for the SIGHUP",
+            None,
+            raw(Wait::OnlyNewGeneration, Reload::Command),
         )?,
     ];
     for round in 0..=rounds {
@@ -215,9 +221,12 @@ async fn main() -> Result<(), String> {
     ]);
     println!("{}", table.render());
     println!(
-        "NginxRouter::apply against the durable raw write (row 5), p50: first answer {}, returns {}.\n",
+        "NginxRouter::apply against the durable raw write (row 5), p50: first answer {}, returns {}; \
+         against the raw switch reloading with `nginx -s reload` (row 6): first answer {}, returns {}.\n",
         ratio(series[0].first_answer.p50(), series[4].first_answer.p50()),
         ratio(series[0].returned.p50(), series[4].returned.p50()),
+        ratio(series[0].first_answer.p50(), series[5].first_answer.p50()),
+        ratio(series[0].returned.p50(), series[5].returned.p50()),
     );
     println!(
         "Rows 1, 2 and 5 give the same guarantee when they return: every new connection reaches the new \
@@ -354,6 +363,16 @@ enum Wait {
     NewVersion,
 }
 
+/// How a raw switch tells nginx to reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reload {
+    /// `nginx -s reload`: nginx parses its whole configuration to find the pid file, then signals.
+    Command,
+    /// SIGHUP to the master named by the pid file (what `nginx -s reload` ends in, and what the
+    /// router does when it has the pid file).
+    Sighup,
+}
+
 /// The raw tools, by hand, on blocking calls (run it on a blocking thread): what an operator's
 /// script does, with nothing in between.
 #[derive(Debug, Clone)]
@@ -379,7 +398,7 @@ impl RawSwitch {
     /// Writes `routes`, tests, reloads, then waits for the first answer of the new version
     /// through nginx (`seen`, set by the switch's observer) and, as `wait` says, for the old
     /// workers to stop accepting.
-    fn switch(&self, routes: &Routes, seen: &AtomicBool, wait: Wait) -> Result<(), String> {
+    fn switch(&self, routes: &Routes, seen: &AtomicBool, wait: Wait, reload: Reload) -> Result<(), String> {
         let mut text = String::from("upstream app {\n");
         for (_, weight, endpoint) in routes.weighted() {
             text.push_str(&format!("    server {} weight={weight};\n", endpoint.authority()));
@@ -391,18 +410,22 @@ impl RawSwitch {
             std::fs::write(&self.file, text).map_err(|e| e.to_string())?;
         }
         self.nginx(&["-t", "-q"])?;
-        let (master, old) = match wait {
-            Wait::OnlyNewGeneration | Wait::OnlyNewGenerationDurable => {
-                let master: i32 = std::fs::read_to_string(&self.pid_file)
-                    .map_err(|e| e.to_string())?
-                    .trim()
-                    .parse()
-                    .map_err(|e| format!("pid file: {e}"))?;
-                (master, accepting_workers(master))
-            }
-            _ => (0, Vec::new()),
+        let master: i32 = std::fs::read_to_string(&self.pid_file)
+            .map_err(|e| e.to_string())?
+            .trim()
+            .parse()
+            .map_err(|e| format!("pid file: {e}"))?;
+        let old = match wait {
+            Wait::OnlyNewGeneration | Wait::OnlyNewGenerationDurable => accepting_workers(master),
+            Wait::NewVersion => Vec::new(),
         };
-        self.nginx(&["-s", "reload"])?;
+        match reload {
+            Reload::Command => self.nginx(&["-s", "reload"])?,
+            Reload::Sighup => {
+                let pid = rustix::process::Pid::from_raw(master).ok_or("pid file: not a pid")?;
+                rustix::process::kill_process(pid, rustix::process::Signal::HUP).map_err(|e| e.to_string())?;
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if seen.load(Ordering::SeqCst) && old.iter().all(|&pid| !accepting(master, pid)) {
