@@ -467,7 +467,7 @@ impl Router for NginxRouter {
             .with_observes_drain(self.inner.config.pid_file.is_some() && self.inner.proc_readable)
     }
 
-    #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name))]
+    #[instrument(level = "debug", skip_all, fields(upstream = %self.inner.config.upstream_name))]
     async fn current(&self) -> Result<Option<Routes>> {
         // A dropped apply's switch task may still be writing, testing or undoing: wait for it,
         // so what is read is what will stay.
@@ -477,7 +477,7 @@ impl Router for NginxRouter {
 
     /// Reads the file and asks nginx which generation it serves: [`Serving::Confirmed`] only when
     /// the file is intact (its checksum matches) and nginx answers its generation token.
-    #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name))]
+    #[instrument(level = "debug", skip_all, fields(upstream = %self.inner.config.upstream_name))]
     async fn observe(&self) -> Result<Observation> {
         let _settled = self.lock.lock().await;
         self.observe_locked().await
@@ -487,7 +487,7 @@ impl Router for NginxRouter {
     /// `.<file>.bluegreen-backup-<unix nanoseconds>` next to it (hidden, so an `include dir/*` never
     /// loads it; never overwriting an earlier backup); the next `apply` replaces the file. Nothing
     /// is reloaded. An intact file, or none, needs no backup.
-    #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name))]
+    #[instrument(level = "debug", skip_all, fields(upstream = %self.inner.config.upstream_name))]
     async fn adopt(&self) -> Result<Adoption> {
         let _settled = self.lock.lock().await;
         let path = self.inner.config.upstream_file.clone();
@@ -512,7 +512,7 @@ impl Router for NginxRouter {
         Ok(Adoption::backed_up(backup.display().to_string()))
     }
 
-    #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name, split = %routes.split(), generation))]
+    #[instrument(level = "debug", skip_all, fields(upstream = %self.inner.config.upstream_name, slot = routes.split().major().map(|s| s.as_str()), split = %routes.split(), generation))]
     async fn apply(&self, routes: &Routes) -> Result<()> {
         let token = new_token();
         tracing::Span::current().record("generation", token.as_str());
@@ -547,7 +547,7 @@ impl Router for NginxRouter {
         Ok(())
     }
 
-    #[instrument(skip_all, fields(upstream = %self.inner.config.upstream_name, ?timeout))]
+    #[instrument(level = "debug", skip_all, fields(upstream = %self.inner.config.upstream_name, ?timeout))]
     async fn wait_drained(&self, timeout: Duration) -> Result<DrainStatus> {
         let Some(pid_file) = self.inner.config.pid_file.as_deref() else {
             return Ok(DrainStatus::NotObservable);

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// The format of the dynamic config file (Traefik picks its parser by the file's extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum FileFormat {
     /// `<app>.toml`, written with the `toml` crate (the default).
     #[default]
