@@ -335,11 +335,12 @@ async fn shell_deploy(
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let docker = engine().await?;
+    let connection = engine().await?;
+    let docker = connection.docker;
     let versions: Vec<String> = (0..=DEPLOYS).map(|i| format!("v{i}")).collect();
     let names: Vec<&str> = versions.iter().map(String::as_str).collect();
     println!("building the demo app (static) and {} images…", names.len());
-    let images = DemoImages::build(&docker, &names).await?;
+    let images = DemoImages::build(&connection.engine, &names).await?;
     let events = ContainerEvents::watch(&docker);
     let pid = std::process::id().to_string();
 

@@ -216,7 +216,8 @@ async fn main() -> Result<ExitCode> {
     let demo = DockerDemo::start("soak").await?;
     let docker = common::docker_fixtures::engine()
         .await
-        .map_err(|why| Error::backend("docker", why, false))?;
+        .map_err(|why| Error::backend("docker", why, false))?
+        .docker;
     let nginx = common::nginx::start(UPSTREAM)?;
     let router = common::nginx::router(&nginx, UPSTREAM)?;
     let state = tempfile::tempdir().map_err(|e| Error::backend("soak", e.to_string(), false))?;

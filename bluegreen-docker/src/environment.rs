@@ -15,12 +15,12 @@ use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
     StopContainerOptions,
 };
-use bollard::Docker;
 use tracing::field::{display, Empty};
 use tracing::{debug, instrument, Span};
 
 use crate::config::{DockerConfig, Expose, RestartPolicy};
-use crate::error::{backend, connecting, is_conflict, is_not_found, is_not_modified, is_port_in_use, BACKEND};
+use crate::engine::Engine;
+use crate::error::{backend, is_conflict, is_not_found, is_not_modified, is_port_in_use, BACKEND};
 use crate::labels::{self, SlotLabels};
 use crate::logs::{tail, with_logs};
 use crate::probe::DockerHealthProbe;
@@ -51,7 +51,7 @@ const SIGKILL_EXIT: i64 = 137;
 /// errors and `logs`) nor environment values (`Debug` of the config shows names only).
 #[derive(Debug, Clone)]
 pub struct DockerEnvironment {
-    docker: Docker,
+    engine: Engine,
     config: Arc<DockerConfig>,
 }
 
@@ -65,36 +65,20 @@ pub struct SlotContainer {
     pub labels: SlotLabels,
 }
 
-/// Connects to the Docker Engine at `socket` and agrees on an API version with it (so an engine
-/// as old as API 1.41, Docker 20.10, works).
-///
-/// An engine that cannot be reached is a temporary [`Error::Backend`] naming the socket and the
-/// OS cause (`engine at unix:///var/run/docker.sock unreachable: Connection refused (os error 111)`).
-pub(crate) async fn connect(socket: &std::path::Path) -> Result<Docker> {
-    let path = socket.to_string_lossy();
-    let docker = match Docker::connect_with_socket(&path, 120, bollard::API_DEFAULT_VERSION) {
-        Ok(docker) => docker,
-        Err(e) => return Err(connecting(socket, e).await),
-    };
-    match docker.negotiate_version().await {
-        Ok(docker) => Ok(docker),
-        Err(e) => Err(connecting(socket, e).await),
-    }
-}
-
 impl DockerEnvironment {
     /// Validates `config`, connects to its socket and checks that the engine answers.
     pub async fn connect(config: DockerConfig) -> Result<Self> {
         config.validate()?;
-        let docker = connect(&config.socket_path()).await?;
-        Ok(DockerEnvironment::with_client(docker, config))
+        let engine = Engine::from_config(&config).await?;
+        Ok(DockerEnvironment::with_engine(engine, config))
     }
 
-    /// An environment using an existing client (for example one shared by several applications).
-    /// `config` is not validated here; call [`DockerConfig::validate`].
-    pub fn with_client(docker: Docker, config: DockerConfig) -> Self {
+    /// An environment on an existing [`Engine`] (for example one shared by several
+    /// applications). `config` is not validated here; call [`DockerConfig::validate`]. Its
+    /// `socket` is not used: the engine is already connected.
+    pub fn with_engine(engine: Engine, config: DockerConfig) -> Self {
         DockerEnvironment {
-            docker,
+            engine,
             config: Arc::new(config),
         }
     }
@@ -104,14 +88,14 @@ impl DockerEnvironment {
         &self.config
     }
 
-    /// The engine client.
-    pub fn client(&self) -> &Docker {
-        &self.docker
+    /// The engine this environment runs on (a clone shares its connection).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// A probe reading the Docker health (`State.Health`) of this application's containers.
     pub fn health_probe(&self) -> DockerHealthProbe {
-        DockerHealthProbe::new(self.docker.clone(), self.config.app.clone())
+        DockerHealthProbe::new(self.engine.clone(), self.config.app.clone())
     }
 
     /// Every container of this application, as its labels describe it, newest first.
@@ -126,7 +110,8 @@ impl DockerEnvironment {
             ..Default::default()
         };
         let mut found = self
-            .docker
+            .engine
+            .client()
             .list_containers(Some(options))
             .await
             .map_err(|e| backend(format_args!("listing the containers of {}", self.config.app), e))?;
@@ -152,7 +137,12 @@ impl DockerEnvironment {
     }
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInspectResponse>> {
-        match self.docker.inspect_container(id, None::<InspectContainerOptions>).await {
+        match self
+            .engine
+            .client()
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
             Ok(info) => Ok(Some(info)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(backend(format_args!("inspecting container {id}"), e)),
@@ -160,7 +150,7 @@ impl DockerEnvironment {
     }
 
     async fn require_image(&self, image: &str) -> Result<()> {
-        match self.docker.inspect_image(image).await {
+        match self.engine.client().inspect_image(image).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Err(Error::NotFound {
                 what: "image",
@@ -290,7 +280,7 @@ impl DockerEnvironment {
             v: true,
             ..Default::default()
         };
-        match self.docker.remove_container(id, Some(options)).await {
+        match self.engine.client().remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             // "removal already in progress": someone else is removing it.
@@ -300,7 +290,7 @@ impl DockerEnvironment {
     }
 
     async fn logs_or_note(&self, id: &str) -> Vec<String> {
-        tail(&self.docker, id, ERROR_LOG_LINES)
+        tail(self.engine.client(), id, ERROR_LOG_LINES)
             .await
             .unwrap_or_else(|e| vec![format!("(logs unavailable: {})", e.chain())])
     }
@@ -351,7 +341,8 @@ impl Environment for DockerEnvironment {
             ..Default::default()
         };
         let created = match self
-            .docker
+            .engine
+            .client()
             .create_container(Some(options), self.create_body(slot, release, &image))
             .await
         {
@@ -374,7 +365,7 @@ impl Environment for DockerEnvironment {
             }
             Err(e) => return Err(backend(format_args!("creating container {name}"), e)),
         };
-        if let Err(e) = self.docker.start_container(&created.id, None).await {
+        if let Err(e) = self.engine.client().start_container(&created.id, None).await {
             let _ = self.remove_container(&created.id).await;
             let port = self.config.expose.host_port(slot).filter(|p| *p != 0);
             return Err(match port {
@@ -399,7 +390,7 @@ impl Environment for DockerEnvironment {
                     t: Some(0),
                     signal: None,
                 };
-                let _ = self.docker.stop_container(&created.id, Some(options)).await;
+                let _ = self.engine.client().stop_container(&created.id, Some(options)).await;
             }
             let logs = self.logs_or_note(&created.id).await;
             let code = exit_code(&info).map_or("unknown".into(), |c| c.to_string());
@@ -455,7 +446,8 @@ impl Environment for DockerEnvironment {
         };
         // The call lasts up to the grace period: give the client that much more patience.
         let patient = self
-            .docker
+            .engine
+            .client()
             .clone()
             .with_timeout(Duration::from_secs(seconds.unsigned_abs() + 60));
         let started = Instant::now();
@@ -495,7 +487,7 @@ impl Environment for DockerEnvironment {
             return Ok(Vec::new());
         };
         Span::current().record("release", display(&container.labels.release));
-        tail(&self.docker, &container.id, lines).await
+        tail(self.engine.client(), &container.id, lines).await
     }
 }
 

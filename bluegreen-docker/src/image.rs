@@ -6,22 +6,22 @@ use std::path::{Path, PathBuf};
 
 use bluegreen_core::{Error, Result};
 use bollard::query_parameters::{BuildImageOptions, RemoveImageOptions};
-use bollard::Docker;
 use futures_util::StreamExt;
 
+use crate::engine::Engine;
 use crate::error::{backend, is_not_found, BACKEND};
 
 /// A `FROM scratch` image holding one static binary as its entrypoint.
 ///
 /// ```no_run
 /// # async fn f() -> bluegreen_core::Result<()> {
-/// use bluegreen_docker::{connect, ScratchImage};
+/// use bluegreen_docker::{Engine, ScratchImage};
 ///
-/// let docker = connect("/var/run/docker.sock".as_ref()).await?;
+/// let engine = Engine::connect("/var/run/docker.sock").await?;
 /// ScratchImage::new("target/x86_64-unknown-linux-gnu/release/web", "shop/web:v2")
 ///     .env("VERSION", "v2")
 ///     .expose(8080)
-///     .build(&docker)
+///     .build(&engine)
 ///     .await?;
 /// # Ok(()) }
 /// ```
@@ -158,6 +158,13 @@ impl ScratchImage {
 
     /// The build context: a tar with the `Dockerfile` and the binary (mode 0755).
     ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a value [`dockerfile`](Self::dockerfile) refuses; a permanent
+    /// [`Error::Backend`] when the binary cannot be read or the tar cannot be written, naming
+    /// what failed, with the OS error as its [`source`](std::error::Error::source) (not repeated
+    /// in the message: [`Error::chain`] prints both).
+    ///
     /// Blocking (reads the whole binary): call it from `spawn_blocking`, as
     /// [`build`](Self::build) does.
     #[allow(clippy::disallowed_methods, reason = "blocking by contract (see above)")]
@@ -165,11 +172,12 @@ impl ScratchImage {
         let dockerfile = self.dockerfile()?;
         let name = self.file_name()?;
         let binary = std::fs::read(&self.binary).map_err(|e| {
-            Error::invalid(
-                "binary",
-                self.binary.display().to_string(),
-                format!("cannot be read: {e}"),
-            )
+            let message = format!(
+                "cannot read the binary {} for image {}",
+                self.binary.display(),
+                self.tag
+            );
+            Error::backend_caused_by(BACKEND, message, false, e)
         })?;
         let mut tar = tar::Builder::new(Vec::new());
         let mut add = |path: &str, mode: u32, data: &[u8]| {
@@ -179,21 +187,27 @@ impl ScratchImage {
             header.set_cksum();
             tar.append_data(&mut header, path, data)
         };
+        let writing = |e: std::io::Error| {
+            let message = format!("writing the build context of image {}", self.tag);
+            Error::backend_caused_by(BACKEND, message, false, e)
+        };
         add("Dockerfile", 0o644, dockerfile.as_bytes())
             .and_then(|()| add(&name, 0o755, &binary))
-            .map_err(|e| Error::backend(BACKEND, format!("writing the build context: {e}"), false))?;
-        tar.into_inner()
-            .map_err(|e| Error::backend(BACKEND, format!("writing the build context: {e}"), false))
+            .map_err(writing)?;
+        tar.into_inner().map_err(writing)
     }
 
     /// Builds the image and returns its id. A failed build's error carries the builder's output.
     ///
     /// The context (the whole binary, in a tar) is read and built on the blocking pool.
-    pub async fn build(&self, docker: &Docker) -> Result<String> {
+    pub async fn build(&self, engine: &Engine) -> Result<String> {
         let image = self.clone();
         let context = tokio::task::spawn_blocking(move || image.context())
             .await
-            .map_err(|e| Error::backend(BACKEND, format!("reading the build context: {e}"), false))??;
+            .map_err(|e| {
+                let message = format!("reading the build context of image {}", self.tag);
+                Error::backend_caused_by(BACKEND, message, false, e)
+            })??;
         let options = BuildImageOptions {
             t: Some(self.tag.clone()),
             rm: true,
@@ -204,7 +218,9 @@ impl ScratchImage {
             nocache: true,
             ..Default::default()
         };
-        let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+        let mut stream = engine
+            .client()
+            .build_image(options, None, Some(bollard::body_full(context.into())));
         let mut output = Vec::new();
         let mut id = None;
         while let Some(info) = stream.next().await {
@@ -249,12 +265,12 @@ fn quote(what: &'static str, value: &str) -> Result<String> {
 }
 
 /// Removes image `reference` (forcibly: untagged even if stopped containers use it); absent is `Ok`.
-pub async fn remove_image(docker: &Docker, reference: &str) -> Result<()> {
+pub async fn remove_image(engine: &Engine, reference: &str) -> Result<()> {
     let options = RemoveImageOptions {
         force: true,
         ..Default::default()
     };
-    match docker.remove_image(reference, Some(options), None).await {
+    match engine.client().remove_image(reference, Some(options), None).await {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(backend(format_args!("removing image {reference}"), e)),
@@ -354,6 +370,20 @@ mod tests {
         assert_eq!(entries[0].0, "Dockerfile");
         assert_eq!(entries[1], ("app".to_string(), 0o755, 6));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_binary_names_itself_and_keeps_the_os_error_as_source() {
+        let err = ScratchImage::new("/nonexistent/app", "t:1").context().unwrap_err();
+        assert!(matches!(err, Error::Backend { temporary: false, .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "docker: cannot read the binary /nonexistent/app for image t:1"
+        );
+        let source = std::error::Error::source(&err).unwrap();
+        let io = source.downcast_ref::<std::io::Error>().unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(err.chain().to_string(), format!("{err}: {io}"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!   `<app>-green`, endpoints published on `127.0.0.1` at engine-chosen ports (or the container's
 //!   network address), stop = SIGTERM, grace, SIGKILL, and the last log lines of a failing container
 //!   in the error.
+//! - [`Engine`] is the connection to a Docker Engine, shared by the rest (bollard, the client
+//!   underneath, is not part of this crate's API).
 //! - [`DockerHealthProbe`] reads Docker's own health verdict (`State.Health`).
 //! - [`ScratchImage`] turns a static binary into a `FROM scratch` image through the Engine's build
 //!   API: no registry needed.
@@ -36,6 +38,7 @@
 #![cfg_attr(not(test), deny(clippy::disallowed_methods))]
 
 mod config;
+mod engine;
 mod environment;
 mod error;
 mod image;
@@ -44,6 +47,7 @@ mod logs;
 mod probe;
 
 pub use config::{DockerConfig, Expose, HealthCheck, ImageSource, RestartPolicy, DEFAULT_SOCKET};
+pub use engine::Engine;
 pub use environment::{DockerEnvironment, SlotContainer};
 pub use image::{is_static_executable, remove_image, ScratchImage};
 pub use probe::DockerHealthProbe;

@@ -4,8 +4,8 @@ use bluegreen_core::backend::async_trait;
 use bluegreen_core::{AppName, HealthProbe, ProbeOutcome, ProbeTarget};
 use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum};
 use bollard::query_parameters::InspectContainerOptions;
-use bollard::Docker;
 
+use crate::engine::Engine;
 use crate::error::is_not_found;
 
 /// Checks a slot by reading its container's Docker health (`State.Health.Status`), as set by the
@@ -25,14 +25,14 @@ use crate::error::is_not_found;
 /// where the proxy stands. Made by [`DockerEnvironment::health_probe`](crate::DockerEnvironment::health_probe).
 #[derive(Debug, Clone)]
 pub struct DockerHealthProbe {
-    docker: Docker,
+    engine: Engine,
     app: AppName,
 }
 
 impl DockerHealthProbe {
     /// A probe for the containers of `app` (`<app>-<slot>`).
-    pub fn new(docker: Docker, app: AppName) -> Self {
-        DockerHealthProbe { docker, app }
+    pub fn new(engine: Engine, app: AppName) -> Self {
+        DockerHealthProbe { engine, app }
     }
 }
 
@@ -51,7 +51,8 @@ impl HealthProbe for DockerHealthProbe {
     async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
         let name = format!("{}-{}", self.app, target.slot);
         let info = match self
-            .docker
+            .engine
+            .client()
             .inspect_container(&name, None::<InspectContainerOptions>)
             .await
         {

@@ -111,7 +111,7 @@ async fn network_address_endpoints_serve_on_the_bridge() {
 
 #[tokio::test]
 async fn leftovers_of_dead_test_runs_are_removed() {
-    use crate::common::fixtures::{remove_leftovers, OWNER_LABEL};
+    use crate::common::fixtures::{self, remove_leftovers, OWNER_LABEL};
     use bollard::models::ContainerCreateBody;
     use bollard::query_parameters::CreateContainerOptions;
 
@@ -130,7 +130,11 @@ async fn leftovers_of_dead_test_runs_are_removed() {
         ..Default::default()
     };
     fx.docker.create_container(Some(options), body).await.unwrap();
-    remove_leftovers(&fx.docker).await;
+    remove_leftovers(&fixtures::Connection {
+        engine: fx.engine.clone(),
+        docker: fx.docker.clone(),
+    })
+    .await;
     let gone = fx
         .docker
         .inspect_container(&name, None::<InspectContainerOptions>)

@@ -14,7 +14,7 @@ use bluegreen_core::{
     Call, Cause, Deployer, Endpoint, Environment, Error, EventKind, HealthPolicy, HealthProbe, Phase, ProbeOutcome,
     ProbeTarget, Retirement, Router, Routes, Slot, SlotStatus, StopOutcome, Timeouts,
 };
-use bluegreen_docker::{DockerEnvironment, Expose};
+use bluegreen_docker::{DockerEnvironment, Engine, Expose};
 use bollard::query_parameters::RemoveContainerOptions;
 use common::{assert_serves, release, setup, Fixture};
 
@@ -51,7 +51,7 @@ async fn live_untouched(env: &DockerEnvironment, router: &InMemoryRouter, blue: 
 async fn fixture_with(prefix: &str, bad: &[(&str, &[(&str, &str)])]) -> Option<Fixture> {
     let mut fx = setup(prefix, &["v1"]).await?;
     for (version, env) in bad {
-        fx.images.add(&fx.docker, version, env).await.unwrap();
+        fx.images.add(&fx.engine, version, env).await.unwrap();
     }
     Some(fx)
 }
@@ -218,8 +218,8 @@ async fn an_unreachable_daemon_is_a_temporary_error_naming_the_socket() {
     let dead = dir.join("docker.sock");
     let _ = std::fs::remove_file(&dead);
     drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
-    let client = bollard::Docker::connect_with_socket(dead.to_str().unwrap(), 5, bollard::API_DEFAULT_VERSION).unwrap();
-    let env = DockerEnvironment::with_client(client, fx.config());
+    let engine = Engine::lazy(&dead).unwrap();
+    let env = DockerEnvironment::with_engine(engine, fx.config());
     for err in [
         env.status(Slot::Blue).await.unwrap_err(),
         env.deploy(Slot::Blue, &release("v1")).await.unwrap_err(),

@@ -57,7 +57,7 @@ async fn an_app_ignoring_sigterm_is_killed_after_the_grace_period() {
         return;
     };
     fx.images
-        .add(&fx.docker, "stubborn", &[("IGNORE_SIGTERM", "1")])
+        .add(&fx.engine, "stubborn", &[("IGNORE_SIGTERM", "1")])
         .await
         .unwrap();
     let env = fx.env(fx.config()).await;

@@ -2,7 +2,7 @@
 //! engine is needed (the sockets are made up in a temporary directory).
 
 use bluegreen_core::{AppName, Error};
-use bluegreen_docker::{DockerConfig, DockerEnvironment, ImageSource};
+use bluegreen_docker::{DockerConfig, DockerEnvironment, Engine, ImageSource};
 
 fn config(socket: &std::path::Path) -> DockerConfig {
     DockerConfig::new(AppName::new("shop").unwrap(), ImageSource::tagged("shop/web"), 8080)
@@ -52,10 +52,36 @@ async fn an_environments_debug_output_hides_env_values() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("docker.sock");
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-    let client =
-        bollard::Docker::connect_with_socket(&socket.to_string_lossy(), 5, bollard::API_DEFAULT_VERSION).unwrap();
-    let env = DockerEnvironment::with_client(client, config(&socket));
+    let engine = Engine::lazy(&socket).unwrap();
+    let env = DockerEnvironment::with_engine(engine, config(&socket));
     let text = format!("{env:?}");
     assert!(text.contains("API_TOKEN"), "{text}");
     assert!(!text.contains("very-secret-value"), "{text}");
+}
+
+#[tokio::test]
+async fn an_engine_names_its_socket_and_a_lazy_one_fails_on_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let err = Engine::connect(&socket).await.unwrap_err();
+    assert!(err.is_temporary(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("docker: engine at unix://{} unreachable", socket.display())
+    );
+    assert!(err.chain().to_string().ends_with("(os error 2)"), "{}", err.chain());
+
+    // A lazy engine is made without an answer, and says so on its first use.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let engine = Engine::lazy(&socket).unwrap();
+    assert_eq!(engine.socket(), socket);
+    assert!(
+        format!("{engine:?}").contains(&socket.display().to_string()),
+        "{engine:?}"
+    );
+    let env = DockerEnvironment::with_engine(engine.clone(), config(&socket));
+    let err = bluegreen_core::Environment::status(&env, bluegreen_core::Slot::Blue)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Backend { temporary: true, .. }), "{err:?}");
 }

@@ -67,16 +67,53 @@ pub enum ReloadCommand {
 }
 
 /// What ran and what it said, for errors.
+///
+/// `message` is what went wrong in words — for a command that ran, its own stderr (that text is
+/// what nginx said, not an error value of ours); `source` is the OS error behind it, when there is
+/// one (a program that cannot be started, a pid file that cannot be read), kept as the error's
+/// [`source`](std::error::Error::source) and not repeated in `message`.
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub command: String,
     pub message: String,
+    pub source: Option<std::io::Error>,
 }
 
 impl Failure {
+    /// A failure described by `message` alone (a command's stderr, a timeout).
+    pub(crate) fn new(command: impl Into<String>, message: impl Into<String>) -> Self {
+        Failure {
+            command: command.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure caused by the OS error `source`; `message` says what failed, not why.
+    pub(crate) fn caused_by(command: impl Into<String>, message: impl Into<String>, source: std::io::Error) -> Self {
+        Failure {
+            source: Some(source),
+            ..Failure::new(command, message)
+        }
+    }
+
+    /// The failure as a backend error: `<context>: `<command>` failed: <message>`, with the OS
+    /// error (if any) as its source.
     pub(crate) fn into_error(self, context: &str, temporary: bool) -> Error {
         let message = format!("{context}: `{}` failed: {}", self.command, self.message);
-        Error::backend("nginx", message, temporary)
+        match self.source {
+            Some(source) => Error::backend_caused_by("nginx", message, temporary, source),
+            None => Error::backend("nginx", message, temporary),
+        }
+    }
+
+    /// One line with the command, the message and the OS error, for a text-only report
+    /// ([`Restore::Failed`](bluegreen_core::Restore::Failed)).
+    pub(crate) fn describe(&self) -> String {
+        match &self.source {
+            Some(source) => format!("`{}`: {}: {source}", self.command, self.message),
+            None => format!("`{}`: {}", self.command, self.message),
+        }
     }
 }
 
@@ -93,10 +130,8 @@ pub(crate) async fn run(program: &Path, args: &[OsString], timeout: Duration) ->
         .map(|a| a.to_string_lossy())
         .collect::<Vec<_>>()
         .join(" ");
-    let fail = |message: String| Failure {
-        command: command.clone(),
-        message,
-    };
+    let fail = |message: String| Failure::new(command.clone(), message);
+    let fail_io = |message: &str, e: std::io::Error| Failure::caused_by(command.clone(), message, e);
     let mut command = Command::new(program);
     command
         .args(args)
@@ -109,12 +144,12 @@ pub(crate) async fn run(program: &Path, args: &[OsString], timeout: Duration) ->
     let child = blocking::run(move || command.spawn())
         .await
         .map_err(&fail)?
-        .map_err(|e| fail(format!("cannot start: {e}")))?;
+        .map_err(|e| fail_io("cannot start", e))?;
     // At the deadline the `wait_with_output` future, and the child with it, is dropped: killed.
     // (A timeout too large for the clock waits as if forever.)
     let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(output)) => output,
-        Ok(Err(e)) => return Err(fail(format!("cannot wait for it: {e}"))),
+        Ok(Err(e)) => return Err(fail_io("cannot wait for it", e)),
         Err(_) => return Err(fail(format!("no answer within {timeout:?}; killed"))),
     };
     if output.status.success() {
@@ -129,34 +164,44 @@ pub(crate) async fn run(program: &Path, args: &[OsString], timeout: Duration) ->
 
 /// Sends SIGHUP to the master whose pid is in `pid_file`.
 pub(crate) async fn signal_master(pid_file: &Path) -> std::result::Result<(), Failure> {
-    let fail = |message: String| Failure {
-        command: format!("kill -HUP $(cat {})", pid_file.display()),
-        message,
+    let command = format!("kill -HUP $(cat {})", pid_file.display());
+    let with_command = |f: Failure| Failure {
+        command: command.clone(),
+        ..f
     };
-    let pid = read_pid(pid_file).await.map_err(fail)?;
-    hang_up(pid).map_err(fail)
+    let pid = read_pid(pid_file).await.map_err(with_command)?;
+    hang_up(pid).map_err(with_command)
 }
 
 /// Sends SIGHUP to the nginx master `pid` (its reload signal).
-pub(crate) fn hang_up(pid: i32) -> std::result::Result<(), String> {
-    let master = rustix::process::Pid::from_raw(pid).ok_or_else(|| format!("pid {pid} is not a process"))?;
+pub(crate) fn hang_up(pid: i32) -> std::result::Result<(), Failure> {
+    let command = format!("kill -HUP {pid} (the nginx master)");
+    let master = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| Failure::new(&command, format!("pid {pid} is not a process")))?;
     rustix::process::kill_process(master, rustix::process::Signal::HUP)
-        .map_err(|e| format!("nginx master {pid} is not running: {e}"))
+        .map_err(|e| Failure::caused_by(&command, format!("nginx master {pid} is not running"), e.into()))
 }
 
 /// The pid in `pid_file` (nginx's `pid` directive), read on a blocking thread.
-pub(crate) async fn read_pid(pid_file: &Path) -> std::result::Result<i32, String> {
+pub(crate) async fn read_pid(pid_file: &Path) -> std::result::Result<i32, Failure> {
+    let command = format!("cat {}", pid_file.display());
     let path = pid_file.to_owned();
     let text = blocking::run(move || {
         #[allow(clippy::disallowed_methods)] // on a blocking thread
         std::fs::read_to_string(&path)
     })
     .await
-    .and_then(|read| read.map_err(|e| e.to_string()))
-    .map_err(|e| format!("cannot read {} (is nginx running?): {e}", pid_file.display()))?;
-    text.trim()
-        .parse()
-        .map_err(|_| format!("{} does not hold a pid: {text:?}", pid_file.display()))
+    .map_err(|e| Failure::new(&command, e))?
+    .map_err(|e| {
+        let message = format!("cannot read {} (is nginx running?)", pid_file.display());
+        Failure::caused_by(&command, message, e)
+    })?;
+    text.trim().parse().map_err(|_| {
+        Failure::new(
+            &command,
+            format!("{} does not hold a pid: {text:?}", pid_file.display()),
+        )
+    })
 }
 
 /// The last distinct error lines of nginx's error log (its last 64 KiB), without timestamps:
@@ -218,7 +263,20 @@ mod tests {
         let err = run(Path::new("/nonexistent/nginx"), &[], Duration::from_secs(5))
             .await
             .unwrap_err();
-        assert!(err.message.starts_with("cannot start"), "{err:?}");
+        assert_eq!(err.message, "cannot start", "{err:?}");
+        // The OS error is the source, once: not in the message.
+        let os = err.source.as_ref().map(|e| e.kind());
+        assert_eq!(os, Some(std::io::ErrorKind::NotFound), "{err:?}");
+        let e = err.into_error("nginx refused the new routes", false);
+        assert_eq!(
+            e.to_string(),
+            "nginx: nginx refused the new routes: `/nonexistent/nginx` failed: cannot start"
+        );
+        let source = std::error::Error::source(&e)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(source.contains("No such file or directory"), "{source}");
+        assert_eq!(e.chain().to_string(), format!("{e}: {source}"));
     }
 
     #[tokio::test]
@@ -255,8 +313,17 @@ mod tests {
     async fn a_missing_pid_file_says_nginx_may_not_run() {
         let err = signal_master(Path::new("/nonexistent/nginx.pid")).await.unwrap_err();
         assert!(err.message.contains("is nginx running?"), "{err:?}");
+        assert!(
+            err.describe().ends_with("No such file or directory (os error 2)"),
+            "{err:?}"
+        );
         let e = err.into_error("reload", true);
         assert!(e.to_string().contains("/nonexistent/nginx.pid"), "{e}");
+        assert!(
+            !e.to_string().contains("os error"),
+            "the OS error is the source, not the message: {e}"
+        );
+        assert!(std::error::Error::source(&e).is_some(), "{e:?}");
     }
 
     #[test]

@@ -257,10 +257,7 @@ impl NginxRouter {
         let inner = Arc::clone(&self.inner);
         let undo = tokio::spawn(async move {
             let undone = match blocking::run_core(move || snapshot.restore(None)).await {
-                Ok(()) => inner
-                    .reload(None)
-                    .await
-                    .map_err(|f| format!("`{}`: {}", f.command, f.message)),
+                Ok(()) => inner.reload(None).await.map_err(|f| f.describe()),
                 Err(e) => Err(e.to_string()),
             };
             drop(guard);
@@ -332,19 +329,13 @@ impl Inner {
         let timeout = self.config.command_timeout();
         match &self.config.reload {
             ReloadCommand::Nginx => match master {
-                Some(pid) => reload::hang_up(pid).map_err(|message| Failure {
-                    command: format!("kill -HUP {pid} (the nginx master)"),
-                    message,
-                }),
+                Some(pid) => reload::hang_up(pid),
                 None => reload::run(&self.config.nginx_binary, &self.nginx_args(&["-s", "reload"]), timeout).await,
             },
             ReloadCommand::Signal => {
                 // `validate` refuses the signal reload without a pid file; say so if it ever is.
                 let Some(pid_file) = self.config.pid_file.as_deref() else {
-                    return Err(Failure {
-                        command: "SIGHUP to the nginx master".into(),
-                        message: "no pid_file is configured".into(),
-                    });
+                    return Err(Failure::new("SIGHUP to the nginx master", "no pid_file is configured"));
                 };
                 reload::signal_master(pid_file).await
             }
@@ -557,7 +548,7 @@ impl Router for NginxRouter {
         }
         let master = reload::read_pid(pid_file)
             .await
-            .map_err(|e| Error::backend("nginx", e, true))?;
+            .map_err(|f| f.into_error("cannot find the nginx master", true))?;
         let drained = poll(
             "nginx old workers to exit",
             timeout,

@@ -42,5 +42,15 @@ async fn a_known_master_is_signalled_directly() {
     let router = bluegreen_nginx::NginxRouter::from_config(config).unwrap();
     let green = Endpoint::new("127.0.0.1", 18082).unwrap();
     let err = router.apply(&Routes::only(Slot::Green, green)).await.unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/nginx -p"), "{err}");
+    // The failure is the source of `NotApplied`; the command in its message, the OS error below.
+    let reload = std::error::Error::source(&err).expect("why the routes were not applied");
+    assert!(reload.to_string().contains("`/nonexistent/nginx -p"), "{reload}");
+    assert!(reload.to_string().ends_with("cannot start"), "{reload}");
+    let os = reload.source().and_then(|e| e.downcast_ref::<std::io::Error>());
+    assert_eq!(
+        os.map(std::io::Error::kind),
+        Some(std::io::ErrorKind::NotFound),
+        "{err:?}"
+    );
+    assert!(err.chain().to_string().ends_with("(os error 2)"), "{}", err.chain());
 }

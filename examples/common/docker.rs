@@ -24,10 +24,11 @@ impl DockerDemo {
     /// Builds the static demo app and images v1, v2 and v3 (`FAIL_HEALTH=1`: v3 never becomes
     /// healthy), and connects to the engine.
     pub async fn start(name: &str) -> Result<DockerDemo> {
-        let engine = docker::engine()
+        let connection = docker::engine()
             .await
             .map_err(|why| Error::backend("docker", why, false))?;
         println!("building the demo app (static) and FROM scratch images v1, v2, v3 ...");
+        let engine = connection.engine;
         let mut images = DemoImages::build(&engine, &["v1", "v2"])
             .await
             .map_err(|why| Error::backend("docker", why, false))?;
@@ -41,7 +42,7 @@ impl DockerDemo {
             .health_check(HealthCheck::exec(["/demo-app", "--health-check"]).interval(Duration::from_millis(200)))
             .stop_grace(Duration::from_secs(5))
             .label(OWNER_LABEL, std::process::id().to_string());
-        let environment = DockerEnvironment::with_client(engine, config);
+        let environment = DockerEnvironment::with_engine(engine, config);
         Ok(DockerDemo {
             images,
             app,

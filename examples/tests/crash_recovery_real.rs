@@ -69,8 +69,8 @@ async fn crash_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_anywhere_against_docker_and_nginx_converges_to_what_users_see() {
     let started = Instant::now();
-    let engine = match docker::engine().await {
-        Ok(engine) => engine,
+    let docker::Connection { engine, docker } = match docker::engine().await {
+        Ok(connection) => connection,
         Err(why) => return unavailable("docker", why),
     };
     if let Err(why) = nginx_fixture::binary() {
@@ -90,7 +90,7 @@ async fn killed_anywhere_against_docker_and_nginx_converges_to_what_users_see() 
     let user = LoadConfig::new(nginx.addr(), 1, ClientMode::NewConnection);
     let mut rig = Rig {
         setup,
-        docker: engine.clone(),
+        engine: engine.clone(),
         loads: Vec::new(),
         user,
         live: Release::new(RELEASES[0]).unwrap(),
@@ -159,7 +159,7 @@ async fn killed_anywhere_against_docker_and_nginx_converges_to_what_users_see() 
     let (name, repository) = (app.name().to_string(), images.repository().to_owned());
     drop(app);
     drop(images);
-    let containers = engine
+    let containers = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
             filters: Some([("label".to_string(), vec![format!("{}={name}", labels::APP)])].into()),
@@ -168,7 +168,7 @@ async fn killed_anywhere_against_docker_and_nginx_converges_to_what_users_see() 
         .await
         .unwrap();
     assert!(containers.is_empty(), "containers left: {containers:#?}");
-    let images = engine
+    let images = docker
         .list_images(Some(ListImagesOptions {
             filters: Some([("reference".to_string(), vec![format!("{repository}:*")])].into()),
             ..Default::default()

@@ -59,8 +59,8 @@ const SAMPLE: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
-    let engine = match docker::engine().await {
-        Ok(engine) => engine,
+    let docker::Connection { engine, docker } = match docker::engine().await {
+        Ok(connection) => connection,
         Err(why) => return unavailable("docker", why),
     };
     if let Err(why) = traefik_fixture::binary() {
@@ -88,7 +88,7 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
         },
     )
     .unwrap();
-    let environment = DockerEnvironment::with_client(engine.clone(), config);
+    let environment = DockerEnvironment::with_engine(engine.clone(), config);
     let router = TraefikRouter::builder(name.clone(), traefik.watched_dir(), format!("Host(`{HOST}`)"))
         .staging_directory(traefik.staging_dir())
         .entry_point("web")
@@ -212,7 +212,7 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
     drop((blue_green, canary, environment));
     drop(app);
     drop(images);
-    let containers = engine
+    let containers = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
             filters: Some([("label".to_string(), vec![format!("{}={app_name}", labels::APP)])].into()),
@@ -221,7 +221,7 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
         .await
         .unwrap();
     assert!(containers.is_empty(), "containers left: {containers:#?}");
-    let images = engine
+    let images = docker
         .list_images(Some(ListImagesOptions {
             filters: Some([("reference".to_string(), vec![format!("{repository}:*")])].into()),
             ..Default::default()

@@ -6,11 +6,11 @@
 //! resolve). The examples include this file by path.
 //!
 //! ```ignore
-//! let docker = match fixtures::engine().await {
-//!     Ok(docker) => docker,
+//! let connection = match fixtures::engine().await {
+//!     Ok(connection) => connection,
 //!     Err(why) => return bluegreen_testkit::real::unavailable("docker", why),
 //! };
-//! let images = DemoImages::build(&docker, &["v1", "v2"]).await.unwrap(); // tags <repo>:v1, <repo>:v2
+//! let images = DemoImages::build(&connection.engine, &["v1", "v2"]).await.unwrap(); // tags <repo>:v1, <repo>:v2
 //! let app = TestApp::new("conformance"); // removes its containers on drop
 //! let config = images.config(app.name()); // release "v1" → <repo>:v1, VERSION=v1 baked in
 //! # }
@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bluegreen_core::AppName;
-use bluegreen_docker::{labels, remove_image, DockerConfig, HealthCheck, ImageSource, ScratchImage};
+use bluegreen_docker::{labels, remove_image, DockerConfig, Engine, HealthCheck, ImageSource, ScratchImage};
 use bollard::query_parameters::{ListContainersOptions, ListImagesOptions, RemoveContainerOptions};
 use bollard::Docker;
 
@@ -38,9 +38,20 @@ pub const IMAGES_LABEL: &str = "bluegreen-testkit.images";
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// A client of the Docker Engine at `socket`, its API version agreed (so Docker 20.10, API 1.41,
-/// works): for the test fixtures' own listing and clean-up, and to share with
-/// [`DockerEnvironment::with_client`](bluegreen_docker::DockerEnvironment::with_client).
+/// The Docker Engine, reached twice: as bluegreen-docker's [`Engine`] (for environments and image
+/// builds) and as a raw bollard client (for what the SDK does not offer and tests need: listing,
+/// inspecting and removing containers and images behind its back).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// For [`DockerEnvironment::with_engine`](bluegreen_docker::DockerEnvironment::with_engine),
+    /// [`ScratchImage::build`] and [`remove_image`].
+    pub engine: Engine,
+    /// The tests' own bollard client.
+    pub docker: Docker,
+}
+
+/// A raw bollard client of the Docker Engine at `socket`, its API version agreed (so Docker
+/// 20.10, API 1.41, works): for the test fixtures' own listing and clean-up.
 pub async fn connect(socket: &std::path::Path) -> Result<Docker, String> {
     let unreachable = |e: bollard::errors::Error| format!("engine at unix://{} unreachable: {e}", socket.display());
     let docker = Docker::connect_with_socket(&socket.to_string_lossy(), 120, bollard::API_DEFAULT_VERSION)
@@ -50,15 +61,17 @@ pub async fn connect(socket: &std::path::Path) -> Result<Docker, String> {
 
 /// Connects to the Docker Engine (the default socket, or `DOCKER_HOST=unix://…`); `Err(why)` when
 /// there is none. Also removes what dead test processes left behind (see [`remove_leftovers`]).
-pub async fn engine() -> Result<Docker, String> {
+pub async fn engine() -> Result<Connection, String> {
     let socket =
         DockerConfig::new(AppName::new("probe").expect("valid"), ImageSource::Reference, DEMO_PORT).socket_path();
     if !socket.exists() {
         return Err(format!("no Docker socket at {}", socket.display()));
     }
     let docker = connect(&socket).await?;
-    remove_leftovers(&docker).await;
-    Ok(docker)
+    let engine = Engine::connect(&socket).await.map_err(|e| e.chain().to_string())?;
+    let connection = Connection { engine, docker };
+    remove_leftovers(&connection).await;
+    Ok(connection)
 }
 
 /// A `"<prefix>-<pid>-<n>"` name, unique across concurrent tests and processes.
@@ -86,20 +99,20 @@ pub struct DemoImages {
 
 impl DemoImages {
     /// Builds the static demo app and one image per version.
-    pub async fn build(docker: &Docker, versions: &[&str]) -> Result<DemoImages, String> {
+    pub async fn build(engine: &Engine, versions: &[&str]) -> Result<DemoImages, String> {
         let mut images = DemoImages {
             repository: unique("demo"),
             tags: Vec::new(),
         };
         for version in versions {
-            images.add(docker, version, &[]).await?;
+            images.add(engine, version, &[]).await?;
         }
         Ok(images)
     }
 
     /// Adds tag `<repository>:<version>` with `VERSION=<version>` and extra `env` baked in: a
     /// release that misbehaves (`CRASH_AFTER_MS=1`, `FAIL_HEALTH=1`, …) is just another image.
-    pub async fn add(&mut self, docker: &Docker, version: &str, env: &[(&str, &str)]) -> Result<(), String> {
+    pub async fn add(&mut self, engine: &Engine, version: &str, env: &[(&str, &str)]) -> Result<(), String> {
         let tag = format!("{}:{version}", self.repository);
         let mut image = ScratchImage::new(demo_binary()?, &tag)
             .env("LISTEN", format!("0.0.0.0:{DEMO_PORT}"))
@@ -113,7 +126,7 @@ impl DemoImages {
         for (name, value) in env {
             image = image.env(*name, *value);
         }
-        image.build(docker).await.map_err(|e| e.to_string())?;
+        image.build(engine).await.map_err(|e| e.chain().to_string())?;
         self.tags.push(tag);
         Ok(())
     }
@@ -139,9 +152,9 @@ impl DemoImages {
 impl Drop for DemoImages {
     fn drop(&mut self) {
         let tags = std::mem::take(&mut self.tags);
-        on_the_side(move |docker| async move {
+        on_the_side(move |connection| async move {
             for tag in tags {
-                let _ = remove_image(&docker, &tag).await;
+                let _ = remove_image(&connection.engine, &tag).await;
             }
         });
     }
@@ -170,7 +183,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let filter = format!("{}={}", labels::APP, self.name);
-        on_the_side(move |docker| async move { remove_containers(&docker, filter, |_| true).await });
+        on_the_side(move |connection| async move { remove_containers(&connection.docker, filter, |_| true).await });
     }
 }
 
@@ -209,7 +222,8 @@ async fn remove_containers(
 }
 
 /// Removes containers and images labelled by test processes that no longer run.
-pub async fn remove_leftovers(docker: &Docker) {
+pub async fn remove_leftovers(connection: &Connection) {
+    let docker = &connection.docker;
     remove_containers(docker, OWNER_LABEL.to_string(), owner_is_gone).await;
     let options = ListImagesOptions {
         filters: Some([("label".to_string(), vec![OWNER_LABEL.to_string()])].into()),
@@ -218,9 +232,9 @@ pub async fn remove_leftovers(docker: &Docker) {
     for image in docker.list_images(Some(options)).await.unwrap_or_default() {
         if owner_is_gone(&image.labels) {
             for tag in &image.repo_tags {
-                let _ = remove_image(docker, tag).await;
+                let _ = remove_image(&connection.engine, tag).await;
             }
-            let _ = remove_image(docker, &image.id).await;
+            let _ = remove_image(&connection.engine, &image.id).await;
         }
     }
 }
@@ -229,7 +243,7 @@ pub async fn remove_leftovers(docker: &Docker) {
 /// runtime may be shutting down), and waits for it.
 fn on_the_side<F, Fut>(work: F)
 where
-    F: FnOnce(Docker) -> Fut + Send + 'static,
+    F: FnOnce(Connection) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
     let handle = std::thread::spawn(move || {
@@ -238,9 +252,10 @@ where
         };
         runtime.block_on(async move {
             let socket = DockerConfig::new(AppName::new("x").expect("valid"), ImageSource::Reference, 1).socket_path();
-            if let Ok(docker) = connect(&socket).await {
-                work(docker).await;
-            }
+            let (Ok(docker), Ok(engine)) = (connect(&socket).await, Engine::connect(&socket).await) else {
+                return;
+            };
+            work(Connection { engine, docker }).await;
         });
     });
     let _ = handle.join();

@@ -9,7 +9,7 @@ use bluegreen_core::journal::InMemoryJournal;
 use bluegreen_core::lock::InMemoryLock;
 use bluegreen_core::testing::InMemoryRouter;
 use bluegreen_core::{Deployer, Endpoint, HealthPolicy, Release, Retirement};
-use bluegreen_docker::{DockerConfig, DockerEnvironment};
+use bluegreen_docker::{DockerConfig, DockerEnvironment, Engine};
 pub mod fixtures;
 
 use bluegreen_testkit::load::{request_once, LoadConfig, Outcome};
@@ -21,23 +21,29 @@ use fixtures::{engine, DemoImages, TestApp};
 pub struct Fixture {
     pub app: TestApp,
     pub images: DemoImages,
+    /// The SDK's connection (for image builds).
+    pub engine: Engine,
+    /// The tests' own bollard client, for what they check behind the SDK's back.
     pub docker: Docker,
 }
 
 /// The engine and images of `versions`, or `None` after reporting the engine unavailable.
 pub async fn setup(prefix: &str, versions: &[&str]) -> Option<Fixture> {
-    let docker = match engine().await {
-        Ok(docker) => docker,
+    let connection = match engine().await {
+        Ok(connection) => connection,
         Err(why) => {
             real::unavailable("docker", why);
             return None;
         }
     };
-    let images = DemoImages::build(&docker, versions).await.expect("build demo images");
+    let images = DemoImages::build(&connection.engine, versions)
+        .await
+        .expect("build demo images");
     Some(Fixture {
         app: TestApp::new(prefix),
         images,
-        docker,
+        engine: connection.engine,
+        docker: connection.docker,
     })
 }
 

@@ -9,6 +9,8 @@
 
 use std::io::Write as _;
 use std::path::Path;
+
+use bluegreen_docker::Engine;
 use std::sync::Arc;
 
 use bluegreen_core::testing::{Counts, Effect, Event, TrippingEnvironment, TrippingJournal, TrippingRouter, Tripwire};
@@ -85,9 +87,9 @@ pub async fn run(setup: Setup) {
     let reload_dir = var(RELOAD_DIR_VAR).expect("the reload script's directory");
     let reload_at = at.filter(|_| counts == Count::Reloads);
     let reload = reload_through_script(&setup.nginx, Path::new(&reload_dir), reload_at);
-    let docker = crate::docker::connect(&setup.docker.socket_path()).await.unwrap();
+    let engine = Engine::from_config(&setup.docker).await.unwrap();
     let deployer = setup.deployer(
-        Arc::new(TrippingEnvironment::new(setup.environment(docker), trip.clone())),
+        Arc::new(TrippingEnvironment::new(setup.environment(engine), trip.clone())),
         Arc::new(TrippingRouter::new(setup.router(reload), trip.clone())),
         Arc::new(TrippingJournal::new(setup.journal(), trip)),
     );

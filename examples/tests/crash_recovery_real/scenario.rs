@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use bluegreen_core::journal::{Entry, FileJournal, Journal, Record};
 use bluegreen_core::{Deployer, Observation, Phase, Release, Report, Result, Router, Routes, Serving};
+use bluegreen_docker::Engine;
 use bluegreen_nginx::ReloadCommand;
 use bluegreen_testkit::load::{request_once, ClientMode, Load, LoadConfig, Outcome, Tally};
-use bollard::Docker;
 
 use super::kill::{run_child, ChildRan, Count, Kill};
 use super::setup::Setup;
@@ -27,7 +27,7 @@ const PROBES: usize = 20;
 /// Everything the scenarios share.
 pub struct Rig {
     pub setup: Setup,
-    pub docker: Docker,
+    pub engine: Engine,
     /// The load through nginx, by kind of client.
     pub loads: Vec<(ClientMode, Load)>,
     /// How a user's request reaches nginx.
@@ -53,7 +53,7 @@ impl Rig {
     fn deployer(&self) -> (Deployer, Arc<FileJournal>, Arc<dyn Router>) {
         let journal = Arc::new(self.setup.journal());
         let router: Arc<dyn Router> = Arc::new(self.setup.router(ReloadCommand::Nginx));
-        let environment = Arc::new(self.setup.environment(self.docker.clone()));
+        let environment = Arc::new(self.setup.environment(self.engine.clone()));
         let deployer = self.setup.deployer(environment, router.clone(), journal.clone());
         (deployer, journal, router)
     }

@@ -9,9 +9,8 @@ use bluegreen_core::journal::{FileJournal, Journal};
 use bluegreen_core::lock::FileLock;
 use bluegreen_core::probe::HttpProbe;
 use bluegreen_core::{AppName, Canary, CanaryStep, Deployer, Environment, HealthPolicy, Retirement, Router, Timeouts};
-use bluegreen_docker::{DockerConfig, DockerEnvironment};
+use bluegreen_docker::{DockerConfig, DockerEnvironment, Engine};
 use bluegreen_nginx::{NginxConfig, NginxRouter, ReloadCommand};
-use bollard::Docker;
 use tokio::process::Command;
 
 /// The journal and lock directory.
@@ -67,8 +66,8 @@ impl Setup {
         FileJournal::open(&self.dir, self.app()).unwrap()
     }
 
-    pub fn environment(&self, docker: Docker) -> DockerEnvironment {
-        DockerEnvironment::with_client(docker, self.docker.clone())
+    pub fn environment(&self, engine: Engine) -> DockerEnvironment {
+        DockerEnvironment::with_engine(engine, self.docker.clone())
     }
 
     /// The router, told to reload nginx with `reload`.
