@@ -22,7 +22,6 @@
 use std::time::{Duration, Instant};
 
 use bluegreen_core::Release;
-use bluegreen_docker::labels;
 /// bluegreen-docker's test fixtures (demo images, unique apps, cleanup), shared by path.
 #[path = "../../bluegreen-docker/tests/common/fixtures.rs"]
 mod docker;
@@ -30,7 +29,6 @@ mod docker;
 use bluegreen_testkit::load::{ClientMode, Load, LoadConfig};
 use bluegreen_testkit::nginx::{self as nginx_fixture, NginxProcess};
 use bluegreen_testkit::real::unavailable;
-use bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 use docker::{DemoImages, TestApp};
 
 #[path = "../common/nginx.rs"]
@@ -159,23 +157,7 @@ async fn killed_anywhere_against_docker_and_nginx_converges_to_what_users_see() 
     let (name, repository) = (app.name().to_string(), images.repository().to_owned());
     drop(app);
     drop(images);
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some([("label".to_string(), vec![format!("{}={name}", labels::APP)])].into()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    assert!(containers.is_empty(), "containers left: {containers:#?}");
-    let images = docker
-        .list_images(Some(ListImagesOptions {
-            filters: Some([("reference".to_string(), vec![format!("{repository}:*")])].into()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    assert!(images.is_empty(), "images left: {images:#?}");
+    docker::assert_nothing_left(&docker, &name.to_string(), &repository).await;
     drop(nginx);
     assert_eq!(failed, 0, "requests failed through nginx (see the counts above)");
 }

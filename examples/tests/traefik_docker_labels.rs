@@ -45,7 +45,6 @@ use bluegreen_testkit::scenario::versions_seen;
 use bluegreen_testkit::stats::Table;
 use bluegreen_testkit::traefik::{self as traefik_fixture, DockerProvider, TraefikProcess};
 use bluegreen_traefik::TraefikRouter;
-use bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 use docker::{DemoImages, TestApp, DEMO_PORT};
 use tokio::sync::broadcast;
 
@@ -212,23 +211,7 @@ async fn docker_provider_labels_weighted_by_the_file_provider_under_load() {
     drop((blue_green, canary, environment));
     drop(app);
     drop(images);
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some([("label".to_string(), vec![format!("{}={app_name}", labels::APP)])].into()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    assert!(containers.is_empty(), "containers left: {containers:#?}");
-    let images = docker
-        .list_images(Some(ListImagesOptions {
-            filters: Some([("reference".to_string(), vec![format!("{repository}:*")])].into()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    assert!(images.is_empty(), "images left: {images:#?}");
+    docker::assert_nothing_left(&docker, &app_name.to_string(), &repository).await;
     drop(traefik);
 
     for (mode, tally) in &tallies {

@@ -260,3 +260,25 @@ where
     });
     let _ = handle.join();
 }
+
+/// Asserts that no container labelled with `app` and no image of `repository` is left (what a
+/// test's fixtures remove when dropped).
+pub async fn assert_nothing_left(docker: &Docker, app: &str, repository: &str) {
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some([("label".to_string(), vec![format!("{}={app}", labels::APP)])].into()),
+            ..Default::default()
+        }))
+        .await
+        .expect("list containers");
+    assert!(containers.is_empty(), "containers left: {containers:#?}");
+    let images = docker
+        .list_images(Some(ListImagesOptions {
+            filters: Some([("reference".to_string(), vec![format!("{repository}:*")])].into()),
+            ..Default::default()
+        }))
+        .await
+        .expect("list images");
+    assert!(images.is_empty(), "images left: {images:#?}");
+}
