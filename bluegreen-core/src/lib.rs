@@ -73,6 +73,7 @@ mod engine;
 pub mod environment;
 pub mod error;
 mod file;
+pub mod hook;
 pub mod journal;
 pub mod lock;
 pub mod machine;

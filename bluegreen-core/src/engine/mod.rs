@@ -76,6 +76,8 @@ struct Inner {
     approval_timeout: Option<Duration>,
     /// Whether a router configuration bluegreen did not write may be taken over.
     adopt: bool,
+    /// The hooks, each with its stage, in the order they were added.
+    hooks: Vec<(crate::hook::Stage, Arc<dyn crate::hook::Hook>)>,
     events: broadcast::Sender<Event>,
     /// The in-flight deployment's command channel, while one runs in this process.
     control: std::sync::Mutex<Option<mpsc::UnboundedSender<Control>>>,

@@ -105,6 +105,8 @@ impl fmt::Display for Event<'_> {
                     Record::Completed { .. } => "completed",
                     Record::Failed { .. } => "failed",
                     Record::Note { .. } => "note",
+                    Record::HookStarted { .. } => "hook started",
+                    Record::HookFinished { .. } => "hook finished",
                 };
                 write!(f, "#{} {record} → {}", entry.seq, entry.deployment.phase())
             }
