@@ -14,8 +14,10 @@ use super::{Hook, HookContext, HookOutcome};
 ///
 /// Exit status 0 is a success; any other status, a signal, a run past the timeout (default 5
 /// minutes) or a program that cannot be started is a failure. At the timeout the command and its
-/// process group are killed (SIGKILL) and reaped. The last 4 KiB of its stdout and stderr are
-/// kept in the [`HookOutcome`], and so in the journal.
+/// process group are killed (SIGKILL) and reaped. A command that exits in time is done when its
+/// output ends or 200 ms after it exited, whichever is first: a process it started and left
+/// running (holding its stdout, say) does not hold the deployment up, and is not killed. The last
+/// 4 KiB of its stdout and stderr are kept in the [`HookOutcome`], and so in the journal.
 ///
 /// Configuration users write: `{ "command": ["./migrate", "--up"], "timeout": "2m" }` (unknown
 /// keys are refused; the timeout is humantime text).

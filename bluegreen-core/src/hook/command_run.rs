@@ -25,8 +25,9 @@ pub(crate) enum Ran {
 /// Runs `argv` with `env` added to this process's environment, stdin closed, for at most `timeout`.
 ///
 /// The command leads its own process group; at the timeout (or if this future is dropped) the
-/// whole group is sent SIGKILL, so a script's children go with it. Output past
-/// [`OUTPUT_LIMIT`] is dropped from the front.
+/// whole group is sent SIGKILL, so a script's children go with it. A command that exits in time
+/// is done once its output ends, or [`DRAIN_AFTER_EXIT`] later (children it left running keep
+/// running). Output past [`OUTPUT_LIMIT`] is dropped from the front.
 pub(crate) async fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Ran {
     let Some((program, args)) = argv.split_first() else {
         return Ran::NotStarted("an empty command".to_string());
@@ -67,12 +68,30 @@ pub(crate) async fn run(argv: &[String], env: &[(String, String)], timeout: Dura
     }
 }
 
-/// Reads stdout and stderr to their end into `output`, then waits for the child.
+/// How long output is still read after the command exited, from children it left running that
+/// hold its stdout or stderr open (a daemon it started): they do not hold the command up longer.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
+
+/// Reads stdout and stderr into `output` until the child has exited and both pipes are closed, or
+/// [`DRAIN_AFTER_EXIT`] after it exited; returns its exit status.
 async fn wait_reading(child: &mut Child, output: &mut Tail) -> std::io::Result<std::process::ExitStatus> {
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let (mut out_buf, mut err_buf) = ([0u8; 1024], [0u8; 1024]);
-    while stdout.is_some() || stderr.is_some() {
+    let mut exited = None;
+    loop {
+        if stdout.is_none() && stderr.is_none() {
+            return match exited {
+                Some(status) => Ok(status),
+                None => child.wait().await,
+            };
+        }
+        let drained = async {
+            match exited {
+                Some(_) => tokio::time::sleep(DRAIN_AFTER_EXIT).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             read = read_some(&mut stdout, &mut out_buf) => match read {
                 Some(n) => output.push(&out_buf[..n]),
@@ -82,9 +101,15 @@ async fn wait_reading(child: &mut Child, output: &mut Tail) -> std::io::Result<s
                 Some(n) => output.push(&err_buf[..n]),
                 None => stderr = None,
             },
+            // Cancel-safe: a wait cut off by a read is started again.
+            status = child.wait(), if exited.is_none() => exited = Some(status?),
+            () = drained => {
+                if let Some(status) = exited {
+                    return Ok(status);
+                }
+            }
         }
     }
-    child.wait().await
 }
 
 /// Reads once from `pipe`: `None` at its end (or on an error), pending forever once it is gone.
@@ -171,6 +196,34 @@ mod tests {
         assert!(output.starts_with("[…]"), "{output}");
         assert!(output.ends_with("9999\n10000\n"), "{output}");
         assert!(output.len() <= OUTPUT_LIMIT + "[…]".len());
+    }
+
+    #[tokio::test]
+    async fn a_child_left_holding_the_output_does_not_hold_the_command_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("daemon.pid");
+        let script = dir.path().join("start-daemon");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nsleep 30 &\necho $! > {}\necho started\n",
+                pid_file.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let started = std::time::Instant::now();
+        let ran = run(&[script.display().to_string()], &[], Duration::from_secs(20)).await;
+        let took = started.elapsed();
+        let daemon = std::fs::read_to_string(&pid_file).unwrap();
+        let daemon = rustix::process::Pid::from_raw(daemon.trim().parse().unwrap()).unwrap();
+        // The daemon it started is left alone (the command succeeded): stop it here.
+        rustix::process::kill_process(daemon, rustix::process::Signal::KILL).unwrap();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        let Ran::Exited { code: Some(0), output } = ran else {
+            panic!("{ran:?}")
+        };
+        assert_eq!(output, "started\n");
     }
 
     #[tokio::test]
