@@ -607,3 +607,119 @@ async fn command_probe_gates_a_deployment() {
     assert!(reason.contains("not ready"), "{reason}");
     assert!(w.env.status_now(Slot::Blue).endpoint().is_none());
 }
+
+/// Counts each stage's callback runs.
+#[derive(Clone, Default)]
+struct Counter(Arc<Mutex<std::collections::HashMap<Stage, usize>>>);
+
+impl Counter {
+    fn hooked(&self, mut builder: DeployerBuilder) -> DeployerBuilder {
+        for stage in [
+            Stage::BeforeChange,
+            Stage::BeforeTraffic,
+            Stage::AfterPromotion,
+            Stage::AfterCompletion,
+            Stage::AfterRollback,
+        ] {
+            let runs = self.0.clone();
+            builder = builder.hook(
+                stage,
+                CallbackHook::new(format!("count {stage}"), move |ctx| {
+                    *runs.lock().unwrap().entry(ctx.stage).or_default() += 1;
+                    async { Ok(String::new()) }
+                }),
+            );
+        }
+        builder
+    }
+
+    fn runs(&self, stage: Stage) -> usize {
+        self.0.lock().unwrap().get(&stage).copied().unwrap_or(0)
+    }
+}
+
+/// A deployer killed after each journal entry in turn (the dropped future of a frozen append),
+/// then resumed: every hook that ran was journaled as started first, and none has two results.
+#[tokio::test(start_paused = true)]
+async fn killed_after_any_journal_entry_no_hook_result_is_journaled_twice() {
+    use bluegreen_core::testing::{Counts, TrippingJournal, Tripwire};
+    for healthy in [true, false] {
+        for n in 1.. {
+            let w = World::new();
+            w.v1_live().await;
+            if !healthy {
+                w.env.mark_unhealthy(&release("v2"));
+            }
+            let before = w.journal.entries().len();
+            let counter = Counter::default();
+            let trip = Tripwire::new(Counts::Entries).freeze_at(n);
+            let d = counter
+                .hooked(w.builder())
+                .journal(Arc::new(TrippingJournal::new(w.journal.clone(), trip.clone())))
+                .build()
+                .unwrap();
+            let running = tokio::spawn(async move { d.deploy(release("v2")).await });
+            while trip.passed() < n && !running.is_finished() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let finished_alone = running.is_finished();
+            running.abort();
+            let _ = running.await;
+            if !finished_alone {
+                counter.hooked(w.builder()).build().unwrap().resume().await.unwrap();
+            }
+            let records: Vec<_> = w.journal.entries().into_iter().skip(before).collect();
+            let last = records.last().unwrap().deployment.phase().clone();
+            assert!(
+                matches!(last, Phase::Completed | Phase::RolledBack),
+                "n={n}: ends in {last}"
+            );
+            for stage in [
+                Stage::BeforeChange,
+                Stage::BeforeTraffic,
+                Stage::AfterPromotion,
+                Stage::AfterCompletion,
+                Stage::AfterRollback,
+            ] {
+                let started = records
+                    .iter()
+                    .filter(|e| matches!(&e.record, Record::HookStarted { stage: s, .. } if *s == stage))
+                    .count();
+                let finished = records
+                    .iter()
+                    .filter(|e| matches!(&e.record, Record::HookFinished { stage: s, .. } if *s == stage))
+                    .count();
+                assert!(
+                    finished <= 1,
+                    "healthy={healthy} n={n}: {stage} finished {finished} times"
+                );
+                // A start is journaled before the run (a kill may land between them); a result after.
+                let runs = counter.runs(stage);
+                assert!(
+                    finished <= runs && runs <= started,
+                    "healthy={healthy} n={n}: {stage} ran {runs} times, {started} started, {finished} finished"
+                );
+            }
+            if finished_alone {
+                // Past the last entry: the deployment ran to its end without a crash.
+                let expect = if healthy {
+                    [
+                        Stage::BeforeChange,
+                        Stage::BeforeTraffic,
+                        Stage::AfterPromotion,
+                        Stage::AfterCompletion,
+                    ]
+                    .as_slice()
+                } else {
+                    [Stage::BeforeChange, Stage::AfterRollback].as_slice()
+                };
+                for stage in expect {
+                    assert_eq!(counter.runs(*stage), 1, "healthy={healthy}: {stage}");
+                }
+                // Every entry of an uninterrupted run was a kill point.
+                assert_eq!(records.len(), n - 1, "healthy={healthy}");
+                break;
+            }
+        }
+    }
+}
