@@ -99,3 +99,52 @@ impl Hook for CommandHook {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hook::Stage;
+    use crate::machine::Kind;
+    use crate::model::{AppName, Release, Slot};
+
+    fn context() -> HookContext {
+        let mut ctx = HookContext::new(
+            Stage::BeforeChange,
+            "shop-1",
+            AppName::new("shop").unwrap(),
+            Kind::Deploy,
+            Release::new("v2").unwrap(),
+            Slot::Green,
+        );
+        ctx.previous_release = Some(Release::new("v1").unwrap());
+        ctx
+    }
+
+    #[tokio::test]
+    async fn exit_status_and_output_make_the_outcome() {
+        let ok = CommandHook::new(["printenv", "BLUEGREEN_PREVIOUS_RELEASE"])
+            .run(&context())
+            .await;
+        assert_eq!(ok, HookOutcome::succeeded("v1\n"));
+        // Unset, so printenv exits 1 and prints nothing.
+        let failed = CommandHook::new(["printenv", "BLUEGREEN_ENDPOINT"])
+            .run(&context())
+            .await;
+        assert_eq!(failed, HookOutcome::failed("exited with status 1", ""));
+        let missing = CommandHook::new(["/nonexistent/migrate"]).run(&context()).await;
+        let HookOutcome::Failed { reason, .. } = missing else {
+            panic!("{missing:?}")
+        };
+        assert!(reason.starts_with("could not start: /nonexistent/migrate"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_run_past_the_timeout_fails_saying_so() {
+        let hook = CommandHook::new(["sleep", "30"]).timeout(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let outcome = hook.run(&context()).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(outcome, HookOutcome::failed("timed out after 100ms; killed", ""));
+        assert_eq!(hook.describe(), "run sleep 30");
+    }
+}

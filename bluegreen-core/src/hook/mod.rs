@@ -120,6 +120,34 @@ pub struct HookContext {
 }
 
 impl HookContext {
+    /// The context of `release` going into `slot` for deployment `deployment` of `app`, at
+    /// `stage`; what is not known yet (endpoints, the previous release, the phase, a reason) is
+    /// empty, and may be set through the public fields. The engine builds its own; this is for
+    /// testing a hook by itself.
+    pub fn new(
+        stage: Stage,
+        deployment: impl Into<String>,
+        app: AppName,
+        kind: Kind,
+        release: Release,
+        slot: Slot,
+    ) -> Self {
+        HookContext {
+            stage,
+            deployment: deployment.into(),
+            app,
+            kind,
+            release,
+            slot,
+            endpoint: None,
+            previous_release: None,
+            previous_slot: None,
+            previous_endpoint: None,
+            phase: String::new(),
+            reason: None,
+        }
+    }
+
     /// The context as environment variables, as a [`CommandHook`] gets them: `BLUEGREEN_STAGE`,
     /// `BLUEGREEN_DEPLOYMENT_ID`, `BLUEGREEN_APP`, `BLUEGREEN_KIND`, `BLUEGREEN_RELEASE`,
     /// `BLUEGREEN_SLOT`, `BLUEGREEN_PHASE`; when known, `BLUEGREEN_ENDPOINT` (a URL:
