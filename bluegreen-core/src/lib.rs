@@ -86,7 +86,10 @@ pub mod testing;
 mod wait;
 
 pub use bounded::{Bounded, Timeouts};
-pub use engine::{Deployer, DeployerBuilder, Drift, Event, EventKind, Report, Status, TimelineStep};
+pub use engine::{
+    Check, Deployer, DeployerBuilder, Drift, Event, EventKind, Plan, PlanStep, Preflight, Problem, Report, Status,
+    TimelineStep, WorstCase,
+};
 pub use environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
 pub use error::{Error, Result};
 pub use machine::{Deployment, Phase};

@@ -210,6 +210,7 @@ impl DeployerBuilder {
                 log_lines: self.log_lines,
                 approval_timeout: self.approval_timeout,
                 adopt: self.adopt,
+                timeouts,
                 events,
                 control: std::sync::Mutex::new(None),
                 journal_noted: std::sync::Mutex::default(),
