@@ -90,7 +90,7 @@ pub use engine::{
     Check, Deployer, DeployerBuilder, Drift, Event, EventKind, Plan, PlanStep, Preflight, Problem, Report, Status,
     TimelineStep, WorstCase,
 };
-pub use environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
+pub use environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 pub use error::{Error, Result};
 pub use machine::{Deployment, Phase};
 pub use model::{AppName, Endpoint, Release, Scheme, Slot, Timestamp, TrafficSplit};

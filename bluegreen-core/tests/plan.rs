@@ -13,6 +13,7 @@ use bluegreen_core::{
     AppName, BlueGreen, Canary, CanaryStep, Check, Conflict, Deployer, DeployerBuilder, Error, HealthPolicy, PlanStep,
     Promotion, Release, Retirement, Slot, Timeouts, Timestamp,
 };
+use bluegreen_core::{Endpoint, Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 
 fn release(v: &str) -> Release {
     Release::new(v).unwrap()
@@ -400,4 +401,82 @@ async fn preflight_names_the_holder_of_a_held_lock() {
     assert_eq!((named.pid, named.host.as_str()), (4242, "ci-runner-7"));
     assert_eq!(named.who.as_deref(), Some("deploy-bot"));
     assert!(report.to_string().contains("ci-runner-7"), "{report}");
+}
+
+#[tokio::test]
+async fn preflight_for_a_release_reports_a_missing_one_and_every_other_problem() {
+    let w = World::new().with_v1_live().await;
+    w.env.mark_missing(&release("v9"));
+    let faults = Faults::new().fail_from(Op::Current, 1);
+    let d = w
+        .builder()
+        .router(Arc::new(FaultyRouter::new(w.router.clone(), faults)))
+        .build()
+        .unwrap();
+    let report = d.preflight_for(&release("v9")).await;
+    let checks: Vec<Check> = report.problems.iter().map(|p| p.check).collect();
+    assert_eq!(checks, [Check::RouterCurrent, Check::Release], "{report}");
+    assert!(
+        matches!(&report.problems[1].error, Error::NotFound { name, .. } if name == "v9"),
+        "{report}"
+    );
+    assert!(report.not_checked.is_empty());
+    // Present: no problem, and nothing deployed by the check.
+    let operations = w.env.operations();
+    let report = w.builder().build().unwrap().preflight_for(&release("v2")).await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.checked.last(), Some(&Check::Release));
+    assert_eq!(w.env.operations(), operations);
+    // A deploy of the missing release fails as the check said.
+    let err = w.builder().build().unwrap().deploy(release("v9")).await.unwrap_err();
+    assert!(err.to_string().contains("v9"), "{err}");
+}
+
+/// An environment that keeps the default `check_release`: it cannot tell.
+#[derive(Debug)]
+struct CannotTell(InMemoryEnvironment);
+
+#[bluegreen_core::backend::async_trait]
+impl Environment for CannotTell {
+    fn name(&self) -> &str {
+        "cannot-tell"
+    }
+    fn capabilities(&self) -> EnvironmentCapabilities {
+        self.0.capabilities()
+    }
+    async fn deploy(&self, slot: Slot, release: &Release) -> bluegreen_core::Result<Endpoint> {
+        self.0.deploy(slot, release).await
+    }
+    async fn status(&self, slot: Slot) -> bluegreen_core::Result<SlotStatus> {
+        self.0.status(slot).await
+    }
+    async fn stop(&self, slot: Slot, grace: Duration) -> bluegreen_core::Result<StopOutcome> {
+        self.0.stop(slot, grace).await
+    }
+    async fn remove(&self, slot: Slot) -> bluegreen_core::Result<()> {
+        self.0.remove(slot).await
+    }
+}
+
+#[tokio::test]
+async fn an_environment_that_cannot_check_a_release_says_not_checked() {
+    let w = World::new();
+    w.env.mark_missing(&release("v1"));
+    let d = w
+        .builder()
+        .environment(Arc::new(CannotTell(w.env.clone())))
+        .build()
+        .unwrap();
+    assert_eq!(
+        CannotTell(w.env.clone()).check_release(&release("v1")).await.unwrap(),
+        ReleaseCheck::NotChecked
+    );
+    let report = d.preflight_for(&release("v1")).await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.not_checked, [Check::Release]);
+    let text = report.to_string();
+    assert!(
+        text.contains("6 checks passed") && text.contains("release: not checked"),
+        "{text}"
+    );
 }

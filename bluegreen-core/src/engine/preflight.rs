@@ -5,9 +5,10 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use super::Deployer;
+use crate::environment::ReleaseCheck;
 use crate::error::Error;
 use crate::lock::LockHolder;
-use crate::model::Slot;
+use crate::model::{Release, Slot};
 use crate::outcome::Conflict;
 use crate::router::Serving;
 
@@ -29,6 +30,9 @@ pub enum Check {
     Journal,
     /// The application's deploy lock, free.
     Lock,
+    /// The release can be started ([`Environment::check_release`](crate::Environment::check_release);
+    /// Docker: its image is present).
+    Release,
 }
 
 impl fmt::Display for Check {
@@ -39,6 +43,7 @@ impl fmt::Display for Check {
             Check::EnvironmentStatus { slot } => write!(f, "environment status of {slot}"),
             Check::Journal => f.write_str("journal"),
             Check::Lock => f.write_str("lock"),
+            Check::Release => f.write_str("release"),
         }
     }
 }
@@ -88,6 +93,9 @@ pub struct Preflight {
     pub checked: Vec<Check>,
     /// Every problem found, in the order of [`checked`](Self::checked); empty when all passed.
     pub problems: Vec<Problem>,
+    /// Checks a backend could not make and said so (an environment without a cheap
+    /// [`check_release`](crate::Environment::check_release)): neither passed nor failed.
+    pub not_checked: Vec<Check>,
 }
 
 impl Preflight {
@@ -105,7 +113,11 @@ impl Preflight {
 impl fmt::Display for Preflight {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.problems.len() {
-            0 => write!(f, "preflight: {} checks passed", self.checked.len())?,
+            0 => write!(
+                f,
+                "preflight: {} checks passed",
+                self.checked.len() - self.not_checked.len()
+            )?,
             n => write!(
                 f,
                 "preflight: {n} problem{} in {} checks",
@@ -115,6 +127,9 @@ impl fmt::Display for Preflight {
         }
         for p in &self.problems {
             write!(f, "\n  {p}")?;
+        }
+        for c in &self.not_checked {
+            write!(f, "\n  {c}: not checked (the backend cannot tell cheaply)")?;
         }
         Ok(())
     }
@@ -142,6 +157,7 @@ impl Deployer {
         let mut out = Preflight {
             checked: Vec::new(),
             problems: Vec::new(),
+            not_checked: Vec::new(),
         };
         let mut record = |check: Check, backend: &str, result: Result<(), Error>| {
             out.checked.push(check);
@@ -172,6 +188,29 @@ impl Deployer {
         // The guard is dropped at once: the lock was free.
         let lock = inner.lock.try_acquire(&inner.app, &holder).await.map(drop);
         record(Check::Lock, "lock", lock);
+        out
+    }
+
+    /// [`preflight`](Self::preflight), and whether `release` can be started
+    /// ([`Environment::check_release`](crate::Environment::check_release); Docker: the image is
+    /// present): a missing release is a [`Check::Release`] problem with [`Error::NotFound`]; an
+    /// environment that cannot tell puts [`Check::Release`] in [`Preflight::not_checked`].
+    ///
+    /// # Side effects
+    /// As [`preflight`](Self::preflight); the release check only reads.
+    pub async fn preflight_for(&self, release: &Release) -> Preflight {
+        let mut out = self.preflight().await;
+        let environment = &self.inner.environment;
+        out.checked.push(Check::Release);
+        match environment.check_release(release).await {
+            Ok(ReleaseCheck::Present) => {}
+            Ok(ReleaseCheck::NotChecked) => out.not_checked.push(Check::Release),
+            Err(error) => out.problems.push(Problem {
+                check: Check::Release,
+                backend: environment.name().to_string(),
+                error,
+            }),
+        }
         out
     }
 }
