@@ -480,3 +480,18 @@ async fn an_environment_that_cannot_check_a_release_says_not_checked() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn preflight_says_when_the_lock_was_left_by_a_holder_that_died() {
+    let w = World::new().with_v1_live().await;
+    let holder = LockHolder::new(4343, "crashed-runner", Timestamp::now(), None);
+    // Kept, as a dead process's guard would be: abandoned, it releases nothing.
+    let _dead_guard = w.lock.try_acquire(&app(), &holder).await.unwrap();
+    w.lock.abandon(&app());
+    let report = w.builder().build().unwrap().preflight().await;
+    assert!(report.is_ok(), "{report}");
+    let dead = report.dead_lock_holder.as_ref().expect("the dead holder is reported");
+    assert_eq!((dead.pid, dead.host.as_str()), (4343, "crashed-runner"));
+    assert!(report.to_string().contains("crashed-runner"), "{report}");
+    assert!(w.lock.holder(&app()).is_none());
+}

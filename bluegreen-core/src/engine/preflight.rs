@@ -96,6 +96,11 @@ pub struct Preflight {
     /// Checks a backend could not make and said so (an environment without a cheap
     /// [`check_release`](crate::Environment::check_release)): neither passed nor failed.
     pub not_checked: Vec<Check>,
+    /// A holder that had died holding the lock, found (and cleared) by the lock check: the lock
+    /// was free, but whatever that holder ran may be unfinished ([`Deployer::resume`] converges
+    /// it). A deploy would have journaled the take-over; preflight journals nothing, so it says
+    /// so here.
+    pub dead_lock_holder: Option<LockHolder>,
 }
 
 impl Preflight {
@@ -128,6 +133,12 @@ impl fmt::Display for Preflight {
         for p in &self.problems {
             write!(f, "\n  {p}")?;
         }
+        if let Some(dead) = &self.dead_lock_holder {
+            write!(
+                f,
+                "\n  lock: was held by {dead}, which died (resume finishes what it left)"
+            )?;
+        }
         for c in &self.not_checked {
             write!(f, "\n  {c}: not checked (the backend cannot tell cheaply)")?;
         }
@@ -158,6 +169,7 @@ impl Deployer {
             checked: Vec::new(),
             problems: Vec::new(),
             not_checked: Vec::new(),
+            dead_lock_holder: None,
         };
         let mut record = |check: Check, backend: &str, result: Result<(), Error>| {
             out.checked.push(check);
@@ -186,8 +198,10 @@ impl Deployer {
         record(Check::Journal, "journal", inner.journal.tail(1).await.map(drop));
         let holder = LockHolder::this_process(inner.who.clone());
         // The guard is dropped at once: the lock was free.
-        let lock = inner.lock.try_acquire(&inner.app, &holder).await.map(drop);
-        record(Check::Lock, "lock", lock);
+        let lock = inner.lock.try_acquire(&inner.app, &holder).await;
+        let dead = lock.as_ref().ok().and_then(|g| g.took_over_from.clone());
+        record(Check::Lock, "lock", lock.map(drop));
+        out.dead_lock_holder = dead;
         out
     }
 
