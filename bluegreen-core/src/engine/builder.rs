@@ -236,6 +236,7 @@ impl DeployerBuilder {
                 approval_timeout: self.approval_timeout,
                 adopt: self.adopt,
                 hooks: self.hooks,
+                timeouts,
                 events,
                 control: std::sync::Mutex::new(None),
                 journal_noted: std::sync::Mutex::default(),

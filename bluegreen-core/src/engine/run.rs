@@ -54,10 +54,10 @@ pub(super) enum Begin {
 
 /// What [`Deployer::discover`] found: where the new release goes, what it replaces, and how the
 /// run begins.
-struct Discovered {
-    target: Slot,
-    previous: Option<Previous>,
-    begin: Begin,
+pub(super) struct Discovered {
+    pub(super) target: Slot,
+    pub(super) previous: Option<Previous>,
+    pub(super) begin: Begin,
 }
 
 /// The state of one run: where the journal is, and the timeline so far.
@@ -136,7 +136,7 @@ impl Deployer {
     /// configuration the proxy is not seen serving is refused ([`Conflict::NotLive`]): the slot
     /// that has traffic cannot be known, and deploying into the wrong one would replace the live
     /// release.
-    async fn discover(&self) -> Result<Discovered> {
+    pub(super) async fn discover(&self) -> Result<Discovered> {
         let router = &self.inner.router;
         let observed = router.observe().await?;
         let mut notes = Vec::new();
