@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
+use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
 use crate::model::{Endpoint, Release, Slot};
 use crate::outcome::Call;
@@ -253,6 +253,18 @@ impl<E: Environment> Environment for Bounded<E> {
         let what = format!("logs of {slot}");
         self.bound(self.name(), Call::Read, NO_EXTRA, &what, self.inner.logs(slot, lines))
             .await
+    }
+
+    async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
+        let what = format!("check of release {release}");
+        self.bound(
+            self.name(),
+            Call::Read,
+            NO_EXTRA,
+            &what,
+            self.inner.check_release(release),
+        )
+        .await
     }
 }
 

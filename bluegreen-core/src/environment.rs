@@ -98,6 +98,17 @@ impl std::fmt::Display for StopOutcome {
     }
 }
 
+/// What [`Environment::check_release`] found out about a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReleaseCheck {
+    /// The release is there to start (Docker: the image is present locally).
+    Present,
+    /// The environment has no cheap way to tell (the default).
+    NotChecked,
+}
+
 /// Runs releases in slots.
 ///
 /// One environment instance serves one application. Implementations: `DockerEnvironment`, and
@@ -140,6 +151,20 @@ pub trait Environment: Send + Sync + Debug + 'static {
     /// Removes `slot`'s instance.
     async fn remove(&self, slot: Slot) -> Result<()>;
 
+    /// Whether `release` could be started here, checked cheaply and without side effect (Docker:
+    /// the image is present; nothing is pulled or created). Used by
+    /// [`Deployer::preflight_for`](crate::Deployer::preflight_for).
+    ///
+    /// The default is `Ok(ReleaseCheck::NotChecked)`: an environment that cannot tell says so.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the release is missing (as [`deploy`](Environment::deploy) would
+    /// fail); [`Error::Backend`] when the system cannot be asked.
+    async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
+        let _ = release;
+        Ok(ReleaseCheck::NotChecked)
+    }
+
     /// The last `lines` lines of the slot's output, oldest first.
     ///
     /// Only when [`EnvironmentCapabilities::logs`] is set; the default is [`Error::Unsupported`].
@@ -180,6 +205,9 @@ macro_rules! forward_environment {
             }
             async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
                 (**self).logs(slot, lines).await
+            }
+            async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
+                (**self).check_release(release).await
             }
         }
     };

@@ -73,6 +73,7 @@ mod engine;
 pub mod environment;
 pub mod error;
 mod file;
+pub mod hook;
 pub mod journal;
 pub mod lock;
 pub mod machine;
@@ -86,8 +87,11 @@ pub mod testing;
 mod wait;
 
 pub use bounded::{Bounded, Timeouts};
-pub use engine::{Deployer, DeployerBuilder, Drift, Event, EventKind, Report, Status, TimelineStep};
-pub use environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
+pub use engine::{
+    Check, Deployer, DeployerBuilder, Drift, Event, EventKind, Plan, PlanStep, Preflight, Problem, Report, Status,
+    TimelineStep, WorstCase,
+};
+pub use environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 pub use error::{Error, Result};
 pub use machine::{Deployment, Phase};
 pub use model::{AppName, Endpoint, Release, Scheme, Slot, Timestamp, TrafficSplit};

@@ -63,6 +63,9 @@ pub enum Cause {
     Interrupted,
     /// The strategy completed without giving the new slot all traffic.
     Strategy,
+    /// A hook at this stage (one that gates traffic: before the change or before traffic) failed;
+    /// serialized as `{"cause": "hook", "call": "before_traffic"}`.
+    Hook(crate::hook::Stage),
 }
 
 impl fmt::Display for Cause {
@@ -78,6 +81,7 @@ impl fmt::Display for Cause {
             Cause::Timeout(call) => write!(f, "{call} call timed out"),
             Cause::Interrupted => f.write_str("deployer interrupted"),
             Cause::Strategy => f.write_str("strategy incomplete"),
+            Cause::Hook(stage) => write!(f, "{stage} hook failed"),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bluegreen_core::backend::async_trait;
 use bluegreen_core::{
-    Endpoint, Environment, EnvironmentCapabilities, Error, Release, Result, Slot, SlotStatus, StopOutcome,
+    Endpoint, Environment, EnvironmentCapabilities, Error, Release, ReleaseCheck, Result, Slot, SlotStatus, StopOutcome,
 };
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, HealthConfig, HostConfig, PortBinding,
@@ -477,6 +477,13 @@ impl Environment for DockerEnvironment {
             self.remove_container(&container.id).await?;
         }
         Ok(())
+    }
+
+    /// Whether the image `release` maps to is present locally (an image inspect; nothing is
+    /// pulled): [`ReleaseCheck::Present`], or [`Error::NotFound`] naming the image.
+    async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
+        let image = self.config.image.image_for(release)?;
+        self.require_image(&image).await.map(|()| ReleaseCheck::Present)
     }
 
     #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, release = Empty))]

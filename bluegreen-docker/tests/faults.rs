@@ -11,8 +11,8 @@ use bluegreen_core::machine::Retry;
 use bluegreen_core::testing::InMemoryRouter;
 use bluegreen_core::testing::{Faults, FaultyEnvironment, Op};
 use bluegreen_core::{
-    Call, Cause, Deployer, Endpoint, Environment, Error, EventKind, HealthPolicy, HealthProbe, Phase, ProbeOutcome,
-    ProbeTarget, Retirement, Router, Routes, Slot, SlotStatus, StopOutcome, Timeouts,
+    Call, Cause, Check, Deployer, Endpoint, Environment, Error, EventKind, HealthPolicy, HealthProbe, Phase,
+    ProbeOutcome, ProbeTarget, ReleaseCheck, Retirement, Router, Routes, Slot, SlotStatus, StopOutcome, Timeouts,
 };
 use bluegreen_docker::{DockerEnvironment, Engine, Expose};
 use bollard::query_parameters::RemoveContainerOptions;
@@ -94,6 +94,30 @@ async fn a_missing_image_is_refused_before_anything_changes() {
     assert!(reason.contains(&image), "{reason}");
     assert_eq!(env.status(Slot::Green).await.unwrap(), SlotStatus::Absent);
     live_untouched(&env, &router, &blue).await;
+}
+
+#[tokio::test]
+async fn check_release_says_whether_the_image_is_present_without_creating_anything() {
+    let Some(fx) = setup("checkimg", &["v1"]).await else {
+        return;
+    };
+    let env = fx.env(fx.config()).await;
+    assert_eq!(env.check_release(&release("v1")).await.unwrap(), ReleaseCheck::Present);
+    let image = format!("{}:v9", fx.images.repository());
+    match env.check_release(&release("v9")).await {
+        Err(Error::NotFound { what: "image", name }) => assert_eq!(name, image),
+        other => panic!("expected NotFound image, got {other:?}"),
+    }
+    let deployer = fx.deployer(&env, Arc::new(InMemoryRouter::new()));
+    let report = deployer.preflight_for(&release("v9")).await;
+    assert_eq!(report.problems.len(), 1, "{report}");
+    assert_eq!(report.problems[0].check, Check::Release);
+    assert_eq!(report.problems[0].backend, "docker");
+    assert!(report.to_string().contains(&image), "{report}");
+    assert!(deployer.preflight_for(&release("v1")).await.is_ok());
+    for slot in [Slot::Blue, Slot::Green] {
+        assert_eq!(env.status(slot).await.unwrap(), SlotStatus::Absent);
+    }
 }
 
 #[tokio::test]

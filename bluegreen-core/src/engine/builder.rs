@@ -9,6 +9,7 @@ use super::{Deployer, Inner};
 use crate::bounded::{Bounded, Timeouts};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
+use crate::hook::{Hook, Stage};
 use crate::journal::{InMemoryJournal, Journal};
 use crate::lock::{DeployLock, InMemoryLock};
 use crate::model::AppName;
@@ -43,6 +44,7 @@ pub struct DeployerBuilder {
     timeouts: Timeouts,
     adopt: bool,
     unconfirmed: bool,
+    hooks: Vec<(Stage, Arc<dyn Hook>)>,
 }
 
 impl DeployerBuilder {
@@ -64,6 +66,7 @@ impl DeployerBuilder {
             timeouts: Timeouts::default(),
             adopt: false,
             unconfirmed: false,
+            hooks: Vec::new(),
         }
     }
 
@@ -166,6 +169,28 @@ impl DeployerBuilder {
         self
     }
 
+    /// Runs `hook` at `stage` of every deployment (see [`hook`](crate::hook) for when each stage
+    /// runs and what its failure does). Hooks of one stage run in the order they were added; the
+    /// first failure ends the stage.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bluegreen_core::hook::{CallbackHook, CommandHook, Stage};
+    /// # use bluegreen_core::{AppName, Deployer};
+    /// # fn main() -> bluegreen_core::Result<()> {
+    /// let builder = Deployer::builder(AppName::new("shop")?)
+    ///     .hook(Stage::BeforeChange, CommandHook::new(["./migrate", "up"]).timeout(Duration::from_secs(120)))
+    ///     .hook(Stage::BeforeTraffic, CommandHook::new(["./smoke-test"]).timeout(Duration::from_secs(30)))
+    ///     .hook(Stage::AfterCompletion, CallbackHook::new("announce", |ctx| async move {
+    ///         Ok(format!("{} is live", ctx.release))
+    ///     }));
+    /// # let _ = builder; Ok(()) }
+    /// ```
+    pub fn hook(mut self, stage: Stage, hook: impl Hook) -> Self {
+        self.hooks.push((stage, Arc::new(hook)));
+        self
+    }
+
     /// Checks the configuration and builds the deployer.
     ///
     /// # Errors
@@ -210,6 +235,8 @@ impl DeployerBuilder {
                 log_lines: self.log_lines,
                 approval_timeout: self.approval_timeout,
                 adopt: self.adopt,
+                hooks: self.hooks,
+                timeouts,
                 events,
                 control: std::sync::Mutex::new(None),
                 journal_noted: std::sync::Mutex::default(),

@@ -72,6 +72,8 @@ pub enum EventKind {
     Check(CheckRecord),
     /// Worth knowing, not a step (a lock taken over from a dead holder, a torn journal tail).
     Note(String),
+    /// A [hook](crate::hook) finished.
+    Hook(crate::hook::HookRun),
 }
 
 /// One phase of a finished deployment, for a timeline.
@@ -101,6 +103,9 @@ pub struct Report {
     /// From start (or resume) to the end.
     #[serde(serialize_with = "crate::model::field::serialize_duration")]
     pub took: Duration,
+    /// Every [hook](crate::hook) this run ran, in order, failures included (a failure after
+    /// promotion, completion or a rollback is reported here and does not undo the step).
+    pub hooks: Vec<crate::hook::HookRun>,
 }
 
 impl fmt::Display for Report {

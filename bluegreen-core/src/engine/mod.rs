@@ -3,6 +3,8 @@
 mod builder;
 mod control;
 mod events;
+mod plan;
+mod preflight;
 mod run;
 mod status;
 
@@ -25,6 +27,8 @@ use crate::strategy::{Retirement, Strategy};
 
 pub use builder::DeployerBuilder;
 pub use events::{Event, EventKind, Report, TimelineStep};
+pub use plan::{Plan, PlanStep, WorstCase};
+pub use preflight::{Check, Preflight, Problem};
 pub use status::{Drift, Status};
 
 use control::Control;
@@ -76,6 +80,10 @@ struct Inner {
     approval_timeout: Option<Duration>,
     /// Whether a router configuration bluegreen did not write may be taken over.
     adopt: bool,
+    /// The hooks, each with its stage, in the order they were added.
+    hooks: Vec<(crate::hook::Stage, Arc<dyn crate::hook::Hook>)>,
+    /// The bounds on each class of backend call (what [`Deployer::plan`] counts as worst case).
+    timeouts: crate::bounded::Timeouts,
     events: broadcast::Sender<Event>,
     /// The in-flight deployment's command channel, while one runs in this process.
     control: std::sync::Mutex<Option<mpsc::UnboundedSender<Control>>>,

@@ -11,6 +11,7 @@ use super::events::{Event, EventKind, Report, TimelineStep};
 use super::Deployer;
 use crate::environment::{SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
+use crate::hook::{HookContext, HookOutcome, HookRun, Stage};
 use crate::journal::{Entry, Record};
 use crate::lock::LockGuard;
 use crate::machine::{self, Deployment, Kind, Phase, Previous, Retry, Signal};
@@ -53,10 +54,10 @@ pub(super) enum Begin {
 
 /// What [`Deployer::discover`] found: where the new release goes, what it replaces, and how the
 /// run begins.
-struct Discovered {
-    target: Slot,
-    previous: Option<Previous>,
-    begin: Begin,
+pub(super) struct Discovered {
+    pub(super) target: Slot,
+    pub(super) previous: Option<Previous>,
+    pub(super) begin: Begin,
 }
 
 /// The state of one run: where the journal is, and the timeline so far.
@@ -65,6 +66,10 @@ pub(super) struct Run {
     started: Instant,
     phase_started: Instant,
     timeline: Vec<TimelineStep>,
+    /// The hooks run so far.
+    hooks: Vec<HookRun>,
+    /// Whether this run resumed a deployment from the journal (hooks check it for their results).
+    resumed: bool,
 }
 
 impl Run {
@@ -76,6 +81,8 @@ impl Run {
             started: now,
             phase_started: now,
             timeline: Vec::new(),
+            hooks: Vec::new(),
+            resumed: false,
         }
     }
 }
@@ -129,7 +136,7 @@ impl Deployer {
     /// configuration the proxy is not seen serving is refused ([`Conflict::NotLive`]): the slot
     /// that has traffic cannot be known, and deploying into the wrong one would replace the live
     /// release.
-    async fn discover(&self) -> Result<Discovered> {
+    pub(super) async fn discover(&self) -> Result<Discovered> {
         let router = &self.inner.router;
         let observed = router.observe().await?;
         let mut notes = Vec::new();
@@ -209,6 +216,7 @@ impl Deployer {
         let mut commands = self.open_commands();
         let mut run = Run::after(last_seq.unwrap_or(0));
         let resumed = matches!(begin, Begin::Resumed);
+        run.resumed = resumed;
         // Journaled before anyone is told: a deployer killed now leaves its trace.
         if let Begin::New { .. } = &begin {
             self.append(&mut run, &d, Record::Started).await?;
@@ -261,7 +269,9 @@ impl Deployer {
                 Some(command) => command,
                 None => {
                     let span = tracing::info_span!("phase", phase = d.phase().name(), slot = %d.target(), release = %d.release());
-                    self.perform(&d, &mut commands, run.started).instrument(span).await
+                    self.perform_with_hooks(&d, &mut commands, &mut run)
+                        .instrument(span)
+                        .await?
                 }
             };
             let advanced = self.advance(d, signal, &mut run).await;
@@ -271,6 +281,20 @@ impl Deployer {
         commands.refuse_rest(d.phase());
         // Close the command channel before another deployer can take the lock and open its own.
         drop(commands);
+        // Still under the lock: the hooks after the end, whose failures are reported, not undone.
+        match d.phase() {
+            Phase::Completed => {
+                if d.previous().is_none() {
+                    // Promoted straight to Completed (nothing to keep warm): promotion's hooks too.
+                    self.run_hooks(&d, Stage::AfterPromotion, &mut run).await?;
+                }
+                self.run_hooks(&d, Stage::AfterCompletion, &mut run).await?;
+            }
+            Phase::RolledBack => {
+                self.run_hooks(&d, Stage::AfterRollback, &mut run).await?;
+            }
+            _ => {}
+        }
         drop(guard);
         self.finish(d, run)
     }
@@ -312,6 +336,7 @@ impl Deployer {
         match d.phase() {
             Phase::Completed | Phase::RolledBack => Ok(Report {
                 took: run.started.elapsed(),
+                hooks: run.hooks,
                 timeline: run.timeline,
                 deployment: d,
             }),
@@ -389,6 +414,122 @@ impl Deployer {
     }
 
     /// Performs the work of `d`'s phase and reports how it went. Never fails: failures are signals.
+    /// Performs the work of `d`'s phase with the hooks around it: promotion's before the rollback
+    /// window, the gates before the new slot is started and once it passed its health policy. A
+    /// gate's failure is a [`Signal::Failed`] with [`Cause::Hook`], judged by the machine like any
+    /// other. Fails only if the journal cannot be written.
+    async fn perform_with_hooks(&self, d: &Deployment, commands: &mut Commands<'_>, run: &mut Run) -> Result<Signal> {
+        match d.phase() {
+            Phase::Provisioning => {
+                if let Some(failed) = self.run_hooks(d, Stage::BeforeChange, run).await? {
+                    return Ok(self.hook_failed(d, failed).await);
+                }
+            }
+            Phase::Warm => {
+                self.run_hooks(d, Stage::AfterPromotion, run).await?;
+            }
+            _ => {}
+        }
+        let signal = self.perform(d, commands, run.started).await;
+        if *d.phase() == Phase::Verifying && matches!(signal, Signal::Done) {
+            if let Some(failed) = self.run_hooks(d, Stage::BeforeTraffic, run).await? {
+                return Ok(self.hook_failed(d, failed).await);
+            }
+        }
+        Ok(signal)
+    }
+
+    /// The signal for a gate's failed hook: the machine rolls back with [`Cause::Hook`].
+    async fn hook_failed(&self, d: &Deployment, failed: HookRun) -> Signal {
+        let reason = match &failed.outcome {
+            HookOutcome::Failed { reason, .. } => reason.as_str(),
+            HookOutcome::Succeeded { .. } => "failed",
+        };
+        let logs = if failed.stage == Stage::BeforeChange {
+            // Nothing was started: the slot's logs would be another release's.
+            Vec::new()
+        } else {
+            self.logs(d.target()).await
+        };
+        Signal::Failed {
+            cause: Cause::Hook(failed.stage),
+            reason: format!("{} hook `{}` failed: {reason}", failed.stage, failed.hook),
+            logs,
+        }
+    }
+
+    /// Runs the hooks registered for `stage`, in order, journaling each one's start and result,
+    /// until one fails; returns the failed one. In a resumed run a hook whose result this
+    /// deployment's journal holds is not run again.
+    async fn run_hooks(&self, d: &Deployment, stage: Stage, run: &mut Run) -> Result<Option<HookRun>> {
+        let hooks: Vec<_> = self.inner.hooks.iter().filter(|(s, _)| *s == stage).collect();
+        if hooks.is_empty() {
+            return Ok(None);
+        }
+        let finished = if run.resumed {
+            self.hooks_finished(d, stage).await?
+        } else {
+            Vec::new()
+        };
+        let context = hook_context(d, stage);
+        for (_, hook) in hooks {
+            let name = hook.describe();
+            if finished.contains(&name) {
+                self.note(
+                    d,
+                    run,
+                    format!("{stage} hook `{name}` already ran (journaled); not run again"),
+                )
+                .await?;
+                continue;
+            }
+            self.append(
+                run,
+                d,
+                Record::HookStarted {
+                    stage,
+                    hook: name.clone(),
+                },
+            )
+            .await?;
+            let outcome = hook.run(&context).await;
+            match &outcome {
+                HookOutcome::Succeeded { .. } => info!(%stage, hook = %name, "hook succeeded"),
+                HookOutcome::Failed { reason, .. } => warn!(%stage, hook = %name, "hook failed: {reason}"),
+            }
+            self.append(
+                run,
+                d,
+                Record::HookFinished {
+                    stage,
+                    hook: name.clone(),
+                    outcome: outcome.clone(),
+                },
+            )
+            .await?;
+            let ran = HookRun::new(stage, name, outcome);
+            self.emit(d, run, EventKind::Hook(ran.clone()));
+            run.hooks.push(ran.clone());
+            if !ran.outcome.is_success() {
+                return Ok(Some(ran));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The hooks of `stage` whose result `d`'s journal holds (from its last entries).
+    async fn hooks_finished(&self, d: &Deployment, stage: Stage) -> Result<Vec<String>> {
+        let entries = self.inner.journal.tail(HOOK_LOOKBACK).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.deployment.id() == d.id())
+            .filter_map(|e| match e.record {
+                Record::HookFinished { stage: s, hook, .. } if s == stage => Some(hook),
+                _ => None,
+            })
+            .collect())
+    }
+
     async fn perform(&self, d: &Deployment, commands: &mut Commands<'_>, started: Instant) -> Signal {
         let inner = &self.inner;
         match d.phase() {
@@ -601,6 +742,29 @@ impl Deployer {
         move |record| {
             let _ = events.send(Event::new(&id, &app, started, EventKind::Check(record)));
         }
+    }
+}
+
+/// How many of the journal's last entries a resume reads for hooks that already ran: a hook's
+/// result is journaled a few entries before the phase that resumes (Warm).
+const HOOK_LOOKBACK: usize = 256;
+
+/// What a hook at `stage` of `d` is told.
+fn hook_context(d: &Deployment, stage: Stage) -> HookContext {
+    let previous = d.previous();
+    HookContext {
+        stage,
+        deployment: d.id().to_string(),
+        app: d.app().clone(),
+        kind: d.kind(),
+        release: d.release().clone(),
+        slot: d.target(),
+        endpoint: d.endpoint().cloned(),
+        previous_release: previous.map(|p| p.release.clone()),
+        previous_slot: previous.map(|p| p.slot),
+        previous_endpoint: previous.map(|p| p.endpoint.clone()),
+        phase: d.phase().name().to_string(),
+        reason: d.reason().map(str::to_string),
     }
 }
 

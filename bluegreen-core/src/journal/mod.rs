@@ -49,6 +49,23 @@ pub enum Record {
         /// The note.
         text: String,
     },
+    /// A [hook](crate::hook) started (journaled before it runs, so a crash mid-hook is visible).
+    HookStarted {
+        /// The stage.
+        stage: crate::hook::Stage,
+        /// The hook's description.
+        hook: String,
+    },
+    /// A [hook](crate::hook) finished: how, with its bounded output. A resume does not run again a
+    /// hook of a deployment whose result is journaled.
+    HookFinished {
+        /// The stage.
+        stage: crate::hook::Stage,
+        /// The hook's description.
+        hook: String,
+        /// How it ended.
+        outcome: crate::hook::HookOutcome,
+    },
 }
 
 /// One line of the journal.

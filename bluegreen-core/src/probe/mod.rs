@@ -4,6 +4,7 @@
 mod all_of;
 mod analysis;
 mod check;
+mod command;
 mod http;
 mod policy;
 mod tcp;
@@ -17,6 +18,7 @@ use crate::model::{Endpoint, Slot};
 
 pub use all_of::AllOf;
 pub use analysis::{Analysis, AnalysisTally};
+pub use command::CommandProbe;
 pub use http::{HttpProbe, TLS_ENABLED};
 pub use policy::{HealthPolicy, PolicyTally};
 pub use tcp::TcpProbe;

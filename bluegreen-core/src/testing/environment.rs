@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state_file::StateFile;
 
-use crate::environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
+use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
 use crate::model::{Endpoint, Release, Slot};
 use crate::probe::{HealthProbe, ProbeOutcome, ProbeTarget};
@@ -53,6 +53,7 @@ pub enum EnvOp {
 #[derive(Debug, Clone, Default)]
 struct Behaviour {
     fail_deploy: Option<String>,
+    missing: bool,
     unhealthy: bool,
     ignore_sigterm: bool,
     exit_on_start: Option<i64>,
@@ -213,6 +214,13 @@ impl InMemoryEnvironment {
         self.set(release, |b| b.fail_deploy = Some(reason))
     }
 
+    /// `release` is missing, as an image not present would be: [`deploy`](Environment::deploy)
+    /// and [`check_release`](Environment::check_release) fail with [`Error::NotFound`] naming it;
+    /// the slot keeps what it had.
+    pub fn mark_missing(&self, release: &Release) -> &Self {
+        self.set(release, |b| b.missing = true)
+    }
+
     /// `release` starts, but the [`InMemoryHealthProbe`] reports it unhealthy.
     pub fn mark_unhealthy(&self, release: &Release) -> &Self {
         self.set(release, |b| b.unhealthy = true)
@@ -271,6 +279,13 @@ impl Environment for InMemoryEnvironment {
                 release: release.clone(),
             });
             let behaviour = state.behaviour(release);
+            if behaviour.missing {
+                state.log(slot, format!("cannot start {release} in {slot}: release not found"));
+                return Err(Error::NotFound {
+                    what: "release",
+                    name: release.to_string(),
+                });
+            }
             if let Some(reason) = behaviour.fail_deploy {
                 state.log(slot, format!("failed to start {release} in {slot}: {reason}"));
                 return Err(Error::backend("memory", reason, false));
@@ -368,6 +383,18 @@ impl Environment for InMemoryEnvironment {
         let state = self.lock();
         let all = state.saved.logs.get(&slot).map(Vec::as_slice).unwrap_or_default();
         Ok(all[all.len().saturating_sub(lines)..].to_vec())
+    }
+
+    /// [`Present`](ReleaseCheck::Present) unless the release was
+    /// [marked missing](InMemoryEnvironment::mark_missing). Records no operation.
+    async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
+        if self.lock().behaviour(release).missing {
+            return Err(Error::NotFound {
+                what: "release",
+                name: release.to_string(),
+            });
+        }
+        Ok(ReleaseCheck::Present)
     }
 }
 

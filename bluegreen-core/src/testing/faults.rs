@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
+use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
 use crate::model::{Endpoint, Release, Slot};
 use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabilities, Routes};
@@ -357,6 +357,11 @@ impl<E: Environment> Environment for FaultyEnvironment<E> {
     async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
         self.faults.before(Op::Logs).await?;
         self.inner.logs(slot, lines).await
+    }
+
+    /// Forwarded without a fault of its own (there is no [`Op`] for it).
+    async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
+        self.inner.check_release(release).await
     }
 }
 

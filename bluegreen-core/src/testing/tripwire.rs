@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::environment::{Environment, EnvironmentCapabilities, SlotStatus, StopOutcome};
+use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::Result;
 use crate::journal::{Entry, Journal, Record, SkippedLine};
 use crate::model::{Endpoint, Release, Slot};
@@ -105,6 +105,8 @@ impl fmt::Display for Event<'_> {
                     Record::Completed { .. } => "completed",
                     Record::Failed { .. } => "failed",
                     Record::Note { .. } => "note",
+                    Record::HookStarted { .. } => "hook started",
+                    Record::HookFinished { .. } => "hook finished",
                 };
                 write!(f, "#{} {record} → {}", entry.seq, entry.deployment.phase())
             }
@@ -290,6 +292,10 @@ impl<E: Environment> Environment for TrippingEnvironment<E> {
 
     async fn logs(&self, slot: Slot, lines: usize) -> Result<Vec<String>> {
         self.inner.logs(slot, lines).await
+    }
+
+    async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
+        self.inner.check_release(release).await
     }
 }
 
