@@ -170,6 +170,17 @@ pub enum Conflict {
     },
 }
 
+impl Conflict {
+    /// The refusal to start while `d`, unfinished, waits for a resume.
+    pub(crate) fn unfinished(d: &crate::machine::Deployment) -> Self {
+        Conflict::Unfinished {
+            deployment: d.id().to_string(),
+            release: d.release().to_string(),
+            phase: d.phase().to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

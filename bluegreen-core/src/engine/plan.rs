@@ -298,12 +298,7 @@ impl Deployer {
     pub async fn plan(&self, release: Release) -> Result<Plan> {
         if let Some(last) = self.last_entry().await? {
             if needs_resume(&last.deployment) {
-                let d = &last.deployment;
-                return Err(Error::Conflict(Conflict::Unfinished {
-                    deployment: d.id().to_string(),
-                    release: d.release().to_string(),
-                    phase: d.phase().to_string(),
-                }));
+                return Err(Error::Conflict(Conflict::unfinished(&last.deployment)));
             }
         }
         let found = self.discover().await?;

@@ -96,12 +96,7 @@ impl Deployer {
             if needs_resume(&last.deployment) {
                 self.note_takeover(&guard, &last.deployment, &mut Run::after(last.seq))
                     .await?;
-                let d = &last.deployment;
-                return Err(Error::Conflict(Conflict::Unfinished {
-                    deployment: d.id().to_string(),
-                    release: d.release().to_string(),
-                    phase: d.phase().to_string(),
-                }));
+                return Err(Error::Conflict(Conflict::unfinished(&last.deployment)));
             }
         }
         let found = self.discover().await?;
