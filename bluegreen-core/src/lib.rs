@@ -69,6 +69,7 @@ pub struct ReadmeDoctests;
 
 pub mod backend;
 pub mod bounded;
+pub mod command;
 mod engine;
 pub mod environment;
 pub mod error;
@@ -87,13 +88,14 @@ pub mod testing;
 mod wait;
 
 pub use bounded::{Bounded, Timeouts};
+pub use command::{Answer, Command, Issuer};
 pub use engine::{
     Check, Deployer, DeployerBuilder, Drift, Event, EventKind, Plan, PlanStep, Preflight, Problem, Report, Status,
     TimelineStep, WorstCase,
 };
 pub use environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 pub use error::{Error, Result};
-pub use machine::{Deployment, Phase};
+pub use machine::{Deployment, Parking, Phase};
 pub use model::{AppName, Endpoint, Release, Scheme, Slot, Timestamp, TrafficSplit};
 pub use outcome::{Call, Cause, Conflict, Restore};
 pub use probe::{HealthPolicy, HealthProbe, ProbeOutcome, ProbeTarget, Verdict};

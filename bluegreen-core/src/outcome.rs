@@ -168,9 +168,46 @@ pub enum Conflict {
         /// Why.
         reason: String,
     },
+    /// A deployment is parked at an approval gate: promote or abort it before deploying again.
+    Parked {
+        /// Its id.
+        deployment: String,
+        /// Its release.
+        release: String,
+        /// The phase it waits in.
+        phase: String,
+        /// When the approval times out (`None`: never).
+        until: Option<crate::model::Timestamp>,
+    },
+    /// The deploying process died before it took the command: nothing was applied.
+    /// [`resume`](crate::Deployer::resume) converges the deployment.
+    DeployerDied {
+        /// The deployment.
+        deployment: String,
+        /// Its phase, as the journal last recorded it.
+        phase: String,
+    },
+    /// The sender may not steer this application's deployments (only the user that deploys it,
+    /// and root, may).
+    NotPermitted {
+        /// The sender's user id.
+        uid: u32,
+        /// What refused it.
+        reason: String,
+    },
 }
 
 impl Conflict {
+    /// The refusal to start while `d` is parked at an approval gate.
+    pub(crate) fn parked(d: &crate::machine::Deployment) -> Self {
+        Conflict::Parked {
+            deployment: d.id().to_string(),
+            release: d.release().to_string(),
+            phase: d.phase().to_string(),
+            until: d.parked().and_then(|p| p.until),
+        }
+    }
+
     /// The refusal to start while `d`, unfinished, waits for a resume.
     pub(crate) fn unfinished(d: &crate::machine::Deployment) -> Self {
         Conflict::Unfinished {
@@ -216,6 +253,24 @@ impl fmt::Display for Conflict {
             Conflict::Refused { phase, signal } => write!(f, "{signal} does not apply while {phase}"),
             Conflict::Ended => f.write_str("the deployment ended before the command was read"),
             Conflict::NotRecorded { reason } => write!(f, "accepted, but it could not be recorded: {reason}"),
+            Conflict::Parked {
+                deployment,
+                release,
+                phase,
+                until,
+            } => {
+                write!(f, "deployment {deployment} of {release} is parked ({phase})")?;
+                if let Some(until) = until {
+                    write!(f, " until {until}")?;
+                }
+                f.write_str("; promote or abort it first")
+            }
+            Conflict::DeployerDied { deployment, phase } => write!(
+                f,
+                "the process running deployment {deployment} died ({phase}) before it took the command: \
+                 nothing was applied; resume() converges the deployment"
+            ),
+            Conflict::NotPermitted { uid, reason } => write!(f, "uid {uid} may not steer this deployment: {reason}"),
         }
     }
 }

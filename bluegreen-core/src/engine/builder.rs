@@ -1,5 +1,6 @@
 //! [`DeployerBuilder`]: wires backends, strategy, journal and lock into a [`Deployer`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,17 @@ pub struct DeployerBuilder {
     adopt: bool,
     unconfirmed: bool,
     hooks: Vec<(Stage, Arc<dyn Hook>)>,
+    state_dir: Option<PathBuf>,
+    park: Park,
+}
+
+/// Where a deployment is parked rather than waited for in the deploying process.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Park {
+    /// At approval gates (manual promotion, a pause until approved, held checks).
+    pub(super) gates: bool,
+    /// Once promoted, for the rollback window.
+    pub(super) warm: bool,
 }
 
 impl DeployerBuilder {
@@ -67,7 +79,49 @@ impl DeployerBuilder {
             adopt: false,
             unconfirmed: false,
             hooks: Vec::new(),
+            state_dir: None,
+            park: Park::default(),
         }
+    }
+
+    /// Keeps the journal, the lock and the command socket in `dir` (created owner-only, `0700`,
+    /// if missing): a [`FileJournal`](crate::journal::FileJournal) `<app>.journal.jsonl`, a
+    /// [`FileLock`](crate::lock::FileLock), and `<app>.sock`, through which
+    /// [`promote`](Deployer::promote), [`abort`](Deployer::abort) and
+    /// [`rollback`](Deployer::rollback) from other processes reach a deployment running here (see
+    /// [`command`](crate::command)). A [`journal`](Self::journal) or [`lock`](Self::lock) given
+    /// explicitly is kept.
+    ///
+    /// Every process that deploys or steers the application must use the same directory. The
+    /// socket's path must fit a Unix socket address (at most 107 bytes): [`build`](Self::build)
+    /// refuses a longer one.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Parks a deployment that reaches an approval gate (manual promotion, a pause until
+    /// approved, checks held as inconclusive) instead of waiting in this process:
+    /// [`deploy`](Deployer::deploy) returns a report whose deployment is
+    /// [`parked`](crate::Deployment::parked), the lock is released, the new slot keeps running,
+    /// and a later [`promote`](Deployer::promote) or [`abort`](Deployer::abort) from any process
+    /// with the same [state directory](Self::state_dir) carries it on. The
+    /// [approval timeout](Self::approval_timeout), if any, still applies: once it has passed, the
+    /// next [`tick`](Deployer::tick), [`resume`](Deployer::resume) or deploy rolls it back.
+    pub fn park_at_gates(mut self, park: bool) -> Self {
+        self.park.gates = park;
+        self
+    }
+
+    /// Parks a promoted deployment for its rollback window instead of waiting it out in this
+    /// process: [`deploy`](Deployer::deploy) returns once traffic is on the new release, confirmed,
+    /// with the old slot still running. Within the window a [`rollback`](Deployer::rollback) from
+    /// any process is instant (traffic back to the warm slot, confirmed); after it, the next
+    /// [`tick`](Deployer::tick), [`resume`](Deployer::resume) or deploy drains and stops the old
+    /// slot (a deploy before the window ends ends it early).
+    pub fn park_warm(mut self, park: bool) -> Self {
+        self.park.warm = park;
+        self
     }
 
     /// Where releases run.
@@ -197,6 +251,9 @@ impl DeployerBuilder {
     /// [`Error::Invalid`] when a required part is missing or the policy is invalid;
     /// [`Error::Unsupported`] when the strategy needs a weighted split the router cannot serve, or
     /// the router cannot confirm a switch (see [`allow_unconfirmed_router`](Self::allow_unconfirmed_router)).
+    ///
+    /// Blocking when a [state directory](Self::state_dir) is given (it creates the directory and
+    /// opens the journal): call it at a program's start, or from `spawn_blocking`.
     pub fn build(self) -> Result<Deployer> {
         let missing = |what: &'static str| Error::invalid("deployer", what, format!("no {what} was given"));
         let environment = self.environment.ok_or_else(|| missing("environment"))?;
@@ -219,6 +276,13 @@ impl DeployerBuilder {
         }
         let timeouts = self.timeouts;
         let (events, _) = broadcast::channel(1024);
+        let (mut journal, mut lock, mut socket) = (self.journal, self.lock, None);
+        if let Some(dir) = &self.state_dir {
+            let state = super::state_dir::open(dir, &self.app)?;
+            journal.get_or_insert(state.journal);
+            lock.get_or_insert(state.lock);
+            socket = Some(state.socket);
+        }
         Ok(Deployer {
             inner: Arc::new(Inner {
                 app: self.app,
@@ -228,8 +292,11 @@ impl DeployerBuilder {
                 policy: self.policy,
                 strategy: self.strategy,
                 retirement: self.retirement,
-                journal: self.journal.unwrap_or_else(|| Arc::new(InMemoryJournal::new())),
-                lock: self.lock.unwrap_or_else(|| Arc::new(InMemoryLock::new())),
+                journal: journal.unwrap_or_else(|| Arc::new(InMemoryJournal::new())),
+                lock: lock.unwrap_or_else(|| Arc::new(InMemoryLock::new())),
+                socket,
+                owner: rustix::process::geteuid().as_raw(),
+                park: self.park,
                 lock_wait: self.lock_wait,
                 who: self.who,
                 log_lines: self.log_lines,

@@ -1,44 +1,76 @@
-//! Operator commands (promote, abort) delivered to the in-flight deployment.
+//! Operator commands (promote, abort, rollback) delivered to the in-flight deployment, from this
+//! process (a channel) or another one (the [socket](super::socket) feeds the same channel).
 //!
 //! A command is judged against the phase the deployment is in when the engine reads it: at the
 //! start of every phase and while a phase waits. The machine decides whether the phase accepts it
-//! ([`machine::step`]); a refused command is answered at once, an accepted one only once its
-//! transition is in the journal, so an `Ok` is never lost.
+//! ([`machine::step`]). Both outcomes are journaled with the command's id and sender before the
+//! sender hears: a refusal in its own entry, an acceptance in the entry of the transition it caused.
 
 use std::sync::PoisonError;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::Deployer;
+use crate::command::Envelope;
 use crate::error::{Error, Result};
-use crate::machine::{self, Deployment, Phase, Signal};
+use crate::machine::{self, Deployment, Signal};
 use crate::outcome::Conflict;
 
-/// A command and the channel its answer goes back on.
+/// A command and the channel its answer goes back on: the deployment's id once applied.
 #[derive(Debug)]
 pub(super) struct Control {
-    pub(super) signal: Signal,
-    pub(super) reply: oneshot::Sender<Result<()>>,
+    pub(super) envelope: Envelope,
+    /// Set when the command must be refused whatever the phase (a sender without permission).
+    pub(super) forbidden: Option<Conflict>,
+    pub(super) reply: oneshot::Sender<Result<String>>,
+}
+
+/// A command the phase did not take: to journal, then answer.
+pub(super) struct Refusal {
+    pub(super) envelope: Envelope,
+    pub(super) conflict: Conflict,
+    reply: oneshot::Sender<Result<String>>,
+}
+
+impl Refusal {
+    /// Tells the sender, once the refusal is journaled.
+    pub(super) fn answer(self) {
+        let _ = self.reply.send(Err(Error::Conflict(self.conflict)));
+    }
+}
+
+/// What reading one command came to.
+pub(super) enum Judged {
+    /// The phase takes it: the signal to feed the machine.
+    Accepted(Signal),
+    /// It does not.
+    Refused(Refusal),
 }
 
 impl Deployer {
-    /// Sends `signal` to the in-flight deployment and waits until it is carried out or refused.
-    pub(super) async fn command(&self, signal: Signal) -> Result<()> {
-        let sender = self
-            .inner
+    /// The in-process channel of the deployment running here, if one does.
+    pub(super) fn local_channel(&self) -> Option<mpsc::UnboundedSender<Control>> {
+        self.inner
             .control
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let Some(sender) = sender else {
-            return Err(Error::Conflict(Conflict::NothingRunning {
-                app: self.inner.app.to_string(),
-            }));
-        };
+            .clone()
+    }
+
+    /// Sends `envelope` to the deployment running in this process; `None` when none runs here.
+    pub(super) async fn command_here(&self, envelope: Envelope) -> Option<Result<String>> {
+        let sender = self.local_channel()?;
         let (reply, answer) = oneshot::channel();
         let gone = || Error::Conflict(Conflict::Ended);
-        sender.send(Control { signal, reply }).map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let control = Control {
+            envelope,
+            forbidden: None,
+            reply,
+        };
+        if sender.send(control).is_err() {
+            return Some(Err(gone()));
+        }
+        Some(answer.await.unwrap_or_else(|_| Err(gone())))
     }
 
     /// Opens the command channel of a run; it closes when the returned [`Commands`] is dropped.
@@ -50,6 +82,7 @@ impl Deployer {
             sender,
             receiver,
             accepted: None,
+            listener: None,
         }
     }
 }
@@ -57,56 +90,69 @@ impl Deployer {
 /// The receiving end of a run's commands.
 pub(super) struct Commands<'a> {
     deployer: &'a Deployer,
-    sender: mpsc::UnboundedSender<Control>,
+    pub(super) sender: mpsc::UnboundedSender<Control>,
     receiver: mpsc::UnboundedReceiver<Control>,
-    /// The reply to the command being carried out, sent once its transition is journaled.
-    accepted: Option<oneshot::Sender<Result<()>>>,
+    /// The command being carried out and its reply, sent once its transition is journaled.
+    accepted: Option<(Envelope, oneshot::Sender<Result<String>>)>,
+    /// The socket listener feeding this channel from other processes, while it runs.
+    pub(super) listener: Option<super::socket::Listener>,
 }
 
 impl Commands<'_> {
-    /// The first queued command that `d`'s phase accepts; the others are refused at once.
-    pub(super) fn take_queued(&mut self, d: &Deployment) -> Option<Signal> {
-        while let Ok(control) = self.receiver.try_recv() {
-            if let Some(signal) = self.judge(d, control) {
-                return Some(signal);
-            }
-        }
-        None
+    /// The first queued command, judged against `d`'s phase.
+    pub(super) fn take_queued(&mut self, d: &Deployment) -> Option<Judged> {
+        let control = self.receiver.try_recv().ok()?;
+        Some(self.judge(d, control))
     }
 
-    /// Waits for a command that `d`'s phase accepts (forever, if none comes). Cancel-safe.
-    pub(super) async fn accepted(&mut self, d: &Deployment) -> Signal {
-        loop {
-            let Some(control) = self.receiver.recv().await else {
-                return std::future::pending().await;
-            };
-            if let Some(signal) = self.judge(d, control) {
-                return signal;
-            }
+    /// Waits for the next command and judges it (forever, if none comes). Cancel-safe.
+    pub(super) async fn next(&mut self, d: &Deployment) -> Judged {
+        match self.receiver.recv().await {
+            Some(control) => self.judge(d, control),
+            None => std::future::pending().await,
         }
     }
 
-    fn judge(&mut self, d: &Deployment, control: Control) -> Option<Signal> {
-        match machine::step(d.clone(), control.signal.clone()) {
+    fn judge(&mut self, d: &Deployment, control: Control) -> Judged {
+        let Control {
+            envelope,
+            forbidden,
+            reply,
+        } = control;
+        if let Some(conflict) = forbidden {
+            return Judged::Refused(Refusal {
+                envelope,
+                conflict,
+                reply,
+            });
+        }
+        let signal = envelope.command.signal();
+        match machine::step(d.clone(), signal.clone()) {
             Ok(_) => {
-                self.accepted = Some(control.reply);
-                Some(control.signal)
+                self.accepted = Some((envelope, reply));
+                Judged::Accepted(signal)
             }
-            Err(refused) => {
-                let _ = control.reply.send(Err(Error::Conflict(Conflict::Refused {
+            Err(refused) => Judged::Refused(Refusal {
+                conflict: Conflict::Refused {
                     phase: refused.phase,
-                    signal: refused.signal.to_string(),
-                })));
-                None
-            }
+                    signal: envelope.command.name().to_string(),
+                },
+                envelope,
+                reply,
+            }),
         }
     }
 
-    /// Answers the command just carried out: `Ok` once its transition is journaled.
+    /// The command whose signal is being applied, if the signal came from one.
+    pub(super) fn accepted(&self) -> Option<&Envelope> {
+        self.accepted.as_ref().map(|(envelope, _)| envelope)
+    }
+
+    /// Answers the command just carried out: its deployment's id once its transition is journaled.
     pub(super) fn answer(&mut self, journaled: &Result<Deployment>) {
-        if let Some(reply) = self.accepted.take() {
+        if let Some((_, reply)) = self.accepted.take() {
             let _ = reply.send(match journaled {
-                Ok(_) => Ok(()),
+                Ok(d) => Ok(d.id().to_string()),
                 Err(e) => Err(Error::Conflict(Conflict::NotRecorded {
                     reason: e.chain().to_string(),
                 })),
@@ -114,14 +160,21 @@ impl Commands<'_> {
         }
     }
 
-    /// Refuses whatever is still queued: the deployment ended in `phase`.
-    pub(super) fn refuse_rest(&mut self, phase: &Phase) {
+    /// Stops taking commands: refuses whatever is still queued, as `conflict` (the deployment
+    /// ended, or was parked: a sender told so carries a parked deployment on itself).
+    pub(super) fn close(&mut self, d: &Deployment) {
+        self.listener.take();
         self.receiver.close();
         while let Ok(control) = self.receiver.try_recv() {
-            let _ = control.reply.send(Err(Error::Conflict(Conflict::Refused {
-                phase: phase.to_string(),
-                signal: control.signal.name().to_string(),
-            })));
+            let conflict = if d.parked().is_some() {
+                Conflict::parked(d)
+            } else {
+                Conflict::Refused {
+                    phase: d.phase().to_string(),
+                    signal: control.envelope.command.name().to_string(),
+                }
+            };
+            let _ = control.reply.send(Err(Error::Conflict(conflict)));
         }
     }
 }

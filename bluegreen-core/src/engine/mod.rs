@@ -6,19 +6,23 @@ mod events;
 mod plan;
 mod preflight;
 mod run;
+mod socket;
+mod state_dir;
 mod status;
+mod steer;
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use tracing::instrument;
 
+use crate::command::{Answer, Command};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::journal::{Entry, Journal};
 use crate::lock::{DeployLock, LockGuard, LockHolder};
-use crate::machine::{Deployment, Kind, Phase, Signal};
+use crate::machine::{Deployment, Kind, Phase};
 use crate::model::{AppName, Release, Slot};
 use crate::outcome::Conflict;
 use crate::probe::{HealthPolicy, HealthProbe};
@@ -85,6 +89,12 @@ struct Inner {
     /// The bounds on each class of backend call (what [`Deployer::plan`] counts as worst case).
     timeouts: crate::bounded::Timeouts,
     events: broadcast::Sender<Event>,
+    /// The command socket in the state directory, if there is one.
+    socket: Option<std::path::PathBuf>,
+    /// The user the deployer runs as: commands from it (and root) are obeyed.
+    owner: u32,
+    /// Where deployments are parked instead of waited for in this process.
+    park: builder::Park,
     /// The in-flight deployment's command channel, while one runs in this process.
     control: std::sync::Mutex<Option<mpsc::UnboundedSender<Control>>>,
     /// What the journal found wrong with itself and this deployer already journaled.
@@ -140,35 +150,49 @@ impl Deployer {
     /// Approves what waits for a human: promotion ([`Promotion::Manual`](crate::Promotion)), a
     /// pause, or a re-check of inconclusive health. Cuts a timed pause short.
     ///
-    /// # Errors
-    /// [`Error::Conflict`] when no deployment runs in this process or nothing awaits approval.
-    pub async fn promote(&self) -> Result<()> {
-        self.command(Signal::Approved).await
-    }
-
-    /// Aborts the in-flight deployment: traffic goes back to the previous slot (instantly while
-    /// it is warm, during the rollback window) and the new release is stopped. The
-    /// [`deploy`](Self::deploy) call then returns [`Error::RolledBack`].
+    /// It reaches the deployment wherever it runs: in this process, in another process with the
+    /// same [state directory](DeployerBuilder::state_dir), or parked (this process then carries it
+    /// on: [`Answer::Ran`]). See [`command`](crate::command) for how, and who may.
     ///
     /// # Errors
-    /// [`Error::Conflict`] when no deployment runs in this process, or when it is already
-    /// retiring the old slot (too late to abort; use [`rollback`](Self::rollback) after it).
-    pub async fn abort(&self, reason: impl Into<String>) -> Result<()> {
-        self.command(Signal::Aborted(reason.into())).await
+    /// [`Error::Conflict`]: [`Conflict::NothingRunning`] when no deployment is in flight or parked,
+    /// [`Conflict::Refused`] when its phase takes no approval (journaled, with the sender),
+    /// [`Conflict::DeployerDied`] when the deploying process died before it took the command,
+    /// [`Conflict::NotPermitted`] for a sender that may not steer it; [`Error::Locked`] when a
+    /// deployer without a command socket runs it; as [`deploy`](Self::deploy) when this process
+    /// carries a parked deployment on.
+    pub async fn promote(&self) -> Result<Answer> {
+        self.send_command(Command::Promote).await
+    }
+
+    /// Aborts the in-flight or parked deployment: traffic goes back to the previous slot
+    /// (instantly while it is warm, during the rollback window) and the new release is stopped.
+    /// The [`deploy`](Self::deploy) call running it then returns [`Error::RolledBack`].
+    ///
+    /// # Errors
+    /// As [`promote`](Self::promote); [`Conflict::Refused`] when it is already retiring the old
+    /// slot (too late to abort; use [`rollback`](Self::rollback) after it).
+    pub async fn abort(&self, reason: impl Into<String>) -> Result<Answer> {
+        self.send_command(Command::Abort { reason: reason.into() }).await
     }
 
     /// Goes back to the previous release.
     ///
-    /// While a deployment is in flight here, this aborts it (`Ok(None)`). Otherwise it deploys the
-    /// release that the last completed deployment replaced, through the normal health-gated path:
-    /// instant when that release still runs in its slot, redeployed when not (`Ok(Some(report))`).
+    /// While a deployment is in flight (here or in another process) this aborts it (`Ok(None)`);
+    /// a parked one this process rolls back itself (`Ok(Some(report))`, within a warm rollback
+    /// window: instant). Otherwise it deploys the release that the last completed deployment
+    /// replaced, through the normal health-gated path: instant when that release still runs in
+    /// its slot, redeployed when not (`Ok(Some(report))`).
     ///
     /// # Errors
     /// [`Error::NotFound`] when the journal knows no previous release; otherwise as
-    /// [`deploy`](Self::deploy).
+    /// [`abort`](Self::abort) and [`deploy`](Self::deploy).
     pub async fn rollback(&self) -> Result<Option<Report>> {
-        if self.in_flight() {
-            return self.abort("rollback requested").await.map(|()| None);
+        match self.send_command(Command::Rollback).await {
+            Ok(Answer::Accepted { .. }) => return Ok(None),
+            Ok(Answer::Ran(report)) => return Ok(Some(*report)),
+            Err(Error::Conflict(Conflict::NothingRunning { .. })) => {}
+            Err(e) => return Err(e),
         }
         let previous = self
             .history(50)
@@ -206,20 +230,53 @@ impl Deployer {
         let Some(last) = self.last_entry().await? else {
             return Ok(None);
         };
+        if let Some(parking) = last.deployment.parked() {
+            // Parked on purpose: nothing to converge until its time comes.
+            if !parking.is_due() {
+                return Ok(None);
+            }
+            return self
+                .run(last.deployment, guard, Some(last.seq), run::Begin::Due)
+                .await
+                .map(Some);
+        }
         if !run::needs_resume(&last.deployment) {
             self.note_takeover(&guard, &last.deployment, &mut run::Run::after(last.seq))
                 .await?;
             return Ok(None);
         }
-        let (was, is) = (last.deployment.strategy(), self.inner.strategy.name());
-        if !was.is_empty() && was != is {
-            return Err(Error::Conflict(Conflict::StrategyMismatch {
-                deployment: last.deployment.id().to_string(),
-                was: was.to_string(),
-                is: is.to_string(),
-            }));
-        }
+        self.check_strategy(&last.deployment)?;
         self.run(last.deployment, guard, Some(last.seq), run::Begin::Resumed)
+            .await
+            .map(Some)
+    }
+
+    /// Does what is due for a deployment parked past its time: an approval gate past its timeout
+    /// is rolled back, a warm deployment past its rollback window drains and stops the old slot.
+    /// `Ok(None)` when nothing is due (nothing parked, its time has not come, or another deployer
+    /// holds the lock).
+    ///
+    /// Call it from a long-running process now and then (or from a timer: `bluegreen tick`), so a
+    /// parked deployment does not wait for the next person to touch the application.
+    /// [`resume`](Self::resume) and [`deploy`](Self::deploy) do the same before anything else.
+    ///
+    /// # Errors
+    /// As [`resume`](Self::resume).
+    #[instrument(skip_all, fields(app = %self.inner.app))]
+    pub async fn tick(&self) -> Result<Option<Report>> {
+        let holder = LockHolder::this_process(self.inner.who.clone());
+        let guard = match self.inner.lock.try_acquire(&self.inner.app, &holder).await {
+            Ok(guard) => guard,
+            Err(Error::Locked { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(last) = self.last_entry().await? else {
+            return Ok(None);
+        };
+        if !last.deployment.parked().is_some_and(|p| p.is_due()) {
+            return Ok(None);
+        }
+        self.run(last.deployment, guard, Some(last.seq), run::Begin::Due)
             .await
             .map(Some)
     }
@@ -274,12 +331,26 @@ impl Deployer {
         crate::lock::acquire(self.inner.lock.as_ref(), &self.inner.app, &holder, self.inner.lock_wait).await
     }
 
-    fn in_flight(&self) -> bool {
-        self.inner
-            .control
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
+    /// Refuses to carry on `d` with another strategy, or with the same one whose steps changed
+    /// (a gate added or skipped), than it started with.
+    fn check_strategy(&self, d: &Deployment) -> Result<()> {
+        let strategy = self.inner.strategy.as_ref();
+        let steps = crate::strategy::steps(strategy, d.previous().is_some());
+        let (was, is) = (d.strategy(), strategy.name());
+        let mismatch = |was: String, is: String| {
+            Err(Error::Conflict(Conflict::StrategyMismatch {
+                deployment: d.id().to_string(),
+                was,
+                is,
+            }))
+        };
+        if !was.is_empty() && was != is {
+            return mismatch(was.to_string(), is.to_string());
+        }
+        if !d.steps().is_empty() && d.steps() != steps {
+            return mismatch(format!("{was} ({})", d.steps()), format!("{is} ({steps})"));
+        }
+        Ok(())
     }
 }
 
@@ -291,4 +362,5 @@ fn _futures_are_send(d: &Deployer, r: Release) {
     is_send(d.rollback());
     is_send(d.status());
     is_send(d.promote());
+    is_send(d.tick());
 }

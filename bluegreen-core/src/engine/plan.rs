@@ -296,9 +296,26 @@ impl Deployer {
     /// errors reading the router or the environment; [`Error::Invalid`] when the strategy never
     /// completes (more than 1000 decisions).
     pub async fn plan(&self, release: Release) -> Result<Plan> {
+        let mut settles = None;
         if let Some(last) = self.last_entry().await? {
-            if needs_resume(&last.deployment) {
-                return Err(Error::Conflict(Conflict::unfinished(&last.deployment)));
+            let d = &last.deployment;
+            match d.parked() {
+                // The deploy would first do what is due (retire a warm slot, roll back a timed-out gate).
+                Some(p) if *d.phase() == crate::machine::Phase::Warm || p.is_due() => {
+                    settles = Some(format!(
+                        "deployment {} ({}, parked) would first be finished: {}",
+                        d.id(),
+                        d.phase(),
+                        if p.is_due() {
+                            "its time has come"
+                        } else {
+                            "its rollback window ends early"
+                        }
+                    ));
+                }
+                Some(_) => return Err(Error::Conflict(Conflict::parked(d))),
+                None if needs_resume(d) => return Err(Error::Conflict(Conflict::unfinished(d))),
+                None => {}
             }
         }
         let found = self.discover().await?;
@@ -310,8 +327,9 @@ impl Deployer {
                 }
                 notes
             }
-            super::run::Begin::Resumed => Vec::new(),
+            super::run::Begin::Resumed | super::run::Begin::Command(_) | super::run::Begin::Due => Vec::new(),
         };
+        let notes: Vec<String> = settles.into_iter().chain(notes).collect();
         let has_previous = found.previous.is_some();
         let mut steps = vec![
             PlanStep::Provision {

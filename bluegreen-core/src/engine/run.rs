@@ -6,9 +6,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn, Instrument};
 
-use super::control::Commands;
+use super::control::{Commands, Judged, Refusal};
 use super::events::{Event, EventKind, Report, TimelineStep};
 use super::Deployer;
+use crate::command::{Envelope, Judgement};
 use crate::environment::{SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
 use crate::hook::{HookContext, HookOutcome, HookRun, Stage};
@@ -50,6 +51,11 @@ pub(super) enum Begin {
     New { notes: Vec<String>, adopt: Option<String> },
     /// An unfinished deployment from the journal.
     Resumed,
+    /// A parked deployment from the journal, carried on by a command (already judged acceptable).
+    Command(Envelope),
+    /// A parked deployment from the journal whose time has come (or, warm, whose rollback window a
+    /// new deployment ends early): an approval gate rolls back, a warm one retires the old slot.
+    Due,
 }
 
 /// What [`Deployer::discover`] found: where the new release goes, what it replaces, and how the
@@ -93,6 +99,16 @@ impl Deployer {
         let guard = self.acquire().await?;
         let last = self.last_entry().await?;
         if let Some(last) = &last {
+            if let Some(parking) = last.deployment.parked() {
+                // A warm deployment's window ends now (the new release replaces its old slot); an
+                // approval gate must be promoted or aborted first, unless its timeout passed.
+                if *last.deployment.phase() != Phase::Warm && !parking.is_due() {
+                    return Err(Error::Conflict(Conflict::parked(&last.deployment)));
+                }
+                self.run(last.deployment.clone(), guard, Some(last.seq), Begin::Due)
+                    .await?;
+                return Box::pin(self.start(kind, release)).await;
+            }
             if needs_resume(&last.deployment) {
                 self.note_takeover(&guard, &last.deployment, &mut Run::after(last.seq))
                     .await?;
@@ -101,6 +117,7 @@ impl Deployer {
         }
         let found = self.discover().await?;
         let inner = &self.inner;
+        let steps = crate::strategy::steps(inner.strategy.as_ref(), found.previous.is_some());
         let d = Deployment::new(
             inner.app.clone(),
             kind,
@@ -110,7 +127,7 @@ impl Deployer {
             inner.retirement,
             inner.who.clone(),
         )
-        .with_strategy(inner.strategy.name());
+        .with_strategy(inner.strategy.name(), steps);
         let report = self.run(d, guard, last.map(|e| e.seq), found.begin).await?;
         went_live(report)
     }
@@ -209,8 +226,13 @@ impl Deployer {
         begin: Begin,
     ) -> Result<Report> {
         let mut commands = self.open_commands();
+        if let Some(path) = &self.inner.socket {
+            // Before anything else: a command from another process must find the listener while
+            // this process holds the lock.
+            commands.listener = Some(super::socket::listen(path, commands.sender.clone(), self.inner.owner).await?);
+        }
         let mut run = Run::after(last_seq.unwrap_or(0));
-        let resumed = matches!(begin, Begin::Resumed);
+        let resumed = !matches!(begin, Begin::New { .. });
         run.resumed = resumed;
         // Journaled before anyone is told: a deployer killed now leaves its trace.
         if let Begin::New { .. } = &begin {
@@ -227,7 +249,8 @@ impl Deployer {
             },
         );
         let mut adoption_failed = None;
-        if let Begin::New { notes, adopt } = begin {
+        if let Begin::New { notes, adopt } = &begin {
+            let (notes, adopt) = (notes.clone(), adopt.clone());
             for text in notes {
                 self.note(&d, &mut run, text).await?;
             }
@@ -243,7 +266,14 @@ impl Deployer {
         for text in self.journal_findings() {
             self.note(&d, &mut run, text).await?;
         }
-        let mut d = if resumed {
+        let mut d = if let Begin::Command(envelope) = &begin {
+            let signal = envelope.command.signal();
+            self.advance_by(d, signal, Some(envelope), &mut run).await?
+        } else if let Begin::Due = &begin {
+            let (signal, text) = due(&d);
+            self.note(&d, &mut run, text).await?;
+            self.advance(d, signal, &mut run).await?
+        } else if resumed {
             let text = format!("resumed in phase {} by pid {}", d.phase(), std::process::id());
             self.note(&d, &mut run, text).await?;
             self.advance(d, Signal::Resumed, &mut run).await?
@@ -259,9 +289,13 @@ impl Deployer {
             d
         };
 
-        while !d.phase().is_terminal() {
+        while !d.phase().is_terminal() && d.parked().is_none() {
             let signal = match commands.take_queued(&d) {
-                Some(command) => command,
+                Some(Judged::Accepted(command)) => command,
+                Some(Judged::Refused(refusal)) => {
+                    self.refuse(&d, &mut run, refusal).await?;
+                    continue;
+                }
                 None => {
                     let span = tracing::info_span!("phase", phase = d.phase().name(), slot = %d.target(), release = %d.release());
                     self.perform_with_hooks(&d, &mut commands, &mut run)
@@ -269,11 +303,12 @@ impl Deployer {
                         .await?
                 }
             };
-            let advanced = self.advance(d, signal, &mut run).await;
+            let by = commands.accepted().cloned();
+            let advanced = self.advance_by(d, signal, by.as_ref(), &mut run).await;
             commands.answer(&advanced);
             d = advanced?;
         }
-        commands.refuse_rest(d.phase());
+        commands.close(&d);
         // Close the command channel before another deployer can take the lock and open its own.
         drop(commands);
         // Still under the lock: the hooks after the end, whose failures are reported, not undone.
@@ -327,6 +362,15 @@ impl Deployer {
     /// The report of a converged deployment (completed or rolled back); an error if it stopped in
     /// a state that needs attention.
     fn finish(&self, d: Deployment, run: Run) -> Result<Report> {
+        if let Some(parking) = d.parked() {
+            info!(app = %d.app(), release = %d.release(), phase = %d.phase(), until = ?parking.until.map(|u| u.to_string()), "deployment parked");
+            return Ok(Report {
+                took: run.started.elapsed(),
+                hooks: run.hooks,
+                timeline: run.timeline,
+                deployment: d,
+            });
+        }
         info!(app = %d.app(), release = %d.release(), phase = %d.phase(), "deployment finished");
         match d.phase() {
             Phase::Completed | Phase::RolledBack => Ok(Report {
@@ -352,8 +396,29 @@ impl Deployer {
     /// Feeds `signal` to the machine, journals the new state (durably, before its work starts),
     /// and tells the watchers.
     async fn advance(&self, d: Deployment, signal: Signal, run: &mut Run) -> Result<Deployment> {
+        self.advance_by(d, signal, None, run).await
+    }
+
+    /// [`advance`](Self::advance) for a signal that came from a command: the command, its sender
+    /// and its effect are one journal entry.
+    async fn advance_by(
+        &self,
+        d: Deployment,
+        signal: Signal,
+        by: Option<&Envelope>,
+        run: &mut Run,
+    ) -> Result<Deployment> {
         let from = d.phase().clone();
-        let (record, detail) = describe(&signal);
+        let (mut record, mut detail) = describe(&signal);
+        if let Some(envelope) = by {
+            detail = format!("{} from {}: {detail}", envelope.command, envelope.from);
+            record = Record::Command {
+                id: envelope.id.clone(),
+                command: envelope.command.clone(),
+                from: envelope.from.clone(),
+                judgement: Judgement::Accepted,
+            };
+        }
         let next = machine::step(d, signal).map_err(|refused| {
             Error::Conflict(Conflict::Refused {
                 phase: refused.phase,
@@ -387,7 +452,30 @@ impl Deployer {
         Ok(next)
     }
 
-    async fn append(&self, run: &mut Run, d: &Deployment, record: Record) -> Result<()> {
+    /// Journals a refused command, then answers its sender.
+    pub(super) async fn refuse(&self, d: &Deployment, run: &mut Run, refusal: Refusal) -> Result<()> {
+        let reason = refusal.conflict.to_string();
+        warn!(command = %refusal.envelope.command, from = %refusal.envelope.from, "command refused: {reason}");
+        self.emit(
+            d,
+            run,
+            EventKind::Note(format!(
+                "refused {} from {}: {reason}",
+                refusal.envelope.command, refusal.envelope.from
+            )),
+        );
+        let record = Record::Command {
+            id: refusal.envelope.id.clone(),
+            command: refusal.envelope.command.clone(),
+            from: refusal.envelope.from.clone(),
+            judgement: Judgement::Refused { reason },
+        };
+        let journaled = self.append(run, d, record).await;
+        refusal.answer();
+        journaled
+    }
+
+    pub(super) async fn append(&self, run: &mut Run, d: &Deployment, record: Record) -> Result<()> {
         run.seq += 1;
         let entry = Entry {
             seq: run.seq,
@@ -398,7 +486,7 @@ impl Deployer {
         self.inner.journal.append(&entry).await
     }
 
-    async fn note(&self, d: &Deployment, run: &mut Run, text: String) -> Result<()> {
+    pub(super) async fn note(&self, d: &Deployment, run: &mut Run, text: String) -> Result<()> {
         warn!("{text}");
         self.emit(d, run, EventKind::Note(text.clone()));
         self.append(run, d, Record::Note { text }).await
@@ -425,7 +513,7 @@ impl Deployer {
             }
             _ => {}
         }
-        let signal = self.perform(d, commands, run.started).await;
+        let signal = self.perform(d, commands, run).await?;
         if *d.phase() == Phase::Verifying && matches!(signal, Signal::Done) {
             if let Some(failed) = self.run_hooks(d, Stage::BeforeTraffic, run).await? {
                 return Ok(self.hook_failed(d, failed).await);
@@ -525,29 +613,36 @@ impl Deployer {
             .collect())
     }
 
-    async fn perform(&self, d: &Deployment, commands: &mut Commands<'_>, started: Instant) -> Signal {
+    async fn perform(&self, d: &Deployment, commands: &mut Commands<'_>, run: &mut Run) -> Result<Signal> {
         let inner = &self.inner;
-        match d.phase() {
+        let started = run.started;
+        Ok(match d.phase() {
             Phase::Provisioning => self.provision(d).await,
             Phase::Verifying => {
                 let Some(target) = target(d) else {
-                    return Signal::failed(Cause::Health, "no endpoint is recorded for the new slot");
+                    return Ok(Signal::failed(
+                        Cause::Health,
+                        "no endpoint is recorded for the new slot",
+                    ));
                 };
                 let listener = self.check_listener(d, started);
                 let verify = async {
                     let verdict = inner.policy.run(inner.probe.as_ref(), &target, &listener).await;
                     self.verdict_signal(d, verdict, Cause::Health).await
                 };
-                interruptible(d, commands, verify).await
+                self.interruptible(d, commands, run, verify).await?
             }
             Phase::Deciding => Signal::Decided(inner.strategy.decide(&progress(d))),
             Phase::Shifting { weight } => self.shift(d, *weight).await,
             Phase::Paused {
                 pause: Pause::Elapsed { duration },
-            } => interruptible(d, commands, elapsed(*duration)).await,
+            } => self.interruptible(d, commands, run, elapsed(*duration)).await?,
+            Phase::Paused { pause: Pause::Approved } | Phase::Held { .. } if inner.park.gates => Signal::Park {
+                until: inner.approval_timeout.map(later),
+            },
             Phase::Paused { pause: Pause::Approved } | Phase::Held { .. } => {
                 let timeout = inner.approval_timeout;
-                interruptible(d, commands, async move {
+                self.interruptible(d, commands, run, async move {
                     let Some(timeout) = timeout else {
                         return std::future::pending().await;
                     };
@@ -555,19 +650,22 @@ impl Deployer {
                     let reason = format!("no approval within {}", humantime::format_duration(timeout));
                     Signal::failed(Cause::NoApproval, reason)
                 })
-                .await
+                .await?
             }
             Phase::Analysing => match inner.strategy.decide(&progress(d)) {
                 Decision::Analyse(analysis) => {
                     let Some(target) = target(d) else {
-                        return Signal::failed(Cause::Analysis, "no endpoint is recorded for the new slot");
+                        return Ok(Signal::failed(
+                            Cause::Analysis,
+                            "no endpoint is recorded for the new slot",
+                        ));
                     };
                     let listener = self.check_listener(d, started);
                     let analyse = async {
                         let verdict = analysis.run(&target, &listener).await;
                         self.verdict_signal(d, verdict, Cause::Analysis).await
                     };
-                    interruptible(d, commands, analyse).await
+                    self.interruptible(d, commands, run, analyse).await?
                 }
                 other => Signal::failed(
                     Cause::Strategy,
@@ -577,14 +675,20 @@ impl Deployer {
                     ),
                 ),
             },
-            Phase::Warm => interruptible(d, commands, elapsed(d.retirement().rollback_window)).await,
+            Phase::Warm if inner.park.warm && !d.retirement().rollback_window.is_zero() => Signal::Park {
+                until: Some(later(d.retirement().rollback_window)),
+            },
+            Phase::Warm => {
+                self.interruptible(d, commands, run, elapsed(d.retirement().rollback_window))
+                    .await?
+            }
             Phase::Draining => {
                 self.drain(d).await;
                 Signal::Done
             }
             Phase::Stopping => {
                 let Some(previous) = d.previous() else {
-                    return Signal::Stopped(StopOutcome::NotRunning);
+                    return Ok(Signal::Stopped(StopOutcome::NotRunning));
                 };
                 self.stop(previous.slot, d.retirement().stop_grace).await
             }
@@ -597,6 +701,27 @@ impl Deployer {
                 self.stop(d.target(), d.retirement().stop_grace).await
             }
             Phase::Completed | Phase::RolledBack | Phase::Failed { .. } => Signal::Done,
+        })
+    }
+
+    /// Runs `work`, unless a command that the current phase accepts arrives first; refused
+    /// commands are journaled and answered while the work goes on.
+    async fn interruptible(
+        &self,
+        d: &Deployment,
+        commands: &mut Commands<'_>,
+        run: &mut Run,
+        work: impl Future<Output = Signal>,
+    ) -> Result<Signal> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                signal = &mut work => return Ok(signal),
+                judged = commands.next(d) => match judged {
+                    Judged::Accepted(signal) => return Ok(signal),
+                    Judged::Refused(refusal) => self.refuse(d, run, refusal).await?,
+                },
+            }
         }
     }
 
@@ -769,11 +894,33 @@ async fn elapsed(duration: Duration) -> Signal {
     Signal::Done
 }
 
-/// Runs `work`, unless an operator's command that the current phase accepts arrives first.
-async fn interruptible(d: &Deployment, commands: &mut Commands<'_>, work: impl Future<Output = Signal>) -> Signal {
-    tokio::select! {
-        signal = work => signal,
-        command = commands.accepted(d) => command,
+/// `after` from now.
+fn later(after: Duration) -> Timestamp {
+    Timestamp::from(std::time::SystemTime::now() + after)
+}
+
+/// What is due for a parked deployment, and the note that says why: an approval gate past its
+/// timeout rolls back; a warm deployment retires its old slot (its window is over, or a new
+/// deployment ends it early).
+fn due(d: &Deployment) -> (Signal, String) {
+    let parking = d.parked();
+    let until = parking
+        .and_then(|p| p.until)
+        .map_or_else(|| "its deadline".to_string(), |u| u.to_string());
+    let on_time = parking.is_some_and(|p| p.is_due());
+    match d.phase() {
+        Phase::Warm if on_time => (
+            Signal::Done,
+            format!("the rollback window ended at {until}; retiring the old slot"),
+        ),
+        Phase::Warm => (
+            Signal::Done,
+            "a new deployment ends the rollback window early; retiring the old slot".to_string(),
+        ),
+        _ => {
+            let reason = format!("no approval by {until} (parked at {})", d.phase());
+            (Signal::failed(Cause::NoApproval, reason.clone()), reason)
+        }
     }
 }
 
@@ -845,5 +992,12 @@ fn describe(signal: &Signal) -> (Record, String) {
             (Record::Failed { reason: reason.clone() }, reason)
         }
         Signal::Resumed => completed("resumed".into()),
+        Signal::Park { until } => {
+            let detail = match until {
+                Some(until) => format!("parked until {until}"),
+                None => "parked until a command".to_string(),
+            };
+            (Record::Parked { until: *until }, detail)
+        }
     }
 }

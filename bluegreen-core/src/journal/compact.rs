@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::handle::{open_at, sync_dir, State, Step};
@@ -319,6 +320,7 @@ fn write_temps(file: &File, paths: &Paths, lines: &[LineInfo], kept: &[bool], ro
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(path)
             .map_err(|e| ("create a compaction file", e))
     };

@@ -143,7 +143,9 @@ impl FileJournal {
         let path = paths.journal.clone();
         let fail = |(what, e): (&str, io::Error)| journal_error(&path, what, e);
 
-        std::fs::create_dir_all(dir).map_err(|e| fail(("create directory", e)))?;
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
+            .map_err(|e| fail(("create directory", e)))?;
         let handle = Handle::new(path.clone(), super::handle::open_at(&path).map_err(fail)?);
         let torn = handle
             .locked(|state| {

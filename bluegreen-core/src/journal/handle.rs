@@ -15,6 +15,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -147,7 +148,8 @@ fn is_at(file: &File, path: &Path) -> Step<bool> {
 /// durable by `fsync`ing the directory.
 pub(crate) fn open_at(path: &Path) -> Step<File> {
     let mut options = OpenOptions::new();
-    options.read(true).append(true);
+    // Owner-only: the journal says who deployed what, and only its owner may deploy.
+    options.read(true).append(true).mode(0o600);
     let file = match options.clone().create_new(true).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(path).map_err(|e| ("open", e))?,

@@ -66,6 +66,26 @@ pub enum Record {
         /// How it ended.
         outcome: crate::hook::HookOutcome,
     },
+    /// An operator's [command](crate::command), who sent it, and how it was judged. An accepted
+    /// command's entry holds the deployment after its transition: the command and its effect are
+    /// one entry, so a command is applied at most once and an applied one is never lost.
+    Command {
+        /// The command's id (unique; its sender finds it here if the deployer dies before it
+        /// answers).
+        id: String,
+        /// What it asked.
+        command: crate::command::Command,
+        /// Who sent it.
+        from: crate::command::Issuer,
+        /// Accepted, or refused and why.
+        judgement: crate::command::Judgement,
+    },
+    /// The deployment was parked (see [`Parking`](crate::machine::Parking)): the lock is released
+    /// and no process runs it until a command, or `until`.
+    Parked {
+        /// When what is due happens.
+        until: Option<crate::model::Timestamp>,
+    },
 }
 
 /// One line of the journal.

@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -63,7 +64,11 @@ impl FileLock {
     #[allow(clippy::disallowed_methods, reason = "blocking by contract (see above)")]
     pub fn new(dir: impl AsRef<Path>) -> Result<FileLock> {
         let dir = dir.as_ref().to_owned();
-        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, "create directory", e))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| io_error(&dir, "create directory", e))?;
         Ok(FileLock { dir })
     }
 
@@ -150,6 +155,7 @@ fn acquire_blocking(path: PathBuf, app: &AppName, holder: &LockHolder) -> Result
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(&path)
         .map_err(|e| io_error(&path, "open", e))?;
 

@@ -255,8 +255,37 @@ pub struct Deployment {
     who: Option<String>,
     /// When it started.
     started: Timestamp,
+    /// The strategy's steps as they were when it started (a resume with other steps is refused).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    steps: String,
+    /// Whether it is parked: waiting, with no process running it, for a command or its deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parked: Option<Parking>,
     /// Where it stands.
     phase: Phase,
+}
+
+/// A deployment parked at a gate (waiting for approval) or warm (in its rollback window), with no
+/// process running it: the lock is released and the new slot keeps running. A command from any
+/// process carries it on; once `until` has passed, whoever touches the application next
+/// ([`tick`](crate::Deployer::tick), [`resume`](crate::Deployer::resume), the next
+/// [`deploy`](crate::Deployer::deploy)) does what is due: an approval gate rolls back (no
+/// approval in time), a rollback window ends (the old slot is drained and stopped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Parking {
+    /// When it was parked.
+    pub since: Timestamp,
+    /// When what is due happens (`None`: an approval gate without a timeout waits for a command).
+    pub until: Option<Timestamp>,
+}
+
+impl Parking {
+    /// Whether `until` has passed.
+    pub fn is_due(&self) -> bool {
+        self.until
+            .is_some_and(|until| until.system_time() <= std::time::SystemTime::now())
+    }
 }
 
 impl Deployment {
@@ -365,9 +394,21 @@ impl Deployment {
         &self.phase
     }
 
-    /// Records the strategy's name (the engine, when a deployment starts).
-    pub(crate) fn with_strategy(mut self, name: &str) -> Self {
+    /// The strategy's steps as they were when it started (empty in journals written before they
+    /// were recorded).
+    pub fn steps(&self) -> &str {
+        &self.steps
+    }
+
+    /// Whether it is parked, since when and until when.
+    pub fn parked(&self) -> Option<Parking> {
+        self.parked
+    }
+
+    /// Records the strategy's name and steps (the engine, when a deployment starts).
+    pub(crate) fn with_strategy(mut self, name: &str, steps: String) -> Self {
         self.strategy = name.to_string();
+        self.steps = steps;
         self
     }
 
@@ -417,6 +458,8 @@ impl Deployment {
             logs: Vec::new(),
             who,
             started,
+            steps: String::new(),
+            parked: None,
             phase: Phase::Provisioning,
         }
     }

@@ -39,6 +39,12 @@ pub enum Signal {
     Aborted(String),
     /// The engine restarted with this deployment unfinished.
     Resumed,
+    /// The deployment waits for a human or for its rollback window: park it (no process runs it)
+    /// until a command, or `until`.
+    Park {
+        /// When what is due happens.
+        until: Option<crate::model::Timestamp>,
+    },
 }
 
 impl Signal {
@@ -54,6 +60,7 @@ impl Signal {
             Signal::Approved => "approved",
             Signal::Aborted(_) => "aborted",
             Signal::Resumed => "resumed",
+            Signal::Park { .. } => "park",
         }
     }
 
@@ -87,7 +94,26 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         phase: d.phase.to_string(),
         signal: s.name(),
     };
+    let parks = matches!(signal, Signal::Park { .. });
     let next = match (&d.phase, signal) {
+        // Parking: only where the deployment waits for a human or for its rollback window. Any
+        // other accepted signal unparks it (below).
+        (
+            Phase::Paused {
+                pause: crate::strategy::Pause::Approved,
+            }
+            | Phase::Held { .. }
+            | Phase::Warm,
+            Signal::Park { until },
+        ) => {
+            d.parked = Some(super::Parking {
+                since: crate::model::Timestamp::now(),
+                until,
+            });
+            d.phase.clone()
+        }
+        (_, s @ Signal::Park { .. }) => return Err(refuse(&d, &s)),
+
         // Provisioning → Verifying: the release runs; prove it before anything else.
         (Phase::Provisioning, Signal::Provisioned(endpoint)) => {
             d.endpoint = Some(endpoint);
@@ -362,6 +388,9 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         ) => Phase::Retiring,
         (Phase::Completed | Phase::RolledBack | Phase::Failed { .. }, s) => return Err(refuse(&d, &s)),
     };
+    if !parks {
+        d.parked = None;
+    }
     d.phase = next;
     Ok(d)
 }

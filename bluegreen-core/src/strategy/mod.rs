@@ -179,6 +179,32 @@ pub trait Strategy: Send + Sync + Debug + 'static {
 
 fn _object_safe(_: &dyn Strategy) {}
 
+/// The strategy's decisions from the first to completion, as if each succeeded, in words
+/// (`"shift 10% → approval → shift 100% → complete"`): journaled when a deployment starts, so a
+/// resume with a strategy whose steps differ (a gate added or skipped) is refused.
+pub(crate) fn steps(strategy: &dyn Strategy, has_previous: bool) -> String {
+    let mut parts = Vec::new();
+    let mut weight = 0u8;
+    for step in 0..1000 {
+        match strategy.decide(&Progress::new(step, weight, has_previous)) {
+            Decision::Shift(w) => {
+                weight = if has_previous { w.min(100) } else { 100 };
+                parts.push(format!("shift {weight}%"));
+            }
+            Decision::Pause(Pause::Approved) => parts.push("approval".to_string()),
+            Decision::Pause(Pause::Elapsed { duration }) => {
+                parts.push(format!("pause {}", humantime::format_duration(duration)));
+            }
+            Decision::Analyse(a) => parts.push(format!("analyse {} x{}", a.probe().describe(), a.count)),
+            Decision::Complete => {
+                parts.push("complete".to_string());
+                break;
+            }
+        }
+    }
+    parts.join(" → ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

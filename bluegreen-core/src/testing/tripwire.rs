@@ -107,6 +107,8 @@ impl fmt::Display for Event<'_> {
                     Record::Note { .. } => "note",
                     Record::HookStarted { .. } => "hook started",
                     Record::HookFinished { .. } => "hook finished",
+                    Record::Command { .. } => "command",
+                    Record::Parked { .. } => "parked",
                 };
                 write!(f, "#{} {record} → {}", entry.seq, entry.deployment.phase())
             }

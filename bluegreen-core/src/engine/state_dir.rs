@@ -1,0 +1,57 @@
+//! The state directory: journal, lock and command socket of an application, owner-only.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::warn;
+
+use crate::error::{Error, Result};
+use crate::journal::{FileJournal, Journal};
+use crate::lock::{DeployLock, FileLock};
+use crate::model::AppName;
+
+/// What a state directory holds for one application.
+pub(super) struct State {
+    pub(super) journal: Arc<dyn Journal>,
+    pub(super) lock: Arc<dyn DeployLock>,
+    pub(super) socket: PathBuf,
+}
+
+/// Creates `dir` owner-only if missing and opens `app`'s journal and lock in it. Blocking.
+#[allow(clippy::disallowed_methods, reason = "blocking by contract (DeployerBuilder::build)")]
+pub(super) fn open(dir: &Path, app: &AppName) -> Result<State> {
+    let socket = dir.join(format!("{app}.sock"));
+    if socket.as_os_str().len() > super::socket::MAX_PATH {
+        return Err(Error::invalid(
+            "state directory",
+            dir.display().to_string(),
+            format!(
+                "the command socket {} would be longer than a Unix socket path may be ({} bytes)",
+                socket.display(),
+                super::socket::MAX_PATH
+            ),
+        ));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Error::backend_caused_by("state directory", format!("cannot create {}", dir.display()), false, e)
+        })?;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            warn!(
+                dir = %dir.display(),
+                "the state directory is open to other users (mode {mode:o}); only its owner should steer deployments"
+            );
+        }
+    }
+    Ok(State {
+        journal: Arc::new(FileJournal::open(dir, app)?),
+        lock: Arc::new(FileLock::new(dir)?),
+        socket,
+    })
+}

@@ -1,0 +1,160 @@
+//! Where a command goes: the deployment running in this process, the one running in another
+//! process (its [socket](super::socket)), or a parked one (carried on here, from the journal).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::run::{needs_resume, Begin, Run};
+use super::socket::{self, Sent};
+use super::Deployer;
+use crate::command::{Answer, Command, Envelope, Judgement};
+use crate::error::{Error, Result};
+use crate::journal::{Entry, Record};
+use crate::lock::{LockGuard, LockHolder};
+use crate::machine;
+use crate::outcome::Conflict;
+
+/// How long a command waits for a deployer that holds the lock but does not listen yet (it is
+/// starting, or finishing after it parked) before it gives up with [`Error::Locked`].
+const LISTENER_WAIT: Duration = Duration::from_secs(5);
+/// How many of the journal's last entries are searched for a command whose answer was lost.
+const COMMAND_LOOKBACK: usize = 256;
+
+impl Deployer {
+    /// Sends `command` to the deployment in flight, wherever it runs, or carries a parked one on.
+    pub(super) async fn send_command(&self, command: Command) -> Result<Answer> {
+        let envelope = Envelope::new(command, self.inner.who.clone());
+        let here = |deployment| Answer::Accepted {
+            deployment,
+            by_pid: std::process::id(),
+        };
+        match self.command_here(envelope.clone()).await {
+            None | Some(Err(Error::Conflict(Conflict::Parked { .. }))) => {}
+            Some(answer) => return answer.map(here),
+        }
+        let wait = self.inner.lock_wait.unwrap_or_default().max(LISTENER_WAIT);
+        let deadline = Instant::now() + wait;
+        let holder = LockHolder::this_process(self.inner.who.clone());
+        loop {
+            let mut lost = None;
+            if let Some(path) = &self.inner.socket {
+                match socket::send(path, &envelope).await? {
+                    Sent::Answered {
+                        answer: Err(Error::Conflict(Conflict::Parked { .. })),
+                        ..
+                    }
+                    | Sent::NoListener => {}
+                    Sent::Answered { by_pid, answer } => {
+                        return answer.map(|deployment| Answer::Accepted { deployment, by_pid })
+                    }
+                    Sent::Lost { by_pid } => lost = Some(by_pid),
+                }
+            }
+            match self.inner.lock.try_acquire(&self.inner.app, &holder).await {
+                Ok(guard) => return self.command_unattended(guard, envelope, lost).await,
+                // A deployer that died keeps the lock only until its process is gone.
+                Err(Error::Locked { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `envelope` for an application no process runs a deployment of (this one holds its lock):
+    /// a parked deployment is carried on; a command whose deployer died on it is looked up in the
+    /// journal (applied, or refused to its sender).
+    async fn command_unattended(&self, guard: LockGuard, envelope: Envelope, lost: Option<u32>) -> Result<Answer> {
+        let nothing = || {
+            Error::Conflict(Conflict::NothingRunning {
+                app: self.inner.app.to_string(),
+            })
+        };
+        let Some(last) = self.last_entry().await? else {
+            return Err(nothing());
+        };
+        if let Some(by_pid) = lost {
+            if let Some(judged) = self.find_command(&envelope.id).await? {
+                return match judged {
+                    (deployment, Judgement::Accepted) => Ok(Answer::Accepted { deployment, by_pid }),
+                    (_, Judgement::Refused { reason }) => Err(Error::Conflict(Conflict::Refused {
+                        phase: reason,
+                        signal: envelope.command.name().to_string(),
+                    })),
+                };
+            }
+        }
+        let d = last.deployment.clone();
+        let mut run = Run::after(last.seq);
+        let Some(parking) = d.parked() else {
+            if !needs_resume(&d) {
+                return Err(nothing());
+            }
+            // Its deployer died (the lock was free, or taken over from it) before it took the
+            // command: say so, journaled, rather than act on a deployment a resume must converge.
+            let conflict = Conflict::DeployerDied {
+                deployment: d.id().to_string(),
+                phase: d.phase().to_string(),
+            };
+            self.note_takeover(&guard, &d, &mut run).await?;
+            self.journal_refusal(&d, &mut run, &envelope, &conflict).await?;
+            return Err(Error::Conflict(conflict));
+        };
+        if parking.is_due() {
+            // Its time came first: do what is due, then judge the command against what is left.
+            let report = self.run(d, guard, Some(last.seq), Begin::Due).await?;
+            return match envelope.command {
+                Command::Rollback => Err(nothing()),
+                _ => Err(Error::Conflict(Conflict::Refused {
+                    phase: format!(
+                        "{} ({})",
+                        report.deployment.phase(),
+                        report.deployment.reason().unwrap_or("its time had come")
+                    ),
+                    signal: envelope.command.name().to_string(),
+                })),
+            };
+        }
+        if let Err(refused) = machine::step(d.clone(), envelope.command.signal()) {
+            let conflict = Conflict::Refused {
+                phase: refused.phase,
+                signal: envelope.command.name().to_string(),
+            };
+            self.journal_refusal(&d, &mut run, &envelope, &conflict).await?;
+            return Err(Error::Conflict(conflict));
+        }
+        self.check_strategy(&d)?;
+        let report = self.run(d, guard, Some(last.seq), Begin::Command(envelope)).await?;
+        Ok(Answer::Ran(Box::new(report)))
+    }
+
+    async fn journal_refusal(
+        &self,
+        d: &machine::Deployment,
+        run: &mut Run,
+        envelope: &Envelope,
+        conflict: &Conflict,
+    ) -> Result<()> {
+        let record = Record::Command {
+            id: envelope.id.clone(),
+            command: envelope.command.clone(),
+            from: envelope.from.clone(),
+            judgement: Judgement::Refused {
+                reason: conflict.to_string(),
+            },
+        };
+        self.append(run, d, record).await
+    }
+
+    /// How command `id` was judged, with its deployment, if the journal's last entries hold it.
+    async fn find_command(&self, id: &str) -> Result<Option<(String, Judgement)>> {
+        let entries: Vec<Entry> = self.inner.journal.tail(COMMAND_LOOKBACK).await?;
+        Ok(entries.into_iter().rev().find_map(|e| match e.record {
+            Record::Command {
+                id: found, judgement, ..
+            } if found == id => Some((e.deployment.id().to_string(), judgement)),
+            _ => None,
+        }))
+    }
+}
