@@ -51,6 +51,13 @@ impl Deployer {
                     Sent::Lost { by_pid } => lost = Some(by_pid),
                 }
             }
+            if lost.is_none() && !self.worth_locking().await? {
+                // Nothing parked or unfinished: no need to take the lock (and get in the way of a
+                // deploy starting now) to say so.
+                return Err(Error::Conflict(Conflict::NothingRunning {
+                    app: self.inner.app.to_string(),
+                }));
+            }
             match self.inner.lock.try_acquire(&self.inner.app, &holder).await {
                 Ok(guard) => return self.command_unattended(guard, envelope, lost).await,
                 // A deployer that died keeps the lock only until its process is gone.
@@ -127,6 +134,15 @@ impl Deployer {
         self.check_strategy(&d)?;
         let report = self.run(d, guard, Some(last.seq), Begin::Command(envelope)).await?;
         Ok(Answer::Ran(Box::new(report)))
+    }
+
+    /// Whether the journal's last entry is a deployment a command could be for: parked, or
+    /// unfinished (running, or left by a deployer that died). Read without the lock.
+    async fn worth_locking(&self) -> Result<bool> {
+        Ok(self
+            .last_entry()
+            .await?
+            .is_some_and(|last| last.deployment.parked().is_some() || needs_resume(&last.deployment)))
     }
 
     async fn journal_refusal(
