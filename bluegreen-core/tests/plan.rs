@@ -160,7 +160,7 @@ async fn manual_promotion_is_an_unbounded_gate_without_a_timeout_and_bounded_wit
     assert_eq!(plan.worst_case.bounded, secs(135));
     let text = plan.to_string();
     assert!(text.contains("unbounded"), "{text}");
-    assert!(text.contains("1 approval gate without a timeout"), "{text}");
+    assert!(text.contains("1 unbounded step"), "{text}");
 
     let plan = w
         .builder()
@@ -494,4 +494,57 @@ async fn preflight_says_when_the_lock_was_left_by_a_holder_that_died() {
     assert_eq!((dead.pid, dead.host.as_str()), (4343, "crashed-runner"));
     assert!(report.to_string().contains("crashed-runner"), "{report}");
     assert!(w.lock.holder(&app()).is_none());
+}
+
+#[tokio::test]
+async fn hooks_are_steps_at_their_stages_with_their_timeouts() {
+    use bluegreen_core::hook::{CallbackHook, CommandHook, Stage};
+    let w = World::new().with_v1_live().await;
+    let plan = w
+        .builder()
+        .hook(Stage::BeforeChange, CommandHook::new(["./migrate"]).timeout(secs(120)))
+        .hook(Stage::BeforeTraffic, CommandHook::new(["./smoke"]).timeout(secs(30)))
+        .hook(
+            Stage::AfterCompletion,
+            CallbackHook::new("notify", |_| async { Ok(String::new()) }),
+        )
+        .build()
+        .unwrap()
+        .plan(release("v2"))
+        .await
+        .unwrap();
+    let names: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|s| match s {
+            PlanStep::Hook { stage, .. } => format!("hook {stage}"),
+            other => serde_json::to_value(other).unwrap()["step"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "hook before_change",
+            "provision",
+            "verify",
+            "hook before_traffic",
+            "shift",
+            "warm",
+            "drain",
+            "stop",
+            "hook after_completion"
+        ]
+    );
+    // Two gates are hooks; each hook counts at its timeout (a callback's default is 5 minutes).
+    assert_eq!(plan.gates().count(), 2);
+    assert_eq!(plan.worst_case.unbounded_gates, 0);
+    let without_hooks = w.builder().build().unwrap().plan(release("v2")).await.unwrap();
+    assert_eq!(
+        plan.worst_case.bounded,
+        without_hooks.worst_case.bounded + secs(120 + 30 + 300)
+    );
+    assert!(plan.to_string().contains("./migrate; a failure rolls back"), "{plan}");
 }

@@ -9,6 +9,7 @@ use serde::{Serialize, Serializer};
 use super::run::needs_resume;
 use super::Deployer;
 use crate::error::{Error, Result};
+use crate::hook::Stage;
 use crate::model::{AppName, Release, Slot};
 use crate::outcome::Conflict;
 use crate::probe::HealthPolicy;
@@ -97,6 +98,17 @@ pub enum PlanStep {
         #[serde(serialize_with = "crate::model::field::serialize_duration")]
         bound: Duration,
     },
+    /// A [hook](crate::hook) runs. At a gating stage (before anything changes, before traffic) its
+    /// failure rolls back; after promotion or completion it is reported.
+    Hook {
+        /// The stage.
+        stage: crate::hook::Stage,
+        /// The hook's description.
+        hook: String,
+        /// Its own bound (`None`: unbounded).
+        #[serde(serialize_with = "serialize_opt_duration")]
+        timeout: Option<Duration>,
+    },
     /// The strategy completes before the new slot has all traffic: the deployment would roll back.
     CompletesEarly {
         /// The new slot's share when the strategy completes.
@@ -127,12 +139,17 @@ impl PlanStep {
             PlanStep::Drain { drain } => Some(*drain),
             PlanStep::Stop { grace, bound, .. } => Some(grace.saturating_add(*bound)),
             PlanStep::CompletesEarly { .. } => Some(Duration::ZERO),
+            PlanStep::Hook { timeout, .. } => *timeout,
         }
     }
 
     /// Whether the deployment waits for a human here, or checks the new slot against limits.
     pub fn is_gate(&self) -> bool {
-        matches!(self, PlanStep::Approval { .. } | PlanStep::Analyse { .. })
+        match self {
+            PlanStep::Approval { .. } | PlanStep::Analyse { .. } => true,
+            PlanStep::Hook { stage, .. } => stage.gates(),
+            _ => false,
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -147,6 +164,7 @@ impl PlanStep {
             PlanStep::Drain { .. } => "drain",
             PlanStep::Stop { .. } => "stop",
             PlanStep::CompletesEarly { .. } => "roll back",
+            PlanStep::Hook { .. } => "hook",
         }
     }
 
@@ -174,6 +192,10 @@ impl PlanStep {
             PlanStep::Warm { .. } => "old slot kept warm: rollback is instant".to_string(),
             PlanStep::Drain { .. } => "in-flight requests to the old slot finish".to_string(),
             PlanStep::Stop { slot, grace, .. } => format!("stop {slot}: SIGTERM, {} grace, SIGKILL", d(grace)),
+            PlanStep::Hook { stage, hook, .. } if stage.gates() => {
+                format!("{stage}: {hook}; a failure rolls back")
+            }
+            PlanStep::Hook { stage, hook, .. } => format!("{stage}: {hook}; a failure is reported"),
             PlanStep::CompletesEarly { weight } => {
                 format!("the strategy completes with {weight}% on the new slot: rolled back")
             }
@@ -188,7 +210,8 @@ pub struct WorstCase {
     /// The sum of every step's bound (approval gates counted at their timeout, when there is one).
     #[serde(serialize_with = "crate::model::field::serialize_duration")]
     pub bounded: Duration,
-    /// How many approval gates wait without a bound: with any, the deployment can take forever.
+    /// How many steps wait without a bound (approval gates and hooks without a timeout): with
+    /// any, the deployment can take forever.
     pub unbounded_gates: usize,
 }
 
@@ -197,8 +220,8 @@ impl fmt::Display for WorstCase {
         write!(f, "{}", humantime::format_duration(self.bounded))?;
         match self.unbounded_gates {
             0 => Ok(()),
-            1 => f.write_str(" + 1 approval gate without a timeout (unbounded)"),
-            n => write!(f, " + {n} approval gates without a timeout (unbounded)"),
+            1 => f.write_str(" + 1 unbounded step (an approval gate or a hook without a timeout)"),
+            n => write!(f, " + {n} unbounded steps (approval gates or hooks without a timeout)"),
         }
     }
 }
@@ -331,17 +354,20 @@ impl Deployer {
         };
         let notes: Vec<String> = settles.into_iter().chain(notes).collect();
         let has_previous = found.previous.is_some();
-        let mut steps = vec![
-            PlanStep::Provision {
-                slot: found.target,
-                bound: inner.timeouts.provision,
-            },
-            PlanStep::Verify {
-                deadline: inner.policy.deadline,
-            },
-        ];
+        let mut steps = self.hook_steps(Stage::BeforeChange);
+        steps.push(PlanStep::Provision {
+            slot: found.target,
+            bound: inner.timeouts.provision,
+        });
+        steps.push(PlanStep::Verify {
+            deadline: inner.policy.deadline,
+        });
+        steps.extend(self.hook_steps(Stage::BeforeTraffic));
         steps.extend(self.walk_strategy(has_previous)?);
         let completed = !matches!(steps.last(), Some(PlanStep::CompletesEarly { .. }));
+        if completed {
+            steps.extend(self.hook_steps(Stage::AfterPromotion));
+        }
         if let (Some(previous), true) = (&found.previous, completed) {
             let r = inner.retirement;
             steps.push(PlanStep::Warm {
@@ -353,6 +379,9 @@ impl Deployer {
                 grace: r.stop_grace,
                 bound: inner.timeouts.stop,
             });
+        }
+        if completed {
+            steps.extend(self.hook_steps(Stage::AfterCompletion));
         }
         let mut worst_case = WorstCase {
             bounded: Duration::ZERO,
@@ -377,6 +406,20 @@ impl Deployer {
             worst_case,
             notes,
         })
+    }
+
+    /// The hooks of `stage`, as steps, in the order they run.
+    fn hook_steps(&self, stage: Stage) -> Vec<PlanStep> {
+        self.inner
+            .hooks
+            .iter()
+            .filter(|(s, _)| *s == stage)
+            .map(|(_, hook)| PlanStep::Hook {
+                stage,
+                hook: hook.describe(),
+                timeout: hook.timeout(),
+            })
+            .collect()
     }
 
     /// The strategy's decisions from the first to completion, as if every step succeeded: each

@@ -68,6 +68,10 @@ impl Hook for CallbackHook {
         self.name.clone()
     }
 
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.timeout)
+    }
+
     /// Calls the closure, bounded by the timeout. Cancellation drops the closure's future.
     async fn run(&self, context: &HookContext) -> HookOutcome {
         match tokio::time::timeout(self.timeout, (self.callback)(context.clone())).await {

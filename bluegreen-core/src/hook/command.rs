@@ -82,6 +82,10 @@ impl Hook for CommandHook {
         format!("run {}", self.command.join(" "))
     }
 
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.timeout)
+    }
+
     /// Runs the command once. Cancellation kills its process group.
     async fn run(&self, context: &HookContext) -> HookOutcome {
         match command_run::run(&self.command, &context.env(), self.timeout).await {

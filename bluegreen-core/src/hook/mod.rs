@@ -277,6 +277,12 @@ pub trait Hook: Send + Sync + Debug + 'static {
     /// What the hook does, for the journal and messages (`"run ./migrate.sh"`).
     fn describe(&self) -> String;
 
+    /// The most a run may take, if the hook bounds itself (a [`CommandHook`]'s timeout); `None`
+    /// (the default): unbounded, as far as [`Deployer::plan`](crate::Deployer::plan) can tell.
+    fn timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Runs the hook once for `context`.
     async fn run(&self, context: &HookContext) -> HookOutcome;
 }
@@ -287,6 +293,9 @@ fn _object_safe(_: &dyn Hook) {}
 impl<H: Hook + ?Sized> Hook for std::sync::Arc<H> {
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn timeout(&self) -> Option<std::time::Duration> {
+        (**self).timeout()
     }
     async fn run(&self, context: &HookContext) -> HookOutcome {
         (**self).run(context).await
