@@ -74,6 +74,13 @@ pub enum EventKind {
     Note(String),
     /// A [hook](crate::hook) finished.
     Hook(crate::hook::HookRun),
+    /// The deployment was parked (see [`Parking`](crate::Parking)): this process stops running it.
+    Parked {
+        /// The phase it waits in.
+        phase: Phase,
+        /// When what is due happens (`None`: it waits for a command).
+        until: Option<Timestamp>,
+    },
 }
 
 /// One phase of a finished deployment, for a timeline.

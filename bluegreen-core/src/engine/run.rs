@@ -427,7 +427,18 @@ impl Deployer {
         })?;
         self.append(run, &next, record).await?;
         if *next.phase() == from {
-            // A resume (or a repeated abort) that keeps the phase: journaled, not a phase change.
+            if let Some(parking) = next.parked() {
+                self.emit(
+                    &next,
+                    run,
+                    EventKind::Parked {
+                        phase: from,
+                        until: parking.until,
+                    },
+                );
+            }
+            // A resume, a parking (or a repeated abort) that keeps the phase: journaled, not a
+            // phase change.
             return Ok(next);
         }
         let took = run.phase_started.elapsed();

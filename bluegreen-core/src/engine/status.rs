@@ -167,9 +167,17 @@ impl Status {
         }
     }
 
-    /// Whether the latest deployment is unfinished: it runs, a crash interrupted it, or it failed in
-    /// a way [`Deployer::resume`](crate::Deployer::resume) retries. A new deploy is refused until
-    /// it is resumed.
+    /// Whether the latest deployment is parked, since when and until when: waiting at an approval
+    /// gate or warm in its rollback window, with no process running it (see
+    /// [`Parking`](crate::Parking)). [`Parking::is_due`](crate::Parking::is_due) says whether its
+    /// time has come (the next [`tick`](crate::Deployer::tick) does what is due).
+    pub fn parked(&self) -> Option<crate::Parking> {
+        self.last.as_ref().and_then(Deployment::parked)
+    }
+
+    /// Whether the latest deployment is unfinished: it runs, a crash interrupted it, it is parked,
+    /// or it failed in a way [`Deployer::resume`](crate::Deployer::resume) retries. A new deploy is
+    /// refused until it is resumed (or, parked at a gate, promoted or aborted).
     pub fn in_progress(&self) -> bool {
         self.last.as_ref().is_some_and(super::run::needs_resume)
     }

@@ -476,3 +476,61 @@ fn exactly_the_unfinished_deployments_accept_a_resume() {
         assert_eq!(step(d.clone(), Signal::Resumed).is_ok(), unfinished, "{}", d.phase);
     }
 }
+
+#[test]
+fn parking_is_taken_only_where_a_human_or_the_rollback_window_is_awaited() {
+    let until = Some(Timestamp::now());
+    let park = || Signal::Park { until };
+    let parks_in = [
+        Phase::Paused {
+            pause: crate::strategy::Pause::Approved,
+        },
+        Phase::Held {
+            reason: "?".into(),
+            recheck: Recheck::Verify,
+        },
+        Phase::Warm,
+    ];
+    for phase in parks_in {
+        let parked = step(at(phase.clone(), phase == Phase::Warm, true), park()).unwrap();
+        assert_eq!(parked.phase, phase, "parking keeps the phase");
+        assert_eq!(parked.parked.unwrap().until, until);
+    }
+    for d in all_states() {
+        let waits = matches!(
+            d.phase,
+            Phase::Paused {
+                pause: crate::strategy::Pause::Approved
+            } | Phase::Held { .. }
+                | Phase::Warm
+        );
+        assert_eq!(step(d.clone(), park()).is_ok(), waits, "park in {}", d.phase);
+    }
+}
+
+#[test]
+fn any_accepted_signal_unparks_and_a_refused_one_leaves_it_parked() {
+    let approved = crate::strategy::Pause::Approved;
+    let parked = step(
+        at(Phase::Paused { pause: approved }, false, true),
+        Signal::Park { until: None },
+    )
+    .unwrap();
+    // A refused command leaves the deployment as it was: still parked.
+    assert!(
+        step(parked.clone(), Signal::Done).is_ok(),
+        "a pause takes Done (time ran out)"
+    );
+    assert!(step(parked.clone(), Signal::Stopped(StopOutcome::Killed)).is_err());
+    let promoted = step(parked.clone(), Signal::Approved).unwrap();
+    assert_eq!(promoted.phase, Phase::Deciding);
+    assert!(promoted.parked.is_none());
+    let aborted = step(parked, Signal::Aborted("no".into())).unwrap();
+    assert_eq!(aborted.phase, Phase::RollingBack);
+    assert!(aborted.parked.is_none());
+
+    let warm = step(at(Phase::Warm, true, true), Signal::Park { until: None }).unwrap();
+    let retiring = step(warm.clone(), Signal::Done).unwrap();
+    assert_eq!((retiring.phase, retiring.parked), (Phase::Draining, None));
+    assert!(step(warm, Signal::Approved).is_err(), "nothing to approve while warm");
+}
