@@ -184,3 +184,110 @@ async fn tick_retires_the_old_slot_once_the_window_is_over() {
     ));
     let _ = Command::Rollback;
 }
+
+#[tokio::test]
+async fn a_parked_gate_past_its_approval_timeout_is_rolled_back_by_the_next_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _, _) = builder(dir.path());
+    let d = b
+        .strategy(canary())
+        .park_at_gates(true)
+        .approval_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    d.deploy(release("v1")).await.unwrap();
+    let parked = d.deploy(release("v2")).await.unwrap();
+    let until = parked.deployment.parked().unwrap().until.expect("the approval timeout");
+    assert!(d.tick().await.unwrap().is_none());
+    assert!(d.status().await.unwrap().parked().is_some());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(d.status().await.unwrap().parked().unwrap().is_due());
+    let (b, env, router) = builder(dir.path());
+    let report = b.strategy(canary()).build().unwrap().tick().await.unwrap().expect("due");
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+    assert_eq!(report.deployment.cause(), Some(bluegreen_core::Cause::NoApproval));
+    assert!(report.deployment.reason().unwrap().contains(&until.to_string()));
+    assert_eq!(router.served().unwrap().split(), TrafficSplit::all(Slot::Blue));
+    assert!(!matches!(env.status_now(Slot::Green), bluegreen_core::SlotStatus::Running { .. }));
+}
+
+#[tokio::test]
+async fn a_deploy_ends_a_warm_window_early_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _, router) = builder(dir.path());
+    let d = b
+        .retirement(Retirement::new().rollback_window(Duration::from_secs(3600)).drain(Duration::ZERO))
+        .park_warm(true)
+        .build()
+        .unwrap();
+    d.deploy(release("v1")).await.unwrap();
+    assert_eq!(*d.deploy(release("v2")).await.unwrap().deployment.phase(), Phase::Warm);
+    let v3 = d.deploy(release("v3")).await.unwrap();
+    assert_eq!(*v3.deployment.phase(), Phase::Warm);
+    assert_eq!(v3.deployment.previous().unwrap().release, release("v2"));
+    assert_eq!(router.served().unwrap().split(), TrafficSplit::all(Slot::Blue));
+    let history = d.history(3).await.unwrap();
+    assert_eq!(*history[1].phase(), Phase::Completed, "v2's window was ended: {:?}", history[1]);
+    let notes: Vec<String> = entries(dir.path())
+        .await
+        .into_iter()
+        .filter_map(|e| match e.record {
+            Record::Note { text } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert!(notes.iter().any(|n| n.contains("ends the rollback window early")), "{notes:?}");
+}
+
+#[tokio::test]
+async fn a_refused_command_is_journaled_with_its_sender_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _, _) = builder(dir.path());
+    let d = b.park_warm(true).build().unwrap();
+    d.deploy(release("v1")).await.unwrap();
+    d.deploy(release("v2")).await.unwrap();
+    let (b, _, _) = builder(dir.path());
+    let other = b.park_warm(true).who("bob").build().unwrap();
+    match other.promote().await {
+        Err(Error::Conflict(Conflict::Refused { phase, signal })) => {
+            assert_eq!((phase.as_str(), signal.as_str()), ("warm", "promote"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let last = entries(dir.path()).await.pop().unwrap();
+    let Record::Command { from, judgement, .. } = last.record else {
+        panic!("{last:?}")
+    };
+    assert_eq!(from.who.as_deref(), Some("bob"));
+    assert_eq!(from.pid, std::process::id());
+    assert!(
+        matches!(&judgement, bluegreen_core::command::Judgement::Refused { reason } if reason.contains("warm")),
+        "{judgement:?}"
+    );
+    // Still parked: the refusal changed nothing.
+    assert!(last.deployment.parked().is_some());
+}
+
+#[tokio::test]
+async fn carrying_on_with_a_strategy_whose_steps_changed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _, _) = builder(dir.path());
+    let d = b.strategy(canary()).park_at_gates(true).build().unwrap();
+    d.deploy(release("v1")).await.unwrap();
+    d.deploy(release("v2")).await.unwrap();
+    // Same name ("canary"), one gate fewer: carrying on would skip what the operator approved.
+    let (b, _, _) = builder(dir.path());
+    let other = b
+        .strategy(Canary::new(vec![CanaryStep::SetWeight(20), CanaryStep::SetWeight(50)]).unwrap())
+        .build()
+        .unwrap();
+    match other.promote().await {
+        Err(Error::Conflict(Conflict::StrategyMismatch { was, is, .. })) => {
+            assert!(was.contains("approval") && !is.contains("approval"), "{was} / {is}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The deployment is untouched: the right strategy still carries it on.
+    let answer = d.promote().await.unwrap();
+    assert_eq!(*answer.report().unwrap().deployment.phase(), Phase::Completed);
+}
