@@ -203,12 +203,22 @@ async fn a_parked_gate_past_its_approval_timeout_is_rolled_back_by_the_next_tick
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(d.status().await.unwrap().parked().unwrap().is_due());
     let (b, env, router) = builder(dir.path());
-    let report = b.strategy(canary()).build().unwrap().tick().await.unwrap().expect("due");
+    let report = b
+        .strategy(canary())
+        .build()
+        .unwrap()
+        .tick()
+        .await
+        .unwrap()
+        .expect("due");
     assert_eq!(*report.deployment.phase(), Phase::RolledBack);
     assert_eq!(report.deployment.cause(), Some(bluegreen_core::Cause::NoApproval));
     assert!(report.deployment.reason().unwrap().contains(&until.to_string()));
     assert_eq!(router.served().unwrap().split(), TrafficSplit::all(Slot::Blue));
-    assert!(!matches!(env.status_now(Slot::Green), bluegreen_core::SlotStatus::Running { .. }));
+    assert!(!matches!(
+        env.status_now(Slot::Green),
+        bluegreen_core::SlotStatus::Running { .. }
+    ));
 }
 
 #[tokio::test]
@@ -216,7 +226,11 @@ async fn a_deploy_ends_a_warm_window_early_and_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let (b, _, router) = builder(dir.path());
     let d = b
-        .retirement(Retirement::new().rollback_window(Duration::from_secs(3600)).drain(Duration::ZERO))
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::from_secs(3600))
+                .drain(Duration::ZERO),
+        )
         .park_warm(true)
         .build()
         .unwrap();
@@ -227,7 +241,12 @@ async fn a_deploy_ends_a_warm_window_early_and_goes_on() {
     assert_eq!(v3.deployment.previous().unwrap().release, release("v2"));
     assert_eq!(router.served().unwrap().split(), TrafficSplit::all(Slot::Blue));
     let history = d.history(3).await.unwrap();
-    assert_eq!(*history[1].phase(), Phase::Completed, "v2's window was ended: {:?}", history[1]);
+    assert_eq!(
+        *history[1].phase(),
+        Phase::Completed,
+        "v2's window was ended: {:?}",
+        history[1]
+    );
     let notes: Vec<String> = entries(dir.path())
         .await
         .into_iter()
@@ -236,7 +255,10 @@ async fn a_deploy_ends_a_warm_window_early_and_goes_on() {
             _ => None,
         })
         .collect();
-    assert!(notes.iter().any(|n| n.contains("ends the rollback window early")), "{notes:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("ends the rollback window early")),
+        "{notes:?}"
+    );
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::sync::PoisonError;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::socket::Sent;
 use super::Deployer;
 use crate::command::Envelope;
 use crate::error::{Error, Result};
@@ -57,20 +58,26 @@ impl Deployer {
             .clone()
     }
 
-    /// Sends `envelope` to the deployment running in this process; `None` when none runs here.
-    pub(super) async fn command_here(&self, envelope: Envelope) -> Option<Result<String>> {
-        let sender = self.local_channel()?;
+    /// Sends `envelope` to the deployment running in this process, if one does.
+    pub(super) async fn command_here(&self, envelope: Envelope) -> Sent {
+        let by_pid = std::process::id();
+        let Some(sender) = self.local_channel() else {
+            return Sent::NoListener;
+        };
         let (reply, answer) = oneshot::channel();
-        let gone = || Error::Conflict(Conflict::Ended);
         let control = Control {
             envelope,
             forbidden: None,
             reply,
         };
         if sender.send(control).is_err() {
-            return Some(Err(gone()));
+            return Sent::NoListener;
         }
-        Some(answer.await.unwrap_or_else(|_| Err(gone())))
+        match answer.await {
+            Ok(answer) => Sent::Answered { by_pid, answer },
+            // The run was dropped after it read the command: the journal says what became of it.
+            Err(_) => Sent::Lost { by_pid },
+        }
     }
 
     /// Opens the command channel of a run; it closes when the returned [`Commands`] is dropped.

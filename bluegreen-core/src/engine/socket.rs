@@ -49,6 +49,12 @@ enum Reply {
     Refused { conflict: Conflict },
     /// Not a command (malformed, too long): nothing was done.
     Invalid { reason: String },
+    /// The deployment stopped taking commands before this one was read (it ended or was parked):
+    /// nothing was done; a parked deployment is carried on by the sender.
+    Gone,
+    /// The run stopped (cancelled) after the command was read and before it was answered: the
+    /// journal says whether it was applied.
+    Unknown,
 }
 
 /// The running listener; dropping it stops listening and removes the socket file.
@@ -120,9 +126,7 @@ async fn serve(mut stream: UnixStream, channel: mpsc::UnboundedSender<Control>, 
                     reason: e.chain().to_string(),
                 },
             },
-            Err(_) => Reply::Refused {
-                conflict: Conflict::Ended,
-            },
+            Err(_) => Reply::Unknown,
         },
         Ok(Err(reply)) => reply,
         Err(_) => Reply::Invalid {
@@ -173,9 +177,7 @@ async fn take_command(
         forbidden,
         reply,
     };
-    channel.send(control).map_err(|_| Reply::Refused {
-        conflict: Conflict::Ended,
-    })?;
+    channel.send(control).map_err(|_| Reply::Gone)?;
     Ok(answer)
 }
 
@@ -183,7 +185,8 @@ async fn take_command(
 pub(super) enum Sent {
     /// The deployer answered: the deployment's id, or why not.
     Answered { by_pid: u32, answer: Result<String> },
-    /// Nobody listens: no deployment runs in another process (or one is about to).
+    /// Nobody took it: no deployment runs in another process (or one is about to), or it stopped
+    /// taking commands (ended, parked) before reading this one. Nothing was applied.
     NoListener,
     /// The deployer (pid, if known) was reached but went away before it answered.
     Lost { by_pid: u32 },
@@ -239,6 +242,8 @@ pub(super) async fn send(path: &Path, envelope: &Envelope) -> Result<Sent> {
         Reply::Accepted { deployment } => Ok(deployment),
         Reply::Refused { conflict } => Err(Error::Conflict(conflict)),
         Reply::Invalid { reason } => Err(Error::invalid("command", envelope.id.clone(), reason)),
+        Reply::Gone => return Ok(Sent::NoListener),
+        Reply::Unknown => return Ok(Sent::Lost { by_pid }),
     };
     Ok(Sent::Answered { by_pid, answer })
 }

@@ -25,20 +25,22 @@ impl Deployer {
     /// Sends `command` to the deployment in flight, wherever it runs, or carries a parked one on.
     pub(super) async fn send_command(&self, command: Command) -> Result<Answer> {
         let envelope = Envelope::new(command, self.inner.who.clone());
-        let here = |deployment| Answer::Accepted {
-            deployment,
-            by_pid: std::process::id(),
-        };
+        // Set once a deployer read the command and went away without answering: from then on the
+        // command is never sent again (it may have been applied); the journal decides.
+        let mut lost = None;
         match self.command_here(envelope.clone()).await {
-            None | Some(Err(Error::Conflict(Conflict::Parked { .. }))) => {}
-            Some(answer) => return answer.map(here),
+            Sent::Answered { by_pid, answer } => match answer {
+                Err(Error::Conflict(Conflict::Parked { .. })) => {}
+                answer => return answer.map(|deployment| Answer::Accepted { deployment, by_pid }),
+            },
+            Sent::NoListener => {}
+            Sent::Lost { by_pid } => lost = Some(by_pid),
         }
         let wait = self.inner.lock_wait.unwrap_or_default().max(LISTENER_WAIT);
         let deadline = Instant::now() + wait;
         let holder = LockHolder::this_process(self.inner.who.clone());
         loop {
-            let mut lost = None;
-            if let Some(path) = &self.inner.socket {
+            if let (Some(path), None) = (&self.inner.socket, lost) {
                 match socket::send(path, &envelope).await? {
                     Sent::Answered {
                         answer: Err(Error::Conflict(Conflict::Parked { .. })),
@@ -51,7 +53,11 @@ impl Deployer {
                     Sent::Lost { by_pid } => lost = Some(by_pid),
                 }
             }
-            if lost.is_none() && !self.worth_locking().await? {
+            if let Some(by_pid) = lost {
+                if let Some(judged) = self.find_command(&envelope).await? {
+                    return judged.into_answer(by_pid);
+                }
+            } else if !self.worth_locking().await? {
                 // Nothing parked or unfinished: no need to take the lock (and get in the way of a
                 // deploy starting now) to say so.
                 return Err(Error::Conflict(Conflict::NothingRunning {
@@ -60,9 +66,19 @@ impl Deployer {
             }
             match self.inner.lock.try_acquire(&self.inner.app, &holder).await {
                 Ok(guard) => return self.command_unattended(guard, envelope, lost).await,
-                // A deployer that died keeps the lock only until its process is gone.
                 Err(Error::Locked { .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                // Another deployer (a resume) holds the lock, and the journal does not have the
+                // command: the deployer that read it died before journaling it.
+                Err(Error::Locked { .. }) if lost.is_some() => {
+                    let last = self.last_entry().await?;
+                    return Err(Error::Conflict(Conflict::DeployerDied {
+                        deployment: last
+                            .as_ref()
+                            .map_or_else(String::new, |e| e.deployment.id().to_string()),
+                        phase: last.map_or_else(String::new, |e| e.deployment.phase().to_string()),
+                    }));
                 }
                 Err(e) => return Err(e),
             }
@@ -82,14 +98,9 @@ impl Deployer {
             return Err(nothing());
         };
         if let Some(by_pid) = lost {
-            if let Some(judged) = self.find_command(&envelope.id).await? {
-                return match judged {
-                    (deployment, Judgement::Accepted) => Ok(Answer::Accepted { deployment, by_pid }),
-                    (_, Judgement::Refused { reason }) => Err(Error::Conflict(Conflict::Refused {
-                        phase: reason,
-                        signal: envelope.command.name().to_string(),
-                    })),
-                };
+            // Under the lock: nobody can journal it any more.
+            if let Some(judged) = self.find_command(&envelope).await? {
+                return judged.into_answer(by_pid);
             }
         }
         let d = last.deployment.clone();
@@ -163,14 +174,41 @@ impl Deployer {
         self.append(run, d, record).await
     }
 
-    /// How command `id` was judged, with its deployment, if the journal's last entries hold it.
-    async fn find_command(&self, id: &str) -> Result<Option<(String, Judgement)>> {
+    /// How `envelope` was judged, if the journal's last entries hold it.
+    async fn find_command(&self, envelope: &Envelope) -> Result<Option<Found>> {
         let entries: Vec<Entry> = self.inner.journal.tail(COMMAND_LOOKBACK).await?;
         Ok(entries.into_iter().rev().find_map(|e| match e.record {
-            Record::Command {
-                id: found, judgement, ..
-            } if found == id => Some((e.deployment.id().to_string(), judgement)),
+            Record::Command { id, judgement, .. } if id == envelope.id => Some(Found {
+                deployment: e.deployment.id().to_string(),
+                phase: e.deployment.phase().to_string(),
+                command: envelope.command.name(),
+                judgement,
+            }),
             _ => None,
         }))
+    }
+}
+
+/// A command found in the journal after its answer was lost.
+struct Found {
+    deployment: String,
+    phase: String,
+    command: &'static str,
+    judgement: Judgement,
+}
+
+impl Found {
+    /// What the sender is told: what the journal says happened.
+    fn into_answer(self, by_pid: u32) -> Result<Answer> {
+        match self.judgement {
+            Judgement::Accepted => Ok(Answer::Accepted {
+                deployment: self.deployment,
+                by_pid,
+            }),
+            Judgement::Refused { .. } => Err(Error::Conflict(Conflict::Refused {
+                phase: self.phase,
+                signal: self.command.to_string(),
+            })),
+        }
     }
 }
