@@ -187,6 +187,14 @@ pub enum Conflict {
         /// Its phase, as the journal last recorded it.
         phase: String,
     },
+    /// The deployment moved on since the command was sent (another deployment runs, or an
+    /// approval's gate was passed): look at its status and send the command again.
+    MovedOn {
+        /// The deployment now.
+        deployment: String,
+        /// Its phase now.
+        phase: String,
+    },
     /// The sender may not steer this application's deployments (only the user that deploys it,
     /// and root, may).
     NotPermitted {
@@ -269,6 +277,11 @@ impl fmt::Display for Conflict {
                 f,
                 "the process running deployment {deployment} died ({phase}) before it took the command: \
                  nothing was applied; resume() converges the deployment"
+            ),
+            Conflict::MovedOn { deployment, phase } => write!(
+                f,
+                "the deployment moved on since the command was sent (now {deployment}, {phase}); \
+                 look at its status and send it again"
             ),
             Conflict::NotPermitted { uid, reason } => write!(f, "uid {uid} may not steer this deployment: {reason}"),
         }

@@ -77,9 +77,11 @@ async fn promote_from_another_deployer_reaches_the_one_running_through_its_socke
             Ok(answer) => break answer,
             // Before the runner has started (nothing running yet), or while it is in a phase that
             // takes no approval.
-            Err(Error::Conflict(Conflict::Refused { .. } | Conflict::NothingRunning { .. })) => {
-                tokio::time::sleep(Duration::from_millis(5)).await
-            }
+            // (A promote is for the step its sender saw: one that arrives after the deployment moved
+            // on to the next step is refused too.)
+            Err(Error::Conflict(
+                Conflict::Refused { .. } | Conflict::NothingRunning { .. } | Conflict::MovedOn { .. },
+            )) => tokio::time::sleep(Duration::from_millis(5)).await,
             Err(e) => panic!("{e}"),
         }
     };
@@ -312,4 +314,65 @@ async fn carrying_on_with_a_strategy_whose_steps_changed_is_refused() {
     // The deployment is untouched: the right strategy still carries it on.
     let answer = d.promote().await.unwrap();
     assert_eq!(*answer.report().unwrap().deployment.phase(), Phase::Completed);
+}
+
+#[tokio::test]
+async fn two_promotes_of_one_parked_gate_approve_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let two_gates = || {
+        Canary::new(vec![
+            CanaryStep::SetWeight(20),
+            CanaryStep::PauseUntilApproved,
+            CanaryStep::SetWeight(50),
+            CanaryStep::PauseUntilApproved,
+        ])
+        .unwrap()
+    };
+    let (b, _, _) = builder(dir.path());
+    let d = b.strategy(two_gates()).park_at_gates(true).build().unwrap();
+    d.deploy(release("v1")).await.unwrap();
+    d.deploy(release("v2")).await.unwrap();
+    let (b1, _, _) = builder(dir.path());
+    let (b2, _, _) = builder(dir.path());
+    let alice = b1.strategy(two_gates()).who("alice").build().unwrap();
+    let bob = b2.strategy(two_gates()).who("bob").build().unwrap();
+    let (a, b) = tokio::join!(alice.promote(), bob.promote());
+    let outcomes = [a, b];
+    let passed: Vec<_> = outcomes.iter().filter(|o| o.is_ok()).collect();
+    assert_eq!(passed.len(), 1, "{outcomes:?}");
+    let refused = outcomes.iter().find(|o| o.is_err()).unwrap();
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Conflict(Conflict::MovedOn { .. } | Conflict::Refused { .. }))
+        ),
+        "{refused:?}"
+    );
+    // Parked again at the second gate (the deployment parks at gates, whoever carries it on).
+    let last = entries(dir.path()).await.pop().unwrap();
+    assert!(last.deployment.parked().is_some(), "{last:?}");
+    assert_eq!(last.deployment.weight(), 50);
+}
+
+#[tokio::test]
+async fn a_rollback_of_a_timed_out_parked_gate_rolls_it_back_once_and_keeps_the_live_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _, _) = builder(dir.path());
+    let d = b
+        .strategy(canary())
+        .park_at_gates(true)
+        .approval_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    d.deploy(release("v0")).await.unwrap();
+    // v1 goes live through its gate; v2 parks at its gate and times out.
+    d.deploy(release("v1")).await.unwrap();
+    d.promote().await.unwrap();
+    d.deploy(release("v2")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = d.rollback().await.unwrap().expect("rolled back here");
+    assert_eq!(report.deployment.release(), &release("v2"));
+    assert_eq!(*report.deployment.phase(), Phase::RolledBack);
+    // v1 serves: the rollback did not also go back past it to v0.
+    assert_eq!(d.status().await.unwrap().live_release(), Some(&release("v1")));
 }

@@ -9,14 +9,16 @@
 //!   The sender connects, writes the command as one JSON line, and reads the answer line. A Unix
 //!   socket was chosen over a command file because the kernel tells the deployer who is on the
 //!   other end (`SO_PEERCRED`: uid and pid, which a file's contents could only claim), the answer
-//!   comes back on the same connection without polling (well under a millisecond here), and
-//!   nothing is left behind to clean up when either side dies.
+//!   comes back on the same connection without polling, and a deployer that dies is seen at once
+//!   (the connection is refused or reset; the next deployer replaces the socket file it left).
 //! - **Parked** (no process runs it, see [parking](crate::DeployerBuilder::park_at_gates)): the
 //!   sender takes the application's lock and carries the deployment on itself, from the journal.
 //!
 //! # What a command's answer means
-//! A command is judged by the state machine against the phase the deployment is in when it is
-//! read. An accepted command is answered only once its transition is in the journal, in the same
+//! A command is for the deployment its sender saw in flight (and a promote for the step it saw):
+//! if the deployment moved on before the command is read (another deployment runs, the gate was
+//! already passed), it is refused with [`Conflict::MovedOn`](crate::Conflict::MovedOn). Otherwise
+//! it is judged by the state machine against the phase the deployment is in when it is read. An accepted command is answered only once its transition is in the journal, in the same
 //! entry ([`Record::Command`](crate::journal::Record::Command)), so an `Ok` is never lost and a
 //! command is never applied twice. A refused one is journaled with the reason and answered with it.
 //! If the deploying process dies while a command is on its way, the sender looks the command up in
@@ -167,17 +169,42 @@ impl Answer {
 }
 
 /// One command on its way: its id (unique per command, so it is found in the journal), what it
-/// asks, and who sent it.
+/// asks, who sent it, and what the sender saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Envelope {
     pub(crate) id: String,
     pub(crate) command: Command,
     pub(crate) from: Issuer,
+    pub(crate) expect: Option<Expect>,
+}
+
+/// What the sender saw when it sent a command: the command is for that deployment (and an
+/// approval for that step of it), not for whatever runs when it arrives. Two operators who both
+/// promote one gate approve that gate once; a late promote does not approve the next gate or
+/// another deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Expect {
+    pub(crate) deployment: String,
+    /// For a promote: the step it approves.
+    pub(crate) step: Option<usize>,
 }
 
 impl Envelope {
-    /// A new command from this process.
-    pub(crate) fn new(command: Command, who: Option<String>) -> Self {
+    /// Why `d` is not what the sender saw, if it is not.
+    pub(crate) fn moved_on(&self, d: &crate::machine::Deployment) -> Option<crate::outcome::Conflict> {
+        let expect = self.expect.as_ref()?;
+        let same = expect.deployment == d.id() && expect.step.is_none_or(|step| step == d.step());
+        (!same).then(|| crate::outcome::Conflict::MovedOn {
+            deployment: d.id().to_string(),
+            phase: d.phase().to_string(),
+        })
+    }
+}
+
+impl Envelope {
+    /// A new command from this process, for what the sender saw (`seen`: the journal's latest
+    /// deployment, if it is in flight or parked).
+    pub(crate) fn new(command: Command, who: Option<String>, seen: Option<&crate::machine::Deployment>) -> Self {
         use std::sync::atomic::{AtomicU64, Ordering};
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
@@ -185,10 +212,15 @@ impl Envelope {
             .unwrap_or_default()
             .as_nanos();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let expect = seen.map(|d| Expect {
+            deployment: d.id().to_string(),
+            step: matches!(command, Command::Promote).then(|| d.step()),
+        });
         Envelope {
             id: format!("cmd-{nanos}-{}-{n}", std::process::id()),
             command,
             from: Issuer::this_process(who),
+            expect,
         }
     }
 }

@@ -126,7 +126,7 @@ impl Commands<'_> {
             forbidden,
             reply,
         } = control;
-        if let Some(conflict) = forbidden {
+        if let Some(conflict) = forbidden.or_else(|| envelope.moved_on(d)) {
             return Judged::Refused(Refusal {
                 envelope,
                 conflict,
@@ -167,22 +167,29 @@ impl Commands<'_> {
         }
     }
 
-    /// Stops taking commands: refuses whatever is still queued, as `conflict` (the deployment
-    /// ended, or was parked: a sender told so carries a parked deployment on itself).
-    pub(super) fn close(&mut self, d: &Deployment) {
-        self.listener.take();
+    /// Stops taking commands, and returns the refusals of those still queued (to journal, then
+    /// answer). Commands queued when the deployment was parked are answered at once with
+    /// [`Conflict::Parked`]: their senders carry the parked deployment on themselves. Connections
+    /// not read yet are answered "gone" by the listener as it closes.
+    pub(super) fn close(&mut self, d: &Deployment) -> Vec<Refusal> {
         self.receiver.close();
+        self.listener.take();
+        let mut refused = Vec::new();
         while let Ok(control) = self.receiver.try_recv() {
-            let conflict = if d.parked().is_some() {
-                Conflict::parked(d)
-            } else {
-                Conflict::Refused {
+            if d.parked().is_some() {
+                let _ = control.reply.send(Err(Error::Conflict(Conflict::parked(d))));
+                continue;
+            }
+            refused.push(Refusal {
+                conflict: Conflict::Refused {
                     phase: d.phase().to_string(),
                     signal: control.envelope.command.name().to_string(),
-                }
-            };
-            let _ = control.reply.send(Err(Error::Conflict(conflict)));
+                },
+                envelope: control.envelope,
+                reply: control.reply,
+            });
         }
+        refused
     }
 }
 

@@ -217,8 +217,10 @@ impl Deployer {
     ///
     /// Its job is to converge, so both endings are `Ok`: the report's
     /// [`phase`](Deployment::phase) says [`Phase::Completed`] or [`Phase::RolledBack`] (with the
-    /// reason in [`Deployment::reason`]). Call it before deploying from a process that may have
-    /// crashed.
+    /// reason in [`Deployment::reason`]) — or, for a deployment that parks, parked again at its
+    /// next gate or warm ([`Deployment::parked`]). A parked deployment is not resumed (it waits on
+    /// purpose) unless its time has come: then it does what is due, as [`tick`](Self::tick).
+    /// Call it before deploying from a process that may have crashed.
     ///
     /// # Errors
     /// [`Error::Locked`] while another deployer holds the lock; [`Error::Interrupted`] when it
@@ -256,8 +258,8 @@ impl Deployer {
     /// `Ok(None)` when nothing is due (nothing parked, its time has not come, or another deployer
     /// holds the lock).
     ///
-    /// Call it from a long-running process now and then (or from a timer: `bluegreen tick`), so a
-    /// parked deployment does not wait for the next person to touch the application.
+    /// Call it from a long-running process now and then (or from a timer), so a parked deployment
+    /// does not wait for the next person to touch the application.
     /// [`resume`](Self::resume) and [`deploy`](Self::deploy) do the same before anything else.
     ///
     /// # Errors

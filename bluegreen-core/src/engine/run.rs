@@ -29,7 +29,7 @@ pub(super) fn needs_resume(d: &Deployment) -> bool {
 }
 
 /// For a deploy or a rollback, a rolled-back deployment is an error: the release is not live.
-fn went_live(report: Report) -> Result<Report> {
+pub(super) fn went_live(report: Report) -> Result<Report> {
     if *report.deployment.phase() != Phase::RolledBack {
         return Ok(report);
     }
@@ -76,6 +76,10 @@ pub(super) struct Run {
     hooks: Vec<HookRun>,
     /// Whether this run resumed a deployment from the journal (hooks check it for their results).
     resumed: bool,
+    /// The application's lock, while this run holds it: an append runs on its own task holding a
+    /// clone, so an append under way when the run is dropped finishes before the lock is free
+    /// (nobody else can then journal in between).
+    lock: Option<std::sync::Arc<LockGuard>>,
 }
 
 impl Run {
@@ -89,6 +93,7 @@ impl Run {
             timeline: Vec::new(),
             hooks: Vec::new(),
             resumed: false,
+            lock: None,
         }
     }
 }
@@ -115,6 +120,8 @@ impl Deployer {
                 return Err(Error::Conflict(Conflict::unfinished(&last.deployment)));
             }
         }
+        // Listening before discovery: a command sent while it runs reaches this deployment.
+        let commands = self.listening().await?;
         let found = self.discover().await?;
         let inner = &self.inner;
         let steps = crate::strategy::steps(inner.strategy.as_ref(), found.previous.is_some());
@@ -127,8 +134,11 @@ impl Deployer {
             inner.retirement,
             inner.who.clone(),
         )
-        .with_strategy(inner.strategy.name(), steps);
-        let report = self.run(d, guard, last.map(|e| e.seq), found.begin).await?;
+        .with_strategy(inner.strategy.name(), steps)
+        .with_parking(inner.park.gates, inner.park.warm);
+        let report = self
+            .run_with(d, guard, last.map(|e| e.seq), found.begin, commands)
+            .await?;
         went_live(report)
     }
 
@@ -225,13 +235,32 @@ impl Deployer {
         last_seq: Option<u64>,
         begin: Begin,
     ) -> Result<Report> {
+        let commands = self.listening().await?;
+        self.run_with(d, guard, last_seq, begin, commands).await
+    }
+
+    /// Opens the command channel of a run and, with a state directory, its socket: from now on
+    /// commands from this process and others are queued for the run.
+    pub(super) async fn listening(&self) -> Result<Commands<'_>> {
         let mut commands = self.open_commands();
         if let Some(path) = &self.inner.socket {
-            // Before anything else: a command from another process must find the listener while
-            // this process holds the lock.
             commands.listener = Some(super::socket::listen(path, commands.sender.clone(), self.inner.owner).await?);
         }
+        Ok(commands)
+    }
+
+    /// [`run`](Self::run) with the command channel already open (since the lock was taken).
+    pub(super) async fn run_with(
+        &self,
+        d: Deployment,
+        guard: LockGuard,
+        last_seq: Option<u64>,
+        begin: Begin,
+        mut commands: Commands<'_>,
+    ) -> Result<Report> {
         let mut run = Run::after(last_seq.unwrap_or(0));
+        let lock = std::sync::Arc::new(guard);
+        run.lock = Some(lock.clone());
         let resumed = !matches!(begin, Begin::New { .. });
         run.resumed = resumed;
         // Journaled before anyone is told: a deployer killed now leaves its trace.
@@ -262,7 +291,8 @@ impl Deployer {
                 }
             }
         }
-        self.note_takeover(&guard, &d, &mut run).await?;
+        self.note_takeover(&lock, &d, &mut run).await?;
+        drop(lock);
         for text in self.journal_findings() {
             self.note(&d, &mut run, text).await?;
         }
@@ -308,7 +338,9 @@ impl Deployer {
             commands.answer(&advanced);
             d = advanced?;
         }
-        commands.close(&d);
+        for refusal in commands.close(&d) {
+            self.refuse(&d, &mut run, refusal).await?;
+        }
         // Close the command channel before another deployer can take the lock and open its own.
         drop(commands);
         // Still under the lock: the hooks after the end, whose failures are reported, not undone.
@@ -325,7 +357,8 @@ impl Deployer {
             }
             _ => {}
         }
-        drop(guard);
+        // Released once the last append is durable (appends hold a clone until then).
+        run.lock = None;
         self.finish(d, run)
     }
 
@@ -494,7 +527,22 @@ impl Deployer {
             record,
             deployment: d.clone(),
         };
-        self.inner.journal.append(&entry).await
+        let Some(lock) = run.lock.clone() else {
+            return self.inner.journal.append(&entry).await;
+        };
+        let journal = std::sync::Arc::clone(&self.inner.journal);
+        let appended = tokio::spawn(async move {
+            let appended = journal.append(&entry).await;
+            drop(lock);
+            appended
+        });
+        appended.await.unwrap_or_else(|e| {
+            Err(Error::journal(
+                self.inner.journal.location(),
+                "the append task ended abnormally",
+                e,
+            ))
+        })
     }
 
     pub(super) async fn note(&self, d: &Deployment, run: &mut Run, text: String) -> Result<()> {
@@ -648,9 +696,11 @@ impl Deployer {
             Phase::Paused {
                 pause: Pause::Elapsed { duration },
             } => self.interruptible(d, commands, run, elapsed(*duration)).await?,
-            Phase::Paused { pause: Pause::Approved } | Phase::Held { .. } if inner.park.gates => Signal::Park {
-                until: inner.approval_timeout.map(later),
-            },
+            Phase::Paused { pause: Pause::Approved } | Phase::Held { .. } if d.parks_at_gates() || inner.park.gates => {
+                Signal::Park {
+                    until: inner.approval_timeout.map(later),
+                }
+            }
             Phase::Paused { pause: Pause::Approved } | Phase::Held { .. } => {
                 let timeout = inner.approval_timeout;
                 self.interruptible(d, commands, run, async move {
@@ -686,9 +736,11 @@ impl Deployer {
                     ),
                 ),
             },
-            Phase::Warm if inner.park.warm && !d.retirement().rollback_window.is_zero() => Signal::Park {
-                until: Some(later(d.retirement().rollback_window)),
-            },
+            Phase::Warm if (d.parks_warm() || inner.park.warm) && !d.retirement().rollback_window.is_zero() => {
+                Signal::Park {
+                    until: Some(later(d.retirement().rollback_window)),
+                }
+            }
             Phase::Warm => {
                 self.interruptible(d, commands, run, elapsed(d.retirement().rollback_window))
                     .await?

@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::control::Control;
@@ -37,6 +36,8 @@ struct Request {
     #[serde(flatten)]
     command: Command,
     who: Option<String>,
+    #[serde(default)]
+    expect: Option<crate::command::Expect>,
 }
 
 /// What the deployer writes back.
@@ -57,10 +58,12 @@ enum Reply {
     Unknown,
 }
 
-/// The running listener; dropping it stops listening and removes the socket file.
+/// The running listener; dropping it removes the socket file (no new sender can connect), then
+/// the listener answers the connections already made but not read yet and stops.
 #[derive(Debug)]
 pub(super) struct Listener {
-    task: JoinHandle<()>,
+    /// Dropped to stop the listener.
+    _stop: oneshot::Sender<()>,
     path: PathBuf,
 }
 
@@ -70,7 +73,6 @@ impl Drop for Listener {
         reason = "unlinking one socket file: Drop cannot await, and it does not wait on the disk"
     )]
     fn drop(&mut self) {
-        self.task.abort();
         if let Err(e) = std::fs::remove_file(&self.path) {
             if e.kind() != io::ErrorKind::NotFound {
                 warn!(socket = %self.path.display(), "could not remove the command socket: {e}");
@@ -96,21 +98,31 @@ pub(super) async fn listen(path: &Path, channel: mpsc::UnboundedSender<Control>,
     tokio::fs::set_permissions(path, owner_only)
         .await
         .map_err(|e| fail("restrict", e))?;
-    let task = tokio::spawn(async move {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
         loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    tokio::spawn(serve(stream, channel.clone(), owner));
-                }
-                Err(e) => {
-                    warn!("accepting a command connection failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            tokio::select! {
+                biased;
+                _ = &mut stopped => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        tokio::spawn(serve(stream, channel.clone(), owner));
+                    }
+                    Err(e) => {
+                        warn!("accepting a command connection failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
             }
+        }
+        // Connections made before the socket file was removed: served (the run no longer takes
+        // commands, so they are told "gone" and nothing is left unanswered).
+        while let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::from_millis(1), listener.accept()).await {
+            tokio::spawn(serve(stream, channel.clone(), owner));
         }
     });
     Ok(Listener {
-        task,
+        _stop: stop,
         path: path.to_owned(),
     })
 }
@@ -173,6 +185,7 @@ async fn take_command(
             id: request.id,
             command: request.command,
             from: Issuer::new(uid, pid, request.who),
+            expect: request.expect,
         },
         forbidden,
         reply,
@@ -224,6 +237,7 @@ pub(super) async fn send(path: &Path, envelope: &Envelope) -> Result<Sent> {
         id: envelope.id.clone(),
         command: envelope.command.clone(),
         who: envelope.from.who.clone(),
+        expect: envelope.expect.clone(),
     };
     let mut line =
         serde_json::to_vec(&request).map_err(|e| Error::invalid("command", envelope.id.clone(), e.to_string()))?;

@@ -177,7 +177,8 @@ impl Status {
 
     /// Whether the latest deployment is unfinished: it runs, a crash interrupted it, it is parked,
     /// or it failed in a way [`Deployer::resume`](crate::Deployer::resume) retries. A new deploy is
-    /// refused until it is resumed (or, parked at a gate, promoted or aborted).
+    /// refused until it is resumed, or, parked at a gate, promoted or aborted (a deployment parked
+    /// warm is finished by the next deploy).
     pub fn in_progress(&self) -> bool {
         self.last.as_ref().is_some_and(super::run::needs_resume)
     }

@@ -24,7 +24,12 @@ const COMMAND_LOOKBACK: usize = 256;
 impl Deployer {
     /// Sends `command` to the deployment in flight, wherever it runs, or carries a parked one on.
     pub(super) async fn send_command(&self, command: Command) -> Result<Answer> {
-        let envelope = Envelope::new(command, self.inner.who.clone());
+        let seen = self
+            .last_entry()
+            .await?
+            .map(|e| e.deployment)
+            .filter(|d| d.parked().is_some() || needs_resume(d));
+        let envelope = Envelope::new(command, self.inner.who.clone(), seen.as_ref());
         // Set once a deployer read the command and went away without answering: from then on the
         // command is never sent again (it may have been applied); the journal decides.
         let mut lost = None;
@@ -122,7 +127,11 @@ impl Deployer {
         if parking.is_due() {
             // Its time came first: do what is due, then judge the command against what is left.
             let report = self.run(d, guard, Some(last.seq), Begin::Due).await?;
+            let rolled_back = *report.deployment.phase() == crate::machine::Phase::RolledBack;
             return match envelope.command {
+                // What an abort or a rollback asked for is done.
+                Command::Abort { .. } | Command::Rollback if rolled_back => Ok(Answer::Ran(Box::new(report))),
+                // A window that ended: the release before it is the one to go back to.
                 Command::Rollback => Err(nothing()),
                 _ => Err(Error::Conflict(Conflict::Refused {
                     phase: format!(
@@ -134,16 +143,27 @@ impl Deployer {
                 })),
             };
         }
-        if let Err(refused) = machine::step(d.clone(), envelope.command.signal()) {
-            let conflict = Conflict::Refused {
+        let judged = match envelope.moved_on(&d) {
+            Some(conflict) => Err(conflict),
+            None => machine::step(d.clone(), envelope.command.signal()).map_err(|refused| Conflict::Refused {
                 phase: refused.phase,
                 signal: envelope.command.name().to_string(),
-            };
+            }),
+        };
+        if let Err(conflict) = judged {
             self.journal_refusal(&d, &mut run, &envelope, &conflict).await?;
             return Err(Error::Conflict(conflict));
         }
-        self.check_strategy(&d)?;
+        if envelope.command == Command::Promote {
+            // Carrying it on walks the strategy's remaining steps; rolling it back needs none.
+            self.check_strategy(&d)?;
+        }
+        let promote = envelope.command == Command::Promote;
         let report = self.run(d, guard, Some(last.seq), Begin::Command(envelope)).await?;
+        if promote {
+            // Approved, then refused on the way (a failed check): as `deploy` says it.
+            return super::run::went_live(report).map(|report| Answer::Ran(Box::new(report)));
+        }
         Ok(Answer::Ran(Box::new(report)))
     }
 

@@ -261,6 +261,12 @@ pub struct Deployment {
     /// Whether it is parked: waiting, with no process running it, for a command or its deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     parked: Option<Parking>,
+    /// Whether it parks at approval gates, whoever carries it on (fixed when it starts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    park_gates: bool,
+    /// Whether it parks for its rollback window, whoever carries it on (fixed when it starts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    park_warm: bool,
     /// Where it stands.
     phase: Phase,
 }
@@ -405,6 +411,24 @@ impl Deployment {
         self.parked
     }
 
+    /// Whether it parks at approval gates (fixed when it starts: a process that carries it on
+    /// parks it there too).
+    pub fn parks_at_gates(&self) -> bool {
+        self.park_gates
+    }
+
+    /// Whether it parks for its rollback window (fixed when it starts).
+    pub fn parks_warm(&self) -> bool {
+        self.park_warm
+    }
+
+    /// Records where it parks (the engine, when a deployment starts).
+    pub(crate) fn with_parking(mut self, gates: bool, warm: bool) -> Self {
+        self.park_gates = gates;
+        self.park_warm = warm;
+        self
+    }
+
     /// Records the strategy's name and steps (the engine, when a deployment starts).
     pub(crate) fn with_strategy(mut self, name: &str, steps: String) -> Self {
         self.strategy = name.to_string();
@@ -460,6 +484,8 @@ impl Deployment {
             started,
             steps: String::new(),
             parked: None,
+            park_gates: false,
+            park_warm: false,
             phase: Phase::Provisioning,
         }
     }
