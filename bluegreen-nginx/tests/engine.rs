@@ -145,6 +145,14 @@ async fn a_canary_parked_at_its_gate_serves_20_percent_and_is_promoted_from_anot
     // A second OS process promotes, and carries the deployment on to completion there.
     let child = parked::run_child(dir.path(), &nginx, Flow::Canary, "promote").await;
     assert!(child.stdout.contains("answer: completed"), "{}", child.stdout);
+    assert!(
+        child.stdout.contains(
+            "phases: paused until approved | deciding | shifting to 60% | deciding | shifting to 100% | deciding \
+             | warm | draining | stopping\n"
+        ),
+        "from the gate through 60 % and 100 % to the old slot's stop: {}",
+        child.stdout
+    );
 
     let seen = versions_seen(nginx.addr(), "localhost", 200).await;
     println!("after the promote: {seen:?}");
@@ -159,10 +167,17 @@ async fn a_canary_parked_at_its_gate_serves_20_percent_and_is_promoted_from_anot
         !std::path::Path::new(&format!("/proc/{blue_pid}")).exists(),
         "v1's process {blue_pid} is gone"
     );
-    let live = parked::deployer(dir.path(), &at, Flow::Canary, "check").status().await.unwrap();
+    let live = parked::deployer(dir.path(), &at, Flow::Canary, "check")
+        .status()
+        .await
+        .unwrap();
     assert_eq!(live.live_slot(), Some(Slot::Green), "{live:?}");
     let commands = commands(dir.path()).await;
-    assert_eq!(commands, vec![(child.pid, Command::Promote, true)], "journaled with its sender");
+    assert_eq!(
+        commands,
+        vec![(child.pid, Command::Promote, true)],
+        "journaled with its sender"
+    );
     assert_lock_free(dir.path()).await;
 }
 
@@ -178,7 +193,10 @@ async fn a_warm_parked_deployment_is_rolled_back_from_another_process_without_a_
     deployer.deploy(release("v1")).await.unwrap();
     let warm = deployer.deploy(release("v2")).await.unwrap();
     assert_eq!(*warm.deployment.phase(), Phase::Warm);
-    assert!(warm.deployment.parked().and_then(|p| p.until).is_some(), "parked for its window");
+    assert!(
+        warm.deployment.parked().and_then(|p| p.until).is_some(),
+        "parked for its window"
+    );
     drop(deployer);
     assert_lock_free(dir.path()).await;
     let blue_pid = slots.pid(Slot::Blue).expect("v1 stays warm");
@@ -197,9 +215,18 @@ async fn a_warm_parked_deployment_is_rolled_back_from_another_process_without_a_
         let tally = load.stop().await;
         println!("{mode}: {tally}");
         assert_eq!(tally.failures(), 0, "{mode}: {tally}");
-        assert!(tally.served_by("v1") > 0 && tally.served_by("v2") > 0, "{mode}: {tally}");
+        assert!(
+            tally.served_by("v1") > 0 && tally.served_by("v2") > 0,
+            "{mode}: {tally}"
+        );
     }
     assert!(child.stdout.contains("answer: rolled_back"), "{}", child.stdout);
+    // Instant: straight from warm to the old slot (no redeploy, no health wait), then v2 retired.
+    assert!(
+        child.stdout.contains("phases: warm | rolling_back | retiring\n"),
+        "{}",
+        child.stdout
+    );
     println!("the second process rolled back in {:?} (start to exit)", child.took);
 
     // Instant: back on the warm process itself (not a redeploy of v1), and v2 stopped.

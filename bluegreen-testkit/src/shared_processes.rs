@@ -77,10 +77,7 @@ impl SharedDemoEnvironment {
         KillOnDrop(self.clone())
     }
 
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Path) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Path) -> Result<T> + Send + 'static) -> Result<T> {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || f(&path))
             .await

@@ -188,7 +188,11 @@ pub async fn run_child(dir: &Path, nginx: &NginxProcess, flow: Flow, action: &st
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("child {pid} ({action}):\n{stdout}");
-    assert!(out.status.success(), "the {action} child failed ({}):\n{stdout}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "the {action} child failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
     ChildRun {
         pid,
         stdout,
@@ -208,11 +212,20 @@ pub async fn child() {
     let report = match action.as_str() {
         "promote" => {
             let answer = deployer.promote().await.unwrap();
-            answer.report().cloned().unwrap_or_else(|| panic!("not carried on here: {answer:?}"))
+            answer
+                .report()
+                .cloned()
+                .unwrap_or_else(|| panic!("not carried on here: {answer:?}"))
         }
         "rollback" => deployer.rollback().await.unwrap().expect("rolled back here"),
         other => panic!("{ACTION_VAR} must be promote or rollback, not {other:?}"),
     };
-    println!("answer: {} in {:?}", report.deployment.phase().name(), started.elapsed());
+    println!(
+        "answer: {} in {:?}",
+        report.deployment.phase().name(),
+        started.elapsed()
+    );
+    let phases: Vec<&str> = report.timeline.iter().map(|step| step.phase.as_str()).collect();
+    println!("phases: {}", phases.join(" | "));
     print!("{report}");
 }
