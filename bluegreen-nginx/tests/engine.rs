@@ -116,6 +116,9 @@ async fn assert_lock_free(dir: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_parked_at_its_gate_serves_20_percent_and_is_promoted_from_another_process() {
     let Some(nginx) = common::nginx() else { return };
+    if let Err(why) = bluegreen_testkit::demo::binary() {
+        return bluegreen_testkit::real::unavailable("demo-app", why);
+    }
     let dir = tempfile::tempdir().unwrap();
     let slots = parked::slots(dir.path());
     let _kill = slots.kill_on_drop();
@@ -163,10 +166,7 @@ async fn a_canary_parked_at_its_gate_serves_20_percent_and_is_promoted_from_anot
         "the old slot is stopped: {:?}",
         env.status(Slot::Blue).await
     );
-    assert!(
-        !std::path::Path::new(&format!("/proc/{blue_pid}")).exists(),
-        "v1's process {blue_pid} is gone"
-    );
+    assert_eq!(slots.pid(Slot::Blue), None, "v1's process {blue_pid} is gone");
     let live = parked::deployer(dir.path(), &at, Flow::Canary, "check")
         .status()
         .await
@@ -184,6 +184,9 @@ async fn a_canary_parked_at_its_gate_serves_20_percent_and_is_promoted_from_anot
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_parked_deployment_is_rolled_back_from_another_process_without_a_failed_request() {
     let Some(nginx) = common::nginx() else { return };
+    if let Err(why) = bluegreen_testkit::demo::binary() {
+        return bluegreen_testkit::real::unavailable("demo-app", why);
+    }
     let dir = tempfile::tempdir().unwrap();
     let slots = parked::slots(dir.path());
     let _kill = slots.kill_on_drop();
@@ -238,6 +241,7 @@ async fn a_warm_parked_deployment_is_rolled_back_from_another_process_without_a_
         !matches!(env.status(Slot::Green).await.unwrap(), SlotStatus::Running { .. }),
         "v2 stopped"
     );
+    assert_eq!(slots.pid(Slot::Green), None, "v2's process is gone");
     let commands = commands(dir.path()).await;
     assert_eq!(commands.len(), 1, "{commands:?}");
     assert_eq!((commands[0].0, commands[0].2), (child.pid, true), "{commands:?}");

@@ -56,11 +56,12 @@ impl SharedDemoEnvironment {
         SharedDemoEnvironment { path: path.into() }
     }
 
-    /// The pid of `slot`'s process while it runs.
+    /// The pid of the process last started in `slot`, while that process runs (whatever the
+    /// record says: a test asserting a stop sees the process itself). Blocking.
     pub fn pid(&self, slot: Slot) -> Option<u32> {
         let table = read(&self.path).ok()?;
         let instance = table.get(slot_key(slot))?;
-        (!instance.stopped && alive(instance)).then_some(instance.pid)
+        alive(instance).then_some(instance.pid)
     }
 
     /// Kills (SIGKILL) every recorded process that still runs. Blocking.
