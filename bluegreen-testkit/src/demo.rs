@@ -111,6 +111,19 @@ impl DemoApp {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Lets the process outlive this handle (and this process): a thread of this process reaps
+    /// it when it exits, so another process that signals it sees it gone rather than a zombie.
+    /// Returns its pid and address. Its stdout stays piped to this process: one that exits leaves
+    /// the app writing to a closed pipe, so the process that starts an app should outlive it.
+    pub fn detach(self) -> (u32, SocketAddr) {
+        let (pid, addr) = (self.pid(), self.addr);
+        thread::spawn(move || {
+            let mut app = self;
+            let _ = app.child.wait();
+        });
+        (pid, addr)
+    }
+
     /// Sends SIGTERM (with the `kill` command) and waits up to `timeout` for the exit.
     pub fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus, String> {
         let status = Command::new("kill")

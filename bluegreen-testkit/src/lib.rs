@@ -7,6 +7,8 @@
 //!   `BLUEGREEN_REQUIRE_REAL=1` (CI sets it);
 //! - [`cargo`]: builds workspace binaries (debug, or static for `FROM scratch` images);
 //! - [`demo`]: the demo app as a real process on loopback;
+//! - [`processes`] and [`shared_processes`]: the demo app as a deployer's environment, in one
+//!   process or shared by several OS processes through a file;
 //! - [`load`]: a load generator that records every request's status, version and error kind;
 //! - [`scenario`]: what every router is held to (the split clients see, switches under load);
 //! - [`stats`]: percentiles and the markdown tables benchmarks print;
@@ -23,5 +25,6 @@ pub mod nginx;
 pub mod processes;
 pub mod real;
 pub mod scenario;
+pub mod shared_processes;
 pub mod stats;
 pub mod traefik;

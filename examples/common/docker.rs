@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::docker_fixtures::{self as docker, DemoImages, TestApp, DEMO_PORT, OWNER_LABEL};
 use bluegreen_core::probe::{AllOf, HttpProbe};
-use bluegreen_core::{Deployer, DeployerBuilder, Error, HealthPolicy, Result, Retirement, Router};
+use bluegreen_core::{AppName, Deployer, DeployerBuilder, Error, HealthPolicy, Result, Retirement, Router};
 use bluegreen_docker::{DockerConfig, DockerEnvironment, HealthCheck, ImageSource};
 
 /// Images, a unique application, and the environment running it. Dropping it removes the
@@ -37,12 +37,8 @@ impl DockerDemo {
             .await
             .map_err(|why| Error::backend("docker", why, false))?;
         let app = TestApp::new(name);
-        // What a user writes: release vN runs <repository>:vN, published on 127.0.0.1.
-        let config = DockerConfig::new(app.name().clone(), ImageSource::tagged(images.repository()), DEMO_PORT)
-            .health_check(HealthCheck::exec(["/demo-app", "--health-check"]).interval(Duration::from_millis(200)))
-            .stop_grace(Duration::from_secs(5))
-            .label(OWNER_LABEL, std::process::id().to_string());
-        let environment = DockerEnvironment::with_engine(engine, config);
+        let environment =
+            DockerEnvironment::with_engine(engine, config(app.name(), images.repository(), std::process::id()));
         Ok(DockerDemo {
             images,
             app,
@@ -59,27 +55,53 @@ impl DockerDemo {
     /// The builder behind [`deployer`](Self::deployer), for a scenario to change (journal, lock,
     /// timings).
     pub fn builder(&self, router: Arc<dyn Router>) -> Result<DeployerBuilder> {
-        let probe = AllOf::new(vec![
-            Arc::new(self.environment.health_probe()),
-            Arc::new(HttpProbe::new("/health")?),
-        ])?;
-        Ok(Deployer::builder(self.app.name().clone())
-            .environment(Arc::new(self.environment.clone()))
-            .router(router)
-            .probe(Arc::new(probe))
-            .policy(
-                HealthPolicy::default()
-                    .interval(Duration::from_millis(100))
-                    .success_threshold(2)
-                    .failure_threshold(15)
-                    .deadline(Duration::from_secs(20)),
-            )
-            .retirement(
-                Retirement::new()
-                    .rollback_window(Duration::from_millis(500))
-                    .drain(Duration::from_millis(500))
-                    .stop_grace(Duration::from_secs(5)),
-            )
-            .who("example"))
+        builder(self.app.name(), &self.environment, router)
     }
+}
+
+/// The environment's configuration, as a user writes it: release vN runs `<repository>:vN`,
+/// published on 127.0.0.1; `owner` (a pid) labels the containers.
+pub fn config(app: &AppName, repository: &str, owner: u32) -> DockerConfig {
+    DockerConfig::new(app.clone(), ImageSource::tagged(repository), DEMO_PORT)
+        .health_check(HealthCheck::exec(["/demo-app", "--health-check"]).interval(Duration::from_millis(200)))
+        .stop_grace(Duration::from_secs(5))
+        .label(OWNER_LABEL, owner.to_string())
+}
+
+/// The environment of an application another process started (its images and containers stay
+/// that process's to remove): what a second process that steers a deployment builds.
+pub async fn attach(app: &AppName, repository: &str, owner: u32) -> Result<DockerEnvironment> {
+    let connection = docker::engine()
+        .await
+        .map_err(|why| Error::backend("docker", why, false))?;
+    Ok(DockerEnvironment::with_engine(
+        connection.engine,
+        config(app, repository, owner),
+    ))
+}
+
+/// The builder of [`DockerDemo::builder`], over any environment of the demo images.
+pub fn builder(app: &AppName, environment: &DockerEnvironment, router: Arc<dyn Router>) -> Result<DeployerBuilder> {
+    let probe = AllOf::new(vec![
+        Arc::new(environment.health_probe()),
+        Arc::new(HttpProbe::new("/health")?),
+    ])?;
+    Ok(Deployer::builder(app.clone())
+        .environment(Arc::new(environment.clone()))
+        .router(router)
+        .probe(Arc::new(probe))
+        .policy(
+            HealthPolicy::default()
+                .interval(Duration::from_millis(100))
+                .success_threshold(2)
+                .failure_threshold(15)
+                .deadline(Duration::from_secs(20)),
+        )
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::from_millis(500))
+                .drain(Duration::from_millis(500))
+                .stop_grace(Duration::from_secs(5)),
+        )
+        .who("example"))
 }
