@@ -54,7 +54,15 @@ const APPROVAL_VAR: &str = "BLUEGREEN_PROCS_APPROVAL_MS";
 const WINDOW_VAR: &str = "BLUEGREEN_PROCS_WINDOW_MS";
 /// `1`: backends in memory only (a sender that may not read the scenario's files needs none).
 const MEMORY_VAR: &str = "BLUEGREEN_PROCS_MEMORY_ONLY";
-const VARS: [&str; 7] = [DIR_VAR, ROLE_VAR, ROLLOUT_VAR, PARK_VAR, APPROVAL_VAR, WINDOW_VAR, MEMORY_VAR];
+const VARS: [&str; 7] = [
+    DIR_VAR,
+    ROLE_VAR,
+    ROLLOUT_VAR,
+    PARK_VAR,
+    APPROVAL_VAR,
+    WINDOW_VAR,
+    MEMORY_VAR,
+];
 
 /// How long a child may stay silent before the test gives up on it.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(20);
@@ -279,6 +287,35 @@ enum Outcome {
     Error { text: String },
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Report { deployment: d } => {
+                write!(f, "Ok(report): {} {}", d.id(), d.phase())?;
+                if let Some(parking) = d.parked() {
+                    match parking.until {
+                        Some(until) => write!(f, ", parked until {until}")?,
+                        None => write!(f, ", parked until a command")?,
+                    }
+                }
+                match (d.cause(), d.reason()) {
+                    (Some(cause), Some(reason)) => write!(f, " ({cause}: {reason})"),
+                    _ => Ok(()),
+                }
+            }
+            Outcome::RolledBack {
+                deployment,
+                cause,
+                reason,
+            } => write!(f, "Err(RolledBack): {deployment} ({cause}: {reason})"),
+            Outcome::Accepted { deployment, by_pid } => write!(f, "Ok(Accepted): {deployment} by pid {by_pid}"),
+            Outcome::Nothing => f.write_str("Ok(None)"),
+            Outcome::Conflict { conflict } => write!(f, "Err(Conflict): {conflict:?}"),
+            Outcome::Error { text } => write!(f, "Err: {text}"),
+        }
+    }
+}
+
 /// Not a test on its own: the process the command tests start (see [`child`]). Without
 /// `BLUEGREEN_PROCS_DIR` it does nothing.
 #[tokio::test]
@@ -341,7 +378,12 @@ impl Proc {
     async fn next_line(&mut self) -> Option<String> {
         let line = tokio::time::timeout(CHILD_TIMEOUT, self.lines.next_line())
             .await
-            .unwrap_or_else(|_| panic!("child {} said nothing for {CHILD_TIMEOUT:?}; it said: {:#?}", self.pid, self.said))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "child {} said nothing for {CHILD_TIMEOUT:?}; it said: {:#?}",
+                    self.pid, self.said
+                )
+            })
             .unwrap();
         if let Some(line) = &line {
             self.said.push(line.clone());
@@ -356,7 +398,10 @@ impl Proc {
                 return;
             }
         }
-        panic!("child {} ended without saying {line:?}; it said: {:#?}", self.pid, self.said);
+        panic!(
+            "child {} ended without saying {line:?}; it said: {:#?}",
+            self.pid, self.said
+        );
     }
 
     /// Reads the child to its end, checks that it exited 0, and returns what its call returned.
@@ -366,21 +411,27 @@ impl Proc {
             .await
             .expect("the child exits once its output ends")
             .unwrap();
-        assert!(status.success(), "child {} failed ({status}); it said: {:#?}", self.pid, self.said);
+        assert!(
+            status.success(),
+            "child {} failed ({status}); it said: {:#?}",
+            self.pid,
+            self.said
+        );
         let outcome = self
             .said
             .iter()
             .find_map(|l| l.strip_prefix("outcome "))
             .unwrap_or_else(|| panic!("child {} printed no outcome; it said: {:#?}", self.pid, self.said));
         let outcome: Outcome = serde_json::from_str(outcome).unwrap();
-        println!("child {} ({}) returned: {outcome:?}", self.pid, self.role_line());
+        println!("child {} [{}] returned {outcome}", self.pid, self.phases());
         Finished {
             outcome,
             said: self.said,
         }
     }
 
-    fn role_line(&self) -> String {
+    /// The phases a deploying child went through, as it said.
+    fn phases(&self) -> String {
         self.said
             .iter()
             .filter(|l| l.starts_with("phase "))
@@ -586,7 +637,10 @@ async fn a_rollback_from_another_process_during_the_rollback_window_goes_back_to
     assert_eq!(running(dir, old), Some(release("v1")), "warm");
 
     let rolled_back = steering(dir, Rollout::Auto).rollback().await.unwrap();
-    assert!(rolled_back.is_none(), "the deploying process rolls it back: {rolled_back:?}");
+    assert!(
+        rolled_back.is_none(),
+        "the deploying process rolls it back: {rolled_back:?}"
+    );
 
     let finished = deploying.finish().await;
     match finished.outcome {
@@ -604,7 +658,10 @@ async fn a_rollback_from_another_process_during_the_rollback_window_goes_back_to
     let stopped: Vec<_> = finished.said.iter().filter(|l| l.starts_with("stopped ")).collect();
     assert_eq!(stopped, [&format!("stopped {new}")]);
     let journal = entries(dir).await;
-    let v2: Vec<_> = journal.iter().filter(|e| *e.deployment.release() == release("v2")).collect();
+    let v2: Vec<_> = journal
+        .iter()
+        .filter(|e| *e.deployment.release() == release("v2"))
+        .collect();
     assert!(
         v2.iter()
             .all(|e| !matches!(e.deployment.phase(), Phase::Draining | Phase::Stopping)
@@ -668,7 +725,10 @@ async fn a_parked_gate_past_its_approval_timeout_is_rolled_back_by_a_tick_from_a
     let d = expect_report(Proc::spawn(dir, &parking).finish().await.outcome);
     let until = d.parked().expect("parked").until.expect("an approval timeout");
     assert_eq!(served(dir).weight(new), 20);
-    assert!(steering(dir, Rollout::Gate).tick().await.unwrap().is_none(), "not due yet");
+    assert!(
+        steering(dir, Rollout::Gate).tick().await.unwrap().is_none(),
+        "not due yet"
+    );
 
     // Not synchronisation: the time the deployment waits for has to pass.
     if let Ok(left) = until.system_time().duration_since(SystemTime::now()) {
@@ -773,25 +833,32 @@ async fn a_promote_racing_the_deployers_death_is_applied_once_or_refused() {
         deploying.kill().await;
         let answer = promote.await.unwrap();
 
+        // The journal, one line an entry, for the messages below.
+        let journal = entries(dir)
+            .await
+            .iter()
+            .map(|e| format!("{} {} {:?}", e.seq, e.deployment.phase(), e.record))
+            .collect::<Vec<_>>()
+            .join("\n");
         let mine: Vec<_> = commands(dir).await.into_iter().filter(|c| c.from.pid == me).collect();
         let accepted: Vec<_> = mine.iter().filter(|c| c.judgement == Judgement::Accepted).collect();
-        assert!(accepted.len() <= 1, "applied twice: {mine:#?}");
+        assert!(accepted.len() <= 1, "applied twice:\n{journal}");
         let applied = match &answer {
             Ok(Answer::Accepted { deployment, by_pid }) => {
                 assert_eq!(*by_pid, child_pid);
-                assert_eq!(accepted.len(), 1, "an Ok must be journaled: {mine:#?}");
+                assert_eq!(accepted.len(), 1, "an Ok must be journaled:\n{journal}");
                 assert_eq!(accepted[0].deployment.id(), deployment);
                 true
             }
             Err(Error::Conflict(conflict @ Conflict::DeployerDied { phase, .. })) => {
-                assert!(accepted.is_empty(), "refused, yet applied: {mine:#?}");
+                assert!(accepted.is_empty(), "refused, yet applied:\n{journal}");
                 assert!(phase.starts_with("paused"), "{phase}");
                 assert!(
                     mine.iter().any(|c| c.judgement
                         == Judgement::Refused {
                             reason: conflict.to_string()
                         }),
-                    "the refusal is journaled: {mine:#?}"
+                    "the refusal is journaled:\n{journal}"
                 );
                 false
             }
@@ -821,6 +888,7 @@ async fn a_promote_racing_the_deployers_death_is_applied_once_or_refused() {
             }
             other => panic!("iteration {i}: the resume did not converge: {other:?}"),
         };
+        println!("iteration {i:>2}: kill {delay:>7?} after the promote: {outcome:?}");
         *landed.entry(outcome).or_default() += 1;
     }
     println!("{ITERATIONS} promotes racing a kill -9 landed: {landed:?}");
@@ -881,7 +949,10 @@ async fn a_user_without_access_is_refused_and_journaled() {
     assert_eq!(commands.len(), 1, "{commands:#?}");
     let journaled = &commands[0];
     assert_eq!(journaled.command, Command::Promote);
-    assert_eq!(journaled.from, Issuer::new(NOBODY, sender_pid, Some("child".to_string())));
+    assert_eq!(
+        journaled.from,
+        Issuer::new(NOBODY, sender_pid, Some("child".to_string()))
+    );
     let Judgement::Refused { reason } = &journaled.judgement else {
         panic!("{journaled:?}")
     };

@@ -41,9 +41,7 @@ pub(super) fn open(dir: &Path, app: &AppName) -> Result<State> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| {
-            Error::backend_caused_by("state directory", format!("cannot create {}", dir.display()), false, e)
-        })
+        .map_err(|e| Error::backend_caused_by("state directory", format!("cannot create {}", dir.display()), false, e))
         .map_err(|e| not_permitted(dir, e))?;
     if let Ok(meta) = std::fs::metadata(dir) {
         let mode = meta.permissions().mode() & 0o777;
