@@ -354,7 +354,8 @@ impl Proc {
         command
             .env(DIR_VAR, dir)
             .envs(settings.vars())
-            .current_dir(dir)
+            // Somewhere every user may be (the scenario's directory may be owner-only).
+            .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -895,6 +896,8 @@ async fn a_promote_racing_the_deployers_death_is_applied_once_or_refused() {
     assert_eq!(landed.values().sum::<usize>(), ITERATIONS as usize);
 }
 
+/// Runs the sender as uid 65534, which takes root: without it the test says so and passes (a
+/// missing privilege, not a missing component, so `BLUEGREEN_REQUIRE_REAL` does not make it fail).
 #[tokio::test]
 async fn a_user_without_access_is_refused_and_journaled() {
     if !rustix::process::geteuid().is_root() {

@@ -38,7 +38,10 @@ pub(super) async fn run(dir: &Path) {
                 }
             });
             let returned = deployer.deploy(release("v2")).await;
-            watcher.abort();
+            // The last phases are still queued: dropping the deployer closes the channel once
+            // the watcher has read them.
+            drop(deployer);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), watcher).await;
             report_outcome(returned)
         }
         Role::Promote => answer_outcome(deployer.promote().await),
