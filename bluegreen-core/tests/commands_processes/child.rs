@@ -8,7 +8,7 @@ use std::path::Path;
 use bluegreen_core::testing::EnvOp;
 use bluegreen_core::{Answer, Error, Report, Result};
 
-use super::{release, Outcome, Role, Settings, DIR_VAR};
+use crate::shared::{builder, release, Outcome, Role, Settings, DIR_VAR};
 
 /// One line to the parent, flushed at once.
 pub(super) fn say(line: &str) {
@@ -21,7 +21,7 @@ pub(super) fn say(line: &str) {
 pub(super) async fn run(dir: &Path) {
     let settings = Settings::from_env();
     say(&format!("pid {}", std::process::id()));
-    let (builder, env) = super::builder(dir, &settings, "child");
+    let (builder, env) = builder(dir, &settings, "child");
     let deployer = match builder.build() {
         Ok(deployer) => deployer,
         // A sender that cannot open the state directory (another user, default permissions).
