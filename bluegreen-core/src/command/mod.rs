@@ -28,7 +28,9 @@
 //!
 //! # Who can steer a deployment
 //! Whoever may deploy: the state directory is created owner-only (`0700`), and the journal, lock
-//! files and socket in it are `0600`. The listener also checks the sender's uid from the kernel: only
+//! files and socket in it are `0600`, so another user's deployer is refused with
+//! [`Conflict::NotPermitted`](crate::Conflict::NotPermitted) as soon as it is
+//! [built](crate::DeployerBuilder::build) over that directory. The listener also checks the sender's uid from the kernel: only
 //! the deploying user and root are obeyed; a command from anyone else (possible only if the
 //! directory's permissions were loosened by hand) is refused with
 //! [`Conflict::NotPermitted`](crate::Conflict::NotPermitted) and journaled as refused.

@@ -250,7 +250,10 @@ impl DeployerBuilder {
     /// # Errors
     /// [`Error::Invalid`] when a required part is missing or the policy is invalid;
     /// [`Error::Unsupported`] when the strategy needs a weighted split the router cannot serve, or
-    /// the router cannot confirm a switch (see [`allow_unconfirmed_router`](Self::allow_unconfirmed_router)).
+    /// the router cannot confirm a switch (see [`allow_unconfirmed_router`](Self::allow_unconfirmed_router));
+    /// [`Error::Conflict`] with [`Conflict::NotPermitted`](crate::Conflict::NotPermitted) when
+    /// this user may not use the [state directory](Self::state_dir) (another user's: it is
+    /// owner-only), so may neither deploy nor steer.
     ///
     /// Blocking when a [state directory](Self::state_dir) is given (it creates the directory and
     /// opens the journal): call it at a program's start, or from `spawn_blocking`.

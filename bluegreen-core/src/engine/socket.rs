@@ -209,7 +209,17 @@ pub(super) enum Sent {
 pub(super) async fn send(path: &Path, envelope: &Envelope) -> Result<Sent> {
     let mut stream = match UnixStream::connect(path).await {
         Ok(stream) => stream,
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
+        // A reset while connecting: the listener died with the connection in its backlog, before
+        // reading anything. The command was not delivered, as if nobody listened.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound
+                    | io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+            ) =>
+        {
             return Ok(Sent::NoListener)
         }
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
