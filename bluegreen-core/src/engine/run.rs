@@ -223,11 +223,6 @@ impl Deployer {
     ///
     /// Everything it does runs in a `deployment` span naming the deployment id, app, release and
     /// target slot, so the backends' spans and events (and each `phase` span) nest under it.
-    #[tracing::instrument(
-        name = "deployment",
-        skip_all,
-        fields(deployment = %d.id(), app = %d.app(), release = %d.release(), slot = %d.target(), kind = ?d.kind())
-    )]
     pub(super) async fn run(
         &self,
         d: Deployment,
@@ -250,6 +245,11 @@ impl Deployer {
     }
 
     /// [`run`](Self::run) with the command channel already open (since the lock was taken).
+    #[tracing::instrument(
+        name = "deployment",
+        skip_all,
+        fields(deployment = %d.id(), app = %d.app(), release = %d.release(), slot = %d.target(), kind = ?d.kind())
+    )]
     pub(super) async fn run_with(
         &self,
         d: Deployment,

@@ -44,10 +44,6 @@ impl Deployer {
         let wait = self.inner.lock_wait.unwrap_or_default().max(LISTENER_WAIT);
         let deadline = Instant::now() + wait;
         let holder = LockHolder::this_process(self.inner.who.clone());
-        // Set once a deployer took the command and went away before it answered: from then on
-        // the command may be in the journal, so it is looked up there, never sent again (a later
-        // try must not forget it, or a command applied by the dead deployer would be refused).
-        let mut lost = None;
         loop {
             if let (Some(path), None) = (&self.inner.socket, lost) {
                 match socket::send(path, &envelope).await? {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use bluegreen_core::command::Judgement;
 use bluegreen_core::journal::{Entry, Record};
 use bluegreen_core::machine::{Deployment, Phase};
 use bluegreen_core::probe::Analysis;
@@ -128,10 +129,25 @@ pub(crate) fn check_journal(entries: &[Entry]) -> Checked {
             (_, Some(p)) if p.deployment.id() != e.deployment.id() => {
                 return fail(format!("follows {} without Record::Started", p.deployment.id()))
             }
-            (Record::Note { .. }, Some(p)) if p.deployment != e.deployment => {
-                return fail("a note changed the deployment".into())
+            // A note and a refused command are entries beside the machine: they change nothing.
+            (
+                Record::Note { .. }
+                | Record::Command {
+                    judgement: Judgement::Refused { .. },
+                    ..
+                },
+                Some(p),
+            ) if p.deployment != e.deployment => {
+                return fail("a note or a refused command changed the deployment".into())
             }
-            (Record::Note { .. }, Some(_)) => {}
+            (
+                Record::Note { .. }
+                | Record::Command {
+                    judgement: Judgement::Refused { .. },
+                    ..
+                },
+                Some(_),
+            ) => {}
             (_, Some(p)) if !legal(&p.deployment, &e.deployment) => {
                 return fail(format!(
                     "{} -> {} is no transition of the machine",
