@@ -7,7 +7,9 @@
 //! One sample is one `promote()`, from the call to its answer. Prints one markdown table:
 //! 1. floors, no bluegreen: a bare tokio `UnixStream` round trip between two processes (connect,
 //!    one line each way), and a journal-sized line appended to a file and fsync'd (`sync_data`, as
-//!    `FileJournal` does);
+//!    `FileJournal` does); and the journal's own: one entry appended to a `FileJournal`, no command.
+//!    Each is a tight loop: on a machine short of CPU, back-to-back fsyncs can each pay a
+//!    scheduler tick (about 4 ms) that commands, paced by their own work, mostly do not;
 //! 2. **accepted**: a canary with one `PauseUntilApproved` gate per command runs in this process;
 //!    the sender promotes the gate it waits at, and sends the next promote once the deployment
 //!    waits at the next gate (it watches the journal; that wait is not timed). The command is
@@ -27,7 +29,7 @@
 //! gate); a wrong one ends the run with an error. A sender's first command is timed like the
 //! others (its first connection, its first journal read).
 //!
-//! The rows are measured in rounds (4 by default), every row in each round with fresh deployments
+//! The rows are measured in rounds (10 by default), every row in each round with fresh deployments
 //! and an order that rotates, so that the load of a shared machine weighs on every row alike; the
 //! ratio column compares each row with the in-process row of its kind in the same run. The
 //! target (issue 11) is p50 ≤ 20 ms and p99 ≤ 100 ms for a cross-process command; the run says
@@ -58,7 +60,7 @@ use tokio::net::{UnixListener, UnixStream};
 const COMMANDS: usize = 400;
 /// Rounds the rows are interleaved in (`--rounds N`): each round measures every row, in an order
 /// that rotates, with fresh deployments of `COMMANDS / ROUNDS` gates.
-const ROUNDS: usize = 4;
+const ROUNDS: usize = 10;
 /// The size of the line the fsync floor appends (about a journal entry of these canaries).
 const FSYNC_LINE: usize = 2048;
 /// The targets issue 11 sets for a cross-process command.
@@ -174,14 +176,17 @@ enum Row {
     Socket,
     /// One journal-sized line appended and fsync'd.
     Fsync,
+    /// One entry appended to a `FileJournal`, no command.
+    Journal,
     /// `promote()` of `Kind`, from another process when `true`.
     Command(Kind, bool),
 }
 
 impl Row {
-    const ALL: [Row; 8] = [
+    const ALL: [Row; 9] = [
         Row::Socket,
         Row::Fsync,
+        Row::Journal,
         Row::Command(Kind::Accepted, false),
         Row::Command(Kind::Accepted, true),
         Row::Command(Kind::Refused, false),
@@ -195,6 +200,7 @@ impl Row {
         match self {
             Row::Socket => "socket".into(),
             Row::Fsync => "fsync".into(),
+            Row::Journal => "journal".into(),
             Row::Command(kind, across) => format!("{}-{}", kind.name(), if across { "x" } else { "in" }),
         }
     }
@@ -205,6 +211,7 @@ impl Row {
                 "floor: Unix socket round trip between two processes (connect, one line each way; no bluegreen)".into()
             }
             Row::Fsync => format!("floor: append a {FSYNC_LINE}-byte line to a file + fsync (no bluegreen)"),
+            Row::Journal => "floor: `FileJournal::append` of one entry (write + fsync; no command)".into(),
             Row::Command(kind, across) => kind.label(across),
         }
     }
@@ -215,6 +222,7 @@ impl Row {
         match self {
             Row::Socket => raw_round_trips(dir, n).await,
             Row::Fsync => raw_fsyncs(dir, FSYNC_LINE, n).await,
+            Row::Journal => journal_appends(dir, n).await,
             Row::Command(kind, across) => measure(kind, n, dir, across).await,
         }
     }
@@ -417,6 +425,23 @@ async fn raw_fsyncs(dir: &Path, bytes: usize, n: usize) -> BenchResult<Vec<Durat
     Ok(samples)
 }
 
+/// The journal's own floor: `n` appends of an entry of a real deployment (its last one, again with
+/// the next sequence numbers) to the `FileJournal` of `dir`'s state directory, one after the other.
+async fn journal_appends(dir: &Path, n: usize) -> BenchResult<Vec<Duration>> {
+    let deployer = Kind::Accepted.deployer(dir, n, "bench-runner")?;
+    deployer.deploy(release("v1")?).await?;
+    let journal = FileJournal::open(dir.join("state"), &AppName::new(APP)?)?;
+    let mut entry = journal.tail(1).await?.pop().ok_or("the deployment journaled nothing")?;
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        entry.seq += 1;
+        let t = Instant::now();
+        journal.append(&entry).await?;
+        samples.push(t.elapsed());
+    }
+    Ok(samples)
+}
+
 /// The mean size of a journal entry in `dir`'s state directory.
 async fn mean_entry_bytes(dir: &Path) -> BenchResult<usize> {
     let journal = FileJournal::open(dir.join("state"), &AppName::new(APP)?)?;
@@ -540,7 +565,7 @@ async fn main() -> BenchResult<()> {
     };
     for (row, samples) in &rows {
         let baseline = match row {
-            Row::Socket | Row::Fsync => in_process(Kind::Accepted),
+            Row::Socket | Row::Fsync | Row::Journal => in_process(Kind::Accepted),
             Row::Command(kind, _) => in_process(*kind),
         };
         add(row.label(), samples, baseline);
@@ -548,7 +573,8 @@ async fn main() -> BenchResult<()> {
     println!("{}", table.render());
     println!(
         "\"vs in-process\": p50 against the in-process row of the same kind (the floors: against the \
-         in-process accepted promote)."
+         in-process accepted promote). The floors are tight loops: on a machine short of CPU, \
+         back-to-back fsyncs can each pay a scheduler tick (~4 ms) that paced commands mostly do not."
     );
     let verdicts: Vec<String> = rows
         .iter()
