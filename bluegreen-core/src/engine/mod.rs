@@ -5,6 +5,7 @@ mod control;
 mod events;
 mod plan;
 mod preflight;
+mod releases;
 mod run;
 mod status;
 
@@ -29,6 +30,7 @@ pub use builder::DeployerBuilder;
 pub use events::{Event, EventKind, Report, TimelineStep};
 pub use plan::{Plan, PlanStep, WorstCase};
 pub use preflight::{Check, Preflight, Problem};
+pub use releases::RetainedRelease;
 pub use status::{Drift, Status};
 
 use control::Control;
@@ -289,6 +291,8 @@ fn _futures_are_send(d: &Deployer, r: Release) {
     is_send(d.deploy(r.clone()));
     is_send(d.resume());
     is_send(d.rollback());
+    is_send(d.rollback_to(r.clone()));
+    is_send(d.releases());
     is_send(d.status());
     is_send(d.promote());
 }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::environment::StopOutcome;
-use crate::model::{AppName, Endpoint, Release, Slot, Timestamp};
+use crate::model::{AppName, Endpoint, Release, Slot, Snapshot, Timestamp};
 use crate::outcome::Cause;
 use crate::strategy::{Pause, Retirement};
 
@@ -219,6 +219,14 @@ pub struct Deployment {
     previous: Option<Previous>,
     /// Where the target slot serves, once provisioned.
     endpoint: Option<Endpoint>,
+    /// What the environment started in the target slot (artifact and configuration), once
+    /// provisioned, where the environment pins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    snapshot: Option<Snapshot>,
+    /// What a [`rollback_to`](crate::Deployer::rollback_to) must start: the snapshot journaled
+    /// when the release last went live (fixed when the deployment starts, so a resume keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pin: Option<Snapshot>,
     /// The target slot's share of traffic now.
     weight: u8,
     /// How many strategy decisions have been carried out.
@@ -293,6 +301,19 @@ impl Deployment {
     /// Where the target slot serves, once provisioned.
     pub fn endpoint(&self) -> Option<&Endpoint> {
         self.endpoint.as_ref()
+    }
+
+    /// What the environment started in the target slot (the artifact, pinned, and a fingerprint
+    /// of its configuration), once provisioned; `None` before, and where the environment pins
+    /// nothing (or in journals written before snapshots were recorded).
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// The snapshot a [`rollback_to`](crate::Deployer::rollback_to) starts again (`None` for
+    /// other deployments): provisioning starts exactly its artifact.
+    pub fn pin(&self) -> Option<&Snapshot> {
+        self.pin.as_ref()
     }
 
     /// The target slot's share of traffic now, in percent.
@@ -371,6 +392,13 @@ impl Deployment {
         self
     }
 
+    /// Pins the snapshot that provisioning must start (the engine, when a
+    /// [`rollback_to`](crate::Deployer::rollback_to) starts).
+    pub(crate) fn with_pin(mut self, pin: Option<Snapshot>) -> Self {
+        self.pin = pin;
+        self
+    }
+
     /// This deployment under another id, in `phase` (journal tests).
     #[cfg(test)]
     pub(crate) fn relabelled(mut self, id: &str, phase: Phase) -> Self {
@@ -404,6 +432,8 @@ impl Deployment {
             target,
             previous,
             endpoint: None,
+            snapshot: None,
+            pin: None,
             weight: 0,
             step: 0,
             promoted: false,

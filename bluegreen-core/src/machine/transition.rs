@@ -4,7 +4,7 @@
 //! reach them through [`testing::machine`](crate::testing::machine) (`testing` feature).
 
 use crate::environment::StopOutcome;
-use crate::model::Endpoint;
+use crate::model::{Endpoint, Snapshot};
 use crate::outcome::Cause;
 use crate::strategy::Decision;
 
@@ -14,8 +14,13 @@ use super::{Deployment, Phase, Recheck, Retry};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Signal {
-    /// Provisioning started the release here.
-    Provisioned(Endpoint),
+    /// Provisioning started the release.
+    Provisioned {
+        /// Where it serves.
+        endpoint: Endpoint,
+        /// What the environment started, where it pins it.
+        snapshot: Option<Snapshot>,
+    },
     /// The strategy decided (from Deciding).
     Decided(Decision),
     /// The phase's work finished as planned.
@@ -45,7 +50,7 @@ impl Signal {
     /// A short name for messages.
     pub fn name(&self) -> &'static str {
         match self {
-            Signal::Provisioned(_) => "provisioned",
+            Signal::Provisioned { .. } => "provisioned",
             Signal::Decided(_) => "decided",
             Signal::Done => "done",
             Signal::Stopped(_) => "stopped",
@@ -54,6 +59,15 @@ impl Signal {
             Signal::Approved => "approved",
             Signal::Aborted(_) => "aborted",
             Signal::Resumed => "resumed",
+        }
+    }
+
+    /// Provisioning started the release at `endpoint`, with nothing pinned (model tests).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub fn provisioned(endpoint: Endpoint) -> Self {
+        Signal::Provisioned {
+            endpoint,
+            snapshot: None,
         }
     }
 
@@ -89,8 +103,9 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
     };
     let next = match (&d.phase, signal) {
         // Provisioning → Verifying: the release runs; prove it before anything else.
-        (Phase::Provisioning, Signal::Provisioned(endpoint)) => {
+        (Phase::Provisioning, Signal::Provisioned { endpoint, snapshot }) => {
             d.endpoint = Some(endpoint);
+            d.snapshot = snapshot;
             Phase::Verifying
         }
         (
@@ -106,7 +121,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         },
         (
             Phase::Verifying,
-            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
+            s @ (Signal::Provisioned { .. } | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
 
         // Deciding: carry out the strategy's decision.
@@ -134,7 +149,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         },
         (
             Phase::Deciding,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Done
             | Signal::Stopped(_)
             | Signal::Inconclusive(_)
@@ -150,7 +165,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         }
         (
             Phase::Shifting { .. },
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Stopped(_)
             | Signal::Decided(_)
             | Signal::Inconclusive(_)
@@ -164,7 +179,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         }
         (
             Phase::Paused { .. },
-            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Inconclusive(_)),
+            s @ (Signal::Provisioned { .. } | Signal::Stopped(_) | Signal::Decided(_) | Signal::Inconclusive(_)),
         ) => return Err(refuse(&d, &s)),
 
         // Analysing: passed, or inconclusive (a human decides).
@@ -178,7 +193,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         },
         (
             Phase::Analysing,
-            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
+            s @ (Signal::Provisioned { .. } | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
 
         // Held: approval re-runs the check (it never skips it: invariant 1).
@@ -198,7 +213,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         ) => Phase::Analysing,
         (
             Phase::Held { .. },
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Decided(_)
             | Signal::Done
             | Signal::Stopped(_)
@@ -264,7 +279,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         (Phase::Warm, Signal::Resumed) => Phase::Warm,
         (
             Phase::Warm,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Stopped(_)
             | Signal::Decided(_)
             | Signal::Inconclusive(_)
@@ -289,7 +304,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         }
         (
             Phase::Draining,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Decided(_)
             | Signal::Stopped(_)
             | Signal::Failed { .. }
@@ -299,7 +314,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         )
         | (
             Phase::Stopping,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Decided(_)
             | Signal::Done
             | Signal::Inconclusive(_)
@@ -326,7 +341,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         (Phase::Retiring, Signal::Resumed | Signal::Aborted(_)) => Phase::Retiring,
         (
             Phase::RollingBack,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Stopped(_)
             | Signal::Decided(_)
             | Signal::Inconclusive(_)
@@ -334,7 +349,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         )
         | (
             Phase::Retiring,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Done
             | Signal::Decided(_)
             | Signal::Inconclusive(_)
