@@ -88,7 +88,10 @@ impl Deployer {
             .find(|r| r.release == release)
             .ok_or_else(|| Error::NotFound {
                 what: "retained release",
-                name: format!("{release} (no completed deployment of it in the journal of {})", self.inner.app),
+                name: format!(
+                    "{release} (no completed deployment of it in the journal of {})",
+                    self.inner.app
+                ),
             })?;
         if let Some(pin) = &target.snapshot {
             let env = &self.inner.environment;
@@ -163,9 +166,12 @@ pub(super) fn runs_pin(pin: Option<&Snapshot>, running: Option<&Snapshot>) -> bo
 /// The note to journal when provisioning a pinned release started it under another configuration
 /// than the one it ran with (the fingerprints differ).
 pub(super) fn configuration_changed(d: &Deployment, signal: &Signal) -> Option<String> {
-    let (Some(pin), Signal::Provisioned {
-        snapshot: Some(now), ..
-    }) = (d.pin(), signal)
+    let (
+        Some(pin),
+        Signal::Provisioned {
+            snapshot: Some(now), ..
+        },
+    ) = (d.pin(), signal)
     else {
         return None;
     };

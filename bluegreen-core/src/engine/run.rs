@@ -652,12 +652,19 @@ impl Deployer {
     async fn snapshot_after_start(&self, d: &Deployment) -> std::result::Result<Option<Snapshot>, (Cause, String)> {
         let env = &self.inner.environment;
         let snapshot = env.snapshot(d.target()).await.map_err(|e| {
-            let reason = format!("reading what the {} slot runs after starting it: {}", d.target(), e.chain());
+            let reason = format!(
+                "reading what the {} slot runs after starting it: {}",
+                d.target(),
+                e.chain()
+            );
             (cause_of(&e, Call::Read, Cause::Provision), reason)
         })?;
         if !super::releases::runs_pin(d.pin(), snapshot.as_ref()) {
             let pinned = d.pin().and_then(Snapshot::artifact).unwrap_or_default();
-            let started = snapshot.as_ref().and_then(Snapshot::artifact).unwrap_or("nothing pinned");
+            let started = snapshot
+                .as_ref()
+                .and_then(Snapshot::artifact)
+                .unwrap_or("nothing pinned");
             let reason = format!(
                 "{} started {started} in the {} slot for {}, not the pinned {pinned}",
                 env.name(),

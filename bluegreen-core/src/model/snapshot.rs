@@ -156,7 +156,16 @@ mod tests {
     fn a_config_that_is_not_json_is_refused_by_name() {
         let bad: BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
         let err = Snapshot::fingerprint_of(&bad).unwrap_err();
-        assert!(matches!(&err, Error::Invalid { what: "configuration", .. }), "{err:?}");
+        assert!(
+            matches!(
+                &err,
+                Error::Invalid {
+                    what: "configuration",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

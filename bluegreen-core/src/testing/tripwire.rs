@@ -305,7 +305,9 @@ impl<E: Environment> Environment for TrippingEnvironment<E> {
     /// A deploy: reported as [`Effect::Deploy`].
     async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
         let effect = Effect::Deploy { slot, release };
-        self.tripwire.around(effect, self.inner.deploy_snapshot(slot, release, snapshot)).await
+        self.tripwire
+            .around(effect, self.inner.deploy_snapshot(slot, release, snapshot))
+            .await
     }
 
     /// Forwarded without a fault or effect of its own (a read).
