@@ -11,5 +11,6 @@ pub mod docker;
 pub mod docker_fixtures;
 pub mod footprint;
 pub mod nginx;
+pub mod releases;
 pub mod scenario;
 pub mod timeline;
