@@ -73,13 +73,22 @@ async fn rollback_to_runs_the_image_the_release_ran_after_its_tag_moved() {
     let releases = deployer.releases().await.unwrap();
     let listed: Vec<(&str, Option<&str>, bool)> = releases
         .iter()
-        .map(|r| (r.release.as_str(), r.snapshot.as_ref().and_then(Snapshot::artifact), r.serving))
+        .map(|r| {
+            (
+                r.release.as_str(),
+                r.snapshot.as_ref().and_then(Snapshot::artifact),
+                r.serving,
+            )
+        })
         .collect();
     assert_eq!(listed[2], ("v1", Some(v1_id.as_str()), false));
     assert_eq!((listed[0].0, listed[0].2), ("v3", true));
 
     let report = deployer.rollback_to(release("v1")).await.expect("rollback to v1");
-    assert_eq!(report.deployment.snapshot().and_then(Snapshot::artifact), Some(v1_id.as_str()));
+    assert_eq!(
+        report.deployment.snapshot().and_then(Snapshot::artifact),
+        Some(v1_id.as_str())
+    );
     let (slot, endpoint) = live(&router).await;
     assert_eq!(slot, Slot::Green, "v2's slot, the one without traffic");
     assert_serves(&endpoint, "v1").await;
