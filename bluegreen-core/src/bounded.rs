@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, Release, Slot};
+use crate::model::{Endpoint, Release, Slot, Snapshot};
 use crate::outcome::Call;
 use crate::probe::{HealthProbe, ProbeOutcome, ProbeTarget};
 use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabilities, Routes};
@@ -265,6 +265,24 @@ impl<E: Environment> Environment for Bounded<E> {
             self.inner.check_release(release),
         )
         .await
+    }
+
+    async fn snapshot(&self, slot: Slot) -> Result<Option<Snapshot>> {
+        let what = format!("snapshot of {slot}");
+        self.bound(self.name(), Call::Read, NO_EXTRA, &what, self.inner.snapshot(slot))
+            .await
+    }
+
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+        let what = format!("deploy of {release} as {snapshot} into {slot}");
+        let work = self.inner.deploy_snapshot(slot, release, snapshot);
+        self.bound(self.name(), Call::Provision, NO_EXTRA, &what, work).await
+    }
+
+    async fn check_snapshot(&self, release: &Release, snapshot: &Snapshot) -> Result<ReleaseCheck> {
+        let what = format!("check of release {release} as {snapshot}");
+        let work = self.inner.check_snapshot(release, snapshot);
+        self.bound(self.name(), Call::Read, NO_EXTRA, &what, work).await
     }
 }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, Release, Slot};
+use crate::model::{Endpoint, Release, Slot, Snapshot};
 
 /// What an environment can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -128,9 +128,19 @@ pub enum ReleaseCheck {
 /// - [`remove`](Environment::remove) deletes the slot's instance; removing an absent slot is `Ok`.
 /// - **Cancellation**: a dropped future may leave an instance created but not started; the next
 ///   `deploy` into that slot replaces it.
-/// - **Errors**: [`Error::NotFound`] when the release cannot be found (an image missing),
-///   [`Error::Backend`] when the system fails (with its message; `temporary` when it may pass),
-///   [`Error::Unsupported`] from optional methods the capabilities do not announce.
+/// - **Snapshots** (optional; the defaults pin nothing): [`snapshot`](Environment::snapshot)
+///   says what a started slot actually runs as a [`Snapshot`] — the artifact, pinned (Docker: the
+///   image id, not the tag), and a fingerprint of the environment's configuration today. The
+///   engine journals it once provisioning succeeded.
+///   [`deploy_snapshot`](Environment::deploy_snapshot) starts exactly that artifact again (for
+///   [`Deployer::rollback_to`](crate::Deployer::rollback_to)), under today's configuration, with
+///   `deploy`'s guarantees; [`check_snapshot`](Environment::check_snapshot) says cheaply whether it
+///   still could. An environment that implements one of the three implements all of them: a
+///   snapshot with an artifact is only ever handed back to the environment that took it.
+/// - **Errors**: [`Error::NotFound`] when the release cannot be found (an image missing; for a
+///   snapshot, its artifact gone, naming the artifact and the release), [`Error::Backend`] when
+///   the system fails (with its message; `temporary` when it may pass), [`Error::Unsupported`]
+///   from optional methods the capabilities do not announce.
 #[async_trait]
 pub trait Environment: Send + Sync + Debug + 'static {
     /// A short name for messages and logs (`"docker"`, `"memory"`).
@@ -163,6 +173,61 @@ pub trait Environment: Send + Sync + Debug + 'static {
     async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
         let _ = release;
         Ok(ReleaseCheck::NotChecked)
+    }
+
+    /// What `slot` runs, pinned: the artifact its instance was started from and the fingerprint
+    /// of the configuration. Called by the engine right after [`deploy`](Environment::deploy) or
+    /// [`deploy_snapshot`](Environment::deploy_snapshot) returned; side-effect free, so
+    /// idempotent and safe to cancel.
+    ///
+    /// The default is `Ok(None)`: the environment pins nothing, and a rollback to an earlier
+    /// release deploys it by name.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the system cannot be asked. `Ok(None)` (not an error) for an
+    /// empty slot.
+    async fn snapshot(&self, slot: Slot) -> Result<Option<Snapshot>> {
+        let _ = slot;
+        Ok(None)
+    }
+
+    /// Starts `release` in `slot` exactly as `snapshot` pinned it (Docker: the image by its id,
+    /// whatever the release's tag points to today), under today's configuration; otherwise as
+    /// [`deploy`](Environment::deploy) (replaces a stale instance, idempotent, same cancellation).
+    ///
+    /// The default deploys `release` by name when the snapshot has no artifact, and refuses one
+    /// with an artifact ([`Error::Unsupported`]): an environment that pins nothing cannot start a
+    /// pinned artifact, and never handed one out.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] naming the artifact and the release when the artifact is gone (an
+    /// image removed); the slot keeps what it had. Otherwise as [`deploy`](Environment::deploy).
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+        match snapshot.artifact() {
+            None => self.deploy(slot, release).await,
+            Some(_) => Err(Error::Unsupported {
+                backend: self.name().to_string(),
+                capability: "starting a pinned artifact",
+            }),
+        }
+    }
+
+    /// Whether `snapshot` (taken of `release`) could be started again, checked cheaply and
+    /// without side effect (Docker: the image id is present). Used by
+    /// [`Deployer::rollback_to`](crate::Deployer::rollback_to) before anything changes.
+    ///
+    /// The default checks the release by name ([`check_release`](Environment::check_release))
+    /// when the snapshot has no artifact, and cannot tell ([`ReleaseCheck::NotChecked`]) when it
+    /// has one.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] naming the artifact and the release when the artifact is gone;
+    /// [`Error::Backend`] when the system cannot be asked.
+    async fn check_snapshot(&self, release: &Release, snapshot: &Snapshot) -> Result<ReleaseCheck> {
+        match snapshot.artifact() {
+            None => self.check_release(release).await,
+            Some(_) => Ok(ReleaseCheck::NotChecked),
+        }
     }
 
     /// The last `lines` lines of the slot's output, oldest first.
@@ -208,6 +273,15 @@ macro_rules! forward_environment {
             }
             async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
                 (**self).check_release(release).await
+            }
+            async fn snapshot(&self, slot: Slot) -> Result<Option<Snapshot>> {
+                (**self).snapshot(slot).await
+            }
+            async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+                (**self).deploy_snapshot(slot, release, snapshot).await
+            }
+            async fn check_snapshot(&self, release: &Release, snapshot: &Snapshot) -> Result<ReleaseCheck> {
+                (**self).check_snapshot(release, snapshot).await
             }
         }
     };

@@ -36,6 +36,16 @@ pub enum Error {
         name: String,
     },
 
+    /// A retained release cannot be started again as it ran: the artifact its snapshot pinned
+    /// (Docker: the image id) is gone from the environment. Nothing was changed.
+    #[error("release {release} cannot be started as it ran: its artifact {artifact} is gone")]
+    ArtifactGone {
+        /// The release.
+        release: String,
+        /// The pinned artifact that is gone.
+        artifact: String,
+    },
+
     /// Another deployment of the same application holds the lock.
     #[error("application {app:?} is being deployed by {holder}")]
     Locked {
@@ -243,6 +253,7 @@ impl Error {
             Error::NotApplied { source, .. } => source.is_temporary(),
             Error::Invalid { .. }
             | Error::NotFound { .. }
+            | Error::ArtifactGone { .. }
             | Error::Unsupported { .. }
             | Error::Conflict(_)
             | Error::RolledBack { .. }

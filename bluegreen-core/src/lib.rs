@@ -90,13 +90,13 @@ mod wait;
 pub use bounded::{Bounded, Timeouts};
 pub use command::{Answer, Command, Issuer};
 pub use engine::{
-    Check, Deployer, DeployerBuilder, Drift, Event, EventKind, Plan, PlanStep, Preflight, Problem, Report, Status,
-    TimelineStep, WorstCase,
+    Check, Deployer, DeployerBuilder, Drift, Event, EventKind, Plan, PlanStep, Preflight, Problem, Report,
+    RetainedRelease, Status, TimelineStep, WorstCase,
 };
 pub use environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 pub use error::{Error, Result};
 pub use machine::{Deployment, Parking, Phase};
-pub use model::{AppName, Endpoint, Release, Scheme, Slot, Timestamp, TrafficSplit};
+pub use model::{AppName, Endpoint, Release, Scheme, Slot, Snapshot, Timestamp, TrafficSplit};
 pub use outcome::{Call, Cause, Conflict, Restore};
 pub use probe::{HealthPolicy, HealthProbe, ProbeOutcome, ProbeTarget, Verdict};
 pub use router::{Adoption, Observation, Router, RouterCapabilities, Routes, Serving};

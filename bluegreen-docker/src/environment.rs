@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use bluegreen_core::backend::async_trait;
 use bluegreen_core::{
-    Endpoint, Environment, EnvironmentCapabilities, Error, Release, ReleaseCheck, Result, Slot, SlotStatus, StopOutcome,
+    Endpoint, Environment, EnvironmentCapabilities, Error, Release, ReleaseCheck, Result, Slot, SlotStatus, Snapshot,
+    StopOutcome,
 };
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, HealthConfig, HostConfig, PortBinding,
@@ -46,6 +47,9 @@ const SIGKILL_EXIT: i64 = 137;
 ///   seconds (the Engine API's resolution), then SIGKILL. It reports
 ///   [`StopOutcome::Killed`] when the container exited with 137 after the grace period.
 /// - `logs` returns the container's last output lines (none when the slot has no container).
+/// - `snapshot` pins what a slot's container runs: its image id (`sha256:…`) and a fingerprint of
+///   this configuration; `deploy_snapshot` starts that image by id, so a rollback runs what ran
+///   even after the release's tag moved to another image.
 ///
 /// Logging: only at debug level, and never the container's output (it reaches you through
 /// errors and `logs`) nor environment values (`Debug` of the config shows names only).
@@ -158,6 +162,94 @@ impl DockerEnvironment {
             }),
             Err(e) => Err(backend(format_args!("inspecting image {image}"), e)),
         }
+    }
+
+    /// Checks that image `id`, pinned by a snapshot of `release`, is still present: else
+    /// [`Error::NotFound`] naming the image id and the release.
+    async fn require_pinned(&self, release: &Release, id: &str) -> Result<()> {
+        self.require_image(id).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::NotFound {
+                what: "image",
+                name: format!("{id} (pinned for release {release})"),
+            },
+            other => other,
+        })
+    }
+
+    /// Replaces `slot`'s container with a new one of `image` (a reference or an image id, known
+    /// to be present) for `release`, starts it and returns its endpoint.
+    async fn start_image(&self, slot: Slot, release: &Release, image: &str) -> Result<Endpoint> {
+        self.remove(slot).await?;
+        let name = self.config.container_name(slot);
+        debug!(%slot, %release, %image, %name, "creating container");
+        let options = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        let created = match self
+            .engine
+            .client()
+            .create_container(Some(options), self.create_body(slot, release, image))
+            .await
+        {
+            Ok(created) => created,
+            Err(e) if is_conflict(&e) => {
+                return Err(Error::backend(
+                    "docker",
+                    format!(
+                        "container name {name} is taken by a container that is not {slot} of {}: {e}",
+                        self.config.app
+                    ),
+                    false,
+                ))
+            }
+            Err(e) if is_not_found(&e) => {
+                return Err(Error::NotFound {
+                    what: "image or network",
+                    name: format!("{image} ({e})"),
+                })
+            }
+            Err(e) => return Err(backend(format_args!("creating container {name}"), e)),
+        };
+        if let Err(e) = self.engine.client().start_container(&created.id, None).await {
+            let _ = self.remove_container(&created.id).await;
+            let port = self.config.expose.host_port(slot).filter(|p| *p != 0);
+            return Err(match port {
+                Some(port) if is_port_in_use(&e) => Error::backend_caused_by(
+                    BACKEND,
+                    format!("starting container {name}: host port {port} for the {slot} slot is already in use"),
+                    false,
+                    e,
+                ),
+                _ => backend(format_args!("starting container {name}"), e),
+            });
+        }
+        let info = self.inspect(&created.id).await?.ok_or_else(|| Error::NotFound {
+            what: "container (removed right after start)",
+            name: name.clone(),
+        })?;
+        if !is_running(&info) {
+            if self.config.restart != RestartPolicy::No {
+                // Otherwise Docker keeps restarting it (and holding its port); it is kept, stopped,
+                // for its logs.
+                let options = StopContainerOptions {
+                    t: Some(0),
+                    signal: None,
+                };
+                let _ = self.engine.client().stop_container(&created.id, Some(options)).await;
+            }
+            let logs = self.logs_or_note(&created.id).await;
+            let code = exit_code(&info).map_or("unknown".into(), |c| c.to_string());
+            return Err(Error::backend(
+                BACKEND,
+                with_logs(
+                    format!("container {name} ({image}) exited at once with code {code}"),
+                    &logs,
+                ),
+                false,
+            ));
+        }
+        self.endpoint_of(&info)
     }
 
     fn create_body(&self, slot: Slot, release: &Release, image: &str) -> ContainerCreateBody {
@@ -333,77 +425,7 @@ impl Environment for DockerEnvironment {
     async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
         let image = self.config.image.image_for(release)?;
         self.require_image(&image).await?;
-        self.remove(slot).await?;
-        let name = self.config.container_name(slot);
-        debug!(%slot, %release, %image, %name, "creating container");
-        let options = CreateContainerOptions {
-            name: Some(name.clone()),
-            ..Default::default()
-        };
-        let created = match self
-            .engine
-            .client()
-            .create_container(Some(options), self.create_body(slot, release, &image))
-            .await
-        {
-            Ok(created) => created,
-            Err(e) if is_conflict(&e) => {
-                return Err(Error::backend(
-                    "docker",
-                    format!(
-                        "container name {name} is taken by a container that is not {slot} of {}: {e}",
-                        self.config.app
-                    ),
-                    false,
-                ))
-            }
-            Err(e) if is_not_found(&e) => {
-                return Err(Error::NotFound {
-                    what: "image or network",
-                    name: format!("{image} ({e})"),
-                })
-            }
-            Err(e) => return Err(backend(format_args!("creating container {name}"), e)),
-        };
-        if let Err(e) = self.engine.client().start_container(&created.id, None).await {
-            let _ = self.remove_container(&created.id).await;
-            let port = self.config.expose.host_port(slot).filter(|p| *p != 0);
-            return Err(match port {
-                Some(port) if is_port_in_use(&e) => Error::backend_caused_by(
-                    BACKEND,
-                    format!("starting container {name}: host port {port} for the {slot} slot is already in use"),
-                    false,
-                    e,
-                ),
-                _ => backend(format_args!("starting container {name}"), e),
-            });
-        }
-        let info = self.inspect(&created.id).await?.ok_or_else(|| Error::NotFound {
-            what: "container (removed right after start)",
-            name: name.clone(),
-        })?;
-        if !is_running(&info) {
-            if self.config.restart != RestartPolicy::No {
-                // Otherwise Docker keeps restarting it (and holding its port); it is kept, stopped,
-                // for its logs.
-                let options = StopContainerOptions {
-                    t: Some(0),
-                    signal: None,
-                };
-                let _ = self.engine.client().stop_container(&created.id, Some(options)).await;
-            }
-            let logs = self.logs_or_note(&created.id).await;
-            let code = exit_code(&info).map_or("unknown".into(), |c| c.to_string());
-            return Err(Error::backend(
-                BACKEND,
-                with_logs(
-                    format!("container {name} ({image}) exited at once with code {code}"),
-                    &logs,
-                ),
-                false,
-            ));
-        }
-        self.endpoint_of(&info)
+        self.start_image(slot, release, &image).await
     }
 
     #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, release = Empty))]
@@ -484,6 +506,38 @@ impl Environment for DockerEnvironment {
     async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
         let image = self.config.image.image_for(release)?;
         self.require_image(&image).await.map(|()| ReleaseCheck::Present)
+    }
+
+    /// The image id (`sha256:…`) the slot's container was created from, whatever tag named it,
+    /// and the fingerprint of this environment's configuration (all but `socket` and `image`);
+    /// `None` when the slot has no container.
+    #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot))]
+    async fn snapshot(&self, slot: Slot) -> Result<Option<Snapshot>> {
+        match self.find(slot).await? {
+            Some((_, info)) => crate::snapshot::of_container(&info, &self.config).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Starts the pinned image by its id (not the release's tag, which may have moved), as
+    /// `deploy` would. [`Error::NotFound`] naming the image id and the release when the image is
+    /// gone, before anything is touched; a snapshot without an image deploys by name.
+    #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, %release))]
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+        let Some(id) = snapshot.artifact() else {
+            return self.deploy(slot, release).await;
+        };
+        self.require_pinned(release, id).await?;
+        self.start_image(slot, release, id).await
+    }
+
+    /// Whether the pinned image id is present (an image inspect; nothing is pulled):
+    /// [`ReleaseCheck::Present`], or [`Error::NotFound`] naming the image id and the release.
+    async fn check_snapshot(&self, release: &Release, snapshot: &Snapshot) -> Result<ReleaseCheck> {
+        match snapshot.artifact() {
+            Some(id) => self.require_pinned(release, id).await.map(|()| ReleaseCheck::Present),
+            None => self.check_release(release).await,
+        }
     }
 
     #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, release = Empty))]

@@ -45,6 +45,7 @@ mod image;
 pub mod labels;
 mod logs;
 mod probe;
+mod snapshot;
 
 pub use config::{DockerConfig, Expose, HealthCheck, ImageSource, RestartPolicy, DEFAULT_SOCKET};
 pub use engine::Engine;

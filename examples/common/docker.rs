@@ -46,6 +46,14 @@ impl DockerDemo {
         })
     }
 
+    /// Adds image `<repository>:<version>`, a healthy release like v1 and v2.
+    pub async fn add_release(&mut self, version: &str) -> Result<()> {
+        self.images
+            .add(self.environment.engine(), version, &[])
+            .await
+            .map_err(|why| Error::backend("docker", why, false))
+    }
+
     /// A blue-green deployer for the application through `router`: healthy means Docker's own
     /// health check and `GET /health` through the published port both pass.
     pub fn deployer(&self, router: Arc<dyn Router>) -> Result<Deployer> {

@@ -12,5 +12,6 @@ pub mod docker_fixtures;
 pub mod footprint;
 pub mod nginx;
 pub mod parked;
+pub mod releases;
 pub mod scenario;
 pub mod timeline;

@@ -5,6 +5,7 @@ mod control;
 mod events;
 mod plan;
 mod preflight;
+mod releases;
 mod run;
 mod socket;
 mod state_dir;
@@ -33,6 +34,7 @@ pub use builder::DeployerBuilder;
 pub use events::{Event, EventKind, Report, TimelineStep};
 pub use plan::{Plan, PlanStep, WorstCase};
 pub use preflight::{Check, Preflight, Problem};
+pub use releases::RetainedRelease;
 pub use status::{Drift, Status};
 
 use control::Control;
@@ -338,6 +340,7 @@ impl Deployer {
     fn check_strategy(&self, d: &Deployment) -> Result<()> {
         let strategy = self.inner.strategy.as_ref();
         let steps = crate::strategy::steps(strategy, d.previous().is_some());
+        let fingerprint = crate::strategy::steps_fingerprint(&steps);
         let (was, is) = (d.strategy(), strategy.name());
         let mismatch = |was: String, is: String| {
             Err(Error::Conflict(Conflict::StrategyMismatch {
@@ -349,8 +352,11 @@ impl Deployer {
         if !was.is_empty() && was != is {
             return mismatch(was.to_string(), is.to_string());
         }
-        if !d.steps().is_empty() && d.steps() != steps {
-            return mismatch(format!("{was} ({})", d.steps()), format!("{is} ({steps})"));
+        if !d.steps().is_empty() && d.steps() != fingerprint {
+            return mismatch(
+                format!("{was} (steps {})", d.steps()),
+                format!("{is} ({steps}: steps {fingerprint})"),
+            );
         }
         Ok(())
     }
@@ -362,6 +368,8 @@ fn _futures_are_send(d: &Deployer, r: Release) {
     is_send(d.deploy(r.clone()));
     is_send(d.resume());
     is_send(d.rollback());
+    is_send(d.rollback_to(r.clone()));
+    is_send(d.releases());
     is_send(d.status());
     is_send(d.promote());
     is_send(d.tick());

@@ -16,7 +16,7 @@ use crate::hook::{HookContext, HookOutcome, HookRun, Stage};
 use crate::journal::{Entry, Record};
 use crate::lock::LockGuard;
 use crate::machine::{self, Deployment, Kind, Phase, Previous, Retry, Signal};
-use crate::model::{Release, Slot, Timestamp, TrafficSplit};
+use crate::model::{Release, Slot, Snapshot, Timestamp, TrafficSplit};
 use crate::outcome::{Call, Cause, Conflict};
 use crate::probe::{CheckRecord, ProbeTarget, Verdict};
 use crate::router::{DrainStatus, Routes, Serving};
@@ -101,6 +101,12 @@ impl Run {
 impl Deployer {
     /// Locks, discovers what is live, and runs a new deployment of `release`.
     pub(super) async fn start(&self, kind: Kind, release: Release) -> Result<Report> {
+        self.start_with(kind, release, None).await
+    }
+
+    /// [`start`](Self::start), provisioning exactly `pin` (a snapshot journaled when `release`
+    /// went live before) when there is one.
+    pub(super) async fn start_with(&self, kind: Kind, release: Release, pin: Option<Snapshot>) -> Result<Report> {
         let guard = self.acquire().await?;
         let last = self.last_entry().await?;
         if let Some(last) = &last {
@@ -112,7 +118,7 @@ impl Deployer {
                 }
                 self.run(last.deployment.clone(), guard, Some(last.seq), Begin::Due)
                     .await?;
-                return Box::pin(self.start(kind, release)).await;
+                return Box::pin(self.start_with(kind, release, pin)).await;
             }
             if needs_resume(&last.deployment) {
                 self.note_takeover(&guard, &last.deployment, &mut Run::after(last.seq))
@@ -124,7 +130,10 @@ impl Deployer {
         let commands = self.listening().await?;
         let found = self.discover().await?;
         let inner = &self.inner;
-        let steps = crate::strategy::steps(inner.strategy.as_ref(), found.previous.is_some());
+        let steps = crate::strategy::steps_fingerprint(&crate::strategy::steps(
+            inner.strategy.as_ref(),
+            found.previous.is_some(),
+        ));
         let d = Deployment::new(
             inner.app.clone(),
             kind,
@@ -135,7 +144,8 @@ impl Deployer {
             inner.who.clone(),
         )
         .with_strategy(inner.strategy.name(), steps)
-        .with_parking(inner.park.gates, inner.park.warm);
+        .with_parking(inner.park.gates, inner.park.warm)
+        .with_pin(pin);
         let report = self
             .run_with(d, guard, last.map(|e| e.seq), found.begin, commands)
             .await?;
@@ -573,6 +583,9 @@ impl Deployer {
             _ => {}
         }
         let signal = self.perform(d, commands, run).await?;
+        if let Some(text) = super::releases::configuration_changed(d, &signal) {
+            self.note(d, run, text).await?;
+        }
         if *d.phase() == Phase::Verifying && matches!(signal, Signal::Done) {
             if let Some(failed) = self.run_hooks(d, Stage::BeforeTraffic, run).await? {
                 return Ok(self.hook_failed(d, failed).await);
@@ -788,20 +801,33 @@ impl Deployer {
         }
     }
 
+    /// Starts the release in the target slot: exactly its pinned snapshot when there is one, and
+    /// reads back what the environment started, for the journal. A rollback reuses the target
+    /// slot when it still runs the release (the pinned artifact, when there is one).
     async fn provision(&self, d: &Deployment) -> Signal {
         let env = &self.inner.environment;
         if d.kind() == Kind::Rollback {
             if let Ok(SlotStatus::Running { release, endpoint }) = env.status(d.target()).await {
                 if release == *d.release() {
-                    return Signal::Provisioned(endpoint);
+                    if let Ok(snapshot) = env.snapshot(d.target()).await {
+                        if super::releases::runs_pin(d.pin(), snapshot.as_ref()) {
+                            return Signal::Provisioned { endpoint, snapshot };
+                        }
+                    }
                 }
             }
         }
-        match env.deploy(d.target(), d.release()).await {
-            Ok(endpoint) => Signal::Provisioned(endpoint),
-            Err(e) => {
-                let cause = cause_of(&e, Call::Provision, Cause::Provision);
-                let reason = e.chain().to_string();
+        let started = match d.pin() {
+            Some(pin) => env.deploy_snapshot(d.target(), d.release(), pin).await,
+            None => env.deploy(d.target(), d.release()).await,
+        };
+        let started = match started {
+            Ok(endpoint) => self.snapshot_after_start(d).await.map(|snapshot| (endpoint, snapshot)),
+            Err(e) => Err((cause_of(&e, Call::Provision, Cause::Provision), e.chain().to_string())),
+        };
+        match started {
+            Ok((endpoint, snapshot)) => Signal::Provisioned { endpoint, snapshot },
+            Err((cause, reason)) => {
                 // An environment may already quote the logs in its error (a container that exited
                 // at once): do not repeat them.
                 let mut logs = self.logs(d.target()).await;
@@ -809,6 +835,36 @@ impl Deployer {
                 Signal::Failed { cause, reason, logs }
             }
         }
+    }
+
+    /// What the environment started in `d`'s target slot, for the journal. A failure to say, or
+    /// an artifact other than the pinned one, fails provisioning: the journal must not claim a pin
+    /// it cannot prove.
+    async fn snapshot_after_start(&self, d: &Deployment) -> std::result::Result<Option<Snapshot>, (Cause, String)> {
+        let env = &self.inner.environment;
+        let snapshot = env.snapshot(d.target()).await.map_err(|e| {
+            let reason = format!(
+                "reading what the {} slot runs after starting it: {}",
+                d.target(),
+                e.chain()
+            );
+            (cause_of(&e, Call::Read, Cause::Provision), reason)
+        })?;
+        if !super::releases::runs_pin(d.pin(), snapshot.as_ref()) {
+            let pinned = d.pin().and_then(Snapshot::artifact).unwrap_or_default();
+            let started = snapshot
+                .as_ref()
+                .and_then(Snapshot::artifact)
+                .unwrap_or("nothing pinned");
+            let reason = format!(
+                "{} started {started} in the {} slot for {}, not the pinned {pinned}",
+                env.name(),
+                d.target(),
+                d.release()
+            );
+            return Err((Cause::Provision, reason));
+        }
+        Ok(snapshot)
     }
 
     async fn shift(&self, d: &Deployment, weight: u8) -> Signal {
@@ -1034,7 +1090,10 @@ fn shifted_routes(d: &Deployment, weight: u8) -> Result<Routes> {
 fn describe(signal: &Signal) -> (Record, String) {
     let completed = |detail: String| (Record::Completed { detail: detail.clone() }, detail);
     match signal {
-        Signal::Provisioned(endpoint) => completed(format!("started at {endpoint}")),
+        Signal::Provisioned { endpoint, snapshot } => completed(match snapshot.as_ref().and_then(Snapshot::artifact) {
+            Some(artifact) => format!("started {artifact} at {endpoint}"),
+            None => format!("started at {endpoint}"),
+        }),
         Signal::Decided(decision) => completed(match decision {
             Decision::Shift(w) => format!("shift {w}% to the new slot"),
             Decision::Pause(Pause::Approved) => "wait for approval".into(),

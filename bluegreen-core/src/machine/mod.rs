@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::environment::StopOutcome;
-use crate::model::{AppName, Endpoint, Release, Slot, Timestamp};
+use crate::model::{AppName, Endpoint, Release, Slot, Snapshot, Timestamp};
 use crate::outcome::Cause;
 use crate::strategy::{Pause, Retirement};
 
@@ -219,6 +219,14 @@ pub struct Deployment {
     previous: Option<Previous>,
     /// Where the target slot serves, once provisioned.
     endpoint: Option<Endpoint>,
+    /// What the environment started in the target slot (artifact and configuration), once
+    /// provisioned, where the environment pins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    snapshot: Option<Snapshot>,
+    /// What a [`rollback_to`](crate::Deployer::rollback_to) must start: the snapshot journaled
+    /// when the release last went live (fixed when the deployment starts, so a resume keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pin: Option<Snapshot>,
     /// The target slot's share of traffic now.
     weight: u8,
     /// How many strategy decisions have been carried out.
@@ -255,7 +263,8 @@ pub struct Deployment {
     who: Option<String>,
     /// When it started.
     started: Timestamp,
-    /// The strategy's steps as they were when it started (a resume with other steps is refused).
+    /// A fingerprint of the strategy's steps as they were when it started (a resume with other
+    /// steps is refused).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     steps: String,
     /// Whether it is parked: waiting, with no process running it, for a command or its deadline.
@@ -330,6 +339,19 @@ impl Deployment {
         self.endpoint.as_ref()
     }
 
+    /// What the environment started in the target slot (the artifact, pinned, and a fingerprint
+    /// of its configuration), once provisioned; `None` before, and where the environment pins
+    /// nothing (or in journals written before snapshots were recorded).
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// The snapshot a [`rollback_to`](crate::Deployer::rollback_to) starts again (`None` for
+    /// other deployments): provisioning starts exactly its artifact.
+    pub fn pin(&self) -> Option<&Snapshot> {
+        self.pin.as_ref()
+    }
+
     /// The target slot's share of traffic now, in percent.
     pub fn weight(&self) -> u8 {
         self.weight
@@ -400,8 +422,8 @@ impl Deployment {
         &self.phase
     }
 
-    /// The strategy's steps as they were when it started (empty in journals written before they
-    /// were recorded).
+    /// A fingerprint (`"sha256:…"`) of the strategy's steps as they were when it started (empty
+    /// in journals written before they were recorded).
     pub fn steps(&self) -> &str {
         &self.steps
     }
@@ -433,6 +455,13 @@ impl Deployment {
     pub(crate) fn with_strategy(mut self, name: &str, steps: String) -> Self {
         self.strategy = name.to_string();
         self.steps = steps;
+        self
+    }
+
+    /// Pins the snapshot that provisioning must start (the engine, when a
+    /// [`rollback_to`](crate::Deployer::rollback_to) starts).
+    pub(crate) fn with_pin(mut self, pin: Option<Snapshot>) -> Self {
+        self.pin = pin;
         self
     }
 
@@ -469,6 +498,8 @@ impl Deployment {
             target,
             previous,
             endpoint: None,
+            snapshot: None,
+            pin: None,
             weight: 0,
             step: 0,
             promoted: false,

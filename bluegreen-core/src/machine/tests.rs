@@ -57,7 +57,7 @@ fn analysis() -> Decision {
 /// One of each signal, for exhaustive checks.
 fn all_signals() -> Vec<Signal> {
     vec![
-        Signal::Provisioned(endpoint(9)),
+        Signal::provisioned(endpoint(9)),
         Signal::Decided(Decision::Shift(100)),
         Signal::Decided(Decision::Complete),
         Signal::Done,
@@ -129,7 +129,7 @@ fn blue_green_happy_path() {
     let d = go(
         deployment(true),
         vec![
-            Signal::Provisioned(endpoint(8002)),
+            Signal::provisioned(endpoint(8002)),
             Signal::Done,
             Signal::Decided(Decision::Shift(100)),
             Signal::Done,
@@ -155,7 +155,7 @@ fn a_first_deploy_completes_without_retiring_anything() {
     let d = go(
         deployment(false),
         vec![
-            Signal::Provisioned(endpoint(8002)),
+            Signal::provisioned(endpoint(8002)),
             Signal::Done,
             Signal::Decided(Decision::Shift(100)),
             Signal::Done,
@@ -217,7 +217,7 @@ fn failed_health_rolls_back_with_logs_then_retires_the_new_slot() {
     let d = go(
         deployment(true),
         vec![
-            Signal::Provisioned(endpoint(8002)),
+            Signal::provisioned(endpoint(8002)),
             Signal::Failed {
                 cause: Cause::Health,
                 reason: "503".into(),

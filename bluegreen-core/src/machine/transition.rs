@@ -4,7 +4,7 @@
 //! reach them through [`testing::machine`](crate::testing::machine) (`testing` feature).
 
 use crate::environment::StopOutcome;
-use crate::model::Endpoint;
+use crate::model::{Endpoint, Snapshot};
 use crate::outcome::Cause;
 use crate::strategy::Decision;
 
@@ -14,8 +14,13 @@ use super::{Deployment, Phase, Recheck, Retry};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Signal {
-    /// Provisioning started the release here.
-    Provisioned(Endpoint),
+    /// Provisioning started the release.
+    Provisioned {
+        /// Where it serves.
+        endpoint: Endpoint,
+        /// What the environment started, where it pins it.
+        snapshot: Option<Snapshot>,
+    },
     /// The strategy decided (from Deciding).
     Decided(Decision),
     /// The phase's work finished as planned.
@@ -51,7 +56,7 @@ impl Signal {
     /// A short name for messages.
     pub fn name(&self) -> &'static str {
         match self {
-            Signal::Provisioned(_) => "provisioned",
+            Signal::Provisioned { .. } => "provisioned",
             Signal::Decided(_) => "decided",
             Signal::Done => "done",
             Signal::Stopped(_) => "stopped",
@@ -61,6 +66,15 @@ impl Signal {
             Signal::Aborted(_) => "aborted",
             Signal::Resumed => "resumed",
             Signal::Park { .. } => "park",
+        }
+    }
+
+    /// Provisioning started the release at `endpoint`, with nothing pinned (model tests).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub fn provisioned(endpoint: Endpoint) -> Self {
+        Signal::Provisioned {
+            endpoint,
+            snapshot: None,
         }
     }
 
@@ -115,8 +129,9 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         (_, s @ Signal::Park { .. }) => return Err(refuse(&d, &s)),
 
         // Provisioning → Verifying: the release runs; prove it before anything else.
-        (Phase::Provisioning, Signal::Provisioned(endpoint)) => {
+        (Phase::Provisioning, Signal::Provisioned { endpoint, snapshot }) => {
             d.endpoint = Some(endpoint);
+            d.snapshot = snapshot;
             Phase::Verifying
         }
         (
@@ -132,7 +147,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         },
         (
             Phase::Verifying,
-            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
+            s @ (Signal::Provisioned { .. } | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
 
         // Deciding: carry out the strategy's decision.
@@ -160,7 +175,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         },
         (
             Phase::Deciding,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Done
             | Signal::Stopped(_)
             | Signal::Inconclusive(_)
@@ -176,7 +191,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         }
         (
             Phase::Shifting { .. },
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Stopped(_)
             | Signal::Decided(_)
             | Signal::Inconclusive(_)
@@ -190,7 +205,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         }
         (
             Phase::Paused { .. },
-            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Inconclusive(_)),
+            s @ (Signal::Provisioned { .. } | Signal::Stopped(_) | Signal::Decided(_) | Signal::Inconclusive(_)),
         ) => return Err(refuse(&d, &s)),
 
         // Analysing: passed, or inconclusive (a human decides).
@@ -204,7 +219,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         },
         (
             Phase::Analysing,
-            s @ (Signal::Provisioned(_) | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
+            s @ (Signal::Provisioned { .. } | Signal::Stopped(_) | Signal::Decided(_) | Signal::Approved),
         ) => return Err(refuse(&d, &s)),
 
         // Held: approval re-runs the check (it never skips it: invariant 1).
@@ -224,7 +239,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         ) => Phase::Analysing,
         (
             Phase::Held { .. },
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Decided(_)
             | Signal::Done
             | Signal::Stopped(_)
@@ -290,7 +305,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         (Phase::Warm, Signal::Resumed) => Phase::Warm,
         (
             Phase::Warm,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Stopped(_)
             | Signal::Decided(_)
             | Signal::Inconclusive(_)
@@ -315,7 +330,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         }
         (
             Phase::Draining,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Decided(_)
             | Signal::Stopped(_)
             | Signal::Failed { .. }
@@ -325,7 +340,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         )
         | (
             Phase::Stopping,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Decided(_)
             | Signal::Done
             | Signal::Inconclusive(_)
@@ -352,7 +367,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         (Phase::Retiring, Signal::Resumed | Signal::Aborted(_)) => Phase::Retiring,
         (
             Phase::RollingBack,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Stopped(_)
             | Signal::Decided(_)
             | Signal::Inconclusive(_)
@@ -360,7 +375,7 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         )
         | (
             Phase::Retiring,
-            s @ (Signal::Provisioned(_)
+            s @ (Signal::Provisioned { .. }
             | Signal::Done
             | Signal::Decided(_)
             | Signal::Inconclusive(_)

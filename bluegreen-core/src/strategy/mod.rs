@@ -205,6 +205,12 @@ pub(crate) fn steps(strategy: &dyn Strategy, has_previous: bool) -> String {
     parts.join(" → ")
 }
 
+/// A fingerprint of [`steps`] (`"sha256:…"`), what a deployment journals: a long canary's steps
+/// would otherwise be repeated in every journal entry.
+pub(crate) fn steps_fingerprint(steps: &str) -> String {
+    crate::model::Snapshot::fingerprint_of(&steps).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,6 +134,10 @@ async fn apply_and_read_back(router: &dyn Router, name: &str, what: &str, routes
 /// Steps:
 /// 1. remove both slots (removing an absent slot is `Ok`); both are [`SlotStatus::Absent`];
 /// 2. deploy `a` to blue: `Running { a, endpoint }` with the endpoint `deploy` returned;
+///    [`snapshot`](Environment::snapshot) of blue is `Ok` (and of the absent green `Ok(None)`);
+///    when it pins an artifact, [`check_snapshot`](Environment::check_snapshot) is `Ok` and
+///    [`deploy_snapshot`](Environment::deploy_snapshot) of it into blue runs `a` again from the
+///    same artifact;
 /// 3. deploy `b` to green: both slots run, at different endpoints;
 /// 4. deploy `b` to blue: replaces `a`, `Running { b, endpoint }`; green untouched;
 /// 5. stop blue within `grace`: `Graceful` or `Killed`, then `Stopped { b, .. }`; green still
@@ -163,6 +167,7 @@ pub async fn environment_conformance(env: &dyn Environment, a: Release, b: Relea
 
     let ep_a = ok(name, "deploy(blue, a)", env.deploy(Slot::Blue, &a).await);
     expect_running(env, name, Slot::Blue, "after deploy(blue, a)", &a, &ep_a).await;
+    let ep_a = expect_snapshots(env, name, &a, ep_a).await;
     let ep_green = ok(name, "deploy(green, b)", env.deploy(Slot::Green, &b).await);
     assert!(
         ep_a != ep_green,
@@ -205,6 +210,31 @@ pub async fn environment_conformance(env: &dyn Environment, a: Release, b: Relea
     for slot in Slot::BOTH {
         expect_status(env, name, slot, "at the end", SlotStatus::Absent).await;
     }
+}
+
+/// Step 2's snapshot checks, with blue running `a` at `ep_a` and green absent; returns where blue
+/// serves afterwards (a pinned redeploy moves it).
+async fn expect_snapshots(env: &dyn Environment, name: &str, a: &Release, ep_a: Endpoint) -> Endpoint {
+    let absent = ok(name, "snapshot(green) while absent", env.snapshot(Slot::Green).await);
+    same(name, "snapshot(green) while absent", absent, None);
+    let Some(snapshot) = ok(name, "snapshot(blue)", env.snapshot(Slot::Blue).await) else {
+        return ep_a;
+    };
+    let Some(artifact) = snapshot.artifact().map(str::to_string) else {
+        return ep_a;
+    };
+    ok(name, "check_snapshot(a)", env.check_snapshot(a, &snapshot).await);
+    let step = "deploy_snapshot(blue, a)";
+    let endpoint = ok(name, step, env.deploy_snapshot(Slot::Blue, a, &snapshot).await);
+    expect_running(env, name, Slot::Blue, "after deploy_snapshot(blue, a)", a, &endpoint).await;
+    let again = ok(
+        name,
+        "snapshot(blue) after deploy_snapshot",
+        env.snapshot(Slot::Blue).await,
+    );
+    let step = "the artifact of snapshot(blue) after deploy_snapshot";
+    same(name, step, again.and_then(|s| s.artifact), Some(artifact));
+    endpoint
 }
 
 async fn expect_status(env: &dyn Environment, name: &str, slot: Slot, when: &str, expected: SlotStatus) {

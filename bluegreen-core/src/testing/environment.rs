@@ -1,7 +1,7 @@
 //! [`InMemoryEnvironment`]: slots held in memory, with per-release behaviour knobs, and the
 //! [`InMemoryHealthProbe`] that reads them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::state_file::StateFile;
 
+mod artifacts;
+
 use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, Release, Slot};
+use crate::model::{Endpoint, Release, Slot, Snapshot};
 use crate::probe::{HealthProbe, ProbeOutcome, ProbeTarget};
 
 /// The first port handed out; each new instance gets the next one.
@@ -32,6 +34,15 @@ pub enum EnvOp {
         slot: Slot,
         /// The release.
         release: Release,
+    },
+    /// [`Environment::deploy_snapshot`] was called (whether it succeeded or not).
+    DeploySnapshot {
+        /// The slot.
+        slot: Slot,
+        /// The release.
+        release: Release,
+        /// The pinned artifact asked for.
+        artifact: Option<String>,
     },
     /// [`Environment::stop`] returned `outcome`.
     Stop {
@@ -66,6 +77,9 @@ struct Saved {
     slots: BTreeMap<Slot, SlotStatus>,
     logs: BTreeMap<Slot, Vec<String>>,
     next_port: u16,
+    /// What each slot's instance was started as (files written before snapshots have none).
+    #[serde(default)]
+    snapshots: BTreeMap<Slot, Snapshot>,
 }
 
 impl Default for Saved {
@@ -74,6 +88,7 @@ impl Default for Saved {
             slots: BTreeMap::new(),
             logs: BTreeMap::new(),
             next_port: FIRST_PORT,
+            snapshots: BTreeMap::new(),
         }
     }
 }
@@ -83,6 +98,13 @@ struct State {
     saved: Saved,
     behaviour: HashMap<Release, Behaviour>,
     operations: Vec<EnvOp>,
+    /// How many times each release was [rebuilt](InMemoryEnvironment::rebuild): its name
+    /// resolves to the artifact of that build.
+    builds: HashMap<Release, u32>,
+    /// Artifacts [removed](InMemoryEnvironment::remove_artifact).
+    gone: HashSet<String>,
+    /// The configuration [set](InMemoryEnvironment::set_config) (empty by default).
+    config: String,
 }
 
 impl State {
@@ -96,6 +118,48 @@ impl State {
 
     fn behaviour(&self, release: &Release) -> Behaviour {
         self.behaviour.get(release).cloned().unwrap_or_default()
+    }
+
+    /// Starts `artifact` (a build of `release`) in `slot` as the release's knobs say, replacing
+    /// what the slot held; records the slot's snapshot.
+    fn start(&mut self, slot: Slot, release: &Release, artifact: String) -> Result<Endpoint> {
+        let behaviour = self.behaviour(release);
+        if behaviour.missing {
+            self.log(slot, format!("cannot start {release} in {slot}: release not found"));
+            return Err(Error::NotFound {
+                what: "release",
+                name: release.to_string(),
+            });
+        }
+        if let Some(reason) = behaviour.fail_deploy {
+            self.log(slot, format!("failed to start {release} in {slot}: {reason}"));
+            return Err(Error::backend("memory", reason, false));
+        }
+        if let Some(old) = self.status(slot).release().cloned() {
+            self.log(slot, format!("removing {old} from {slot}"));
+        }
+        self.log(slot, format!("starting {release} in {slot}"));
+        let endpoint = self.fresh_endpoint();
+        let status = match behaviour.exit_on_start {
+            Some(code) => {
+                self.log(slot, format!("{release} exited with code {code}"));
+                SlotStatus::Stopped {
+                    release: release.clone(),
+                    exit_code: Some(code),
+                }
+            }
+            None => {
+                self.log(slot, format!("{release} listening on {endpoint}"));
+                SlotStatus::Running {
+                    release: release.clone(),
+                    endpoint: endpoint.clone(),
+                }
+            }
+        };
+        self.saved.slots.insert(slot, status);
+        let snapshot = Snapshot::new(Some(artifact), self.fingerprint());
+        self.saved.snapshots.insert(slot, snapshot);
+        Ok(endpoint)
     }
 
     fn fresh_endpoint(&mut self) -> Endpoint {
@@ -118,16 +182,23 @@ impl State {
 /// [`ignore_sigterm`](Self::ignore_sigterm) and [`exit_on_start`](Self::exit_on_start).
 /// Health is read through [`health_probe`](Self::health_probe).
 ///
+/// Each release starts from an artifact, `memory:<release>#<build>`, which
+/// [`snapshot`](Environment::snapshot) reports with the fingerprint of the configuration
+/// ([`set_config`](Self::set_config)); [`rebuild`](Self::rebuild) moves a release's name to a new
+/// build (as a retagged image) and [`remove_artifact`](Self::remove_artifact) removes one, so
+/// tests can pin, move and lose what a release ran.
+///
 /// Clones share the same state, so a test can keep one handle while the code under test owns
 /// another. Passes [`environment_conformance`](crate::backend::environment_conformance).
 ///
 /// # Persistence
 /// [`new`](Self::new) keeps everything in memory: it is gone when the process ends.
-/// [`persistent`](Self::persistent) also keeps what runs in each slot, the slots' logs and the port
-/// counter in a JSON file, saved (atomically) before every [`deploy`](Environment::deploy),
+/// [`persistent`](Self::persistent) also keeps what runs in each slot (with its snapshot), the
+/// slots' logs and the port counter in a JSON file, saved (atomically) before every [`deploy`](Environment::deploy),
 /// [`stop`](Environment::stop) and [`remove`](Environment::remove) returns, so a process started
 /// after a crash (say, a deployer resuming after `kill -9`) finds the slots as they were. The
-/// behaviour knobs ([`mark_unhealthy`](Self::mark_unhealthy), …) and
+/// behaviour knobs ([`mark_unhealthy`](Self::mark_unhealthy), [`rebuild`](Self::rebuild),
+/// [`set_config`](Self::set_config), …) and
 /// [`operations`](Self::operations) are not saved: set the knobs again in the new process.
 /// The file is read once, when opened: one process at a time should use it.
 #[derive(Debug, Clone, Default)]
@@ -278,41 +349,15 @@ impl Environment for InMemoryEnvironment {
                 slot,
                 release: release.clone(),
             });
-            let behaviour = state.behaviour(release);
-            if behaviour.missing {
+            let artifact = state.artifact_of(release);
+            if state.gone.contains(&artifact) {
                 state.log(slot, format!("cannot start {release} in {slot}: release not found"));
                 return Err(Error::NotFound {
                     what: "release",
                     name: release.to_string(),
                 });
             }
-            if let Some(reason) = behaviour.fail_deploy {
-                state.log(slot, format!("failed to start {release} in {slot}: {reason}"));
-                return Err(Error::backend("memory", reason, false));
-            }
-            if let Some(old) = state.status(slot).release().cloned() {
-                state.log(slot, format!("removing {old} from {slot}"));
-            }
-            state.log(slot, format!("starting {release} in {slot}"));
-            let endpoint = state.fresh_endpoint();
-            let status = match behaviour.exit_on_start {
-                Some(code) => {
-                    state.log(slot, format!("{release} exited with code {code}"));
-                    SlotStatus::Stopped {
-                        release: release.clone(),
-                        exit_code: Some(code),
-                    }
-                }
-                None => {
-                    state.log(slot, format!("{release} listening on {endpoint}"));
-                    SlotStatus::Running {
-                        release: release.clone(),
-                        endpoint: endpoint.clone(),
-                    }
-                }
-            };
-            state.saved.slots.insert(slot, status);
-            Ok(endpoint)
+            state.start(slot, release, artifact)
         })
         .await?
     }
@@ -372,6 +417,7 @@ impl Environment for InMemoryEnvironment {
         self.change(|state| {
             state.saved.slots.remove(&slot);
             state.saved.logs.remove(&slot);
+            state.saved.snapshots.remove(&slot);
             state.operations.push(EnvOp::Remove { slot });
         })
         .await
@@ -395,6 +441,56 @@ impl Environment for InMemoryEnvironment {
             });
         }
         Ok(ReleaseCheck::Present)
+    }
+
+    /// The artifact the slot's instance was started from and the configuration's fingerprint
+    /// then; `None` for an empty slot.
+    async fn snapshot(&self, slot: Slot) -> Result<Option<Snapshot>> {
+        let state = self.lock();
+        Ok(match state.status(slot) {
+            SlotStatus::Absent => None,
+            SlotStatus::Running { .. } | SlotStatus::Stopped { .. } => state.saved.snapshots.get(&slot).cloned(),
+        })
+    }
+
+    /// Starts the pinned artifact (the release's current build when the snapshot has none),
+    /// under today's configuration; [`Error::NotFound`] naming the artifact and the release when
+    /// it was [removed](InMemoryEnvironment::remove_artifact).
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+        tracing::debug!(%slot, %release, %snapshot, "memory: deploy snapshot");
+        self.change(|state| {
+            state.operations.push(EnvOp::DeploySnapshot {
+                slot,
+                release: release.clone(),
+                artifact: snapshot.artifact.clone(),
+            });
+            let artifact = snapshot
+                .artifact()
+                .map_or_else(|| state.artifact_of(release), str::to_string);
+            if let Some(gone) = state.gone_artifact(release, &artifact) {
+                state.log(slot, format!("cannot start {release} in {slot}: {gone}"));
+                return Err(gone);
+            }
+            state.start(slot, release, artifact)
+        })
+        .await?
+    }
+
+    /// [`Present`](ReleaseCheck::Present) unless the artifact was
+    /// [removed](InMemoryEnvironment::remove_artifact) (or the release marked missing).
+    async fn check_snapshot(&self, release: &Release, snapshot: &Snapshot) -> Result<ReleaseCheck> {
+        let state = self.lock();
+        let artifact = snapshot
+            .artifact()
+            .map_or_else(|| state.artifact_of(release), str::to_string);
+        match state.gone_artifact(release, &artifact) {
+            Some(gone) => Err(gone),
+            None if state.behaviour(release).missing => Err(Error::NotFound {
+                what: "release",
+                name: release.to_string(),
+            }),
+            None => Ok(ReleaseCheck::Present),
+        }
     }
 }
 

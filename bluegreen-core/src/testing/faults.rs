@@ -10,14 +10,14 @@ use async_trait::async_trait;
 
 use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, Release, Slot};
+use crate::model::{Endpoint, Release, Slot, Snapshot};
 use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabilities, Routes};
 
 /// An operation of [`Environment`] or [`Router`] that a fault can target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Op {
-    /// [`Environment::deploy`].
+    /// [`Environment::deploy`] (and [`Environment::deploy_snapshot`]).
     Deploy,
     /// [`Environment::status`].
     Status,
@@ -362,6 +362,21 @@ impl<E: Environment> Environment for FaultyEnvironment<E> {
     /// Forwarded without a fault of its own (there is no [`Op`] for it).
     async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
         self.inner.check_release(release).await
+    }
+    /// Forwarded without a fault or effect of its own (a read).
+    async fn snapshot(&self, slot: Slot) -> Result<Option<Snapshot>> {
+        self.inner.snapshot(slot).await
+    }
+
+    /// A deploy: faulted as [`Op::Deploy`].
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+        self.faults.before(Op::Deploy).await?;
+        self.inner.deploy_snapshot(slot, release, snapshot).await
+    }
+
+    /// Forwarded without a fault or effect of its own (a read).
+    async fn check_snapshot(&self, release: &Release, snapshot: &Snapshot) -> Result<ReleaseCheck> {
+        self.inner.check_snapshot(release, snapshot).await
     }
 }
 

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::Result;
 use crate::journal::{Entry, Journal, Record, SkippedLine};
-use crate::model::{Endpoint, Release, Slot};
+use crate::model::{Endpoint, Release, Slot, Snapshot};
 use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabilities, Routes};
 
 /// What a [`Tripwire`] counts.
@@ -34,7 +34,7 @@ pub enum Counts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Effect<'a> {
-    /// [`Environment::deploy`].
+    /// [`Environment::deploy`] (or [`Environment::deploy_snapshot`]).
     Deploy {
         /// The slot deployed to.
         slot: Slot,
@@ -298,6 +298,23 @@ impl<E: Environment> Environment for TrippingEnvironment<E> {
 
     async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
         self.inner.check_release(release).await
+    }
+    /// Forwarded without a fault or effect of its own (a read).
+    async fn snapshot(&self, slot: Slot) -> Result<Option<Snapshot>> {
+        self.inner.snapshot(slot).await
+    }
+
+    /// A deploy: reported as [`Effect::Deploy`].
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+        let effect = Effect::Deploy { slot, release };
+        self.tripwire
+            .around(effect, self.inner.deploy_snapshot(slot, release, snapshot))
+            .await
+    }
+
+    /// Forwarded without a fault or effect of its own (a read).
+    async fn check_snapshot(&self, release: &Release, snapshot: &Snapshot) -> Result<ReleaseCheck> {
+        self.inner.check_snapshot(release, snapshot).await
     }
 }
 

@@ -175,7 +175,7 @@ fn legal(from: &Deployment, to: &Deployment) -> bool {
         .cloned()
         .unwrap_or_else(|| Endpoint::new("127.0.0.1", 1).expect("valid"));
     let mut signals = vec![
-        Signal::Provisioned(endpoint.clone()),
+        Signal::provisioned(endpoint.clone()),
         Signal::Decided(Decision::Complete),
         Signal::Decided(Decision::Analyse(Analysis::new(ScriptedProbe::always_healthy()))),
         Signal::Done,
