@@ -184,7 +184,8 @@ impl Deployer {
     /// a parked one this process rolls back itself (`Ok(Some(report))`, within a warm rollback
     /// window: instant). Otherwise it deploys the release that the last completed deployment
     /// replaced, through the normal health-gated path: instant when that release still runs in
-    /// its slot, redeployed when not (`Ok(Some(report))`).
+    /// its slot, redeployed when not — from the [snapshot](crate::Snapshot) it ran, as
+    /// [`rollback_to`](Self::rollback_to), where the journal retains it (`Ok(Some(report))`).
     ///
     /// # Errors
     /// [`Error::NotFound`] when the journal knows no previous release; otherwise as
@@ -206,7 +207,14 @@ impl Deployer {
                 what: "previous release",
                 name: self.inner.app.to_string(),
             })?;
-        self.start(Kind::Rollback, previous.release).await.map(Some)
+        // Exactly what ran before, where the journal retains its snapshot.
+        match self.rollback_to(previous.release.clone()).await {
+            Err(Error::NotFound {
+                what: "retained release",
+                ..
+            }) => self.start(Kind::Rollback, previous.release).await.map(Some),
+            other => other.map(Some),
+        }
     }
 
     /// Finishes a deployment that a crash (or an unreachable router) left unfinished: rolls it
