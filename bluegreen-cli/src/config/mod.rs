@@ -187,17 +187,36 @@ pub enum PromotionConfig {
 
 impl<'de> Deserialize<'de> for PromotionConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        match text.as_str() {
+        parse_text(d, "\"auto\", \"manual\" or a duration like \"30s\"", |text| match text {
             "auto" => Ok(PromotionConfig::Auto),
             "manual" => Ok(PromotionConfig::Manual),
-            other => humantime::parse_duration(other).map(PromotionConfig::After).map_err(|_| {
-                serde::de::Error::custom(format!(
-                    "promotion = {other:?}: expected \"auto\", \"manual\" or a duration like \"30s\""
-                ))
-            }),
+            other => humantime::parse_duration(other)
+                .map(PromotionConfig::After)
+                .map_err(|_| format!("promotion = {other:?}: expected \"auto\", \"manual\" or a duration like \"30s\"")),
+        })
+    }
+}
+
+/// Reads a string through `parse`, failing inside the value's own deserializer (so the error
+/// carries the value's line and column, not its table's).
+fn parse_text<'de, D, T>(d: D, expected: &'static str, parse: fn(&str) -> Result<T, String>) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Text<T> {
+        expected: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<T> serde::de::Visitor<'_> for Text<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.expected)
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            (self.parse)(text).map_err(E::custom)
         }
     }
+    d.deserialize_str(Text { expected, parse })
 }
 
 /// `canary = { steps = [{ weight = 10 }, { pause = "30s" }, { pause = "approval" }, { analyse = {...} }] }`.
@@ -231,14 +250,13 @@ pub enum PauseConfig {
 
 impl<'de> Deserialize<'de> for PauseConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        if text == "approval" {
-            return Ok(PauseConfig::Approval);
-        }
-        humantime::parse_duration(&text).map(PauseConfig::For).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "pause = {text:?}: expected \"approval\" or a duration like \"30s\""
-            ))
+        parse_text(d, "\"approval\" or a duration like \"30s\"", |text| {
+            if text == "approval" {
+                return Ok(PauseConfig::Approval);
+            }
+            humantime::parse_duration(text)
+                .map(PauseConfig::For)
+                .map_err(|_| format!("pause = {text:?}: expected \"approval\" or a duration like \"30s\""))
         })
     }
 }
