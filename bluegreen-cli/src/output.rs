@@ -98,14 +98,14 @@ impl Progress {
                 resumed,
             } => Some(format!(
                 "{} {release} in {target}{}",
-                if *resumed { "resuming" } else { "deploying" },
+                if *resumed { "carrying on" } else { "deploying" },
                 previous.as_ref().map(|p| format!(" (live: {p})")).unwrap_or_default()
             )),
             EventKind::PhaseChanged { from, to, took, detail } => {
                 if let Some(spinner) = &self.spinner {
                     spinner.set_message(format!("{to}"));
                 }
-                Some(format!("  {from:<24} {:>8}  {detail}", human(*took)))
+                Some(format!("  {:<20} {:>8}  {detail}", from.to_string(), human(*took)))
             }
             EventKind::Parked { phase, until } => Some(format!(
                 "  parked at {phase}{}",

@@ -79,7 +79,10 @@ fn an_unknown_key_is_refused_with_file_line_column_and_key_path() {
 #[test]
 fn a_bad_value_is_refused_with_file_line_column_and_key_path() {
     let dir = tempfile::tempdir().unwrap();
-    let text = config("", "[strategy]\ncanary = { steps = [{ weight = 10 }, { pause = \"soonish\" }] }\n");
+    let text = config(
+        "",
+        "[strategy]\ncanary = { steps = [{ weight = 10 }, { pause = \"soonish\" }] }\n",
+    );
     let path = write(dir.path(), "deploy.toml", &text);
     let out = run(dir.path(), &["--config", path.to_str().unwrap(), "plan", "v1"]);
     let shown = text_of(&out);
@@ -99,13 +102,19 @@ fn a_bad_value_is_refused_with_file_line_column_and_key_path() {
     assert_eq!(out.status.code(), Some(2), "{shown}");
     let (line, column) = position(&text, "\"ten seconds\"");
     assert!(shown.contains(&format!("grace.toml:{line}:{column}:")), "{shown}");
-    assert!(shown.contains("`docker.stop_grace`") && shown.contains("ten seconds"), "{shown}");
+    assert!(
+        shown.contains("`docker.stop_grace`") && shown.contains("ten seconds"),
+        "{shown}"
+    );
 }
 
 #[test]
 fn an_injected_value_is_refused_with_its_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    let text = config("", "").replace("upstream_name = \"shop\"", "upstream_name = \"shop; include /etc/passwd\"");
+    let text = config("", "").replace(
+        "upstream_name = \"shop\"",
+        "upstream_name = \"shop; include /etc/passwd\"",
+    );
     write(dir.path(), "bluegreen.toml", &text);
     let out = run(dir.path(), &["validate"]);
     let shown = text_of(&out);
@@ -221,7 +230,10 @@ fn init_writes_a_file_that_validate_accepts() {
     // The starter points nginx at /etc/nginx/bluegreen; aim it at a directory of the test's own.
     let nginx = dir.path().join("nginx");
     std::fs::create_dir_all(&nginx).unwrap();
-    let edited = written.replace("/etc/nginx/bluegreen/shop.conf", &nginx.join("shop.conf").display().to_string());
+    let edited = written.replace(
+        "/etc/nginx/bluegreen/shop.conf",
+        &nginx.join("shop.conf").display().to_string(),
+    );
     std::fs::write(dir.path().join("bluegreen.toml"), edited).unwrap();
 
     if !Path::new("/var/run/docker.sock").exists() {
@@ -241,7 +253,10 @@ fn validate_json_shows_env_keys_but_never_their_values() {
         return bluegreen_testkit::real::unavailable("docker", "no /var/run/docker.sock (validate connects to it)");
     }
     let dir = tempfile::tempdir().unwrap();
-    let text = config("[docker.env]\nDATABASE_URL = \"postgres://admin:hunter2-77@db/shop\"\n", "");
+    let text = config(
+        "[docker.env]\nDATABASE_URL = \"postgres://admin:hunter2-77@db/shop\"\n",
+        "",
+    );
     write(dir.path(), "bluegreen.toml", &text);
     for args in [&["--json", "validate"][..], &["validate"][..]] {
         let out = run(dir.path(), args);

@@ -44,7 +44,10 @@ pub async fn run(ctx: &Context, release: &str, detached: bool) -> Result<Exit, E
         None => {
             eprintln!("interrupted: stopped waiting; the deployment is left for `bluegreen resume`");
             if ctx.out.json {
-                println!("{}", serde_json::json!({ "result": "interrupted", "exit": Exit::Interrupted as u8 }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "result": "interrupted", "exit": Exit::Interrupted as u8 })
+                );
             }
             Ok(Exit::Interrupted)
         }

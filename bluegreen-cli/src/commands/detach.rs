@@ -63,7 +63,10 @@ pub async fn run(ctx: &Context, loaded: &Loaded, built: &Built, release: &Releas
             return Ok(status.code().map_or(Exit::Interrupted, code_to_exit));
         }
         if let Ok(status) = built.deployer.status().await {
-            if let Some(last) = status.last.filter(|d| Some(d.id()) != before.as_deref() && d.release() == release) {
+            if let Some(last) = status
+                .last
+                .filter(|d| Some(d.id()) != before.as_deref() && d.release() == release)
+            {
                 if ctx.out.json {
                     ctx.out.document(&serde_json::json!({
                         "deployment": last.id(), "pid": child.id(), "log": log_path,

@@ -21,10 +21,8 @@ pub fn run(ctx: &Context, app: &str, force: bool) -> Result<Exit, Exit> {
     if ctx.out.json {
         ctx.out.document(&serde_json::json!({ "written": path }));
     } else {
-        ctx.out.line(format!(
-            "wrote {}: edit it, then `bluegreen validate`",
-            path.display()
-        ));
+        ctx.out
+            .line(format!("wrote {}: edit it, then `bluegreen validate`", path.display()));
     }
     Ok(Exit::Success)
 }

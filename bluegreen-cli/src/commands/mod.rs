@@ -38,7 +38,10 @@ impl Context {
         config::load(&self.global.config).map_err(|e| {
             eprintln!("error: {e}");
             if self.out.json {
-                println!("{}", serde_json::json!({ "error": e.to_string(), "exit": Exit::Invalid as u8 }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": e.to_string(), "exit": Exit::Invalid as u8 })
+                );
             }
             Exit::Invalid
         })

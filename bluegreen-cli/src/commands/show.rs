@@ -35,13 +35,18 @@ pub fn report(ctx: &Context, report: &Report, timeline: bool) {
         ));
     } else if d.promoted() {
         let warm = if d.parked().is_some() {
-            format!("; the previous slot stays warm for {} (`bluegreen rollback` is instant)", crate::output::human(d.retirement().rollback_window))
+            format!(
+                "; the previous slot stays warm for {} (`bluegreen rollback` is instant)",
+                crate::output::human(d.retirement().rollback_window)
+            )
         } else {
             String::new()
         };
-        ctx.out.line(format!("live: {} in {} ({took}){warm}", d.release(), d.target()));
+        ctx.out
+            .line(format!("live: {} in {} ({took}){warm}", d.release(), d.target()));
     } else {
-        ctx.out.line(format!("{}: {} {} ({took})", d.phase(), d.id(), d.release()));
+        ctx.out
+            .line(format!("{}: {} {} ({took})", d.phase(), d.id(), d.release()));
     }
 }
 
@@ -51,9 +56,12 @@ pub fn answer(ctx: &Context, answer: &Answer, what: &str) {
         Answer::Ran(run) => report(ctx, run, true),
         Answer::Accepted { deployment, by_pid } => {
             if ctx.out.json {
-                ctx.out.document(&serde_json::json!({ "accepted": what, "deployment": deployment, "by_pid": by_pid }));
+                ctx.out
+                    .document(&serde_json::json!({ "accepted": what, "deployment": deployment, "by_pid": by_pid }));
             } else {
-                ctx.out.line(format!("{what} accepted: deployment {deployment} is carried on by pid {by_pid}"));
+                ctx.out.line(format!(
+                    "{what} accepted: deployment {deployment} is carried on by pid {by_pid}"
+                ));
             }
         }
         other => {

@@ -15,7 +15,11 @@ pub async fn run(ctx: &Context, release: Option<&str>) -> Result<Exit, Exit> {
         }
         None => built.deployer.preflight().await,
     };
-    let exit = if preflight.is_ok() { Exit::Success } else { Exit::Unreachable };
+    let exit = if preflight.is_ok() {
+        Exit::Success
+    } else {
+        Exit::Unreachable
+    };
     if ctx.out.json {
         ctx.out.document(&serde_json::json!({
             "file": loaded.path,

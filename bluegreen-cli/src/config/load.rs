@@ -35,12 +35,7 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Read { path, source } => write!(f, "{}: cannot read: {source}", path.display()),
-            ConfigError::Invalid {
-                path,
-                at,
-                key,
-                message,
-            } => {
+            ConfigError::Invalid { path, at, key, message } => {
                 write!(f, "{}", path.display())?;
                 if let Some((line, column)) = at {
                     write!(f, ":{line}:{column}")?;

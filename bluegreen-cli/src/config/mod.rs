@@ -187,13 +187,19 @@ pub enum PromotionConfig {
 
 impl<'de> Deserialize<'de> for PromotionConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_text(d, "\"auto\", \"manual\" or a duration like \"30s\"", |text| match text {
-            "auto" => Ok(PromotionConfig::Auto),
-            "manual" => Ok(PromotionConfig::Manual),
-            other => humantime::parse_duration(other)
-                .map(PromotionConfig::After)
-                .map_err(|_| format!("promotion = {other:?}: expected \"auto\", \"manual\" or a duration like \"30s\"")),
-        })
+        parse_text(
+            d,
+            "\"auto\", \"manual\" or a duration like \"30s\"",
+            |text| match text {
+                "auto" => Ok(PromotionConfig::Auto),
+                "manual" => Ok(PromotionConfig::Manual),
+                other => humantime::parse_duration(other)
+                    .map(PromotionConfig::After)
+                    .map_err(|_| {
+                        format!("promotion = {other:?}: expected \"auto\", \"manual\" or a duration like \"30s\"")
+                    }),
+            },
+        )
     }
 }
 
