@@ -111,7 +111,12 @@ impl Progress {
                 "  parked at {phase}{}",
                 until.map(|u| format!(" until {u}")).unwrap_or_default()
             )),
-            EventKind::Hook(run) => Some(format!("  hook {run:?}")),
+            EventKind::Hook(run) => Some(format!(
+                "  hook {} {}: {}",
+                run.stage,
+                run.hook,
+                serde_json::to_string(&run.outcome).unwrap_or_default()
+            )),
             EventKind::Note(note) => Some(format!("  note: {note}")),
             EventKind::Check(check) => {
                 if let Some(spinner) = &self.spinner {

@@ -272,3 +272,22 @@ fn validate_json_shows_env_keys_but_never_their_values() {
 fn text_of(out: &Output) -> String {
     text(out)
 }
+
+#[test]
+fn the_readme_sample_config_is_accepted() {
+    // The repository's README; a packaged crate carries it as its own README.md.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(manifest.join("../README.md"))
+        .or_else(|_| std::fs::read_to_string(manifest.join("README.md")))
+        .expect("the README");
+    let section = &readme[readme.find("## The `bluegreen` command").expect("the CLI section")..];
+    let start = section.find("```toml\n").expect("a toml sample") + "```toml\n".len();
+    let sample = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "bluegreen.toml", sample);
+    let out = run(dir.path(), &["validate"]);
+    let shown = text_of(&out);
+    // Accepted as a file: anything but 2 (without Docker, or nginx's directory, preflight says 5).
+    assert_ne!(out.status.code(), Some(2), "{shown}");
+    assert!(!shown.contains("postgres://"), "an env value was printed: {shown}");
+}

@@ -308,4 +308,47 @@ async fn the_cli_deploys_steers_and_rolls_back_through_docker_and_nginx() {
         String::from_utf8_lossy(&status.stderr)
     );
     assert_eq!(served(&nginx).await.get("v2"), Some(&40));
+
+    // Ctrl-C during a deploy: exit 4, saying the deployment is left for `resume` ...
+    let mut interrupted = cli
+        .command("slow.toml", &["deploy", "v4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a deploy to interrupt");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = cli.json("bluegreen.toml", &["status"]);
+        if status["last"]["release"] == "v4" && status["last"]["weight"] == 10 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deploy to interrupt never reached 10%: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &interrupted.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while interrupted.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "Ctrl-C did not end the deploy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = interrupted.wait_with_output().expect("interrupted deploy");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bluegreen resume"), "{}", stderr(&out));
+    // ... and `resume` converges it: not promoted, so rolled back (exit 1), v2 serving alone.
+    let out = cli.run("slow.toml", &["resume"]);
+    assert_eq!(out.status.code(), Some(1), "resume: {}", stderr(&out));
+    assert_eq!(served(&nginx).await.get("v2"), Some(&40));
+    let status = cli.json("bluegreen.toml", &["status"]);
+    assert_eq!(status["last"]["release"], "v4", "{status:#}");
+    assert!(
+        status["last"]["phase"].to_string().contains("rolled_back"),
+        "{status:#}"
+    );
 }
