@@ -351,4 +351,33 @@ async fn the_cli_deploys_steers_and_rolls_back_through_docker_and_nginx() {
         status["last"]["phase"].to_string().contains("rolled_back"),
         "{status:#}"
     );
+
+    // deploy --detach: returns once the deployment started; it goes on in the background.
+    let out = cli.run("bluegreen.toml", &["deploy", "--detach", "v4"]);
+    assert_eq!(out.status.code(), Some(0), "deploy --detach: {}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("started in the background"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = cli.json("bluegreen.toml", &["status"]);
+        if status["last"]["release"] == "v4" && status["last"]["promoted"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the detached deploy never went live: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(served(&nginx).await.get("v4"), Some(&40));
+    // Its output went to the state directory; wait for it to end (it holds the lock until then).
+    let log_path = state.join(format!("{}.deploy.log", app.name()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("live: v4 in") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the detached deploy's output: {log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
