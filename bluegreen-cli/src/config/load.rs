@@ -199,6 +199,46 @@ mod tests {
         assert_eq!(line_column("a = 1\nbb = 2\n", 11), (2, 6));
     }
 
+    const TRAEFIK: &str = r#"app = "shop"
+[docker]
+image = { kind = "reference" }
+container_port = 8080
+[router.traefik]
+directory = "/tmp"
+rule = "Host(`shop.local`)"
+[probe]
+tcp = {}
+[strategy]
+canary = { steps = [{ weight = 10 }, { pause = "approval" }, { analyse = { count = 3, interval = "1s" } }, { pause = "30s" }] }
+"#;
+
+    #[test]
+    fn the_name_written_once_reaches_docker_and_traefik() {
+        let config = parse(TRAEFIK).map_err(|r| r.message).expect("parses");
+        assert_eq!(config.docker.0.app.as_str(), "shop");
+        match &config.router {
+            super::super::RouterConfig::Traefik(traefik) => assert_eq!(traefik.0.app.as_str(), "shop"),
+            other => panic!("{other:?}"),
+        }
+        match &config.strategy {
+            super::super::StrategyConfig::Canary(canary) => assert_eq!(canary.steps.len(), 4),
+            other => panic!("{other:?}"),
+        }
+        validate(&config, TRAEFIK).map_err(|r| r.message).expect("valid");
+    }
+
+    #[test]
+    fn a_key_inside_the_traefik_table_keeps_its_position() {
+        let text = TRAEFIK.replace("rule = ", "rulez = ");
+        let refusal = parse(&text).err().expect("refused");
+        assert_eq!(refusal.key.as_deref(), Some("router.traefik.rulez"));
+        assert_eq!(refusal.at, Some((7, 1)), "{}", refusal.message);
+        // `app` belongs at the top only.
+        let text = TRAEFIK.replace("[router.traefik]\n", "[router.traefik]\napp = \"other\"\n");
+        let refusal = parse(&text).err().expect("refused");
+        assert!(refusal.message.contains("duplicate field `app`"), "{}", refusal.message);
+    }
+
     #[test]
     fn env_paths_are_secret() {
         assert!(is_secret("docker.env.DATABASE_URL"));
