@@ -230,12 +230,12 @@ canary = { steps = [{ weight = 10 }, { pause = "approval" }, { analyse = { count
     #[test]
     fn a_key_inside_the_traefik_table_keeps_its_position() {
         let text = TRAEFIK.replace("rule = ", "rulez = ");
-        let refusal = parse(&text).err().expect("refused");
+        let refusal = parse(&text).expect_err("refused");
         assert_eq!(refusal.key.as_deref(), Some("router.traefik.rulez"));
         assert_eq!(refusal.at, Some((7, 1)), "{}", refusal.message);
         // `app` belongs at the top only.
         let text = TRAEFIK.replace("[router.traefik]\n", "[router.traefik]\napp = \"other\"\n");
-        let refusal = parse(&text).err().expect("refused");
+        let refusal = parse(&text).expect_err("refused");
         assert!(refusal.message.contains("duplicate field `app`"), "{}", refusal.message);
     }
 
