@@ -251,6 +251,18 @@ async fn the_cli_deploys_steers_and_rolls_back_through_docker_and_nginx() {
     let retained = cli.json("bluegreen.toml", &["releases"]);
     assert!(retained.as_array().is_some_and(|r| r.len() >= 3), "{retained:#}");
 
+    // The human forms.
+    let out = cli.run("bluegreen.toml", &["status"]);
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(shown.contains("live: ") && shown.contains(" v1 "), "{shown}");
+    let out = cli.run("bluegreen.toml", &["history", "-n", "3"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    let out = cli.run("bluegreen.toml", &["plan", "v2"]);
+    assert_eq!(out.status.code(), Some(0), "plan: {}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("worst case"));
+
     // logs of the live slot.
     let out = cli.run("bluegreen.toml", &["logs", "-n", "5"]);
     assert_eq!(out.status.code(), Some(0), "logs: {}", stderr(&out));

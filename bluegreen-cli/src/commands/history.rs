@@ -24,7 +24,10 @@ pub async fn run(ctx: &Context, limit: usize) -> Result<Exit, Exit> {
             d.target().to_string(),
             d.phase().name(),
             d.who().map(|w| format!(" by {w}")).unwrap_or_default(),
-            d.reason().map(|r| format!(" ({r})")).unwrap_or_default(),
+            d.reason()
+                .and_then(|r| r.lines().next())
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
         ));
     }
     Ok(Exit::Success)

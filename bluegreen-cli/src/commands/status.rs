@@ -41,9 +41,9 @@ fn print_human(ctx: &Context, status: &Status) {
     }
     if let Some(last) = &status.last {
         out.line(format!(
-            "last: {} {:?} {} -> {} phase {}{}",
+            "last: {} {} {} -> {} phase {}{}",
             last.id(),
-            last.kind(),
+            format!("{:?}", last.kind()).to_lowercase(),
             last.release(),
             last.target(),
             last.phase(),
@@ -51,11 +51,17 @@ fn print_human(ctx: &Context, status: &Status) {
         ));
     }
     if let Some(parked) = status.parked() {
-        out.line(format!(
-            "parked since {}{}: `bluegreen promote` or `bluegreen abort`",
-            parked.since,
-            parked.until.map(|u| format!(" until {u}")).unwrap_or_default()
-        ));
+        let until = parked.until.map(|u| format!(" until {u}")).unwrap_or_default();
+        if status.last.as_ref().is_some_and(|d| d.promoted()) {
+            out.line(format!(
+                "warm: the previous slot is kept{until}; `bluegreen rollback` is instant"
+            ));
+        } else {
+            out.line(format!(
+                "parked since {}{until}: `bluegreen promote` or `bluegreen abort`",
+                parked.since
+            ));
+        }
     }
     for drift in &status.drift {
         out.line(format!("drift: {drift}"));
