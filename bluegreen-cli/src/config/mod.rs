@@ -1,0 +1,334 @@
+//! `bluegreen.toml`: what one application's deployments need, in one file.
+//!
+//! The backends' sections are their own serde configs, read as they are (never a second copy of
+//! their keys): `[docker]` is a [`DockerConfig`], `[router.nginx]` a [`NginxConfig`],
+//! `[router.traefik]` a [`TraefikConfig`], `[health]` a [`HealthPolicy`], `[retirement]` a
+//! [`Retirement`], `[timeouts]` the deployer's [`Timeouts`], `[probe] command` a [`CommandProbe`]
+//! and each hook a [`CommandHook`]. The application's name is written once, at the top, and given
+//! to the sections that carry it (see [`with_app`]). What only the CLI adds — the strategy's
+//! steps, which probes to run, the state directory — is defined here.
+//!
+//! Every table refuses unknown keys; durations are text (`"30s"`).
+
+mod load;
+mod redact;
+mod template;
+mod with_app;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bluegreen::bounded::Timeouts;
+use bluegreen::docker::DockerConfig;
+use bluegreen::hook::CommandHook;
+use bluegreen::nginx::NginxConfig;
+use bluegreen::probe::CommandProbe;
+use bluegreen::traefik::TraefikConfig;
+use bluegreen::{AppName, HealthPolicy, Retirement};
+use serde::Deserialize;
+
+pub use load::load;
+pub use redact::redacted_json;
+pub use template::starter;
+pub use with_app::WithApp;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The application: names its containers, journal, lock and router entries.
+    pub app: AppName,
+    /// Journal, lock and command socket (relative paths are against the file's directory).
+    /// Every process that deploys or steers the application must use the same one.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// How long a gate waits for `promote` before `tick` (or the next command) rolls it back.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub approval_timeout: Option<Duration>,
+    /// Take over a proxy file bluegreen did not write (kept as a backup).
+    #[serde(default)]
+    pub adopt_existing_config: bool,
+    /// The environment: the slots as Docker containers (`app` comes from the top).
+    pub docker: WithApp<DockerConfig>,
+    /// The proxy that moves traffic.
+    pub router: RouterConfig,
+    /// What "healthy" means for one check.
+    #[serde(default)]
+    pub probe: ProbeConfig,
+    /// Thresholds, interval and deadline around the probes.
+    #[serde(default)]
+    pub health: HealthPolicy,
+    /// Blue-green (the default) or canary.
+    #[serde(default)]
+    pub strategy: StrategyConfig,
+    /// Rollback window, drain, stop grace.
+    #[serde(default)]
+    pub retirement: Retirement,
+    /// Bounds of each backend call.
+    #[serde(default)]
+    pub timeouts: Option<Timeouts>,
+    /// Commands run at each stage.
+    #[serde(default)]
+    pub hooks: HooksConfig,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(".bluegreen")
+}
+
+fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    bluegreen::model::field::duration(d, "approval_timeout").map(Some)
+}
+
+/// Exactly one router.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RouterConfig {
+    /// An upstream file your nginx includes.
+    Nginx(NginxConfig),
+    /// A file in Traefik's file-provider directory (`app` comes from the top).
+    Traefik(WithApp<TraefikConfig>),
+}
+
+/// The probes of one health check; each one configured must pass (all of them, in order).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// `GET <path>` on the slot's endpoint.
+    pub http: Option<HttpProbeConfig>,
+    /// A TCP connection to the slot's endpoint.
+    pub tcp: Option<TcpProbeConfig>,
+    /// A command (argv, no shell): healthy when it exits 0.
+    pub command: Option<CommandProbe>,
+    /// Docker's own `HEALTHCHECK` status of the slot's container.
+    #[serde(default)]
+    pub docker_health: bool,
+}
+
+impl ProbeConfig {
+    /// Whether no probe is configured (the file must name at least one).
+    pub fn is_empty(&self) -> bool {
+        self.http.is_none() && self.tcp.is_none() && self.command.is_none() && !self.docker_health
+    }
+}
+
+/// `[probe.http]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbeConfig {
+    /// The path requested (`/health`).
+    pub path: String,
+    /// Accepted statuses, inclusive (default 200–299).
+    #[serde(default)]
+    pub status: Option<[u16; 2]>,
+    /// Text the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// One request's bound.
+    #[serde(default, deserialize_with = "http_timeout")]
+    pub timeout: Option<Duration>,
+}
+
+fn http_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    bluegreen::model::field::duration(d, "timeout").map(Some)
+}
+
+/// `[probe.tcp]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbeConfig {
+    /// One connection attempt's bound.
+    #[serde(default, deserialize_with = "http_timeout")]
+    pub timeout: Option<Duration>,
+}
+
+/// `[strategy]`: `blue_green = { promotion = "auto" }` or `canary = { steps = [...] }`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StrategyConfig {
+    /// All traffic at once once healthy.
+    BlueGreen(BlueGreenConfig),
+    /// Traffic in steps.
+    Canary(CanaryConfig),
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        StrategyConfig::BlueGreen(BlueGreenConfig::default())
+    }
+}
+
+/// `blue_green = { promotion = "auto" | "manual" | "30s", pre_promotion = {...}, post_promotion = {...} }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlueGreenConfig {
+    /// When traffic moves once the new slot is healthy.
+    #[serde(default)]
+    pub promotion: PromotionConfig,
+    /// Checks of the new slot before it gets traffic.
+    #[serde(default)]
+    pub pre_promotion: Option<AnalysisConfig>,
+    /// Checks once it has all traffic, while the old slot is warm.
+    #[serde(default)]
+    pub post_promotion: Option<AnalysisConfig>,
+}
+
+/// `"auto"`, `"manual"` (parks for `promote`) or a delay (`"30s"`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum PromotionConfig {
+    /// At once.
+    #[default]
+    Auto,
+    /// On `bluegreen promote`.
+    Manual,
+    /// After a delay (`promote` cuts it short).
+    After(Duration),
+}
+
+impl<'de> Deserialize<'de> for PromotionConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_text(
+            d,
+            "\"auto\", \"manual\" or a duration like \"30s\"",
+            |text| match text {
+                "auto" => Ok(PromotionConfig::Auto),
+                "manual" => Ok(PromotionConfig::Manual),
+                other => humantime::parse_duration(other)
+                    .map(PromotionConfig::After)
+                    .map_err(|_| {
+                        format!("promotion = {other:?}: expected \"auto\", \"manual\" or a duration like \"30s\"")
+                    }),
+            },
+        )
+    }
+}
+
+/// Reads a string through `parse`, failing inside the value's own deserializer (so the error
+/// carries the value's line and column, not its table's).
+fn parse_text<'de, D, T>(d: D, expected: &'static str, parse: fn(&str) -> Result<T, String>) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Text<T> {
+        expected: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<T> serde::de::Visitor<'_> for Text<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.expected)
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            (self.parse)(text).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Text { expected, parse })
+}
+
+/// `canary = { steps = [{ weight = 10 }, { pause = "30s" }, { pause = "approval" }, { analyse = {...} }] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// The steps, in order; the last weight is followed by full promotion.
+    pub steps: Vec<StepConfig>,
+}
+
+/// One canary step.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StepConfig {
+    /// Percent of traffic to the new slot, confirmed.
+    Weight(u8),
+    /// A timed pause, or `"approval"` (parks for `promote`).
+    Pause(PauseConfig),
+    /// Checks of the running release with a failure limit.
+    Analyse(AnalysisConfig),
+}
+
+/// `"30s"` or `"approval"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseConfig {
+    /// Wait this long.
+    For(Duration),
+    /// Wait for `promote`.
+    Approval,
+}
+
+impl<'de> Deserialize<'de> for PauseConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_text(d, "\"approval\" or a duration like \"30s\"", |text| {
+            if text == "approval" {
+                return Ok(PauseConfig::Approval);
+            }
+            humantime::parse_duration(text)
+                .map(PauseConfig::For)
+                .map_err(|_| format!("pause = {text:?}: expected \"approval\" or a duration like \"30s\""))
+        })
+    }
+}
+
+/// An analysis: the configured probes, `count` times, `interval` apart.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// How many checks.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Time between checks.
+    #[serde(default, deserialize_with = "interval")]
+    pub interval: Option<Duration>,
+    /// One check's bound.
+    #[serde(default, deserialize_with = "http_timeout")]
+    pub timeout: Option<Duration>,
+    /// Failures tolerated before rolling back.
+    #[serde(default)]
+    pub failure_limit: Option<u32>,
+    /// Inconclusive checks tolerated before parking for a human.
+    #[serde(default)]
+    pub inconclusive_limit: Option<u32>,
+}
+
+fn interval<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    bluegreen::model::field::duration(d, "interval").map(Some)
+}
+
+/// `[hooks]`: commands at each stage (`[[hooks.before_change]] command = [...] timeout = "2m"`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksConfig {
+    /// Before the new slot starts; a failure rolls back.
+    #[serde(default)]
+    pub before_change: Vec<CommandHook>,
+    /// After health passed, before any traffic; a failure rolls back.
+    #[serde(default)]
+    pub before_traffic: Vec<CommandHook>,
+    /// Once the new slot has all traffic.
+    #[serde(default)]
+    pub after_promotion: Vec<CommandHook>,
+    /// Once the old slot is stopped.
+    #[serde(default)]
+    pub after_completion: Vec<CommandHook>,
+    /// Once a rollback finished.
+    #[serde(default)]
+    pub after_rollback: Vec<CommandHook>,
+}
+
+/// A loaded file: the config and where it came from.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The parsed file.
+    pub config: Config,
+    /// The file read.
+    pub path: PathBuf,
+}
+
+impl Loaded {
+    /// The state directory, relative paths taken against the file's directory.
+    pub fn state_dir(&self) -> PathBuf {
+        if self.config.state_dir.is_absolute() {
+            return self.config.state_dir.clone();
+        }
+        let base = self.path.parent().filter(|p| !p.as_os_str().is_empty());
+        base.map_or_else(|| self.config.state_dir.clone(), |dir| dir.join(&self.config.state_dir))
+    }
+}
