@@ -606,7 +606,7 @@ async fn main() -> BenchResult<()> {
     )
     .await?;
     println!(
-        "\nA journal entry of the accepted rows is {entry} bytes on average (each carries the canary's steps); \
+        "\nA journal entry of the accepted rows is {entry} bytes on average (each carries the whole deployment, its steps as a fingerprint); \
          the fsync floor appends {FSYNC_LINE} bytes."
     );
     println!("\n(whole run: {:.1} s)", started.elapsed().as_secs_f64());
