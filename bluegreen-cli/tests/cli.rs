@@ -125,6 +125,32 @@ fn an_injected_value_is_refused_with_its_line_and_column() {
 }
 
 #[test]
+fn an_injected_traefik_value_is_refused_with_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    // A service name that would close the TOML string Traefik reads and open a table of its own.
+    let router = r#"[router.traefik]
+directory = "/tmp"
+rule = "Host(`shop.local`)"
+service = "shop\"]\n[http.services.evil"
+"#;
+    let text = config("", "").replace(
+        r#"[router.nginx]
+upstream_file = "/tmp/bluegreen-cli-test-nonexistent/shop.conf"
+upstream_name = "shop"
+"#,
+        router,
+    );
+    assert!(text.contains("[router.traefik]"), "{text}");
+    write(dir.path(), "bluegreen.toml", &text);
+    let out = run(dir.path(), &["validate"]);
+    let shown = text_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    let (line, column) = position(&text, r#"shop\"]"#);
+    assert!(shown.contains(&format!("bluegreen.toml:{line}:{column}:")), "{shown}");
+    assert!(shown.contains("`router.traefik`"), "{shown}");
+}
+
+#[test]
 fn an_env_value_is_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     // A value of the wrong type: serde's message would quote it.
