@@ -125,6 +125,32 @@ fn an_injected_value_is_refused_with_its_line_and_column() {
 }
 
 #[test]
+fn an_injected_traefik_value_is_refused_with_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    // A service name that would close the TOML string Traefik reads and open a table of its own.
+    let router = r#"[router.traefik]
+directory = "/tmp"
+rule = "Host(`shop.local`)"
+service = "shop\"]\n[http.services.evil"
+"#;
+    let text = config("", "").replace(
+        r#"[router.nginx]
+upstream_file = "/tmp/bluegreen-cli-test-nonexistent/shop.conf"
+upstream_name = "shop"
+"#,
+        router,
+    );
+    assert!(text.contains("[router.traefik]"), "{text}");
+    write(dir.path(), "bluegreen.toml", &text);
+    let out = run(dir.path(), &["validate"]);
+    let shown = text_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    let (line, column) = position(&text, r#"shop\"]"#);
+    assert!(shown.contains(&format!("bluegreen.toml:{line}:{column}:")), "{shown}");
+    assert!(shown.contains("`router.traefik`"), "{shown}");
+}
+
+#[test]
 fn an_env_value_is_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     // A value of the wrong type: serde's message would quote it.
@@ -273,21 +299,32 @@ fn text_of(out: &Output) -> String {
     text(out)
 }
 
-#[test]
-fn the_readme_sample_config_is_accepted() {
+/// The first ```toml block of the README's section `heading`, written as `bluegreen.toml`
+/// and validated: accepted as a file (anything but exit 2; without Docker, or the proxy's
+/// directory, preflight says 5), no env value printed.
+fn readme_sample_is_accepted(heading: &str) {
     // The repository's README; a packaged crate carries it as its own README.md.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(manifest.join("../README.md"))
         .or_else(|_| std::fs::read_to_string(manifest.join("README.md")))
         .expect("the README");
-    let section = &readme[readme.find("## The `bluegreen` command").expect("the CLI section")..];
+    let section = &readme[readme.find(heading).unwrap_or_else(|| panic!("no section {heading}"))..];
     let start = section.find("```toml\n").expect("a toml sample") + "```toml\n".len();
     let sample = &section[start..start + section[start..].find("```").unwrap()];
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "bluegreen.toml", sample);
     let out = run(dir.path(), &["validate"]);
     let shown = text_of(&out);
-    // Accepted as a file: anything but 2 (without Docker, or nginx's directory, preflight says 5).
-    assert_ne!(out.status.code(), Some(2), "{shown}");
+    assert_ne!(out.status.code(), Some(2), "{heading}: {shown}");
     assert!(!shown.contains("postgres://"), "an env value was printed: {shown}");
+}
+
+#[test]
+fn the_readme_sample_config_is_accepted() {
+    readme_sample_is_accepted("## The `bluegreen` command");
+}
+
+#[test]
+fn the_replacing_deploy_sh_config_is_accepted() {
+    readme_sample_is_accepted("## Replacing deploy.sh");
 }

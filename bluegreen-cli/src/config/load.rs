@@ -155,9 +155,10 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
 fn validate(config: &Config, text: &str) -> Result<(), Refusal> {
     let refuse = |key: &str, error: bluegreen::Error| {
         let at = match &error {
-            bluegreen::Error::Invalid { value, .. } if !value.is_empty() => {
-                text.find(value.as_str()).map(|offset| line_column(text, offset))
-            }
+            bluegreen::Error::Invalid { value, .. } if !value.is_empty() => text
+                .find(value.as_str())
+                .or_else(|| find_basic_string(text, value))
+                .map(|offset| line_column(text, offset)),
             _ => None,
         };
         let message = if at.is_some_and(|(line, _)| line_is_secret(text, line)) {
@@ -188,9 +189,45 @@ fn validate(config: &Config, text: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Where the first TOML basic string (`"…"`) of `text` whose decoded value is `value` starts
+/// (just after its opening quote): how a value is found that holds a quote, a backslash or a
+/// newline, which the file writes escaped. Best effort: a quote inside a comment or a literal
+/// string can hide a later match.
+fn find_basic_string(text: &str, value: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while let Some(open) = text[start..].find('"').map(|i| start + i) {
+        let mut end = open + 1;
+        while end < bytes.len() && bytes[end] != b'"' && bytes[end] != b'\n' {
+            end += if bytes[end] == b'\\' { 2 } else { 1 };
+        }
+        if bytes.get(end) != Some(&b'"') {
+            start = open + 1;
+            continue;
+        }
+        // `end` is at an ASCII quote, so a char boundary.
+        let decoded = toml::from_str::<toml::Table>(&format!("v = {}", &text[open..=end]))
+            .ok()
+            .and_then(|mut table| table.remove("v"));
+        if decoded.as_ref().and_then(toml::Value::as_str) == Some(value) {
+            return Some(open + 1);
+        }
+        start = end + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_escaped_value_is_found_where_it_is_written() {
+        let text = "a = \"x\"\nb = \"sh\\\"op\\n\" # \"\n";
+        assert_eq!(find_basic_string(text, "sh\"op\n"), Some(13));
+        assert_eq!(line_column(text, 13), (2, 6));
+        assert_eq!(find_basic_string(text, "nowhere"), None);
+    }
 
     #[test]
     fn line_and_column_are_one_based() {
