@@ -192,8 +192,33 @@ pub(crate) struct Expect {
 }
 
 impl Envelope {
+    /// The signal for the machine when `d` takes this command; why not otherwise: the deployment
+    /// moved on since the sender looked, or its phase does not take the command.
+    pub(crate) fn judge(&self, d: &crate::machine::Deployment) -> Result<Signal, crate::outcome::Conflict> {
+        if let Some(conflict) = self.moved_on(d) {
+            return Err(conflict);
+        }
+        let signal = self.command.signal();
+        crate::machine::step(d.clone(), signal.clone())
+            .map(|_| signal)
+            .map_err(|refused| crate::outcome::Conflict::Refused {
+                phase: refused.phase,
+                signal: self.command.name().to_string(),
+            })
+    }
+
+    /// The journal's record of this command, judged.
+    pub(crate) fn record(&self, judgement: Judgement) -> crate::journal::Record {
+        crate::journal::Record::Command {
+            id: self.id.clone(),
+            command: self.command.clone(),
+            from: self.from.clone(),
+            judgement,
+        }
+    }
+
     /// Why `d` is not what the sender saw, if it is not.
-    pub(crate) fn moved_on(&self, d: &crate::machine::Deployment) -> Option<crate::outcome::Conflict> {
+    fn moved_on(&self, d: &crate::machine::Deployment) -> Option<crate::outcome::Conflict> {
         let expect = self.expect.as_ref()?;
         let same = expect.deployment == d.id() && expect.step.is_none_or(|step| step == d.step());
         (!same).then(|| crate::outcome::Conflict::MovedOn {

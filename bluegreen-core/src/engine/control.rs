@@ -3,7 +3,7 @@
 //!
 //! A command is judged against the phase the deployment is in when the engine reads it: at the
 //! start of every phase and while a phase waits. The machine decides whether the phase accepts it
-//! ([`machine::step`]). Both outcomes are journaled with the command's id and sender before the
+//! ([`machine::step`](crate::machine::step)). Both outcomes are journaled with the command's id and sender before the
 //! sender hears: a refusal in its own entry, an acceptance in the entry of the transition it caused.
 
 use std::sync::PoisonError;
@@ -14,7 +14,7 @@ use super::socket::Sent;
 use super::Deployer;
 use crate::command::Envelope;
 use crate::error::{Error, Result};
-use crate::machine::{self, Deployment, Signal};
+use crate::machine::{Deployment, Signal};
 use crate::outcome::Conflict;
 
 /// A command and the channel its answer goes back on: the deployment's id once applied.
@@ -126,25 +126,14 @@ impl Commands<'_> {
             forbidden,
             reply,
         } = control;
-        if let Some(conflict) = forbidden.or_else(|| envelope.moved_on(d)) {
-            return Judged::Refused(Refusal {
-                envelope,
-                conflict,
-                reply,
-            });
-        }
-        let signal = envelope.command.signal();
-        match machine::step(d.clone(), signal.clone()) {
-            Ok(_) => {
+        match forbidden.map_or_else(|| envelope.judge(d), Err) {
+            Ok(signal) => {
                 self.accepted = Some((envelope, reply));
                 Judged::Accepted(signal)
             }
-            Err(refused) => Judged::Refused(Refusal {
-                conflict: Conflict::Refused {
-                    phase: refused.phase,
-                    signal: envelope.command.name().to_string(),
-                },
+            Err(conflict) => Judged::Refused(Refusal {
                 envelope,
+                conflict,
                 reply,
             }),
         }

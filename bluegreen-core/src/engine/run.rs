@@ -455,12 +455,7 @@ impl Deployer {
         let (mut record, mut detail) = describe(&signal);
         if let Some(envelope) = by {
             detail = format!("{} from {}: {detail}", envelope.command, envelope.from);
-            record = Record::Command {
-                id: envelope.id.clone(),
-                command: envelope.command.clone(),
-                from: envelope.from.clone(),
-                judgement: Judgement::Accepted,
-            };
+            record = envelope.record(Judgement::Accepted);
         }
         let next = machine::step(d, signal).map_err(|refused| {
             Error::Conflict(Conflict::Refused {
@@ -518,15 +513,22 @@ impl Deployer {
                 refusal.envelope.command, refusal.envelope.from
             )),
         );
-        let record = Record::Command {
-            id: refusal.envelope.id.clone(),
-            command: refusal.envelope.command.clone(),
-            from: refusal.envelope.from.clone(),
-            judgement: Judgement::Refused { reason },
-        };
-        let journaled = self.append(run, d, record).await;
+        let journaled = self.journal_refusal(d, run, &refusal.envelope, &refusal.conflict).await;
         refusal.answer();
         journaled
+    }
+
+    /// Journals that `envelope` was refused, and why (the entry holds `d` unchanged).
+    pub(super) async fn journal_refusal(
+        &self,
+        d: &Deployment,
+        run: &mut Run,
+        envelope: &Envelope,
+        conflict: &Conflict,
+    ) -> Result<()> {
+        let reason = conflict.to_string();
+        self.append(run, d, envelope.record(Judgement::Refused { reason }))
+            .await
     }
 
     pub(super) async fn append(&self, run: &mut Run, d: &Deployment, record: Record) -> Result<()> {

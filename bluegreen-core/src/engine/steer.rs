@@ -12,7 +12,6 @@ use crate::command::{Answer, Command, Envelope, Judgement};
 use crate::error::{Error, Result};
 use crate::journal::{Entry, Record};
 use crate::lock::{LockGuard, LockHolder};
-use crate::machine;
 use crate::outcome::Conflict;
 
 /// How long a command waits for a deployer that holds the lock but does not listen yet (it is
@@ -65,9 +64,7 @@ impl Deployer {
             } else if !self.worth_locking().await? {
                 // Nothing parked or unfinished: no need to take the lock (and get in the way of a
                 // deploy starting now) to say so.
-                return Err(Error::Conflict(Conflict::NothingRunning {
-                    app: self.inner.app.to_string(),
-                }));
+                return Err(self.nothing_running());
             }
             match self.inner.lock.try_acquire(&self.inner.app, &holder).await {
                 Ok(guard) => return self.command_unattended(guard, envelope, lost).await,
@@ -94,11 +91,7 @@ impl Deployer {
     /// a parked deployment is carried on; a command whose deployer died on it is looked up in the
     /// journal (applied, or refused to its sender).
     async fn command_unattended(&self, guard: LockGuard, envelope: Envelope, lost: Option<u32>) -> Result<Answer> {
-        let nothing = || {
-            Error::Conflict(Conflict::NothingRunning {
-                app: self.inner.app.to_string(),
-            })
-        };
+        let nothing = || self.nothing_running();
         let Some(last) = self.last_entry().await? else {
             return Err(nothing());
         };
@@ -143,14 +136,7 @@ impl Deployer {
                 })),
             };
         }
-        let judged = match envelope.moved_on(&d) {
-            Some(conflict) => Err(conflict),
-            None => machine::step(d.clone(), envelope.command.signal()).map_err(|refused| Conflict::Refused {
-                phase: refused.phase,
-                signal: envelope.command.name().to_string(),
-            }),
-        };
-        if let Err(conflict) = judged {
+        if let Err(conflict) = envelope.judge(&d) {
             self.journal_refusal(&d, &mut run, &envelope, &conflict).await?;
             return Err(Error::Conflict(conflict));
         }
@@ -176,22 +162,11 @@ impl Deployer {
             .is_some_and(|last| last.deployment.parked().is_some() || needs_resume(&last.deployment)))
     }
 
-    async fn journal_refusal(
-        &self,
-        d: &machine::Deployment,
-        run: &mut Run,
-        envelope: &Envelope,
-        conflict: &Conflict,
-    ) -> Result<()> {
-        let record = Record::Command {
-            id: envelope.id.clone(),
-            command: envelope.command.clone(),
-            from: envelope.from.clone(),
-            judgement: Judgement::Refused {
-                reason: conflict.to_string(),
-            },
-        };
-        self.append(run, d, record).await
+    /// The answer to a command with no deployment to take it.
+    fn nothing_running(&self) -> Error {
+        Error::Conflict(Conflict::NothingRunning {
+            app: self.inner.app.to_string(),
+        })
     }
 
     /// How `envelope` was judged, if the journal's last entries hold it.
