@@ -11,6 +11,7 @@ mod logs;
 mod plan;
 mod promote;
 mod releases;
+mod report;
 mod resume;
 mod rollback;
 mod show;
@@ -90,6 +91,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Plan { release } => plan::run(&ctx, &release).await,
         Command::Logs { slot, lines } => logs::run(&ctx, slot, lines).await,
         Command::Releases => releases::run(&ctx).await,
+        Command::Report { id, html } => report::run(&ctx, id.as_deref(), html.as_deref()).await,
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
     };
