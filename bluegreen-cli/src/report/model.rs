@@ -332,10 +332,11 @@ fn ended_by(record: &Record) -> Option<String> {
     match record {
         Record::Completed { detail } => Some(detail.clone()),
         Record::Failed { reason } => Some(reason.clone()),
-        Record::Command { command, judgement, .. } => match judgement {
-            Judgement::Accepted => Some(format!("{} accepted", command.name())),
-            _ => None,
-        },
+        Record::Command {
+            command,
+            judgement: Judgement::Accepted,
+            ..
+        } => Some(format!("{} accepted", command.name())),
         _ => None,
     }
 }
