@@ -102,12 +102,26 @@ fn entries(html: &mut String, timeline: &Timeline) {
             "<tr class=\"{kind}\"><td>{seq}</td><td>{at}</td><td>{offset}</td><td>{kind}</td><td>{phase}</td><td>{blue} / {green}</td><td>{detail}</td></tr>",
             seq = entry.seq,
             at = entry.at,
-            offset = tick_label(between(timeline.start, entry.at).as_secs_f64()),
+            offset = offset(between(timeline.start, entry.at)),
             phase = escape(&entry.deployment.phase().to_string()),
             detail = escape(&detail),
         );
     }
     html.push_str("</tbody>\n</table>\n");
+}
+
+/// `+250ms`, `+1.036s`, `+1h 0m 1s`: an entry's time after the start, to the millisecond.
+fn offset(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        tick_label(d.as_secs_f64())
+    } else if d < std::time::Duration::from_secs(60) {
+        format!("+{:.3}s", d.as_secs_f64())
+    } else {
+        format!(
+            "+{}",
+            humantime::format_duration(std::time::Duration::from_millis(d.as_millis() as u64))
+        )
+    }
 }
 
 /// The record's kind and what it says, in one line (hook output on the lines after).

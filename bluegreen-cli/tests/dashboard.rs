@@ -1,0 +1,310 @@
+//! The Grafana dashboard (`dashboards/bluegreen.json`) cannot rot: every PromQL expression in it
+//! (panels, the `app` variable's query, the annotation) is run against a real Prometheus.
+//!
+//! 1. [`every_expression_parses_and_names_only_contract_metrics`]: with Grafana's variables
+//!    substituted, Prometheus accepts each expression (`status: success`), and each metric it
+//!    names is one the exporter or the demo app serves (the names of the metrics contract).
+//! 2. [`every_expression_returns_data_after_a_deploy`]: Prometheus scrapes `bluegreen exporter`
+//!    (reading the journal of real deployments) and the demo app's slots (real processes); after
+//!    v1, a canary v2 parked at its gate with traffic on both slots, promoted, and v3, every
+//!    expression returns at least one series.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bluegreen_core::probe::HttpProbe;
+use bluegreen_core::testing::InMemoryRouter;
+use bluegreen_core::{
+    AppName, BlueGreen, Canary, CanaryStep, Deployer, DeployerBuilder, HealthPolicy, Release, Retirement,
+};
+use bluegreen_testkit::processes::DemoEnvironment;
+use bluegreen_testkit::prometheus::{http_get, PrometheusProcess, ScrapeTarget};
+use bluegreen_testkit::real::{free_port, unavailable};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bluegreen");
+const APP: &str = "shop";
+const SCRAPE: Duration = Duration::from_millis(500);
+
+/// The metrics the dashboard may name: the exporter's and the demo app's (the contract).
+const CONTRACT: &[&str] = &[
+    "bluegreen_deployments_started_total",
+    "bluegreen_deployments_finished_total",
+    "bluegreen_phase_duration_seconds_bucket",
+    "bluegreen_traffic_weight",
+    "bluegreen_verdicts_total",
+    "bluegreen_deployment_in_progress",
+    "bluegreen_last_deployment_timestamp_seconds",
+    "demo_http_requests_total",
+    "demo_http_request_duration_seconds_bucket",
+];
+
+fn dashboard_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards/bluegreen.json")
+}
+
+/// Every expression of the dashboard, as Grafana would send it: `(where, expr)`.
+fn expressions() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(dashboard_path()).expect("dashboards/bluegreen.json");
+    let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut found = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("every target has an expr");
+            found.push((format!("panel {:?}", panel["title"]), substitute(expr)));
+        }
+    }
+    for annotation in dashboard["annotations"]["list"].as_array().expect("annotations") {
+        if let Some(expr) = annotation["expr"].as_str() {
+            found.push((format!("annotation {:?}", annotation["name"]), substitute(expr)));
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().expect("templating") {
+        if variable["type"] == "query" {
+            let query = variable["query"]["query"]
+                .as_str()
+                .or(variable["query"].as_str())
+                .expect("a query");
+            found.push((format!("variable {:?}", variable["name"]), label_values(query)));
+        }
+    }
+    assert!(found.len() >= 10, "only {} expressions in the dashboard", found.len());
+    found
+}
+
+/// Grafana's variables, as Grafana fills them for a 10-minute range and one app.
+fn substitute(expr: &str) -> String {
+    let out = expr
+        .replace("$__rate_interval", "1m")
+        .replace("$__interval", "15s")
+        .replace("$__range", "10m")
+        .replace("${app}", APP)
+        .replace("$app", APP);
+    assert!(!out.contains('$'), "a Grafana variable the test does not know: {out}");
+    out
+}
+
+/// `label_values(metric, label)` (Grafana's, not PromQL) as the series Grafana reads the
+/// label from.
+fn label_values(query: &str) -> String {
+    let inner = query
+        .strip_prefix("label_values(")
+        .and_then(|q| q.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("a variable query that is not label_values(...): {query}"));
+    let (metric, label) = inner.split_once(',').expect("label_values(metric, label)");
+    format!("count by ({}) ({})", label.trim(), metric.trim())
+}
+
+/// The metric names in `expr`: identifiers starting with `bluegreen_` or `demo_`.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &expr[i..];
+        let at_word_start = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if at_word_start && (rest.starts_with("bluegreen_") || rest.starts_with("demo_")) {
+            let len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            names.push(rest[..len].to_string());
+            i += len;
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+fn prometheus(targets: &[ScrapeTarget]) -> Option<PrometheusProcess> {
+    match PrometheusProcess::start(targets, SCRAPE) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            unavailable("prometheus", why);
+            None
+        }
+    }
+}
+
+#[test]
+fn every_expression_parses_and_names_only_contract_metrics() {
+    let exprs = expressions();
+    for (place, expr) in &exprs {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "{place}: names no metric: {expr}");
+        for name in names {
+            assert!(
+                CONTRACT.contains(&name.as_str()),
+                "{place}: {name} is not a contract metric"
+            );
+        }
+    }
+    let Some(prometheus) = prometheus(&[]) else { return };
+    // The check can fail: a broken expression is refused.
+    assert!(prometheus.query("sum by (le (bluegreen_traffic_weight)").is_err());
+    for (place, expr) in &exprs {
+        if let Err(e) = prometheus.query(expr) {
+            panic!("{place}: Prometheus refuses the expression: {e}");
+        }
+    }
+    println!("{} expressions accepted by Prometheus", exprs.len());
+}
+
+/// A `bluegreen` process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_http(addr: SocketAddr, path: &str, timeout: Duration) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match http_get(addr, path) {
+            Ok((200, body)) => return Ok(body),
+            Ok((status, _)) if Instant::now() >= deadline => return Err(format!("GET {path}: HTTP {status}")),
+            Err(e) if Instant::now() >= deadline => return Err(format!("GET {path}: {e}")),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Some traffic to a slot, errors and all.
+fn requests(addr: SocketAddr, n: usize) {
+    for _ in 0..n {
+        let _ = http_get(addr, "/");
+    }
+}
+
+fn builder(dir: &Path, env: &DemoEnvironment, who: &str) -> DeployerBuilder {
+    Deployer::builder(AppName::new(APP).unwrap())
+        .environment(Arc::new(env.clone()))
+        .router(Arc::new(InMemoryRouter::persistent(dir.join("router.json")).unwrap()))
+        .probe(Arc::new(HttpProbe::new("/health").unwrap()))
+        .policy(HealthPolicy::default().interval(Duration::from_millis(50)))
+        .retirement(
+            Retirement::new()
+                .rollback_window(Duration::from_millis(200))
+                .drain(Duration::from_millis(50))
+                .stop_grace(Duration::from_secs(2)),
+        )
+        .state_dir(dir.join("state"))
+        .park_at_gates(true)
+        .who(who)
+}
+
+fn canary() -> Canary {
+    Canary::new(vec![CanaryStep::SetWeight(10), CanaryStep::PauseUntilApproved]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_expression_returns_data_after_a_deploy() {
+    let help = Command::new(BIN)
+        .args(["exporter", "--help"])
+        .output()
+        .expect("run bluegreen");
+    if !help.status.success() {
+        return unavailable(
+            "bluegreen exporter",
+            "this build has no `exporter` command yet (it comes with the metrics branch of issue 13)",
+        );
+    }
+    if let Err(why) = bluegreen_testkit::prometheus::binary() {
+        return unavailable("prometheus", why);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let env = DemoEnvironment::new();
+    builder(dir.path(), &env, "ci")
+        .strategy(BlueGreen::new())
+        .build()
+        .unwrap()
+        .deploy(Release::new("v1").unwrap())
+        .await
+        .unwrap();
+    let ci = builder(dir.path(), &env, "ci").strategy(canary()).build().unwrap();
+    let parked = ci.deploy(Release::new("v2").unwrap()).await.unwrap();
+    assert!(
+        parked.deployment.parked().is_some(),
+        "v2 waits at its gate with 10% of traffic"
+    );
+    let slot = |endpoint: &bluegreen_core::Endpoint| -> SocketAddr {
+        format!("{}:{}", endpoint.host(), endpoint.port()).parse().unwrap()
+    };
+    let v1 = slot(&parked.deployment.previous().expect("v1 served").endpoint);
+    let v2 = slot(parked.deployment.endpoint().expect("v2 provisioned"));
+    if !matches!(http_get(v1, "/metrics"), Ok((200, _))) {
+        return unavailable(
+            "demo app /metrics",
+            "this build's demo app serves no /metrics yet (it comes with the analysis branch of issue 13)",
+        );
+    }
+
+    std::fs::write(
+        dir.path().join("bluegreen.toml"),
+        format!(
+            "app = \"{APP}\"\nstate_dir = \"state\"\n\n[docker]\nimage = {{ kind = \"tagged\", repository = \"{APP}\" }}\ncontainer_port = 8080\n\n[router.nginx]\nupstream_file = \"{}\"\nupstream_name = \"{APP}\"\n\n[probe]\ntcp = {{}}\n",
+            dir.path().join("nginx/shop.conf").display()
+        ),
+    )
+    .unwrap();
+    let exporter_addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    let _exporter = Running(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(dir.path().join("bluegreen.toml"))
+            .args(["exporter", "--listen", &exporter_addr.to_string()])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start bluegreen exporter"),
+    );
+    wait_http(exporter_addr, "/metrics", Duration::from_secs(20)).expect("the exporter serves /metrics");
+    let Some(prometheus) = prometheus(&[
+        ScrapeTarget::new("bluegreen", exporter_addr),
+        ScrapeTarget::new("demo-v1", v1),
+        ScrapeTarget::new("demo-v2", v2),
+    ]) else {
+        return;
+    };
+    prometheus
+        .wait_for("count(up == 1) == 3", Duration::from_secs(30))
+        .expect("all three targets scraped");
+    requests(v1, 90);
+    requests(v2, 10);
+    tokio::time::sleep(SCRAPE * 3).await;
+
+    // Promoted by alice: v2 completes and v1 stops; then v3 goes out.
+    let alice = builder(dir.path(), &env, "alice").strategy(canary()).build().unwrap();
+    let answer = alice.promote().await.unwrap();
+    assert!(answer
+        .report()
+        .is_some_and(|r| r.deployment.phase().name() == "completed"));
+    requests(v2, 50);
+    builder(dir.path(), &env, "ci")
+        .strategy(BlueGreen::new())
+        .build()
+        .unwrap()
+        .deploy(Release::new("v3").unwrap())
+        .await
+        .unwrap();
+    prometheus
+        .wait_for(
+            &format!("sum(bluegreen_deployments_finished_total{{app=\"{APP}\"}}) >= 3"),
+            Duration::from_secs(30),
+        )
+        .expect("the exporter counts the three deployments");
+
+    let mut empty = Vec::new();
+    for (place, expr) in expressions() {
+        match prometheus.wait_for(&expr, Duration::from_secs(10)) {
+            Ok(series) => println!("{place}: {} series, e.g. {:?}", series.len(), series.first()),
+            Err(e) => empty.push(format!("{place}: {expr}: {e}")),
+        }
+    }
+    assert!(empty.is_empty(), "expressions without data:\n{}", empty.join("\n"));
+}
