@@ -290,9 +290,11 @@ impl Timeline {
 }
 
 /// The share of each slot `(blue, green)` as a deployment records it: the target's weight, and
-/// the rest on the previous slot (none if nothing served before).
+/// the rest on the previous slot (none if nothing served before). Once a rollback has moved
+/// traffic back (retiring, rolled back), the target has none, whatever weight it last had.
 pub fn weights(d: &Deployment) -> (u8, u8) {
-    let target = d.weight().min(100);
+    let restored = matches!(d.phase(), Phase::Retiring | Phase::RolledBack);
+    let target = if restored { 0 } else { d.weight().min(100) };
     let other = match d.previous() {
         Some(previous) if previous.slot != d.target() => 100 - target,
         _ => 0,

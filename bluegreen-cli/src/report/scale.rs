@@ -2,8 +2,8 @@
 //!
 //! Linear, except that a long quiet stretch (an approval gate waiting an hour between phases
 //! that take seconds) is cut short: any gap between consecutive instants that would take more
-//! than [`MAX_GAP_SHARE`] of the axis is drawn [`CUT_SHARE`] wide and marked as a cut, so the
-//! phases around it stay readable. The axis says so where it cuts.
+//! than [`MAX_GAP_SHARE`] of the axis and lasts at least [`MIN_CUT`] is drawn [`CUT_SHARE`] wide
+//! and marked as a cut, so the phases around it stay readable. The axis says so where it cuts.
 
 use std::time::Duration;
 
@@ -13,6 +13,8 @@ use super::model::between;
 
 /// A gap wider than this share of the axis is cut.
 pub const MAX_GAP_SHARE: f64 = 0.4;
+/// A gap shorter than this is never cut: seconds read fine on a linear axis.
+pub const MIN_CUT: Duration = Duration::from_secs(30);
 /// The width a cut gap is drawn with, as a share of the axis.
 pub const CUT_SHARE: f64 = 0.08;
 
@@ -62,7 +64,7 @@ impl TimeScale {
             seconds.push(span);
         }
         // Gaps long enough to be cut: the rest of the axis keeps (1 - cuts) of the width.
-        let long = |gap: f64| gap > span * MAX_GAP_SHARE;
+        let long = |gap: f64| gap > span * MAX_GAP_SHARE && gap >= MIN_CUT.as_secs_f64();
         let kept: f64 = seconds.windows(2).map(|w| w[1] - w[0]).filter(|g| !long(*g)).sum();
         let cuts = seconds.windows(2).filter(|w| long(w[1] - w[0])).count();
         let kept_share = (1.0 - CUT_SHARE * cuts as f64).max(0.2);

@@ -221,18 +221,12 @@ fn scales_are_linear_without_long_gaps_and_monotonic() {
     let instants = [at(0), at(250), at(500), at(750), at(1_000)];
     let scale = TimeScale::new(at(0), &instants, 0.0, 1000.0);
     assert!(scale.cuts().is_empty());
-    // Half of the time in one gap is a long gap: cut.
-    assert_eq!(
-        TimeScale::new(at(0), &[at(500), at(1_000)], 0.0, 1.0).cuts().len(),
-        0,
-        "two halves: nothing to keep"
-    );
-    assert_eq!(
-        TimeScale::new(at(0), &[at(100), at(200), at(900)], 0.0, 1.0)
-            .cuts()
-            .len(),
-        1
-    );
+    // A gap of more than 40 % of the time is cut when it lasts 30 s or more: hours waiting
+    // for an approval, not the seconds of a short deployment.
+    let cuts = |ms: &[u64]| TimeScale::new(at(0), &ms.iter().map(|m| at(*m)).collect::<Vec<_>>(), 0.0, 1.0).cuts();
+    assert_eq!(cuts(&[100_000, 200_000, 900_000]).len(), 1);
+    assert_eq!(cuts(&[100, 200, 900]).len(), 0);
+    assert_eq!(cuts(&[500_000, 1_000_000]).len(), 0, "two halves: nothing left to keep");
     assert!((scale.x(at(250)) - 250.0).abs() < 1e-6);
     assert!((scale.x(at(750)) - 750.0).abs() < 1e-6);
     assert_eq!(scale.x(at(5_000)), 1000.0, "clamped");
@@ -269,13 +263,14 @@ fn a_rolled_back_canary_says_why_and_traffic_goes_back() {
             Record::Failed { reason: why.into() },
             deployment(phase("rolling_back"), 20, rolled.clone()),
         ),
-        entry(6, 1_000, done("ok"), deployment(phase("retiring"), 0, rolled.clone())),
-        entry(7, 1_200, done("stopped"), deployment(phase("rolled_back"), 0, rolled)),
+        // The journal keeps the last weight; the phase says traffic is back.
+        entry(6, 1_000, done("ok"), deployment(phase("retiring"), 20, rolled.clone())),
+        entry(7, 1_200, done("stopped"), deployment(phase("rolled_back"), 20, rolled)),
     ];
     let t = Timeline::new(entries).unwrap();
     assert_eq!(t.outcome, Outcome::RolledBack { reason: why.into() });
     let weights: Vec<_> = t.weights.iter().map(|w| (w.blue, w.green)).collect();
-    assert_eq!(weights, [(100, 0), (80, 20), (100, 0)]);
+    assert_eq!(weights, [(100, 0), (80, 20), (100, 0)], "back on blue once rolled back");
     let failed: Vec<_> = t.markers.iter().filter(|m| m.kind == MarkerKind::CheckFailed).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].text, format!("analysis failed: {why}"));
