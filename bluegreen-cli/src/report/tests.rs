@@ -370,3 +370,45 @@ fn text_from_the_journal_is_escaped_everywhere() {
         "nothing is fetched"
     );
 }
+
+#[test]
+fn a_refused_command_is_marked_with_who_sent_it_and_why() {
+    let refused = Record::Command {
+        id: "c-2".into(),
+        command: Command::Abort {
+            reason: "looks wrong".into(),
+        },
+        from: Issuer::new(1001, 777, Some("bob".into())),
+        judgement: Judgement::Refused {
+            reason: "the deployment is stopping: too late to roll back".into(),
+        },
+    };
+    let entries = vec![
+        entry(1, 0, Record::Started, deployment(phase("provisioning"), 0, json!({}))),
+        entry(
+            2,
+            100,
+            done("ok"),
+            deployment(phase("stopping"), 100, json!({"promoted": true})),
+        ),
+        entry(
+            3,
+            150,
+            refused,
+            deployment(phase("stopping"), 100, json!({"promoted": true})),
+        ),
+    ];
+    let t = Timeline::new(entries).unwrap();
+    let marker = t
+        .markers
+        .iter()
+        .find(|m| m.kind == MarkerKind::CommandRefused)
+        .expect("marked");
+    assert_eq!(
+        marker.text,
+        "abort (looks wrong) from pid 777 (uid 1001) as bob: refused, the deployment is stopping: too late to roll back"
+    );
+    assert_eq!(t.phases.len(), 2, "a refused command changes no phase");
+    assert!(svg::picture(&t).contains(r#"class="marker command-refused""#));
+    assert!(text::summary(&t).iter().any(|l| l.contains("as bob: refused")));
+}
