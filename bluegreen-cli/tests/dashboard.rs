@@ -9,6 +9,9 @@
 //!    v1, a canary v2 parked at its gate with traffic on both slots, promoted, and v3, every
 //!    expression returns at least one series.
 
+#[allow(dead_code)] // the e2e flows are not run here
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,17 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bluegreen_core::probe::HttpProbe;
-use bluegreen_core::testing::InMemoryRouter;
-use bluegreen_core::{
-    AppName, BlueGreen, Canary, CanaryStep, Deployer, DeployerBuilder, HealthPolicy, Release, Retirement,
-};
+use bluegreen_core::{BlueGreen, Canary, CanaryStep, DeployerBuilder, Release};
 use bluegreen_testkit::processes::DemoEnvironment;
 use bluegreen_testkit::prometheus::{http_get, PrometheusProcess, ScrapeTarget};
 use bluegreen_testkit::real::{free_port, unavailable};
+use common::local::{self, minimal_config, APP, CONFIG};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bluegreen");
-const APP: &str = "shop";
 const SCRAPE: Duration = Duration::from_millis(500);
 
 /// The metrics the dashboard may name: the exporter's and the demo app's (the contract).
@@ -182,21 +182,14 @@ fn requests(addr: SocketAddr, n: usize) {
     }
 }
 
+/// A deployer whose slots run the demo app as real processes, health-checked over HTTP.
 fn builder(dir: &Path, env: &DemoEnvironment, who: &str) -> DeployerBuilder {
-    Deployer::builder(AppName::new(APP).unwrap())
-        .environment(Arc::new(env.clone()))
-        .router(Arc::new(InMemoryRouter::persistent(dir.join("router.json")).unwrap()))
-        .probe(Arc::new(HttpProbe::new("/health").unwrap()))
-        .policy(HealthPolicy::default().interval(Duration::from_millis(50)))
-        .retirement(
-            Retirement::new()
-                .rollback_window(Duration::from_millis(200))
-                .drain(Duration::from_millis(50))
-                .stop_grace(Duration::from_secs(2)),
-        )
-        .state_dir(dir.join("state"))
-        .park_at_gates(true)
-        .who(who)
+    local::deployer(
+        dir,
+        Arc::new(env.clone()),
+        Arc::new(HttpProbe::new("/health").unwrap()),
+        who,
+    )
 }
 
 fn canary() -> Canary {
@@ -245,21 +238,11 @@ async fn every_expression_returns_data_after_a_deploy() {
         );
     }
 
-    std::fs::write(
-        dir.path().join("bluegreen.toml"),
-        format!(
-            "app = \"{APP}\"\nstate_dir = \"state\"\n\n[docker]\nimage = {{ kind = \"tagged\", repository = \"{APP}\" }}\ncontainer_port = 8080\n\n[router.nginx]\nupstream_file = \"{}\"\nupstream_name = \"{APP}\"\n\n[probe]\ntcp = {{}}\n",
-            dir.path().join("nginx/shop.conf").display()
-        ),
-    )
-    .unwrap();
+    let cli = minimal_config(dir.path());
     let exporter_addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let _exporter = Running(
-        Command::new(BIN)
-            .arg("--config")
-            .arg(dir.path().join("bluegreen.toml"))
-            .args(["exporter", "--listen", &exporter_addr.to_string()])
-            .stdin(Stdio::null())
+        cli.command(CONFIG, &["exporter", "--listen", &exporter_addr.to_string()])
+            .stdout(Stdio::null())
             .spawn()
             .expect("start bluegreen exporter"),
     );

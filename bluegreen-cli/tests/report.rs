@@ -10,48 +10,31 @@
 //! With `BLUEGREEN_WRITE_SCREENSHOT=1` the screenshot of the promoted canary is written to
 //! `docs/report.png` (the README shows it).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[allow(dead_code)] // the e2e flows are not run here
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bluegreen_core::hook::{CallbackHook, Stage};
 use bluegreen_core::probe::Analysis;
-use bluegreen_core::testing::{InMemoryEnvironment, InMemoryRouter, ScriptedProbe};
+use bluegreen_core::testing::{InMemoryEnvironment, ScriptedProbe};
 use bluegreen_core::{
-    Answer, AppName, BlueGreen, Canary, CanaryStep, Deployer, DeployerBuilder, Error, HealthPolicy, HealthProbe,
-    ProbeOutcome, Release, Retirement,
+    Answer, BlueGreen, Canary, CanaryStep, DeployerBuilder, Error, HealthProbe, ProbeOutcome, Release,
 };
 use bluegreen_testkit::chromium;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bluegreen");
+use common::local::{self, minimal_config, CONFIG};
 
 fn release(v: &str) -> Release {
     Release::new(v).unwrap()
 }
 
-/// A deployer over `dir`'s state directory, as another process would build it.
+/// A deployer over `dir`'s state directory with the in-memory backends (kept in files there), as
+/// another process would build it.
 fn builder(dir: &Path, who: &str) -> DeployerBuilder {
     let env = InMemoryEnvironment::persistent(dir.join("environment.json")).unwrap();
-    let router = InMemoryRouter::persistent(dir.join("router.json")).unwrap();
-    Deployer::builder(AppName::new("shop").unwrap())
-        .environment(Arc::new(env.clone()))
-        .router(Arc::new(router))
-        .probe(env.health_probe())
-        .policy(
-            HealthPolicy::default()
-                .interval(Duration::from_millis(60))
-                .success_threshold(3),
-        )
-        .retirement(
-            Retirement::new()
-                .rollback_window(Duration::from_millis(400))
-                .drain(Duration::from_millis(150))
-                .stop_grace(Duration::from_secs(1)),
-        )
-        .state_dir(dir.join("state"))
-        .park_at_gates(true)
-        .who(who)
+    local::deployer(dir, Arc::new(env.clone()), env.health_probe(), who)
 }
 
 /// 10 %, an analysis by `probe`, a 500 ms pause, 50 %, an approval gate (then 100 %).
@@ -120,47 +103,6 @@ async fn journal(dir: &Path) -> String {
     done.deployment.id().to_owned()
 }
 
-fn config(dir: &Path) -> PathBuf {
-    let path = dir.join("bluegreen.toml");
-    std::fs::write(
-        &path,
-        r#"app = "shop"
-state_dir = "state"
-
-[docker]
-image = { kind = "tagged", repository = "shop" }
-container_port = 8080
-
-[router.nginx]
-upstream_file = "/tmp/bluegreen-report-test-nonexistent/shop.conf"
-upstream_name = "shop"
-
-[probe]
-tcp = {}
-"#,
-    )
-    .unwrap();
-    path
-}
-
-fn bluegreen(config: &Path, args: &[&str]) -> Output {
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("BLUEGREEN_CONFIG")
-        .output()
-        .expect("run bluegreen");
-    println!(
-        "$ bluegreen {} -> {:?}\n{}{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// Renders `page` in Chromium, or `None` (skipped) when Chromium is unavailable.
 fn render(page: &Path, screenshot: Option<&Path>) -> Option<chromium::Rendered> {
     if let Err(why) = chromium::binary() {
@@ -174,14 +116,14 @@ fn render(page: &Path, screenshot: Option<&Path>) -> Option<chromium::Rendered> 
 async fn the_report_of_a_real_journal_loads_in_chromium_without_console_errors() {
     let dir = tempfile::tempdir().unwrap();
     let v2 = journal(dir.path()).await;
-    let config = config(dir.path());
+    let cli = minimal_config(dir.path());
 
     // The latest deployment (v3, rolled back), then v2 by id.
     let latest = dir.path().join("latest.html");
-    let out = bluegreen(&config, &["report", "--html", latest.to_str().unwrap()]);
+    let out = cli.run(CONFIG, &["report", "--html", latest.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     let canary = dir.path().join("canary.html");
-    let out = bluegreen(&config, &["report", &v2, "--html", canary.to_str().unwrap()]);
+    let out = cli.run(CONFIG, &["report", &v2, "--html", canary.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
 
     let screenshot = dir.path().join("canary.png");
@@ -254,14 +196,10 @@ async fn console_detection_catches_a_script_error_and_an_external_fetch() {
     // A report with something fetched from outside: its Content-Security-Policy refuses it,
     // and the refusal is on the console.
     let _ = journal(dir.path()).await;
-    let config = config(dir.path());
+    let cli = minimal_config(dir.path());
     let report = dir.path().join("report.html");
-    assert_eq!(
-        bluegreen(&config, &["report", "--html", report.to_str().unwrap()])
-            .status
-            .code(),
-        Some(0)
-    );
+    let out = cli.run(CONFIG, &["report", "--html", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
     let html = std::fs::read_to_string(&report).unwrap();
     let fetching = html.replace("<main>", r#"<main><img src="http://127.0.0.1:9/tracker.png" alt="">"#);
     std::fs::write(&report, fetching).unwrap();
@@ -272,21 +210,21 @@ async fn console_detection_catches_a_script_error_and_an_external_fetch() {
 #[test]
 fn an_unknown_deployment_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
+    let cli = minimal_config(dir.path());
     // No state directory yet: nothing has run.
-    let out = bluegreen(&config, &["report"]);
+    let out = cli.run(CONFIG, &["report"]);
     assert_eq!(out.status.code(), Some(2));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(journal(dir.path()));
-    let out = bluegreen(&config, &["report", "shop-no-such-deployment"]);
+    let out = cli.run(CONFIG, &["report", "shop-no-such-deployment"]);
     assert_eq!(out.status.code(), Some(2), "exit 2, as every not-found");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("shop-no-such-deployment"), "{stderr}");
     // Without --html: the summary; with --json: the timeline.
-    let out = bluegreen(&config, &["report"]);
+    let out = cli.run(CONFIG, &["report"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("v3") && text.contains("rolled back"), "{text}");
-    let out = bluegreen(&config, &["--json", "report"]);
+    let out = cli.run(CONFIG, &["--json", "report"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["outcome"]["outcome"], "rolled_back");
     assert!(json["phases"].as_array().unwrap().len() >= 5);
