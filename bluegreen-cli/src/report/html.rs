@@ -8,7 +8,8 @@ use bluegreen::hook::HookOutcome;
 use bluegreen::journal::{Entry, Record};
 
 use super::escape::escape;
-use super::model::{between, command_words, weights, Timeline};
+use super::marker::command_words;
+use super::model::{between, weights, Timeline};
 use super::scale::tick_label;
 use super::svg;
 use crate::output::human;

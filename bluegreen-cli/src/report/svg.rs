@@ -8,7 +8,8 @@ use std::fmt::Write;
 use bluegreen::Phase;
 
 use super::escape::escape;
-use super::model::{Lane, Marker, MarkerKind, Timeline};
+use super::marker::{Lane, Marker, MarkerKind};
+use super::model::Timeline;
 use super::scale::{tick_label, TimeScale};
 use crate::output::human;
 

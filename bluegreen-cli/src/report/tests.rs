@@ -9,7 +9,8 @@ use bluegreen::machine::{Kind, Previous};
 use bluegreen::{AppName, Command, Deployment, Endpoint, Release, Retirement, Slot, Timestamp};
 use serde_json::json;
 
-use super::model::{Lane, MarkerKind, Outcome, Timeline};
+use super::marker::{Lane, MarkerKind};
+use super::model::{Outcome, Timeline};
 use super::scale::{round_step, tick_label, TimeScale};
 use super::{html, svg, text};
 

@@ -1,6 +1,7 @@
 //! The report without `--html`: a few lines a terminal shows.
 
-use super::model::{between, MarkerKind, Timeline};
+use super::marker::MarkerKind;
+use super::model::{between, Timeline};
 use super::scale::tick_label;
 use crate::output::human;
 
