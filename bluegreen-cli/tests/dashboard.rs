@@ -153,6 +153,55 @@ fn every_expression_parses_and_names_only_contract_metrics() {
     println!("{} expressions accepted by Prometheus", exprs.len());
 }
 
+#[test]
+fn the_dashboard_is_ready_for_provisioning() {
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(dashboard_path()).unwrap()).unwrap();
+    assert_eq!(
+        dashboard["uid"], "bluegreen-deployments",
+        "a fixed uid: links and provisioning keep working"
+    );
+    assert!(
+        dashboard["schemaVersion"].as_u64().is_some_and(|v| v >= 36),
+        "Grafana 9 or later"
+    );
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    assert!(
+        variables
+            .iter()
+            .any(|v| v["name"] == "datasource" && v["type"] == "datasource" && v["query"] == "prometheus"),
+        "a Prometheus data source variable"
+    );
+    let mut ids = std::collections::HashSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let title = &panel["title"];
+        assert!(
+            ids.insert(panel["id"].as_u64().expect("a panel id")),
+            "panel id repeated: {title}"
+        );
+        let grid = &panel["gridPos"];
+        let (x, w) = (grid["x"].as_u64().unwrap(), grid["w"].as_u64().unwrap());
+        assert!(
+            x + w <= 24 && w > 0 && grid["h"].as_u64().unwrap() > 0,
+            "{title} outside the grid"
+        );
+        if panel["type"] != "row" {
+            assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title} uses the variable");
+            for target in panel["targets"].as_array().unwrap() {
+                assert_eq!(target["datasource"]["uid"], "${datasource}", "{title}");
+            }
+        }
+    }
+    let provisioning = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards/provisioning");
+    for (file, needle) in [
+        ("dashboards/bluegreen.yaml", "type: file"),
+        ("datasources/prometheus.yaml", "type: prometheus"),
+    ] {
+        let text = std::fs::read_to_string(provisioning.join(file)).unwrap();
+        assert!(text.starts_with('#') || text.starts_with("apiVersion"), "{file}");
+        assert!(text.contains("apiVersion: 1") && text.contains(needle), "{file}");
+    }
+}
+
 /// A `bluegreen` process killed when dropped.
 struct Running(Child);
 
