@@ -7,7 +7,10 @@
 //! 2. [`every_expression_returns_data_after_a_deploy`]: Prometheus scrapes `bluegreen exporter`
 //!    (reading the journal of real deployments) and the demo app's slots (real processes); after
 //!    v1, a canary v2 parked at its gate with traffic on both slots, promoted, and v3, every
-//!    expression returns at least one series.
+//!    expression returns at least one series. A build without `bluegreen exporter` or the demo
+//!    app's `/metrics` reports them unavailable (a failure under `BLUEGREEN_REQUIRE_REAL=1`).
+//! 3. [`the_dashboard_is_ready_for_provisioning`]: its uid, schema, data source variable, grid,
+//!    and the provisioning files.
 
 #[allow(dead_code)] // the e2e flows are not run here
 mod common;
