@@ -86,6 +86,7 @@ pub mod strategy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod wait;
+pub mod webhook;
 
 pub use bounded::{Bounded, Timeouts};
 pub use command::{Answer, Command, Issuer};

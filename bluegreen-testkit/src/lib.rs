@@ -14,6 +14,8 @@
 //! - [`stats`]: percentiles and the markdown tables benchmarks print;
 //! - [`nginx`]: a real nginx master of its own in a temporary prefix;
 //! - [`traefik`]: real Traefik on loopback with the file provider watching a temporary directory;
+//! - [`webhook`]: a real webhook receiver on loopback (answers at once, slowly or with an error)
+//!   and a signature check;
 //!
 //! The Docker fixtures (demo images, unique apps, cleanup) live with `bluegreen-docker`'s tests
 //! (`tests/common/fixtures.rs`), so this crate does not depend on `bluegreen-docker`.
@@ -28,3 +30,4 @@ pub mod scenario;
 pub mod shared_processes;
 pub mod stats;
 pub mod traefik;
+pub mod webhook;
