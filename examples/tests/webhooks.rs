@@ -1,8 +1,12 @@
 //! Webhooks against real HTTP receivers on loopback — up, slow (past the timeout), answering
 //! 500 or 404, down, and behind a tiny queue — while deployments run on the in-memory backends.
+//!
 //! Each test measures the deployments' duration with the receiver against the same deployments
 //! without webhooks and prints both; it asserts only a generous "not blocked" bound.
-#![cfg(feature = "testing")]
+//!
+//! Here, in the unpublished examples package, rather than in bluegreen-core: the receiver is
+//! bluegreen-testkit's, and a dev-dependency of core on it would be a cycle `cargo package`
+//! cannot order.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
