@@ -12,11 +12,12 @@ use bluegreen::hook::Stage;
 use bluegreen::nginx::NginxRouter;
 use bluegreen::probe::{AllOf, Analysis, HealthProbe, HttpProbe, TcpProbe};
 use bluegreen::traefik::TraefikRouter;
+use bluegreen::webhook::Webhook;
 use bluegreen::{BlueGreen, Canary, CanaryStep, Deployer, Environment, Promotion, Result, Router};
 
 use crate::config::{
     AnalysisConfig, Config, HooksConfig, Loaded, PauseConfig, ProbeConfig, PromotionConfig, RouterConfig, StepConfig,
-    StrategyConfig,
+    StrategyConfig, WebhookConfig,
 };
 
 /// What the commands work with.
@@ -25,15 +26,24 @@ pub struct Built {
     pub deployer: Deployer,
     /// The environment itself, for `logs` (the deployer does not expose it).
     pub environment: Arc<DockerEnvironment>,
+    /// The `[[webhook]]`s, signed (the commands' [`Context`](crate::commands::Context) sends
+    /// them).
+    pub webhooks: Vec<Webhook>,
 }
 
 /// Builds the deployer of `loaded`, acting as `who`.
 ///
 /// # Errors
-/// A backend that cannot be set up (the Docker socket does not answer, a router directory is
-/// missing), or a strategy the library refuses (a canary weight outside 1..=100).
+/// A webhook's `secret_env` that is not set, a backend that cannot be set up (the Docker socket
+/// does not answer, a router directory is missing), or a strategy the library refuses (a canary
+/// weight outside 1..=100).
 pub async fn deployer(loaded: &Loaded, who: &str) -> Result<Built> {
     let config = &loaded.config;
+    let webhooks = config
+        .webhook
+        .iter()
+        .map(WebhookConfig::webhook)
+        .collect::<Result<_>>()?;
     let environment = Arc::new(DockerEnvironment::connect(config.docker.0.clone()).await?);
     let router = router(&config.router)?;
     let probe = probe(&config.probe, &environment)?;
@@ -87,6 +97,7 @@ pub async fn deployer(loaded: &Loaded, who: &str) -> Result<Built> {
     Ok(Built {
         deployer: builder.build()?,
         environment,
+        webhooks,
     })
 }
 
@@ -192,5 +203,6 @@ fn _uses_every_key(config: &Config) {
         retirement: _,
         timeouts: _,
         hooks: _,
+        webhook: _,
     } = config;
 }

@@ -328,3 +328,38 @@ fn the_readme_sample_config_is_accepted() {
 fn the_replacing_deploy_sh_config_is_accepted() {
     readme_sample_is_accepted("## Replacing deploy.sh");
 }
+
+#[test]
+fn a_bad_webhook_is_refused_with_its_line_column_and_key_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(
+        "",
+        "[[webhook]]\nurl = \"http://127.0.0.1:9/hooks\"\nevents = [\"started\", \"finished\"]\n",
+    );
+    write(dir.path(), "bluegreen.toml", &text);
+    let out = run(dir.path(), &["validate"]);
+    let shown = text_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    let (line, column) = position(&text, "finished");
+    assert!(shown.contains(&format!("bluegreen.toml:{line}:{column}:")), "{shown}");
+    assert!(
+        shown.contains("`webhook[0]`") && shown.contains("webhook event"),
+        "{shown}"
+    );
+
+    let text = config("", "[[webhook]]\nurl = \"ftp://127.0.0.1/hooks\"\n");
+    write(dir.path(), "bluegreen.toml", &text);
+    let shown = text_of(&run(dir.path(), &["validate"]));
+    assert!(shown.contains("webhook url") && shown.contains("ftp"), "{shown}");
+
+    let text = config(
+        "",
+        "[[webhook]]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"in the file\"\n",
+    );
+    write(dir.path(), "bluegreen.toml", &text);
+    let shown = text_of(&run(dir.path(), &["validate"]));
+    assert!(
+        shown.contains("unknown field `secret`"),
+        "a secret belongs in secret_env: {shown}"
+    );
+}

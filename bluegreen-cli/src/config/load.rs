@@ -178,6 +178,9 @@ fn validate(config: &Config, text: &str) -> Result<(), Refusal> {
         super::RouterConfig::Traefik(traefik) => traefik.0.validate().map_err(|e| refuse("router.traefik", e))?,
     }
     config.health.validate().map_err(|e| refuse("health", e))?;
+    for (i, hook) in config.webhook.iter().enumerate() {
+        hook.unsigned().map_err(|e| refuse(&format!("webhook[{i}]"), e))?;
+    }
     if config.probe.is_empty() {
         return Err(Refusal {
             at: None,

@@ -4,7 +4,7 @@
 //! their keys): `[docker]` is a [`DockerConfig`], `[router.nginx]` a [`NginxConfig`],
 //! `[router.traefik]` a [`TraefikConfig`], `[health]` a [`HealthPolicy`], `[retirement]` a
 //! [`Retirement`], `[timeouts]` the deployer's [`Timeouts`], `[probe] command` a [`CommandProbe`]
-//! and each hook a [`CommandHook`]. The application's name is written once, at the top, and given
+//! each hook a [`CommandHook`], and each `[[webhook]]` a [`WebhookConfig`]. The application's name is written once, at the top, and given
 //! to the sections that carry it (see [`with_app`]). What only the CLI adds — the strategy's
 //! steps, which probes to run, the state directory — is defined here.
 //!
@@ -13,6 +13,7 @@
 mod load;
 mod redact;
 mod template;
+mod webhook;
 mod with_app;
 
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ use serde::Deserialize;
 pub use load::load;
 pub use redact::redacted_json;
 pub use template::starter;
+pub use webhook::WebhookConfig;
 pub use with_app::WithApp;
 
 /// The whole file.
@@ -70,6 +72,9 @@ pub struct Config {
     /// Commands run at each stage.
     #[serde(default)]
     pub hooks: HooksConfig,
+    /// `[[webhook]]` tables: URLs the deployments' events are POSTed to.
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
 }
 
 fn default_state_dir() -> PathBuf {

@@ -64,6 +64,14 @@ stop_grace = "10s"
 # [[hooks.before_change]]
 # command = ["./migrate", "up"]
 # timeout = "2m"
+
+# Events POSTed as signed JSON (X-Bluegreen-Signature-256), best-effort; the secret is read from secret_env.
+# [[webhook]]
+# url = "https://hooks.example.com/deploys"
+# secret_env = "DEPLOY_WEBHOOK_SECRET"
+# events = ["started", "phase_changed", "parked"]
+# timeout = "5s"
+# retries = 3
 "#;
 
 /// The starter for application `app`.

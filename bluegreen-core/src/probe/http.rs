@@ -180,31 +180,38 @@ impl HttpProbe {
         ProbeOutcome::Unhealthy(format!("GET {url}: body does not contain {expected:?}"))
     }
 
-    /// What went wrong, in a few words: the kind first, for people and for logs.
+    /// What went wrong, in a few words (see [`describe_failure`]).
     fn failure(&self, err: &reqwest::Error) -> String {
-        if err.is_timeout() {
-            return format!("timed out after {}", format_duration(self.timeout));
+        describe_failure(err, self.timeout)
+    }
+}
+
+/// What went wrong with a request bounded by `timeout`, in a few words: the kind first, for
+/// people and for logs (`"timed out after 2s"`, `"connection refused"`). The error's own text
+/// may hold its URL: pass it through `without_url` where the URL must not show.
+pub(crate) fn describe_failure(err: &reqwest::Error, timeout: Duration) -> String {
+    if err.is_timeout() {
+        return format!("timed out after {}", format_duration(timeout));
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut innermost = err.to_string();
+    while let Some(current) = source {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+                std::io::ErrorKind::ConnectionAborted => "connection aborted".to_string(),
+                std::io::ErrorKind::TimedOut => "timed out".to_string(),
+                _ => format!("i/o error: {io}"),
+            };
         }
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-        let mut innermost = err.to_string();
-        while let Some(current) = source {
-            if let Some(io) = current.downcast_ref::<std::io::Error>() {
-                return match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-                    std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
-                    std::io::ErrorKind::ConnectionAborted => "connection aborted".to_string(),
-                    std::io::ErrorKind::TimedOut => "timed out".to_string(),
-                    _ => format!("i/o error: {io}"),
-                };
-            }
-            innermost = current.to_string();
-            source = current.source();
-        }
-        if err.is_connect() {
-            format!("connect failed: {innermost}")
-        } else {
-            innermost
-        }
+        innermost = current.to_string();
+        source = current.source();
+    }
+    if err.is_connect() {
+        format!("connect failed: {innermost}")
+    } else {
+        innermost
     }
 }
 

@@ -19,6 +19,7 @@ use crate::model::{Endpoint, Slot};
 pub use all_of::AllOf;
 pub use analysis::{Analysis, AnalysisTally};
 pub use command::CommandProbe;
+pub(crate) use http::describe_failure;
 pub use http::{HttpProbe, TLS_ENABLED};
 pub use policy::{HealthPolicy, PolicyTally};
 pub use tcp::TcpProbe;
