@@ -120,6 +120,8 @@ impl Rig {
                     .stop_grace(Duration::from_secs(2)),
             )
             .journal(Arc::new(self.journal.clone()))
+            // A hold (inconclusive checks) never waits for ever: no approval comes in a test.
+            .approval_timeout(Duration::from_secs(10))
             .hook(Stage::BeforeTraffic, scrape_new_slot(self.prometheus.clone()))
     }
 
@@ -240,12 +242,13 @@ fn scrape_new_slot(prometheus: Arc<Mutex<PrometheusProcess>>) -> CallbackHook {
             if let (Some(slot), Some(endpoint)) = (ctx.previous_slot, ctx.previous_endpoint.as_ref()) {
                 targets.push(scrape_target(slot, Some(endpoint))?);
             }
-            let job = ctx.slot.to_string();
+            // This very address: the slot's previous instance may still have a fresh `up` sample.
+            let up = format!("up{{job=\"{}\",instance=\"{}\"}} == 1", targets[0].job, targets[0].addr);
             tokio::task::spawn_blocking(move || {
                 let prometheus = prometheus.lock().unwrap_or_else(PoisonError::into_inner);
                 prometheus.set_targets(&targets)?;
-                prometheus.wait_for(&format!("up{{job=\"{job}\"}} == 1"), Duration::from_secs(20))?;
-                Ok(format!("prometheus scrapes {job}"))
+                prometheus.wait_for(&up, Duration::from_secs(20))?;
+                Ok(format!("prometheus scrapes {}", targets[0].addr))
             })
             .await
             .map_err(|e| e.to_string())?
