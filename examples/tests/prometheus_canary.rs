@@ -11,14 +11,13 @@
 #[path = "../common/prometheus_canary.rs"]
 mod rig;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use bluegreen_core::{Cause, Error, EventKind, Phase, ProbeOutcome};
 use bluegreen_testkit::load::{Outcome, Tally};
 use rig::{release, Judged, Pace, Rig};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const PACE: Pace = Pace {
     scrape: Duration::from_secs(1),
@@ -40,7 +39,7 @@ fn assert_every_request_answered(tally: &Tally, failing: Option<&str>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_release_is_promoted_by_the_prometheus_analysis() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = ONE_AT_A_TIME.lock().await;
     let Some(rig) = Rig::start(PACE) else { return };
     rig.deploy_first("v1").await;
     let load = rig.load();
@@ -67,7 +66,7 @@ async fn a_clean_release_is_promoted_by_the_prometheus_analysis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_answering_20_percent_errors_is_rolled_back_before_50_percent() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = ONE_AT_A_TIME.lock().await;
     let Some(rig) = Rig::start(PACE) else { return };
     rig.deploy_first("v1").await;
     rig.env.with_vars(&release("v3"), &[("ERROR_RATE", "0.2")]);
@@ -111,7 +110,7 @@ async fn a_release_answering_20_percent_errors_is_rolled_back_before_50_percent(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_prometheus_stopped_mid_analysis_the_canary_is_held_then_rolled_back_never_promoted() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = ONE_AT_A_TIME.lock().await;
     let Some(rig) = Rig::start(Pace { checks: 10, ..PACE }) else {
         return;
     };

@@ -214,7 +214,7 @@ fn prometheus_checks(strategy: &super::StrategyConfig) -> Vec<(String, &super::P
     };
     analyses
         .into_iter()
-        .filter_map(|(key, analysis)| Some((format!("{key}.prometheus"), analysis.prometheus.as_ref()?)))
+        .filter_map(|(key, analysis)| Some((format!("{key}.prometheus"), analysis.prometheus.as_deref()?)))
         .collect()
 }
 

@@ -288,7 +288,7 @@ pub struct AnalysisConfig {
     pub inconclusive_limit: Option<u32>,
     /// Check with a Prometheus query instead of the `[probe]` probes.
     #[serde(default)]
-    pub prometheus: Option<PrometheusConfig>,
+    pub prometheus: Option<Box<PrometheusConfig>>,
 }
 
 /// `prometheus = { url = "http://127.0.0.1:9090", query = "...", max = 0.05 }` in an analysis: a
