@@ -112,7 +112,7 @@ impl PrometheusAnalysis {
     /// A check of `query` (a template, see the type's docs) against the Prometheus at `url`
     /// (`http://host:9090`, or with a path prefix), passing while every value is ≤ 0 until
     /// [`fails_above`](Self::fails_above) or [`fails_below`](Self::fails_below) sets the
-    /// threshold; a minimum window of 1 minute and a timeout of 5 s.
+    /// threshold; a minimum window of 1 minute and a timeout of 1.5 s.
     ///
     /// # Errors
     /// [`Error::Invalid`]: `"prometheus url"` for a URL that is not `http`/`https` with a host,
@@ -138,7 +138,7 @@ impl PrometheusAnalysis {
             template,
             threshold: Threshold::AtMost(0.0),
             min_window: Duration::from_secs(60),
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_millis(1500),
             client,
         })
     }
@@ -166,7 +166,10 @@ impl PrometheusAnalysis {
         self
     }
 
-    /// Sets the bound on one query, from connecting to the end of the answer (default 5 s).
+    /// Sets the bound on one query, from connecting to the end of the answer (default 1.5 s). Keep
+    /// it below the [`Analysis`](super::Analysis)'s own timeout (default 2 s): a slow Prometheus
+    /// is then a provider error, whereas a check that overruns the analysis's bound counts as a
+    /// failure.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

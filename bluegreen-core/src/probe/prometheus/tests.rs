@@ -236,6 +236,6 @@ async fn an_unreachable_prometheus_is_a_provider_error() {
 fn describe_shows_the_template_and_threshold() {
     let probe = error_rate("http://p:9090".into());
     assert_eq!(probe.describe(), format!("prometheus {ERROR_RATE} ≤ 0.05"));
-    assert!(probe.to_string().contains("window ≥ 1m, timeout 5s"), "{probe}");
+    assert!(probe.to_string().contains("window ≥ 1m, timeout 1s 500ms"), "{probe}");
     assert!(Threshold::AtLeast(1.0).passes(1.0) && !Threshold::AtMost(1.0).passes(f64::NAN));
 }
