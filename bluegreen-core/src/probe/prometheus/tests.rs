@@ -239,3 +239,20 @@ fn describe_shows_the_template_and_threshold() {
     assert!(probe.to_string().contains("window ≥ 1m, timeout 1s 500ms"), "{probe}");
     assert!(Threshold::AtLeast(1.0).passes(1.0) && !Threshold::AtMost(1.0).passes(f64::NAN));
 }
+
+#[tokio::test]
+async fn a_prometheus_that_does_not_answer_in_time_is_a_provider_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream); // accepted, never answered
+        }
+    });
+    let probe = error_rate(format!("http://{addr}")).timeout(Duration::from_millis(200));
+    let ProbeOutcome::ProviderError(detail) = probe.check(&target()).await else {
+        panic!("expected a provider error")
+    };
+    assert!(detail.contains("timed out after 200ms"), "{detail}");
+}
