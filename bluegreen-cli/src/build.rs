@@ -72,10 +72,10 @@ pub async fn deployer(loaded: &Loaded, who: &str) -> Result<Built> {
                 PromotionConfig::After(delay) => Promotion::AfterDelay(delay),
             });
             if let Some(pre) = &bg.pre_promotion {
-                strategy = strategy.pre_promotion(analysis(pre, &probe));
+                strategy = strategy.pre_promotion(analysis(pre, &probe)?);
             }
             if let Some(post) = &bg.post_promotion {
-                strategy = strategy.post_promotion(analysis(post, &probe));
+                strategy = strategy.post_promotion(analysis(post, &probe)?);
             }
             builder.strategy(strategy)
         }
@@ -83,13 +83,15 @@ pub async fn deployer(loaded: &Loaded, who: &str) -> Result<Built> {
             let steps = canary
                 .steps
                 .iter()
-                .map(|step| match step {
-                    StepConfig::Weight(weight) => CanaryStep::SetWeight(*weight),
-                    StepConfig::Pause(PauseConfig::For(d)) => CanaryStep::Pause(*d),
-                    StepConfig::Pause(PauseConfig::Approval) => CanaryStep::PauseUntilApproved,
-                    StepConfig::Analyse(a) => CanaryStep::Analyse(analysis(a, &probe)),
+                .map(|step| {
+                    Ok(match step {
+                        StepConfig::Weight(weight) => CanaryStep::SetWeight(*weight),
+                        StepConfig::Pause(PauseConfig::For(d)) => CanaryStep::Pause(*d),
+                        StepConfig::Pause(PauseConfig::Approval) => CanaryStep::PauseUntilApproved,
+                        StepConfig::Analyse(a) => CanaryStep::Analyse(analysis(a, &probe)?),
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             builder.strategy(Canary::new(steps)?)
         }
     };
@@ -143,8 +145,13 @@ fn probe(config: &ProbeConfig, environment: &DockerEnvironment) -> Result<Arc<dy
     Ok(Arc::new(AllOf::new(probes)?))
 }
 
-fn analysis(config: &AnalysisConfig, probe: &Arc<dyn HealthProbe>) -> Analysis {
-    let mut analysis = Analysis::new(probe.clone());
+/// The analysis `config` describes: its Prometheus check if it has one, else the health probes.
+fn analysis(config: &AnalysisConfig, probe: &Arc<dyn HealthProbe>) -> Result<Analysis> {
+    let probe = match &config.prometheus {
+        Some(prometheus) => Arc::new(prometheus.build()?),
+        None => probe.clone(),
+    };
+    let mut analysis = Analysis::new(probe);
     if let Some(count) = config.count {
         analysis = analysis.count(count);
     }
@@ -160,7 +167,7 @@ fn analysis(config: &AnalysisConfig, probe: &Arc<dyn HealthProbe>) -> Analysis {
     if let Some(limit) = config.inconclusive_limit {
         analysis = analysis.inconclusive_limit(limit);
     }
-    analysis
+    Ok(analysis)
 }
 
 fn hooks(mut builder: bluegreen::DeployerBuilder, config: &HooksConfig) -> bluegreen::DeployerBuilder {

@@ -109,6 +109,57 @@ fn a_bad_value_is_refused_with_file_line_column_and_key_path() {
 }
 
 #[test]
+fn a_prometheus_analysis_is_checked_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = |prometheus: &str| {
+        format!("[strategy]\ncanary = {{ steps = [{{ weight = 10 }}, {{ analyse = {{ count = 3, prometheus = {{ {prometheus} }} }} }}] }}\n")
+    };
+    // An unknown placeholder: refused where it is written, naming it and the ones there are.
+    let text = config(
+        "",
+        &step(r#"url = "http://127.0.0.1:9090", max = 0.05, query = 'rate(x{version="{relase}"}[{window}])'"#),
+    );
+    let path = write(dir.path(), "typo.toml", &text);
+    let out = run(dir.path(), &["-c", path.to_str().unwrap(), "validate"]);
+    let shown = text_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    let (line, column) = position(&text, "rate(x{");
+    assert!(shown.contains(&format!("typo.toml:{line}:{column}:")), "{shown}");
+    assert!(
+        shown.contains("`strategy.canary.steps[1].analyse.prometheus`"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("unknown placeholder {relase}") && shown.contains("{release}"),
+        "{shown}"
+    );
+
+    // No threshold, or both: refused.
+    for thresholds in ["", "max = 0.05, min = 0.01,"] {
+        let text = config(
+            "",
+            &step(&format!(r#"url = "http://127.0.0.1:9090", {thresholds} query = "up""#)),
+        );
+        let path = write(dir.path(), "threshold.toml", &text);
+        let out = run(dir.path(), &["-c", path.to_str().unwrap(), "validate"]);
+        let shown = text_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{shown}");
+        assert!(shown.contains("exactly one of `max`"), "{shown}");
+    }
+
+    // A valid one passes the file's checks (what follows needs Docker and the proxy).
+    let text = config(
+        "",
+        &step(
+            r#"url = "http://127.0.0.1:9090", max = 0.05, min_window = "30s", query = 'rate(x{version="{release}"}[{window}])'"#,
+        ),
+    );
+    let path = write(dir.path(), "good.toml", &text);
+    let out = run(dir.path(), &["-c", path.to_str().unwrap(), "validate"]);
+    assert_ne!(out.status.code(), Some(2), "{}", text_of(&out));
+}
+
+#[test]
 fn an_injected_value_is_refused_with_its_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let text = config("", "").replace(

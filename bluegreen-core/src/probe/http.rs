@@ -81,17 +81,7 @@ impl HttpProbe {
                 "must not contain whitespace or control characters",
             ));
         }
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|err| Error::Backend {
-                backend: "http probe".to_string(),
-                message: "cannot build the HTTP client".to_string(),
-                temporary: false,
-                source: Some(Box::new(err)),
-            })?;
+        let client = build_client("http probe", reqwest::Client::builder().pool_max_idle_per_host(0))?;
         Ok(HttpProbe {
             path: path.to_string(),
             expect_status: 200..=299,
@@ -252,6 +242,24 @@ impl HealthProbe for HttpProbe {
     }
 }
 
+/// A client from `builder` that ignores proxies from the environment and follows no redirect.
+///
+/// # Errors
+/// [`Error::Backend`] (named `backend`) if it cannot be built (its TLS backend failed to
+/// initialise).
+pub(super) fn build_client(backend: &str, builder: reqwest::ClientBuilder) -> Result<reqwest::Client> {
+    builder
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .map_err(|err| Error::Backend {
+            backend: backend.to_string(),
+            message: "cannot build the HTTP client".to_string(),
+            temporary: false,
+            source: Some(Box::new(err)),
+        })
+}
+
 fn format_statuses(statuses: &RangeInclusive<u16>) -> String {
     if statuses.start() == statuses.end() {
         statuses.start().to_string()
@@ -372,10 +380,7 @@ mod tests {
     }
 
     fn target(addr: SocketAddr) -> ProbeTarget {
-        ProbeTarget {
-            slot: Slot::Blue,
-            endpoint: Endpoint::from_socket(addr),
-        }
+        ProbeTarget::new(Slot::Blue, Endpoint::from_socket(addr))
     }
 
     /// With TLS built in, an https endpoint is tried (here: refused, nobody listens); without
@@ -384,10 +389,7 @@ mod tests {
     #[tokio::test]
     async fn an_https_endpoint_needs_tls_in_the_build() {
         let addr = unused_port().await;
-        let target = ProbeTarget {
-            slot: Slot::Green,
-            endpoint: Endpoint::from_socket(addr).with_scheme(Scheme::Https),
-        };
+        let target = ProbeTarget::new(Slot::Green, Endpoint::from_socket(addr).with_scheme(Scheme::Https));
         let outcome = HttpProbe::new("/health").unwrap().check(&target).await;
         if TLS_ENABLED {
             assert!(
