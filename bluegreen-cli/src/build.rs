@@ -26,24 +26,24 @@ pub struct Built {
     pub deployer: Deployer,
     /// The environment itself, for `logs` (the deployer does not expose it).
     pub environment: Arc<DockerEnvironment>,
-    /// The `[[webhook]]`s, signed (the commands' [`Context`](crate::commands::Context) sends
-    /// them).
-    pub webhooks: Vec<Webhook>,
+}
+
+/// The `[[webhook]]`s of `loaded`, signed with the secrets their `secret_env`s hold.
+///
+/// # Errors
+/// A `secret_env` that is not set.
+pub fn webhooks(loaded: &Loaded) -> Result<Vec<Webhook>> {
+    loaded.config.webhook.iter().map(WebhookConfig::webhook).collect()
 }
 
 /// Builds the deployer of `loaded`, acting as `who`.
 ///
 /// # Errors
-/// A webhook's `secret_env` that is not set, a backend that cannot be set up (the Docker socket
+/// A backend that cannot be set up (the Docker socket
 /// does not answer, a router directory is missing), or a strategy the library refuses (a canary
 /// weight outside 1..=100).
 pub async fn deployer(loaded: &Loaded, who: &str) -> Result<Built> {
     let config = &loaded.config;
-    let webhooks = config
-        .webhook
-        .iter()
-        .map(WebhookConfig::webhook)
-        .collect::<Result<_>>()?;
     let environment = Arc::new(DockerEnvironment::connect(config.docker.0.clone()).await?);
     let router = router(&config.router)?;
     let probe = probe(&config.probe, &environment)?;
@@ -99,7 +99,6 @@ pub async fn deployer(loaded: &Loaded, who: &str) -> Result<Built> {
     Ok(Built {
         deployer: builder.build()?,
         environment,
-        webhooks,
     })
 }
 

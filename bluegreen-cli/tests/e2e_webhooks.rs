@@ -74,6 +74,24 @@ retries = 0
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains(SECRET_ENV), "{}", stderr(&out));
+    // A deploy without it is refused before anything runs; reading commands need no secret.
+    let out = cli
+        .command("bluegreen.toml", &["deploy", "v1"])
+        .env_remove(SECRET_ENV)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = cli
+        .command("bluegreen.toml", &["history"])
+        .env_remove(SECRET_ENV)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "history needs no webhook secret: {}",
+        stderr(&out)
+    );
 
     let started = Instant::now();
     let out = cli

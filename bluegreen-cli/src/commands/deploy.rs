@@ -15,7 +15,7 @@ use crate::exit::Exit;
 
 /// Deploys `release`.
 pub async fn run(ctx: &Context, release: &str, detached: bool) -> Result<Exit, Exit> {
-    let (loaded, built) = ctx.built().await?;
+    let (loaded, built) = ctx.running().await?;
     let release = ctx.release(release)?;
     if detached {
         return detach::run(ctx, &loaded, &built, &release).await;

@@ -58,19 +58,29 @@ impl Context {
         })
     }
 
-    /// The deployer of the config file, its `[[webhook]]`s sending whatever it runs from now on
-    /// (every command that runs a deployment builds it here).
+    /// The deployer of the config file, for commands that only read (status, history, logs...):
+    /// no webhook is sent, so their secrets need not be set.
     pub async fn built(&self) -> Result<(Loaded, Built), Exit> {
         let loaded = self.load()?;
+        self.built_from(loaded).await
+    }
+
+    async fn built_from(&self, loaded: Loaded) -> Result<(Loaded, Built), Exit> {
         let who = build::who(self.global.who.as_deref());
         let built = build::deployer(&loaded, &who).await.map_err(|e| self.fail(&e))?;
-        if !built.webhooks.is_empty() {
-            let webhooks = Webhooks::spawn(
-                built.deployer.subscribe(),
-                built.webhooks.clone(),
-                Webhooks::DEFAULT_CAPACITY,
-            )
-            .map_err(|e| self.fail(&e))?;
+        Ok((loaded, built))
+    }
+
+    /// The deployer of the config file, its `[[webhook]]`s sending whatever it runs from now on:
+    /// every command that runs a deployment builds it here. A webhook whose `secret_env` is not
+    /// set refuses the command (exit 2) before anything runs.
+    pub async fn running(&self) -> Result<(Loaded, Built), Exit> {
+        let loaded = self.load()?;
+        let hooks = build::webhooks(&loaded).map_err(|e| self.fail(&e))?;
+        let (loaded, built) = self.built_from(loaded).await?;
+        if !hooks.is_empty() {
+            let webhooks = Webhooks::spawn(built.deployer.subscribe(), hooks, Webhooks::DEFAULT_CAPACITY)
+                .map_err(|e| self.fail(&e))?;
             *self.webhooks.lock().unwrap_or_else(PoisonError::into_inner) = Some(webhooks);
         }
         Ok((loaded, built))

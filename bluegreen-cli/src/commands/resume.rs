@@ -5,7 +5,7 @@ use crate::exit::Exit;
 
 /// Converges what an interrupted deployment left (finishes it, or rolls it back: exit 1).
 pub async fn run(ctx: &Context) -> Result<Exit, Exit> {
-    let (_, built) = ctx.built().await?;
+    let (_, built) = ctx.running().await?;
     match built.deployer.resume().await.map_err(|e| ctx.fail(&e))? {
         Some(report) => {
             show::report(ctx, &report, true);

@@ -6,7 +6,7 @@ use crate::exit::Exit;
 /// Back to the previous release (instant within the rollback window), or to any retained one
 /// with `--to` (redeployed from the artifact it ran, health-gated).
 pub async fn run(ctx: &Context, to: Option<&str>) -> Result<Exit, Exit> {
-    let (_, built) = ctx.built().await?;
+    let (_, built) = ctx.running().await?;
     let report = match to {
         Some(name) => {
             let release = ctx.release(name)?;

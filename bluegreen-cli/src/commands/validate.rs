@@ -7,7 +7,10 @@ use crate::exit::Exit;
 /// Parses the file (exit 2 with file:line:column when refused), builds the deployer and runs
 /// `preflight` (or `preflight_for(release)`): every problem at once, exit 5 if any.
 pub async fn run(ctx: &Context, release: Option<&str>) -> Result<Exit, Exit> {
-    let (loaded, built) = ctx.built().await?;
+    let loaded = ctx.load()?;
+    // Sends nothing, but a deployment would: its webhooks' secrets must be set.
+    crate::build::webhooks(&loaded).map_err(|e| ctx.fail(&e))?;
+    let (loaded, built) = ctx.built_from(loaded).await?;
     let preflight = match release {
         Some(name) => {
             let release = ctx.release(name)?;
