@@ -5,7 +5,9 @@ mod cli;
 mod commands;
 mod config;
 mod exit;
+mod exporter;
 mod output;
+mod textfile;
 
 use std::process::ExitCode;
 

@@ -61,38 +61,31 @@ pub const SECONDS_HISTOGRAMS: &[&str] = &[PHASE_DURATION, SWITCH_DURATION, LOCK_
 /// Gives the installed recorder each family's description and unit. Call it once after
 /// installing a recorder (a recorder installed later does not see earlier descriptions).
 pub fn describe() {
-    describe_counter!(
-        DEPLOYMENTS_STARTED,
-        Unit::Count,
-        "Deployments started (a resume does not count again)."
-    );
-    describe_counter!(
-        DEPLOYMENTS_FINISHED,
-        Unit::Count,
-        "Deployments that reached a terminal phase, by outcome (completed, rolled_back, failed)."
-    );
-    describe_histogram!(
-        PHASE_DURATION,
-        Unit::Seconds,
-        "How long each phase of a deployment took."
-    );
-    describe_gauge!(
-        TRAFFIC_WEIGHT,
-        Unit::Percent,
-        "Percent of traffic each slot receives, as applied to the router."
-    );
-    describe_counter!(
-        CHECKS,
-        Unit::Count,
-        "Health and analysis checks of the new slot, by outcome."
-    );
-    describe_counter!(VERDICTS, Unit::Count, "Verdicts of health policies and analyses.");
-    describe_histogram!(
-        SWITCH_DURATION,
-        Unit::Seconds,
-        "How long one router apply (a switch, confirmed) took."
-    );
-    describe_histogram!(LOCK_WAIT, Unit::Seconds, "How long acquiring the deployment lock took.");
+    for name in [DEPLOYMENTS_STARTED, DEPLOYMENTS_FINISHED, CHECKS, VERDICTS] {
+        describe_counter!(name, Unit::Count, help(name));
+    }
+    for name in SECONDS_HISTOGRAMS {
+        describe_histogram!(*name, Unit::Seconds, help(name));
+    }
+    describe_gauge!(TRAFFIC_WEIGHT, Unit::Percent, help(TRAFFIC_WEIGHT));
+}
+
+/// The description of the family `name` (one of this module's names), for `# HELP` lines; empty
+/// for another name.
+pub fn help(name: &str) -> &'static str {
+    match name {
+        DEPLOYMENTS_STARTED => "Deployments started (a resume does not count again).",
+        DEPLOYMENTS_FINISHED => {
+            "Deployments that reached a terminal phase, by outcome (completed, rolled_back, failed)."
+        }
+        PHASE_DURATION => "How long each phase of a deployment took.",
+        TRAFFIC_WEIGHT => "Percent of traffic each slot receives, as applied to the router.",
+        CHECKS => "Health and analysis checks of the new slot, by outcome.",
+        VERDICTS => "Verdicts of health policies and analyses.",
+        SWITCH_DURATION => "How long one router apply (a switch, confirmed) took.",
+        LOCK_WAIT => "How long acquiring the deployment lock took (acquired or given up).",
+        _ => "",
+    }
 }
 
 /// The `outcome` label of a deployment that ended in `phase`: its name when terminal
@@ -183,7 +176,7 @@ pub(crate) fn judged(app: &AppName, kind: CheckKind, verdict: &Verdict) {
         .increment(1);
 }
 
-/// Acquiring the lock of `app` took `took`.
+/// Waiting for the lock of `app` took `took` (acquired or given up).
 pub(crate) fn lock_waited(app: &AppName, took: Duration) {
     histogram!(LOCK_WAIT, "app" => app_label(app)).record(took.as_secs_f64());
 }
