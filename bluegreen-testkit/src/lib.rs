@@ -14,6 +14,8 @@
 //! - [`stats`]: percentiles and the markdown tables benchmarks print;
 //! - [`nginx`]: a real nginx master of its own in a temporary prefix;
 //! - [`traefik`]: real Traefik on loopback with the file provider watching a temporary directory;
+//! - [`prometheus`]: real Prometheus on loopback with its own config and data directory, and its
+//!   query API;
 //!
 //! The Docker fixtures (demo images, unique apps, cleanup) live with `bluegreen-docker`'s tests
 //! (`tests/common/fixtures.rs`), so this crate does not depend on `bluegreen-docker`.
@@ -23,6 +25,7 @@ pub mod demo;
 pub mod load;
 pub mod nginx;
 pub mod processes;
+pub mod prometheus;
 pub mod real;
 pub mod scenario;
 pub mod shared_processes;
