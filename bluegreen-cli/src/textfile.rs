@@ -109,12 +109,24 @@ mod tests {
 
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.contains(r#"bluegreen_deployments_finished_total{app="shop",strategy="blue-green",outcome="completed"} 1"#),
+            text.contains(
+                r#"bluegreen_deployments_finished_total{app="shop",strategy="blue-green",outcome="completed"} 1"#
+            ),
             "{text}"
         );
-        assert!(text.contains("# TYPE bluegreen_phase_duration_seconds histogram"), "{text}");
+        assert!(
+            text.contains("# TYPE bluegreen_phase_duration_seconds histogram"),
+            "{text}"
+        );
         assert!(text.contains(r#"le="600""#), "the library's buckets: {text}");
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(leftovers, [std::ffi::OsString::from("bluegreen.prom")], "no temporary file left");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            leftovers,
+            [std::ffi::OsString::from("bluegreen.prom")],
+            "no temporary file left"
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! the test scrapes it over HTTP — and has a real Prometheus scrape it and answers queries
 //! through Prometheus's HTTP API.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use bluegreen_core::journal::{FileJournal, Retention};
 use bluegreen_core::probe::Analysis;
 use bluegreen_core::testing::{InMemoryEnvironment, InMemoryRouter};
 use bluegreen_core::{AppName, Canary, CanaryStep, Deployer, HealthPolicy, Release, Retirement, Strategy};
-use bluegreen_testkit::prometheus::{PrometheusProcess, ScrapeTarget};
+use bluegreen_testkit::prometheus::{http_get, PrometheusProcess, ScrapeTarget};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bluegreen");
 
@@ -39,7 +39,11 @@ impl App {
             .environment(Arc::new(self.env.clone()))
             .router(Arc::new(self.router.clone()))
             .probe(self.env.health_probe())
-            .policy(HealthPolicy::default().interval(Duration::from_millis(5)).failure_threshold(2))
+            .policy(
+                HealthPolicy::default()
+                    .interval(Duration::from_millis(5))
+                    .failure_threshold(2),
+            )
             .retirement(
                 Retirement::new()
                     .rollback_window(Duration::ZERO)
@@ -55,7 +59,11 @@ impl App {
     fn canary(&self) -> Canary {
         Canary::new(vec![
             CanaryStep::SetWeight(25),
-            CanaryStep::Analyse(Analysis::new(self.env.health_probe()).count(2).interval(Duration::from_millis(1))),
+            CanaryStep::Analyse(
+                Analysis::new(self.env.health_probe())
+                    .count(2)
+                    .interval(Duration::from_millis(1)),
+            ),
         ])
         .unwrap()
     }
@@ -83,7 +91,9 @@ impl Exporter {
             .spawn()
             .expect("start bluegreen exporter");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let addr = line
             .split("http://")
             .nth(1)
@@ -96,14 +106,9 @@ impl Exporter {
 
     /// The body of `GET /metrics`.
     fn scrape(&self) -> String {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
-        assert!(head.to_lowercase().contains("text/plain; version=0.0.4"), "{head}");
-        body.to_string()
+        let (status, body) = http_get(self.addr, "/metrics").unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
     }
 }
 
@@ -138,17 +143,34 @@ async fn the_exporter_serves_every_app_of_the_state_directory_from_its_journal()
     assert_eq!(value(&text, completed), Some(2.0), "{text}");
     assert_eq!(value(&text, rolled_back), Some(1.0), "{text}");
     // v2 went live on green; v3's rollback left all traffic there.
-    assert_eq!(value(&text, r#"bluegreen_traffic_weight{app="shop",slot="green"}"#), Some(100.0), "{text}");
-    assert_eq!(value(&text, r#"bluegreen_traffic_weight{app="shop",slot="blue"}"#), Some(0.0), "{text}");
+    assert_eq!(
+        value(&text, r#"bluegreen_traffic_weight{app="shop",slot="green"}"#),
+        Some(100.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, r#"bluegreen_traffic_weight{app="shop",slot="blue"}"#),
+        Some(0.0),
+        "{text}"
+    );
     let verdict = |kind: &str, verdict: &str| {
-        value(&text, &format!(r#"bluegreen_verdicts_total{{app="shop",kind="{kind}",verdict="{verdict}"}}"#))
+        value(
+            &text,
+            &format!(r#"bluegreen_verdicts_total{{app="shop",kind="{kind}",verdict="{verdict}"}}"#),
+        )
     };
     assert_eq!(verdict("health", "passed"), Some(2.0), "{text}");
     assert_eq!(verdict("health", "failed"), Some(1.0), "{text}");
     assert_eq!(verdict("analysis", "passed"), Some(1.0), "{text}");
-    assert_eq!(value(&text, r#"bluegreen_deployment_in_progress{app="shop"}"#), Some(0.0));
+    assert_eq!(
+        value(&text, r#"bluegreen_deployment_in_progress{app="shop"}"#),
+        Some(0.0)
+    );
     assert!(value(&text, r#"bluegreen_last_deployment_timestamp_seconds{app="shop"}"#).is_some_and(|t| t > 1.6e9));
-    assert!(text.contains("# TYPE bluegreen_phase_duration_seconds histogram"), "{text}");
+    assert!(
+        text.contains("# TYPE bluegreen_phase_duration_seconds histogram"),
+        "{text}"
+    );
     let verifying = r#"bluegreen_phase_duration_seconds_count{app="shop",phase="verifying"}"#;
     assert_eq!(value(&text, verifying), Some(3.0), "{text}");
     assert!(text.contains(r#"bluegreen_phase_duration_seconds_bucket{app="shop",phase="verifying",le="+Inf"} 3"#));
@@ -161,19 +183,33 @@ async fn the_exporter_serves_every_app_of_the_state_directory_from_its_journal()
     assert_eq!(value(&text, started), Some(4.0), "{text}");
     assert_eq!(value(&text, completed), Some(3.0), "{text}");
     assert_eq!(
-        value(&text, r#"bluegreen_deployments_started_total{app="cart",strategy="canary"}"#),
+        value(
+            &text,
+            r#"bluegreen_deployments_started_total{app="cart",strategy="canary"}"#
+        ),
         Some(1.0),
         "{text}"
     );
     // The families are declared once for both applications.
-    assert_eq!(text.matches("# TYPE bluegreen_deployments_started_total counter").count(), 1);
+    assert_eq!(
+        text.matches("# TYPE bluegreen_deployments_started_total counter")
+            .count(),
+        1
+    );
 
     // A compaction rewrites the journal: its numbers are rebuilt from what it kept.
     let journal = FileJournal::open(dir.path(), &shop.name).unwrap();
-    journal.compact(Retention::default().deployments(2).detailed(1)).await.unwrap();
+    journal
+        .compact(Retention::default().deployments(2).detailed(1))
+        .await
+        .unwrap();
     let text = exporter.scrape();
     assert_eq!(value(&text, started), Some(2.0), "two deployments kept: {text}");
-    assert_eq!(value(&text, r#"bluegreen_traffic_weight{app="shop",slot="blue"}"#), Some(100.0), "{text}");
+    assert_eq!(
+        value(&text, r#"bluegreen_traffic_weight{app="shop",slot="blue"}"#),
+        Some(100.0),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
