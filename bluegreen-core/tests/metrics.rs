@@ -2,7 +2,8 @@
 //! `metrics-util`'s `DebuggingRecorder` installed as the global recorder of this test binary (a
 //! deployment's futures cross await points, so a thread-local recorder would miss some). Each
 //! test deploys an application of its own name and reads only that application's series; one
-//! test at a time takes the snapshot, because a snapshot drains the histograms.
+//! test at a time takes its snapshots, because a snapshot drains counters and histograms (it
+//! returns what was counted since the previous one).
 #![cfg(feature = "testing")]
 
 use std::collections::BTreeMap;
@@ -29,7 +30,7 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
-/// One test at a time snapshots (a snapshot drains histograms).
+/// One test at a time snapshots (a snapshot drains counters and histograms).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One series: its labels other than `app`, and its value.
@@ -261,7 +262,50 @@ fn the_label_helpers_name_terminal_phases_and_verdicts() {
         m::check_label(&ProbeOutcome::ProviderError("x".into())),
         "provider_error"
     );
+    for name in [
+        m::DEPLOYMENTS_STARTED,
+        m::DEPLOYMENTS_FINISHED,
+        m::PHASE_DURATION,
+        m::TRAFFIC_WEIGHT,
+        m::CHECKS,
+        m::VERDICTS,
+        m::SWITCH_DURATION,
+        m::LOCK_WAIT,
+    ] {
+        assert!(!m::help(name).is_empty(), "{name} has no help");
+    }
     let mut buckets = m::SECONDS_BUCKETS.to_vec();
     buckets.sort_by(f64::total_cmp);
     assert_eq!(buckets, m::SECONDS_BUCKETS, "buckets ascend");
+}
+
+#[tokio::test]
+async fn a_parked_deployment_carried_on_by_promote_is_not_started_again() {
+    let _serial = SERIAL.lock().await;
+    snapshotter();
+    let app = "metrics-parked";
+    let (env, router) = (InMemoryEnvironment::new(), InMemoryRouter::new());
+    let dir = tempfile::tempdir().unwrap();
+    let canary = || Canary::new(vec![CanaryStep::SetWeight(20), CanaryStep::PauseUntilApproved]).unwrap();
+    let d = builder(app, &env, &router)
+        .strategy(canary())
+        .park_at_gates(true)
+        .state_dir(dir.path())
+        .build()
+        .unwrap();
+    d.deploy(release("v1")).await.unwrap();
+    let parked = d.deploy(release("v2")).await.unwrap();
+    assert!(parked.deployment.parked().is_some());
+    let c = Captured::of(app);
+    assert_eq!(c.counter(m::DEPLOYMENTS_STARTED, &[("strategy", "canary")]), 2);
+    assert_eq!(c.gauge(m::TRAFFIC_WEIGHT, &[("slot", "green")]), 20.0, "parked at 20%");
+
+    d.promote().await.unwrap();
+    // Counted since the previous snapshot (a snapshot drains counters).
+    let c = Captured::of(app);
+    let started = c.counter(m::DEPLOYMENTS_STARTED, &[("strategy", "canary")]);
+    assert_eq!(started, 0, "no new start");
+    let completed = [("strategy", "canary"), ("outcome", "completed")];
+    assert_eq!(c.counter(m::DEPLOYMENTS_FINISHED, &completed), 1);
+    assert_eq!(c.gauge(m::TRAFFIC_WEIGHT, &[("slot", "green")]), 100.0);
 }
