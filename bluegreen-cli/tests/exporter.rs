@@ -212,6 +212,21 @@ async fn the_exporter_serves_every_app_of_the_state_directory_from_its_journal()
     );
 }
 
+#[test]
+fn an_address_in_use_is_refused_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["exporter", "--listen", &addr, "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_exporter_and_answers_for_its_series() {
     let dir = tempfile::tempdir().unwrap();

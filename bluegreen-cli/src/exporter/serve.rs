@@ -68,8 +68,14 @@ impl Bound {
     /// else is 404. A connection that fails is dropped, not fatal.
     pub async fn serve(self) {
         loop {
-            let Ok((stream, _)) = self.listener.accept().await else {
-                continue;
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    eprintln!("warning: accepting a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
             };
             let exporter = self.exporter.clone();
             tokio::spawn(async move {
