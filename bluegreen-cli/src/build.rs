@@ -12,11 +12,12 @@ use bluegreen::hook::Stage;
 use bluegreen::nginx::NginxRouter;
 use bluegreen::probe::{AllOf, Analysis, HealthProbe, HttpProbe, TcpProbe};
 use bluegreen::traefik::TraefikRouter;
+use bluegreen::webhook::Webhook;
 use bluegreen::{BlueGreen, Canary, CanaryStep, Deployer, Environment, Promotion, Result, Router};
 
 use crate::config::{
     AnalysisConfig, Config, HooksConfig, Loaded, PauseConfig, ProbeConfig, PromotionConfig, RouterConfig, StepConfig,
-    StrategyConfig,
+    StrategyConfig, WebhookConfig,
 };
 
 /// What the commands work with.
@@ -25,15 +26,24 @@ pub struct Built {
     pub deployer: Deployer,
     /// The environment itself, for `logs` (the deployer does not expose it).
     pub environment: Arc<DockerEnvironment>,
+    /// The `[[webhook]]`s, signed (the commands' [`Context`](crate::commands::Context) sends
+    /// them).
+    pub webhooks: Vec<Webhook>,
 }
 
 /// Builds the deployer of `loaded`, acting as `who`.
 ///
 /// # Errors
-/// A backend that cannot be set up (the Docker socket does not answer, a router directory is
-/// missing), or a strategy the library refuses (a canary weight outside 1..=100).
+/// A webhook's `secret_env` that is not set, a backend that cannot be set up (the Docker socket
+/// does not answer, a router directory is missing), or a strategy the library refuses (a canary
+/// weight outside 1..=100).
 pub async fn deployer(loaded: &Loaded, who: &str) -> Result<Built> {
     let config = &loaded.config;
+    let webhooks = config
+        .webhook
+        .iter()
+        .map(WebhookConfig::webhook)
+        .collect::<Result<_>>()?;
     let environment = Arc::new(DockerEnvironment::connect(config.docker.0.clone()).await?);
     let router = router(&config.router)?;
     let probe = probe(&config.probe, &environment)?;
@@ -62,10 +72,10 @@ pub async fn deployer(loaded: &Loaded, who: &str) -> Result<Built> {
                 PromotionConfig::After(delay) => Promotion::AfterDelay(delay),
             });
             if let Some(pre) = &bg.pre_promotion {
-                strategy = strategy.pre_promotion(analysis(pre, &probe));
+                strategy = strategy.pre_promotion(analysis(pre, &probe)?);
             }
             if let Some(post) = &bg.post_promotion {
-                strategy = strategy.post_promotion(analysis(post, &probe));
+                strategy = strategy.post_promotion(analysis(post, &probe)?);
             }
             builder.strategy(strategy)
         }
@@ -73,13 +83,15 @@ pub async fn deployer(loaded: &Loaded, who: &str) -> Result<Built> {
             let steps = canary
                 .steps
                 .iter()
-                .map(|step| match step {
-                    StepConfig::Weight(weight) => CanaryStep::SetWeight(*weight),
-                    StepConfig::Pause(PauseConfig::For(d)) => CanaryStep::Pause(*d),
-                    StepConfig::Pause(PauseConfig::Approval) => CanaryStep::PauseUntilApproved,
-                    StepConfig::Analyse(a) => CanaryStep::Analyse(analysis(a, &probe)),
+                .map(|step| {
+                    Ok(match step {
+                        StepConfig::Weight(weight) => CanaryStep::SetWeight(*weight),
+                        StepConfig::Pause(PauseConfig::For(d)) => CanaryStep::Pause(*d),
+                        StepConfig::Pause(PauseConfig::Approval) => CanaryStep::PauseUntilApproved,
+                        StepConfig::Analyse(a) => CanaryStep::Analyse(analysis(a, &probe)?),
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             builder.strategy(Canary::new(steps)?)
         }
     };
@@ -87,6 +99,7 @@ pub async fn deployer(loaded: &Loaded, who: &str) -> Result<Built> {
     Ok(Built {
         deployer: builder.build()?,
         environment,
+        webhooks,
     })
 }
 
@@ -132,8 +145,13 @@ fn probe(config: &ProbeConfig, environment: &DockerEnvironment) -> Result<Arc<dy
     Ok(Arc::new(AllOf::new(probes)?))
 }
 
-fn analysis(config: &AnalysisConfig, probe: &Arc<dyn HealthProbe>) -> Analysis {
-    let mut analysis = Analysis::new(probe.clone());
+/// The analysis `config` describes: its Prometheus check if it has one, else the health probes.
+fn analysis(config: &AnalysisConfig, probe: &Arc<dyn HealthProbe>) -> Result<Analysis> {
+    let probe = match &config.prometheus {
+        Some(prometheus) => Arc::new(prometheus.build()?),
+        None => probe.clone(),
+    };
+    let mut analysis = Analysis::new(probe);
     if let Some(count) = config.count {
         analysis = analysis.count(count);
     }
@@ -149,7 +167,7 @@ fn analysis(config: &AnalysisConfig, probe: &Arc<dyn HealthProbe>) -> Analysis {
     if let Some(limit) = config.inconclusive_limit {
         analysis = analysis.inconclusive_limit(limit);
     }
-    analysis
+    Ok(analysis)
 }
 
 fn hooks(mut builder: bluegreen::DeployerBuilder, config: &HooksConfig) -> bluegreen::DeployerBuilder {
@@ -192,5 +210,6 @@ fn _uses_every_key(config: &Config) {
         retirement: _,
         timeouts: _,
         hooks: _,
+        webhook: _,
     } = config;
 }

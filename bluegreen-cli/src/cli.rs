@@ -137,6 +137,17 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// One deployment drawn from the journal: its phases on a time axis, each slot's share of
+    /// traffic, checks, commands and who sent them, the outcome. Reads only the journal.
+    #[command(after_help = EXIT_CODES)]
+    Report {
+        /// The deployment's id (see `bluegreen history`; default: the latest).
+        id: Option<String>,
+        /// Write a self-contained HTML page (inline SVG, no script) to this file instead of the
+        /// text summary.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -7,6 +7,7 @@ mod config;
 mod exit;
 mod exporter;
 mod output;
+mod report;
 mod textfile;
 
 use std::process::ExitCode;

@@ -109,6 +109,57 @@ fn a_bad_value_is_refused_with_file_line_column_and_key_path() {
 }
 
 #[test]
+fn a_prometheus_analysis_is_checked_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = |prometheus: &str| {
+        format!("[strategy]\ncanary = {{ steps = [{{ weight = 10 }}, {{ analyse = {{ count = 3, prometheus = {{ {prometheus} }} }} }}] }}\n")
+    };
+    // An unknown placeholder: refused where it is written, naming it and the ones there are.
+    let text = config(
+        "",
+        &step(r#"url = "http://127.0.0.1:9090", max = 0.05, query = 'rate(x{version="{relase}"}[{window}])'"#),
+    );
+    let path = write(dir.path(), "typo.toml", &text);
+    let out = run(dir.path(), &["-c", path.to_str().unwrap(), "validate"]);
+    let shown = text_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    let (line, column) = position(&text, "rate(x{");
+    assert!(shown.contains(&format!("typo.toml:{line}:{column}:")), "{shown}");
+    assert!(
+        shown.contains("`strategy.canary.steps[1].analyse.prometheus`"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("unknown placeholder {relase}") && shown.contains("{release}"),
+        "{shown}"
+    );
+
+    // No threshold, or both: refused.
+    for thresholds in ["", "max = 0.05, min = 0.01,"] {
+        let text = config(
+            "",
+            &step(&format!(r#"url = "http://127.0.0.1:9090", {thresholds} query = "up""#)),
+        );
+        let path = write(dir.path(), "threshold.toml", &text);
+        let out = run(dir.path(), &["-c", path.to_str().unwrap(), "validate"]);
+        let shown = text_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{shown}");
+        assert!(shown.contains("exactly one of `max`"), "{shown}");
+    }
+
+    // A valid one passes the file's checks (what follows needs Docker and the proxy).
+    let text = config(
+        "",
+        &step(
+            r#"url = "http://127.0.0.1:9090", max = 0.05, min_window = "30s", query = 'rate(x{version="{release}"}[{window}])'"#,
+        ),
+    );
+    let path = write(dir.path(), "good.toml", &text);
+    let out = run(dir.path(), &["-c", path.to_str().unwrap(), "validate"]);
+    assert_ne!(out.status.code(), Some(2), "{}", text_of(&out));
+}
+
+#[test]
 fn an_injected_value_is_refused_with_its_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let text = config("", "").replace(
@@ -327,4 +378,39 @@ fn the_readme_sample_config_is_accepted() {
 #[test]
 fn the_replacing_deploy_sh_config_is_accepted() {
     readme_sample_is_accepted("## Replacing deploy.sh");
+}
+
+#[test]
+fn a_bad_webhook_is_refused_with_its_line_column_and_key_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(
+        "",
+        "[[webhook]]\nurl = \"http://127.0.0.1:9/hooks\"\nevents = [\"started\", \"finished\"]\n",
+    );
+    write(dir.path(), "bluegreen.toml", &text);
+    let out = run(dir.path(), &["validate"]);
+    let shown = text_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    let (line, column) = position(&text, "finished");
+    assert!(shown.contains(&format!("bluegreen.toml:{line}:{column}:")), "{shown}");
+    assert!(
+        shown.contains("`webhook[0]`") && shown.contains("webhook event"),
+        "{shown}"
+    );
+
+    let text = config("", "[[webhook]]\nurl = \"ftp://127.0.0.1/hooks\"\n");
+    write(dir.path(), "bluegreen.toml", &text);
+    let shown = text_of(&run(dir.path(), &["validate"]));
+    assert!(shown.contains("webhook url") && shown.contains("ftp"), "{shown}");
+
+    let text = config(
+        "",
+        "[[webhook]]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"in the file\"\n",
+    );
+    write(dir.path(), "bluegreen.toml", &text);
+    let shown = text_of(&run(dir.path(), &["validate"]));
+    assert!(
+        shown.contains("unknown field `secret`"),
+        "a secret belongs in secret_env: {shown}"
+    );
 }

@@ -18,6 +18,9 @@
 //! [`DrainStatus`](backend::DrainStatus), [`Progress`](backend::Progress) and the conformance
 //! suites.
 //!
+//! [`webhook`] POSTs a deployment's events as signed JSON to URLs you configure, in the
+//! background, never in the deployment's way.
+//!
 //! The `testing` feature adds in-memory backends, fault injection and conformance suites, so you can
 //! test your own deploy logic — and your own backends — without Docker or a proxy.
 //!
@@ -87,6 +90,7 @@ pub mod strategy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod wait;
+pub mod webhook;
 
 pub use bounded::{Bounded, Timeouts};
 pub use command::{Answer, Command, Issuer};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bluegreen_core::environment::SlotStatus;
 use bluegreen_core::journal::{FileJournal, InMemoryJournal, Journal, Record};
 use bluegreen_core::lock::{FileLock, InMemoryLock};
-use bluegreen_core::probe::Analysis;
+use bluegreen_core::probe::{Analysis, HealthProbe, ProbeTarget};
 use bluegreen_core::testing::{EnvOp, InMemoryEnvironment, InMemoryRouter, ScriptedProbe};
 use bluegreen_core::{
     AppName, BlueGreen, Canary, CanaryStep, Conflict, Deployer, DeployerBuilder, Error, EventKind, HealthPolicy, Phase,
@@ -343,6 +343,47 @@ async fn a_canary_walks_its_weights_and_completes() {
     let splits: Vec<TrafficSplit> = w.router.history().iter().map(|r| r.split()).collect();
     let green: Vec<u8> = splits.iter().map(|s| s.weight(Slot::Green)).collect();
     assert_eq!(green, [0, 10, 50, 100]);
+}
+
+/// Keeps the target of every check, and answers healthy.
+#[derive(Debug, Default)]
+struct RecordingProbe(std::sync::Mutex<Vec<ProbeTarget>>);
+
+#[async_trait::async_trait]
+impl HealthProbe for RecordingProbe {
+    fn describe(&self) -> String {
+        "recording".to_string()
+    }
+    async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
+        self.0.lock().unwrap().push(target.clone());
+        ProbeOutcome::Healthy
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_probe_gets_the_deployment_context_and_analysis_sees_when_traffic_started() {
+    let w = World::new();
+    w.deployer().deploy(release("v1")).await.unwrap();
+    let probe = Arc::new(RecordingProbe::default());
+    let canary = Canary::new(vec![
+        CanaryStep::SetWeight(10),
+        CanaryStep::Analyse(Analysis::new(probe.clone()).count(1)),
+    ])
+    .unwrap();
+    let d = w.builder().probe(probe.clone()).strategy(canary).build().unwrap();
+    let report = d.deploy(release("v2")).await.unwrap();
+    let targets = probe.0.lock().unwrap().clone();
+    let (verify, analyse) = (targets.first().unwrap(), targets.last().unwrap());
+    for target in [verify, analyse] {
+        assert_eq!(target.slot, Slot::Green);
+        assert_eq!(target.context.deployment.as_deref(), Some(report.deployment.id()));
+        assert_eq!(target.context.app.as_ref().map(|a| a.as_str()), Some("shop"));
+        assert_eq!(target.context.release, Some(release("v2")));
+    }
+    assert_eq!((verify.context.weight, verify.context.traffic_since), (0, None));
+    assert_eq!(analyse.context.weight, 10);
+    assert!(analyse.context.traffic_since.is_some());
+    assert_eq!(analyse.context.traffic_since, report.deployment.traffic_since());
 }
 
 #[tokio::test(start_paused = true)]

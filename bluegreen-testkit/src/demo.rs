@@ -13,7 +13,7 @@ use bluegreen_core::model::Endpoint;
 use crate::cargo::{build_bin, Build};
 
 /// Every variable the app reads; cleared so the caller's environment cannot leak in.
-pub const APP_VARS: [&str; 7] = [
+pub const APP_VARS: [&str; 8] = [
     "LISTEN",
     "VERSION",
     "FAIL_HEALTH",
@@ -21,6 +21,7 @@ pub const APP_VARS: [&str; 7] = [
     "IGNORE_SIGTERM",
     "CRASH_AFTER_MS",
     "SHUTDOWN_TIMEOUT_MS",
+    "ERROR_RATE",
 ];
 
 /// The demo app's binary (debug build), built on first use.

@@ -16,11 +16,15 @@
 //! - [`traefik`]: real Traefik on loopback with the file provider watching a temporary directory;
 //! - [`prometheus`]: real Prometheus on loopback with its own config and data directory, and its
 //!   query API;
+//! - [`chromium`]: real headless Chromium opening a page we render: screenshot, DOM, console;
+//! - [`webhook`]: a real webhook receiver on loopback (answers at once, slowly or with an error)
+//!   and a signature check;
 //!
 //! The Docker fixtures (demo images, unique apps, cleanup) live with `bluegreen-docker`'s tests
 //! (`tests/common/fixtures.rs`), so this crate does not depend on `bluegreen-docker`.
 
 pub mod cargo;
+pub mod chromium;
 pub mod demo;
 pub mod load;
 pub mod nginx;
@@ -31,3 +35,4 @@ pub mod scenario;
 pub mod shared_processes;
 pub mod stats;
 pub mod traefik;
+pub mod webhook;

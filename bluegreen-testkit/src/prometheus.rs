@@ -72,6 +72,7 @@ pub struct PrometheusProcess {
     child: Option<Child>,
     dir: tempfile::TempDir,
     addr: SocketAddr,
+    interval: Duration,
 }
 
 impl PrometheusProcess {
@@ -89,6 +90,7 @@ impl PrometheusProcess {
             child: None,
             dir,
             addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            interval,
         };
         retry_on_port_clash(|| {
             prometheus.addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
@@ -194,6 +196,23 @@ impl PrometheusProcess {
         }
     }
 
+    /// Scrapes `targets` from now on, instead of what it scraped: rewrites `prometheus.yml` and
+    /// asks Prometheus to reload it (`POST /-/reload`; it runs with `--web.enable-lifecycle`).
+    /// For targets whose address is known only once they run (a slot's port).
+    ///
+    /// Fails when the file cannot be written or Prometheus refuses the reload (the error says
+    /// why).
+    pub fn set_targets(&self, targets: &[ScrapeTarget]) -> Result<(), String> {
+        std::fs::write(self.dir.path().join("prometheus.yml"), config(targets, self.interval))
+            .map_err(|e| format!("cannot write prometheus.yml: {e}"))?;
+        let (status, body) =
+            http_request(self.addr, "POST", "/-/reload").map_err(|e| format!("reloading prometheus: {e}"))?;
+        if status != 200 {
+            return Err(format!("prometheus refused the reload: HTTP {status}: {body}"));
+        }
+        Ok(())
+    }
+
     /// Runs `expr` until it returns at least one series, for at most `timeout`: the series.
     pub fn wait_for(&self, expr: &str, timeout: Duration) -> Result<Vec<Sample>, String> {
         let deadline = Instant::now() + timeout;
@@ -252,6 +271,9 @@ fn config(targets: &[ScrapeTarget], interval: Duration) -> String {
     let interval = format!("{}ms", interval.as_millis().max(1));
     let mut out =
         format!("global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\nscrape_configs:\n");
+    if targets.is_empty() {
+        out.push_str("  []\n");
+    }
     for t in targets {
         out.push_str(&format!(
             "  - job_name: \"{job}\"\n    scrape_interval: {interval}\n    scrape_timeout: {interval}\n    metrics_path: \"{path}\"\n    static_configs:\n      - targets: [\"{addr}\"]\n",
@@ -278,9 +300,17 @@ fn encode(value: &str) -> String {
 
 /// `GET path` over HTTP/1.0 (so the answer is never chunked): the status and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path)
+}
+
+/// `method path`, with no body, over HTTP/1.0: the status and the body.
+fn http_request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+    )?;
     let mut out = String::new();
     stream.read_to_string(&mut out)?;
     let status = out
@@ -327,6 +357,14 @@ mod tests {
         assert_eq!(scalar[0].value, 2.0);
         let err = prometheus.query("sum(").unwrap_err();
         assert!(err.contains("sum("), "{err}");
+        // A target known later: Prometheus scrapes itself once told to.
+        prometheus
+            .set_targets(&[ScrapeTarget::new("itself", prometheus.addr())])
+            .unwrap();
+        let itself = prometheus
+            .wait_for("up{job=\"itself\"} == 1", Duration::from_secs(15))
+            .unwrap();
+        assert_eq!(itself[0].labels["instance"], prometheus.addr().to_string());
         prometheus.stop();
         assert!(prometheus.query("up").is_err());
         prometheus.restart().unwrap();

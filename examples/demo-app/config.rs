@@ -11,7 +11,7 @@ pub const DEFAULT_VERSION: &str = "dev";
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
 
 /// Validated settings of one demo-app process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Address to bind, as given (`host:port`; port 0 picks a free port).
     pub listen: String,
@@ -27,6 +27,8 @@ pub struct Config {
     pub crash_after: Option<Duration>,
     /// Bound on draining in-flight requests after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
+    /// Share (0.0..=1.0) of application requests (`/`, `/sleep`) answered 500.
+    pub error_rate: f64,
 }
 
 /// A configuration variable had a value that could not be used.
@@ -88,6 +90,7 @@ impl Config {
             shutdown_timeout: Duration::from_millis(
                 parse_ms("SHUTDOWN_TIMEOUT_MS", get("SHUTDOWN_TIMEOUT_MS"))?.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_MS),
             ),
+            error_rate: parse_share("ERROR_RATE", get("ERROR_RATE"))?.unwrap_or(0.0),
         })
     }
 }
@@ -121,6 +124,20 @@ fn parse_ms(var: &'static str, value: Option<String>) -> Result<Option<u64>, Con
         .transpose()
 }
 
+/// Parses a share between 0 and 1 (`0.2` is 20 %).
+fn parse_share(var: &'static str, value: Option<String>) -> Result<Option<f64>, ConfigError> {
+    value
+        .map(|v| match v.trim().parse::<f64>() {
+            Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+            _ => Err(ConfigError {
+                var,
+                value: v,
+                expected: "a share from 0.0 to 1.0, e.g. 0.2",
+            }),
+        })
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +158,7 @@ mod tests {
         assert!(!c.ignore_sigterm);
         assert_eq!(c.crash_after, None);
         assert_eq!(c.shutdown_timeout, Duration::from_millis(10_000));
+        assert_eq!(c.error_rate, 0.0);
     }
 
     #[test]
@@ -153,6 +171,7 @@ mod tests {
             ("IGNORE_SIGTERM", "true"),
             ("CRASH_AFTER_MS", "300"),
             ("SHUTDOWN_TIMEOUT_MS", "250"),
+            ("ERROR_RATE", "0.2"),
         ])
         .unwrap();
         assert_eq!(c.listen, "127.0.0.1:0");
@@ -162,6 +181,7 @@ mod tests {
         assert!(c.ignore_sigterm);
         assert_eq!(c.crash_after, Some(Duration::from_millis(300)));
         assert_eq!(c.shutdown_timeout, Duration::from_millis(250));
+        assert_eq!(c.error_rate, 0.2);
     }
 
     #[test]
@@ -182,5 +202,9 @@ mod tests {
         assert_eq!(parse(&[("FAIL_HEALTH", "maybe")]).unwrap_err().var, "FAIL_HEALTH");
         assert_eq!(parse(&[("VERSION", "v1\nX")]).unwrap_err().var, "VERSION");
         assert_eq!(parse(&[("LISTEN", "8080")]).unwrap_err().var, "LISTEN");
+        for share in ["1.5", "-0.1", "NaN", "lots"] {
+            let err = parse(&[("ERROR_RATE", share)]).unwrap_err();
+            assert_eq!((err.var, err.value.as_str()), ("ERROR_RATE", share));
+        }
     }
 }

@@ -17,6 +17,7 @@
 //! | `IGNORE_SIGTERM` | off | `1`: SIGTERM is logged and ignored; the process serves on until killed. SIGINT still drains. |
 //! | `CRASH_AFTER_MS` | unset | Exit with code 1 N ms after start (a log line says so first). |
 //! | `SHUTDOWN_TIMEOUT_MS` | `10000` | Bound on finishing in-flight requests after SIGTERM/SIGINT. |
+//! | `ERROR_RATE` | `0` | Share from 0.0 to 1.0 of application requests (`/`, `/sleep`) answered 500 `injected error (ERROR_RATE)`, spread evenly and deterministically (`0.2`: every 5th). Health, `/stats` and `/metrics` never fail from it. |
 //!
 //! # Endpoints
 //!
@@ -31,6 +32,7 @@
 //! | `GET /health/ready` | same as `/health` |
 //! | `GET /health/live` | 200 `ok` while the process runs (also while draining) |
 //! | `GET /sleep?ms=N` | sleeps N ms (capped at 60000), then 200 `slept N ms` (N after capping); 400 if `ms` is missing or not a whole number |
+//! | `GET /metrics` | 200, Prometheus text format: `demo_http_requests_total{version,code}` (every answered request but `/metrics` itself; the `200` and `500` series exist from the start, at 0) and the histogram `demo_http_request_duration_seconds{version}` (buckets 1 ms .. 1 s) |
 //! | `GET /stats` | 200 `{"version":"..","in_flight":N,"served":N,"draining":bool}`; `in_flight` includes the `/stats` request itself, `served` counts responses produced before it |
 //! | other methods on the paths above | 405, `Allow: GET, HEAD` (`HEAD` is answered like `GET`, without body) |
 //! | any other path | 404 `not found` |
@@ -71,6 +73,7 @@
 
 mod config;
 mod health_check;
+mod metrics;
 mod server;
 mod shutdown;
 
@@ -152,7 +155,7 @@ async fn run(config: Config, started: Instant) -> ExitCode {
         }
     }
     log(format_args!(
-        "demo-app version={} fail_health={} slow_start_ms={} ignore_sigterm={} crash_after_ms={} shutdown_timeout_ms={}",
+        "demo-app version={} fail_health={} slow_start_ms={} ignore_sigterm={} crash_after_ms={} shutdown_timeout_ms={} error_rate={}",
         config.version,
         config.fail_health,
         config.slow_start.as_millis(),
@@ -161,6 +164,7 @@ async fn run(config: Config, started: Instant) -> ExitCode {
             .crash_after
             .map_or_else(|| "off".to_owned(), |d| d.as_millis().to_string()),
         config.shutdown_timeout.as_millis(),
+        config.error_rate,
     ));
 
     if let Some(after) = config.crash_after {
@@ -174,7 +178,14 @@ async fn run(config: Config, started: Instant) -> ExitCode {
         });
     }
 
-    let state = Arc::new(AppState::new(&config, started));
+    let metrics = match metrics::Metrics::install(&config.version) {
+        Ok(metrics) => metrics,
+        Err(e) => {
+            eprintln!("demo-app: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = Arc::new(AppState::new(&config, started).with_metrics(metrics));
     let (shutdown_tx, shutdown_rx) = watch::channel(());
 
     let signal = loop {

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::metrics::{ErrorShare, Metrics};
 
 /// Longest sleep `/sleep?ms=N` performs; larger values are capped to this.
 pub const MAX_SLEEP_MS: u64 = 60_000;
@@ -43,6 +44,10 @@ pub struct AppState {
     served: AtomicU64,
     /// Set once SIGTERM/SIGINT started the drain.
     draining: AtomicBool,
+    /// Which application requests fail (`ERROR_RATE`).
+    errors: ErrorShare,
+    /// What `/metrics` serves (absent in unit tests, which cannot install a second recorder).
+    metrics: Option<Metrics>,
 }
 
 impl AppState {
@@ -56,7 +61,15 @@ impl AppState {
             in_flight: AtomicUsize::new(0),
             served: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            errors: ErrorShare::new(config.error_rate),
+            metrics: None,
         }
+    }
+
+    /// Records every answered request into `metrics`, and serves them at `/metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Number of requests currently being handled.
@@ -109,7 +122,11 @@ impl Drop for InFlight<'_> {
 /// Handles one request: routes it and stamps `X-Version` on the response.
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let _in_flight = InFlight::enter(&state);
+    let started = Instant::now();
     let mut response = route(&state, &req).await;
+    if let Some(metrics) = state.metrics.as_ref().filter(|_| req.uri().path() != "/metrics") {
+        metrics.record(response.status().as_u16(), started.elapsed());
+    }
     response.headers_mut().insert(X_VERSION, state.version_header.clone());
     if state.is_draining() {
         // hyper closes the connection after this response anyway; saying so
@@ -127,7 +144,7 @@ async fn route(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     let known = matches!(
         path,
-        "/" | "/health" | "/health/live" | "/health/ready" | "/sleep" | "/stats"
+        "/" | "/health" | "/health/live" | "/health/ready" | "/sleep" | "/stats" | "/metrics"
     );
     if !known {
         return text(StatusCode::NOT_FOUND, "not found");
@@ -138,6 +155,9 @@ async fn route(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
+    }
+    if matches!(path, "/" | "/sleep") && state.errors.next_fails() {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "injected error (ERROR_RATE)");
     }
     match path {
         "/" => text(StatusCode::OK, format!("hello from {}\n", state.version)),
@@ -152,6 +172,16 @@ async fn route(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
                 text(StatusCode::OK, format!("slept {ms} ms"))
             }
             None => text(StatusCode::BAD_REQUEST, "expected /sleep?ms=<whole milliseconds>"),
+        },
+        "/metrics" => match &state.metrics {
+            Some(metrics) => {
+                let mut response = Response::new(Full::new(Bytes::from(metrics.render())));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+                response
+            }
+            None => text(StatusCode::SERVICE_UNAVAILABLE, "metrics are not set up"),
         },
         _ => stats(state),
     }

@@ -279,6 +279,89 @@ fn endpoints_carry_version() {
     );
 }
 
+/// The value of the sample `series` (its whole text before the value) in a `/metrics` body.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_count_requests_by_version_and_code_with_a_latency_histogram() {
+    let app = App::spawn(&[("VERSION", "v7")]);
+    let fresh = app.get("/metrics");
+    assert_eq!(fresh.status, 200);
+    assert!(fresh.header("content-type").unwrap().starts_with("text/plain"));
+    let ok = r#"demo_http_requests_total{version="v7",code="200"}"#;
+    let failed = r#"demo_http_requests_total{version="v7",code="500"}"#;
+    assert_eq!(sample(&fresh.body, ok), Some(0.0), "{}", fresh.body);
+    assert_eq!(
+        sample(&fresh.body, failed),
+        Some(0.0),
+        "present before any error: {}",
+        fresh.body
+    );
+
+    for _ in 0..3 {
+        assert_eq!(app.get("/").status, 200);
+    }
+    assert_eq!(app.get("/health").status, 200);
+    assert_eq!(app.get("/nope").status, 404);
+    let body = app.get("/metrics").body;
+    assert_eq!(sample(&body, ok), Some(4.0), "3 x / and /health, not /metrics: {body}");
+    assert_eq!(
+        sample(&body, r#"demo_http_requests_total{version="v7",code="404"}"#),
+        Some(1.0)
+    );
+    assert_eq!(sample(&body, failed), Some(0.0));
+    assert_eq!(
+        sample(&body, r#"demo_http_request_duration_seconds_count{version="v7"}"#),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            r#"demo_http_request_duration_seconds_bucket{version="v7",le="1"}"#
+        ),
+        Some(5.0)
+    );
+    assert!(
+        body.contains(r#"demo_http_request_duration_seconds_bucket{version="v7",le="0.001"}"#),
+        "{body}"
+    );
+}
+
+#[test]
+fn error_rate_fails_that_share_of_app_requests_and_never_health() {
+    let app = App::spawn(&[("VERSION", "v3"), ("ERROR_RATE", "0.2")]);
+    let codes: Vec<u16> = (0..10).map(|_| app.get("/").status).collect();
+    assert_eq!(codes, [200, 200, 200, 200, 500, 200, 200, 200, 200, 500]);
+    let sleeps: Vec<_> = (0..5).map(|_| app.get("/sleep?ms=1")).collect();
+    let codes: Vec<u16> = sleeps.iter().map(|r| r.status).collect();
+    assert_eq!(
+        codes,
+        [200, 200, 200, 200, 500],
+        "the 11th to 15th application requests"
+    );
+    let fifth = &sleeps[4];
+    assert_eq!(fifth.body, "injected error (ERROR_RATE)");
+    assert_eq!(fifth.header("x-version"), Some("v3"));
+    for _ in 0..20 {
+        for path in ["/health", "/health/ready", "/health/live", "/stats", "/metrics"] {
+            assert_eq!(app.get(path).status, 200, "{path}");
+        }
+    }
+    let body = app.get("/metrics").body;
+    let count = |code: &str| {
+        sample(
+            &body,
+            &format!(r#"demo_http_requests_total{{version="v3",code="{code}"}}"#),
+        )
+    };
+    assert_eq!(count("500"), Some(3.0), "{body}");
+    assert_eq!(count("200"), Some(12.0 + 20.0 * 4.0), "{body}");
+}
+
 #[test]
 fn default_version_is_dev() {
     let app = App::spawn(&[]);
@@ -453,6 +536,15 @@ fn invalid_config_exits_64_before_binding() {
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SLOW_START_MS"), "stderr: {stderr}");
+    let output = Command::new(env!("CARGO_BIN_EXE_demo-app"))
+        .env("LISTEN", "127.0.0.1:0")
+        .env("ERROR_RATE", "1.5")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run demo-app");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(r#"invalid ERROR_RATE="1.5""#), "stderr: {stderr}");
 }
 
 /// Runs `demo-app --health-check <args>` and returns its exit status.

@@ -12,6 +12,7 @@ mod logs;
 mod plan;
 mod promote;
 mod releases;
+mod report;
 mod resume;
 mod rollback;
 mod show;
@@ -19,11 +20,19 @@ mod status;
 mod tick;
 mod validate;
 
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use bluegreen::webhook::Webhooks;
+
 use crate::build::{self, Built};
 use crate::cli::{Cli, Command, Global};
 use crate::config::{self, Loaded};
 use crate::exit::Exit;
 use crate::output::Output;
+
+/// How long a command waits, before it exits, for webhooks still being delivered.
+const WEBHOOK_GRACE: Duration = Duration::from_secs(2);
 
 /// What every command gets.
 pub struct Context {
@@ -31,6 +40,8 @@ pub struct Context {
     pub global: Global,
     /// Where and how to print.
     pub out: Output,
+    /// The webhooks' sender, once a deployer is built (closed by [`run`] before it returns).
+    webhooks: Mutex<Option<Webhooks>>,
 }
 
 impl Context {
@@ -48,13 +59,36 @@ impl Context {
         })
     }
 
-    /// The deployer of the config file.
+    /// The deployer of the config file, its `[[webhook]]`s sending whatever it runs from now on
+    /// (every command that runs a deployment builds it here).
     pub async fn built(&self) -> Result<(Loaded, Built), Exit> {
         let loaded = self.load()?;
         let who = build::who(self.global.who.as_deref());
-        match build::deployer(&loaded, &who).await {
-            Ok(built) => Ok((loaded, built)),
-            Err(e) => Err(self.fail(&e)),
+        let built = build::deployer(&loaded, &who).await.map_err(|e| self.fail(&e))?;
+        if !built.webhooks.is_empty() {
+            let webhooks = Webhooks::spawn(
+                built.deployer.subscribe(),
+                built.webhooks.clone(),
+                Webhooks::DEFAULT_CAPACITY,
+            )
+            .map_err(|e| self.fail(&e))?;
+            *self.webhooks.lock().unwrap_or_else(PoisonError::into_inner) = Some(webhooks);
+        }
+        Ok((loaded, built))
+    }
+
+    /// Delivers what the webhooks still hold for at most [`WEBHOOK_GRACE`], and says on stderr
+    /// what failed or was dropped.
+    async fn close_webhooks(&self) {
+        let Some(webhooks) = self.webhooks.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+            return;
+        };
+        let stats = webhooks.close(WEBHOOK_GRACE).await;
+        if stats.failed > 0 || stats.dropped > 0 {
+            eprintln!(
+                "webhooks: {} delivered, {} failed, {} dropped ({} retries)",
+                stats.delivered, stats.failed, stats.dropped, stats.retries
+            );
         }
     }
 
@@ -76,6 +110,7 @@ pub async fn run(cli: Cli) -> Exit {
     let ctx = Context {
         out: Output { json: cli.global.json },
         global: cli.global,
+        webhooks: Mutex::new(None),
     };
     let result = match cli.command {
         Command::Init { app, force } => init::run(&ctx, &app, force),
@@ -96,8 +131,10 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Plan { release } => plan::run(&ctx, &release).await,
         Command::Logs { slot, lines } => logs::run(&ctx, slot, lines).await,
         Command::Releases => releases::run(&ctx).await,
+        Command::Report { id, html } => report::run(&ctx, id.as_deref(), html.as_deref()).await,
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
     };
+    ctx.close_webhooks().await;
     result.unwrap_or_else(|exit| exit)
 }

@@ -178,6 +178,12 @@ fn validate(config: &Config, text: &str) -> Result<(), Refusal> {
         super::RouterConfig::Traefik(traefik) => traefik.0.validate().map_err(|e| refuse("router.traefik", e))?,
     }
     config.health.validate().map_err(|e| refuse("health", e))?;
+    for (i, hook) in config.webhook.iter().enumerate() {
+        hook.unsigned().map_err(|e| refuse(&format!("webhook[{i}]"), e))?;
+    }
+    for (key, prometheus) in prometheus_checks(&config.strategy) {
+        prometheus.build().map_err(|e| refuse(&key, e))?;
+    }
     if config.probe.is_empty() {
         return Err(Refusal {
             at: None,
@@ -187,6 +193,32 @@ fn validate(config: &Config, text: &str) -> Result<(), Refusal> {
         });
     }
     Ok(())
+}
+
+/// Every analysis's Prometheus check, with its key path.
+fn prometheus_checks(strategy: &super::StrategyConfig) -> Vec<(String, &super::PrometheusConfig)> {
+    let analyses: Vec<(String, &super::AnalysisConfig)> = match strategy {
+        super::StrategyConfig::BlueGreen(bg) => [
+            ("pre_promotion", &bg.pre_promotion),
+            ("post_promotion", &bg.post_promotion),
+        ]
+        .into_iter()
+        .filter_map(|(name, analysis)| Some((format!("strategy.blue_green.{name}"), analysis.as_ref()?)))
+        .collect(),
+        super::StrategyConfig::Canary(canary) => canary
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, step)| match step {
+                super::StepConfig::Analyse(analysis) => Some((format!("strategy.canary.steps[{i}].analyse"), analysis)),
+                _ => None,
+            })
+            .collect(),
+    };
+    analyses
+        .into_iter()
+        .filter_map(|(key, analysis)| Some((format!("{key}.prometheus"), analysis.prometheus.as_deref()?)))
+        .collect()
 }
 
 /// Where the first TOML basic string (`"…"`) of `text` whose decoded value is `value` starts

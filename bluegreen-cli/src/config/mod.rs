@@ -4,7 +4,7 @@
 //! their keys): `[docker]` is a [`DockerConfig`], `[router.nginx]` a [`NginxConfig`],
 //! `[router.traefik]` a [`TraefikConfig`], `[health]` a [`HealthPolicy`], `[retirement]` a
 //! [`Retirement`], `[timeouts]` the deployer's [`Timeouts`], `[probe] command` a [`CommandProbe`]
-//! and each hook a [`CommandHook`]. The application's name is written once, at the top, and given
+//! each hook a [`CommandHook`], and each `[[webhook]]` a [`WebhookConfig`]. The application's name is written once, at the top, and given
 //! to the sections that carry it (see [`with_app`]). What only the CLI adds — the strategy's
 //! steps, which probes to run, the state directory — is defined here.
 //!
@@ -13,6 +13,7 @@
 mod load;
 mod redact;
 mod template;
+mod webhook;
 mod with_app;
 
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use bluegreen::bounded::Timeouts;
 use bluegreen::docker::DockerConfig;
 use bluegreen::hook::CommandHook;
 use bluegreen::nginx::NginxConfig;
-use bluegreen::probe::CommandProbe;
+use bluegreen::probe::{CommandProbe, PrometheusAnalysis};
 use bluegreen::traefik::TraefikConfig;
 use bluegreen::{AppName, HealthPolicy, Retirement};
 use serde::Deserialize;
@@ -30,6 +31,7 @@ use serde::Deserialize;
 pub use load::load;
 pub use redact::redacted_json;
 pub use template::starter;
+pub use webhook::WebhookConfig;
 pub use with_app::WithApp;
 
 /// The whole file.
@@ -70,6 +72,9 @@ pub struct Config {
     /// Commands run at each stage.
     #[serde(default)]
     pub hooks: HooksConfig,
+    /// `[[webhook]]` tables: URLs the deployments' events are POSTed to.
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -286,6 +291,66 @@ pub struct AnalysisConfig {
     /// Inconclusive checks tolerated before parking for a human.
     #[serde(default)]
     pub inconclusive_limit: Option<u32>,
+    /// Check with a Prometheus query instead of the `[probe]` probes.
+    #[serde(default)]
+    pub prometheus: Option<Box<PrometheusConfig>>,
+}
+
+/// `prometheus = { url = "http://127.0.0.1:9090", query = "...", max = 0.05 }` in an analysis: a
+/// [`PrometheusAnalysis`] (the query's placeholders are `{app}`, `{slot}`, `{release}`,
+/// `{deployment}`, `{weight}`, `{window}`); exactly one of `max` and `min`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// The Prometheus HTTP API's base URL.
+    pub url: String,
+    /// The PromQL query template.
+    pub query: String,
+    /// Passes while every value is at most this.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Passes while every value is at least this.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// The least `{window}`.
+    #[serde(default, deserialize_with = "min_window")]
+    pub min_window: Option<Duration>,
+    /// One query's bound.
+    #[serde(default, deserialize_with = "http_timeout")]
+    pub timeout: Option<Duration>,
+}
+
+fn min_window<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    bluegreen::model::field::duration(d, "min_window").map(Some)
+}
+
+impl PrometheusConfig {
+    /// The check this section describes.
+    ///
+    /// # Errors
+    /// [`bluegreen::Error::Invalid`]: a bad URL or query template (naming an unknown
+    /// placeholder), or not exactly one of `max` and `min`.
+    pub fn build(&self) -> bluegreen::Result<PrometheusAnalysis> {
+        let mut check = PrometheusAnalysis::new(&self.url, self.query.clone())?;
+        check = match (self.max, self.min) {
+            (Some(max), None) => check.fails_above(max),
+            (None, Some(min)) => check.fails_below(min),
+            _ => {
+                return Err(bluegreen::Error::invalid(
+                    "prometheus threshold",
+                    self.query.clone(),
+                    "set exactly one of `max` (passes while every value is at most it) and `min`",
+                ))
+            }
+        };
+        if let Some(window) = self.min_window {
+            check = check.min_window(window);
+        }
+        if let Some(timeout) = self.timeout {
+            check = check.timeout(timeout);
+        }
+        Ok(check)
+    }
 }
 
 fn interval<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

@@ -52,6 +52,11 @@ deadline = "60s"
 blue_green = { promotion = "auto" }
 # Or a canary:
 # canary = { steps = [{ weight = 10 }, { pause = "30s" }, { weight = 50 }, { pause = "approval" }] }
+# An analysis step checks the new slot `count` times, `interval` apart, with the [probe] probes, or
+# with a Prometheus query (placeholders {app} {slot} {release} {deployment} {weight} {window}; `max`
+# or `min`; an empty result or an unreachable Prometheus counts as inconclusive, never as a pass):
+# { analyse = { count = 5, interval = "10s", prometheus = { url = "http://127.0.0.1:9090", max = 0.05,
+#   query = 'sum(rate(http_requests_total{version="{release}",code=~"5.."}[{window}])) / sum(rate(http_requests_total{version="{release}"}[{window}]))' } } }
 
 # The old slot stays warm for the rollback window, then is drained and stopped (SIGTERM, grace, SIGKILL).
 # (every key of this table, or none for the defaults)
@@ -64,6 +69,14 @@ stop_grace = "10s"
 # [[hooks.before_change]]
 # command = ["./migrate", "up"]
 # timeout = "2m"
+
+# Events POSTed as signed JSON (X-Bluegreen-Signature-256), best-effort; the secret is read from secret_env.
+# [[webhook]]
+# url = "https://hooks.example.com/deploys"
+# secret_env = "DEPLOY_WEBHOOK_SECRET"
+# events = ["started", "phase_changed", "parked"]
+# timeout = "5s"
+# retries = 3
 "#;
 
 /// The starter for application `app`.

@@ -1,10 +1,13 @@
 //! What the end-to-end tests share: the built binary run as a user runs it ([`Cli`]), the
 //! config a user would write ([`config`]), and the flows themselves ([`flows::all`]), run against
-//! whichever proxy a test starts in front of Docker ([`Front`]).
+//! whichever proxy a test starts in front of Docker ([`Front`]); and, for the commands that only
+//! read the journal, deployments made by the library with a minimal config ([`local`]).
 
 #[allow(dead_code)] // each test uses one router
 pub mod config;
 pub mod flows;
+#[allow(dead_code)] // the journal-only tests
+pub mod local;
 
 #[allow(dead_code)]
 #[path = "../../../bluegreen-docker/tests/common/fixtures.rs"]

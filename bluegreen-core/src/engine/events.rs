@@ -71,6 +71,8 @@ pub enum EventKind {
     /// A health check or analysis check ran.
     Check(CheckRecord),
     /// Worth knowing, not a step (a lock taken over from a dead holder, a torn journal tail).
+    /// In JSON: `{"event": "note", "text": "…"}` (an internally tagged string needs a field).
+    #[serde(serialize_with = "note_text")]
     Note(String),
     /// A [hook](crate::hook) finished.
     Hook(crate::hook::HookRun),
@@ -81,6 +83,31 @@ pub enum EventKind {
         /// When what is due happens (`None`: it waits for a command).
         until: Option<Timestamp>,
     },
+}
+
+impl EventKind {
+    /// Every event's [`name`](Self::name), in declaration order.
+    pub const NAMES: &'static [&'static str] = &["started", "phase_changed", "check", "note", "hook", "parked"];
+
+    /// The event's name: its JSON `"event"` field, and a webhook's `X-Bluegreen-Event` header.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Started { .. } => "started",
+            EventKind::PhaseChanged { .. } => "phase_changed",
+            EventKind::Check(_) => "check",
+            EventKind::Note(_) => "note",
+            EventKind::Hook(_) => "hook",
+            EventKind::Parked { .. } => "parked",
+        }
+    }
+}
+
+/// A note's text as a `text` field (serde cannot tag a bare string).
+fn note_text<S: serde::Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut note = serializer.serialize_struct("Note", 1)?;
+    note.serialize_field("text", text)?;
+    note.end()
 }
 
 /// One phase of a finished deployment, for a timeline.
@@ -135,4 +162,21 @@ impl fmt::Display for Report {
 /// Milliseconds, with a fraction, for tables.
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_serializes_with_its_name_as_the_tag() {
+        let note = serde_json::to_value(EventKind::Note("lock taken over".into())).unwrap();
+        assert_eq!(note, serde_json::json!({"event": "note", "text": "lock taken over"}));
+        let parked = EventKind::Parked {
+            phase: Phase::Completed,
+            until: None,
+        };
+        assert_eq!(serde_json::to_value(&parked).unwrap()["event"], parked.name());
+        assert!(EventKind::NAMES.contains(&parked.name()));
+    }
 }

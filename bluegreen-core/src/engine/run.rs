@@ -19,7 +19,7 @@ use crate::machine::{self, Deployment, Kind, Phase, Previous, Retry, Signal};
 use crate::metrics::{self, CheckKind};
 use crate::model::{Release, Slot, Snapshot, Timestamp, TrafficSplit};
 use crate::outcome::{Call, Cause, Conflict};
-use crate::probe::{CheckRecord, ProbeTarget, Verdict};
+use crate::probe::{CheckRecord, ProbeContext, ProbeTarget, Verdict};
 use crate::router::{DrainStatus, Routes, Serving};
 use crate::strategy::{Decision, Pause, Progress};
 
@@ -1074,11 +1074,9 @@ fn due(d: &Deployment) -> (Signal, String) {
 
 /// What a check of the new slot checks; `None` if the journal has no endpoint for it (a journal
 /// edited by hand: provisioning always records one).
+/// What probes check: the new slot, with the deployment's context (for queries about its traffic).
 fn target(d: &Deployment) -> Option<ProbeTarget> {
-    Some(ProbeTarget {
-        slot: d.target(),
-        endpoint: d.endpoint().cloned()?,
-    })
+    Some(ProbeTarget::new(d.target(), d.endpoint().cloned()?).with_context(ProbeContext::of(d)))
 }
 
 /// The cause of a failed `call`: a timeout of that call, or `otherwise`.

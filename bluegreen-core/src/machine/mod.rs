@@ -231,6 +231,10 @@ pub struct Deployment {
     weight: u8,
     /// How many strategy decisions have been carried out.
     step: usize,
+    /// When the router first confirmed a weight above 0 for the target slot (what an analysis's
+    /// window counts from; journaled, so a resume keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traffic_since: Option<Timestamp>,
     /// Whether the target slot has had all traffic (past the point where a crash rolls back).
     promoted: bool,
     /// Whether traffic may have reached the target slot (a shift was started): retiring it then
@@ -355,6 +359,12 @@ impl Deployment {
     /// The target slot's share of traffic now, in percent.
     pub fn weight(&self) -> u8 {
         self.weight
+    }
+
+    /// When the router first confirmed a weight above 0 for the target slot, in this
+    /// deployment; `None` before (and in journals written before it was recorded).
+    pub fn traffic_since(&self) -> Option<Timestamp> {
+        self.traffic_since
     }
 
     /// How many strategy decisions have been carried out.
@@ -502,6 +512,7 @@ impl Deployment {
             pin: None,
             weight: 0,
             step: 0,
+            traffic_since: None,
             promoted: false,
             routed: false,
             strategy: String::new(),

@@ -181,6 +181,33 @@ fn canary_steps_record_weight_and_step() {
 }
 
 #[test]
+fn the_first_confirmed_weight_above_zero_records_when_the_slot_took_traffic() {
+    let d = go(
+        at(Phase::Deciding, false, true),
+        vec![Signal::Decided(Decision::Shift(0)), Signal::Done],
+    );
+    assert_eq!(d.traffic_since(), None, "a weight of 0 is no traffic");
+    let d = go(d, vec![Signal::Decided(Decision::Shift(10))]);
+    assert_eq!(d.traffic_since(), None, "a shift not yet confirmed is no traffic");
+    let before = Timestamp::now();
+    let d = go(d, vec![Signal::Done]);
+    let first = d.traffic_since().expect("recorded when the router confirmed 10%");
+    assert!(before <= first && first <= Timestamp::now());
+    std::thread::sleep(Duration::from_millis(5));
+    let d = go(d, vec![Signal::Decided(Decision::Shift(50)), Signal::Done]);
+    assert_eq!(d.traffic_since(), Some(first), "later shifts keep the first");
+    // It is journaled, so a resumed deployment still has it; older journals read as `None`.
+    let json = serde_json::to_string(&d).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Deployment>(&json).unwrap().traffic_since(),
+        Some(first)
+    );
+    let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    old.as_object_mut().unwrap().remove("traffic_since").unwrap();
+    assert_eq!(serde_json::from_value::<Deployment>(old).unwrap().traffic_since(), None);
+}
+
+#[test]
 fn traffic_moves_only_from_deciding_which_only_verification_reaches() {
     for d in all_states() {
         for s in all_signals() {

@@ -184,6 +184,9 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
 
         // Shifting: the router confirmed the weight.
         (Phase::Shifting { weight }, Signal::Done) => {
+            if *weight > 0 && d.traffic_since.is_none() {
+                d.traffic_since = Some(crate::model::Timestamp::now());
+            }
             d.weight = *weight;
             d.promoted |= *weight == 100;
             d.step += 1;

@@ -16,6 +16,7 @@ pub use app::AppName;
 pub use endpoint::{Endpoint, Scheme};
 pub use release::Release;
 pub use slot::Slot;
+pub(crate) use snapshot::lower_hex;
 pub use snapshot::Snapshot;
 pub use split::TrafficSplit;
 pub use time::Timestamp;

@@ -66,14 +66,18 @@ impl Snapshot {
         let mut canonical = String::new();
         write_canonical(&value, &mut canonical);
         let digest = Sha256::digest(canonical.as_bytes());
-        let mut out = String::with_capacity(7 + 64);
-        out.push_str("sha256:");
-        for byte in digest {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "{byte:02x}");
-        }
-        Ok(out)
+        Ok(format!("sha256:{}", lower_hex(&digest)))
     }
+}
+
+/// `bytes` as lowercase hex (a digest in a fingerprint, a webhook signature).
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
 }
 
 impl fmt::Display for Snapshot {

@@ -148,10 +148,7 @@ pub(super) mod test_probe {
     }
 
     pub(in crate::probe) fn target() -> ProbeTarget {
-        ProbeTarget {
-            slot: Slot::Green,
-            endpoint: Endpoint::new("127.0.0.1", 9).unwrap(),
-        }
+        ProbeTarget::new(Slot::Green, Endpoint::new("127.0.0.1", 9).unwrap())
     }
 
     /// A listener that keeps every record.

@@ -81,17 +81,7 @@ impl HttpProbe {
                 "must not contain whitespace or control characters",
             ));
         }
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|err| Error::Backend {
-                backend: "http probe".to_string(),
-                message: "cannot build the HTTP client".to_string(),
-                temporary: false,
-                source: Some(Box::new(err)),
-            })?;
+        let client = build_client("http probe", reqwest::Client::builder().pool_max_idle_per_host(0))?;
         Ok(HttpProbe {
             path: path.to_string(),
             expect_status: 200..=299,
@@ -180,31 +170,38 @@ impl HttpProbe {
         ProbeOutcome::Unhealthy(format!("GET {url}: body does not contain {expected:?}"))
     }
 
-    /// What went wrong, in a few words: the kind first, for people and for logs.
+    /// What went wrong, in a few words (see [`describe_failure`]).
     fn failure(&self, err: &reqwest::Error) -> String {
-        if err.is_timeout() {
-            return format!("timed out after {}", format_duration(self.timeout));
+        describe_failure(err, self.timeout)
+    }
+}
+
+/// What went wrong with a request bounded by `timeout`, in a few words: the kind first, for
+/// people and for logs (`"timed out after 2s"`, `"connection refused"`). The error's own text
+/// may hold its URL: pass it through `without_url` where the URL must not show.
+pub(crate) fn describe_failure(err: &reqwest::Error, timeout: Duration) -> String {
+    if err.is_timeout() {
+        return format!("timed out after {}", format_duration(timeout));
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut innermost = err.to_string();
+    while let Some(current) = source {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+                std::io::ErrorKind::ConnectionAborted => "connection aborted".to_string(),
+                std::io::ErrorKind::TimedOut => "timed out".to_string(),
+                _ => format!("i/o error: {io}"),
+            };
         }
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-        let mut innermost = err.to_string();
-        while let Some(current) = source {
-            if let Some(io) = current.downcast_ref::<std::io::Error>() {
-                return match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-                    std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
-                    std::io::ErrorKind::ConnectionAborted => "connection aborted".to_string(),
-                    std::io::ErrorKind::TimedOut => "timed out".to_string(),
-                    _ => format!("i/o error: {io}"),
-                };
-            }
-            innermost = current.to_string();
-            source = current.source();
-        }
-        if err.is_connect() {
-            format!("connect failed: {innermost}")
-        } else {
-            innermost
-        }
+        innermost = current.to_string();
+        source = current.source();
+    }
+    if err.is_connect() {
+        format!("connect failed: {innermost}")
+    } else {
+        innermost
     }
 }
 
@@ -243,6 +240,24 @@ impl HealthProbe for HttpProbe {
             Err(err) => ProbeOutcome::Unhealthy(format!("GET {url}: {}", self.failure(&err))),
         }
     }
+}
+
+/// A client from `builder` that ignores proxies from the environment and follows no redirect.
+///
+/// # Errors
+/// [`Error::Backend`] (named `backend`) if it cannot be built (its TLS backend failed to
+/// initialise).
+pub(super) fn build_client(backend: &str, builder: reqwest::ClientBuilder) -> Result<reqwest::Client> {
+    builder
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .map_err(|err| Error::Backend {
+            backend: backend.to_string(),
+            message: "cannot build the HTTP client".to_string(),
+            temporary: false,
+            source: Some(Box::new(err)),
+        })
 }
 
 fn format_statuses(statuses: &RangeInclusive<u16>) -> String {
@@ -365,10 +380,7 @@ mod tests {
     }
 
     fn target(addr: SocketAddr) -> ProbeTarget {
-        ProbeTarget {
-            slot: Slot::Blue,
-            endpoint: Endpoint::from_socket(addr),
-        }
+        ProbeTarget::new(Slot::Blue, Endpoint::from_socket(addr))
     }
 
     /// With TLS built in, an https endpoint is tried (here: refused, nobody listens); without
@@ -377,10 +389,7 @@ mod tests {
     #[tokio::test]
     async fn an_https_endpoint_needs_tls_in_the_build() {
         let addr = unused_port().await;
-        let target = ProbeTarget {
-            slot: Slot::Green,
-            endpoint: Endpoint::from_socket(addr).with_scheme(Scheme::Https),
-        };
+        let target = ProbeTarget::new(Slot::Green, Endpoint::from_socket(addr).with_scheme(Scheme::Https));
         let outcome = HttpProbe::new("/health").unwrap().check(&target).await;
         if TLS_ENABLED {
             assert!(

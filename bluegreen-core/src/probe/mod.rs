@@ -5,8 +5,10 @@ mod all_of;
 mod analysis;
 mod check;
 mod command;
+mod context;
 mod http;
 mod policy;
+mod prometheus;
 mod tcp;
 
 use std::fmt::Debug;
@@ -19,11 +21,19 @@ use crate::model::{Endpoint, Slot};
 pub use all_of::AllOf;
 pub use analysis::{Analysis, AnalysisTally};
 pub use command::CommandProbe;
+pub use context::ProbeContext;
+pub(crate) use http::describe_failure;
 pub use http::{HttpProbe, TLS_ENABLED};
 pub use policy::{HealthPolicy, PolicyTally};
+pub use prometheus::{PrometheusAnalysis, Threshold, QUERY_PLACEHOLDERS};
 pub use tcp::TcpProbe;
 
-/// What a probe checks: one slot at one endpoint.
+/// What a probe checks: one slot at one endpoint, and the deployment it is checked for.
+///
+/// The engine gives every probe the full [`ProbeContext`] (deployment id, app, release, when the
+/// slot took traffic, its weight), so a probe that needs more than an address — a metrics query
+/// such as [`PrometheusAnalysis`] — can build it. A target made with [`ProbeTarget::new`] has an
+/// empty context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ProbeTarget {
@@ -31,12 +41,25 @@ pub struct ProbeTarget {
     pub slot: Slot,
     /// Where it serves.
     pub endpoint: Endpoint,
+    /// The deployment the check is made for (empty outside a deployment).
+    #[serde(default)]
+    pub context: ProbeContext,
 }
 
 impl ProbeTarget {
-    /// `slot`, serving at `endpoint`.
+    /// `slot`, serving at `endpoint`, with an empty [`ProbeContext`].
     pub fn new(slot: Slot, endpoint: Endpoint) -> Self {
-        ProbeTarget { slot, endpoint }
+        ProbeTarget {
+            slot,
+            endpoint,
+            context: ProbeContext::default(),
+        }
+    }
+
+    /// This target, checked for the deployment `context` describes.
+    pub fn with_context(mut self, context: ProbeContext) -> Self {
+        self.context = context;
+        self
     }
 }
 

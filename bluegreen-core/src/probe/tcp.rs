@@ -82,10 +82,7 @@ mod tests {
     use crate::model::{Endpoint, Slot};
 
     fn target(addr: std::net::SocketAddr) -> ProbeTarget {
-        ProbeTarget {
-            slot: Slot::Blue,
-            endpoint: Endpoint::from_socket(addr),
-        }
+        ProbeTarget::new(Slot::Blue, Endpoint::from_socket(addr))
     }
 
     #[tokio::test]

@@ -537,7 +537,7 @@ mod tests {
     }
 
     fn target(slot: Slot, endpoint: Endpoint) -> ProbeTarget {
-        ProbeTarget { slot, endpoint }
+        ProbeTarget::new(slot, endpoint)
     }
 
     #[tokio::test]

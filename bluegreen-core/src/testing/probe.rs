@@ -129,10 +129,7 @@ mod tests {
     use crate::model::Endpoint;
 
     fn target(slot: Slot) -> ProbeTarget {
-        ProbeTarget {
-            slot,
-            endpoint: Endpoint::new("127.0.0.1", 8080).unwrap(),
-        }
+        ProbeTarget::new(slot, Endpoint::new("127.0.0.1", 8080).unwrap())
     }
 
     fn unhealthy(why: &str) -> ProbeOutcome {
