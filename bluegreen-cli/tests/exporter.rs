@@ -258,7 +258,9 @@ async fn prometheus_scrapes_the_exporter_and_answers_for_its_series() {
             Duration::from_secs(10),
         )
         .unwrap();
-    assert!(quantile[0].value >= 0.0 && quantile[0].value <= 0.001, "{quantile:?}");
+    // A number within the buckets (NaN if the buckets were missing or empty).
+    let q = quantile[0].value;
+    assert!((0.0..=600.0).contains(&q), "{quantile:?}");
     let weight = prometheus
         .wait_for("bluegreen_traffic_weight{slot=\"green\"}", Duration::from_secs(10))
         .unwrap();
