@@ -104,27 +104,6 @@ fn parse_args() -> Result<Args> {
     Ok(args)
 }
 
-/// `bluegreen` next to this example's directory: `<target>/<profile>/examples/bench_cli` →
-/// `<target>/<profile>/bluegreen`.
-fn binary(given: Option<PathBuf>) -> Result<PathBuf> {
-    let path = match given {
-        Some(path) => path,
-        None => std::env::current_exe()
-            .ok()
-            .and_then(|exe| Some(exe.parent()?.parent()?.join("bluegreen")))
-            .ok_or_else(|| Error::invalid("binary", "bluegreen", "cannot locate this example's target directory"))?,
-    };
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::invalid(
-            "binary",
-            path.display().to_string(),
-            "not built: run `cargo build --release -p bluegreen-cli` first (the same profile as this example), or pass --bin PATH",
-        ))
-    }
-}
-
 /// Runs the binary with `args` on `config`; its wall time, or an error with what it printed when
 /// it does not exit 0.
 async fn run_cli(bin: &Path, config: &Path, args: &[&str]) -> Result<Duration> {
@@ -204,7 +183,7 @@ fn row(table: &mut Table, what: &str, samples: &Samples, base: &Samples) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = parse_args()?;
-    let bin = binary(args.bin)?;
+    let bin = common::binary::bluegreen(args.bin)?;
     let demo = DockerDemo::start("bench-cli").await?;
     let app = demo.app.name().clone();
     let upstream = format!("{}_up", app.as_str().replace('-', "_"));

@@ -68,6 +68,10 @@ pub enum Command {
         /// Print the deployment's id and return once it has started; it goes on in the background.
         #[arg(long)]
         detach: bool,
+        /// Write the deployment's metrics to this file (node_exporter's textfile format),
+        /// atomically, at each phase and at the end.
+        #[arg(long, value_name = "PATH", conflicts_with = "detach")]
+        metrics_textfile: Option<PathBuf>,
     },
     /// What is live, what runs in each slot, what is parked, and any drift.
     #[command(after_help = EXIT_CODES)]
@@ -122,6 +126,17 @@ pub enum Command {
     /// The releases that went live and are retained, newest first (targets of `rollback --to`).
     #[command(after_help = EXIT_CODES)]
     Releases,
+    /// Serve Prometheus metrics (GET /metrics) of every application whose journal is in the
+    /// state directory, read from the journals, until Ctrl-C.
+    #[command(after_help = EXIT_CODES)]
+    Exporter {
+        /// The address to listen on (port 0: any free port; the first line printed names it).
+        #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// The state directory (default: the config file's).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// One deployment drawn from the journal: its phases on a time axis, each slot's share of
     /// traffic, checks, commands and who sent them, the outcome. Reads only the journal.
     #[command(after_help = EXIT_CODES)]

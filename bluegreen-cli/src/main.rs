@@ -5,8 +5,10 @@ mod cli;
 mod commands;
 mod config;
 mod exit;
+mod exporter;
 mod output;
 mod report;
+mod textfile;
 
 use std::process::ExitCode;
 

@@ -81,6 +81,7 @@ pub mod hook;
 pub mod journal;
 pub mod lock;
 pub mod machine;
+pub mod metrics;
 pub mod model;
 pub mod outcome;
 pub mod probe;

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each example uses part of it
 
+pub mod binary;
 pub mod docker;
 /// bluegreen-docker's test fixtures (demo images, unique apps, cleanup), shared by path.
 #[path = "../../bluegreen-docker/tests/common/fixtures.rs"]

@@ -5,16 +5,19 @@
 //! 3 locked (naming the holder). The first Ctrl-C stops waiting: dropping the deployment's future
 //! leaves it journaled for `bluegreen resume` (exit 4).
 
+use std::path::PathBuf;
 use std::pin::pin;
 
-use bluegreen::{Error, Report};
+use bluegreen::{Error, EventKind, Report};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{detach, show, Context};
 use crate::exit::Exit;
+use crate::textfile::Textfile;
 
-/// Deploys `release`.
-pub async fn run(ctx: &Context, release: &str, detached: bool) -> Result<Exit, Exit> {
+/// Deploys `release`; with `textfile`, writes the metrics there at each phase and at the end.
+pub async fn run(ctx: &Context, release: &str, detached: bool, textfile: Option<PathBuf>) -> Result<Exit, Exit> {
+    let textfile = textfile.and_then(Textfile::install);
     let (loaded, built) = ctx.running().await?;
     let release = ctx.release(release)?;
     if detached {
@@ -29,7 +32,12 @@ pub async fn run(ctx: &Context, release: &str, detached: bool) -> Result<Exit, E
         tokio::select! {
             result = &mut deploy => break Some(result),
             event = events.recv() => match event {
-                Ok(event) => progress.event(&event),
+                Ok(event) => {
+                    progress.event(&event);
+                    if let (Some(textfile), EventKind::PhaseChanged { .. }) = (&textfile, &event.kind) {
+                        textfile.write();
+                    }
+                }
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => {}
             },
@@ -40,6 +48,9 @@ pub async fn run(ctx: &Context, release: &str, detached: bool) -> Result<Exit, E
         progress.event(&event);
     }
     progress.finish();
+    if let Some(textfile) = &textfile {
+        textfile.write();
+    }
     match outcome {
         None => {
             eprintln!("interrupted: stopped waiting; the deployment is left for `bluegreen resume`");

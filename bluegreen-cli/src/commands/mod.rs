@@ -4,6 +4,7 @@
 mod abort;
 mod deploy;
 mod detach;
+mod exporter;
 mod generate;
 mod history;
 mod init;
@@ -124,7 +125,12 @@ pub async fn run(cli: Cli) -> Exit {
     let result = match cli.command {
         Command::Init { app, force } => init::run(&ctx, &app, force),
         Command::Validate { release } => validate::run(&ctx, release.as_deref()).await,
-        Command::Deploy { release, detach } => deploy::run(&ctx, &release, detach).await,
+        Command::Deploy {
+            release,
+            detach,
+            metrics_textfile,
+        } => deploy::run(&ctx, &release, detach, metrics_textfile).await,
+        Command::Exporter { listen, state_dir } => exporter::run(&ctx, listen, state_dir).await,
         Command::Status => status::run(&ctx).await,
         Command::History { limit } => history::run(&ctx, limit).await,
         Command::Promote => promote::run(&ctx).await,

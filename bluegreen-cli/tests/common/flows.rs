@@ -87,9 +87,17 @@ async fn deploys_canary_rollback(run: &Run<'_>) {
         assert_eq!(seen.get(version), Some(&40), "after deploy {version}: {seen:?}");
     }
 
-    // v3 never becomes healthy: rolled back (exit 1), its logs printed, v2 still serves.
-    let out = cli.run("bluegreen.toml", &["deploy", "v3"]);
+    // v3 never becomes healthy: rolled back (exit 1), its logs printed, v2 still serves; its
+    // metrics file says so (node_exporter's textfile format).
+    let textfile = run.state.with_file_name("deploy-v3.prom");
+    let textfile_arg = textfile.to_str().unwrap();
+    let out = cli.run("bluegreen.toml", &["deploy", "v3", "--metrics-textfile", textfile_arg]);
     assert_eq!(out.status.code(), Some(1), "deploy v3: {}", stderr(&out));
+    let metrics = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        metrics.contains(r#"outcome="rolled_back"} 1"#) && metrics.contains(r#"slot="green"} 100"#),
+        "{metrics}"
+    );
     let err = stderr(&out);
     assert!(err.contains("rolled back"), "{err}");
     assert!(

@@ -340,7 +340,11 @@ impl Deployer {
 
     async fn acquire(&self) -> Result<LockGuard> {
         let holder = LockHolder::this_process(self.inner.who.clone());
-        crate::lock::acquire(self.inner.lock.as_ref(), &self.inner.app, &holder, self.inner.lock_wait).await
+        let started = tokio::time::Instant::now();
+        let acquired =
+            crate::lock::acquire(self.inner.lock.as_ref(), &self.inner.app, &holder, self.inner.lock_wait).await;
+        crate::metrics::lock_waited(&self.inner.app, started.elapsed());
+        acquired
     }
 
     /// Refuses to carry on `d` with another strategy, or with the same one whose steps changed

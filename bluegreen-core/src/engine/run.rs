@@ -16,6 +16,7 @@ use crate::hook::{HookContext, HookOutcome, HookRun, Stage};
 use crate::journal::{Entry, Record};
 use crate::lock::LockGuard;
 use crate::machine::{self, Deployment, Kind, Phase, Previous, Retry, Signal};
+use crate::metrics::{self, CheckKind};
 use crate::model::{Release, Slot, Snapshot, Timestamp, TrafficSplit};
 use crate::outcome::{Call, Cause, Conflict};
 use crate::probe::{CheckRecord, ProbeContext, ProbeTarget, Verdict};
@@ -276,6 +277,7 @@ impl Deployer {
         // Journaled before anyone is told: a deployer killed now leaves its trace.
         if let Begin::New { .. } = &begin {
             self.append(&mut run, &d, Record::Started).await?;
+            metrics::deployment_started(&d);
         }
         self.emit(
             &d,
@@ -480,6 +482,7 @@ impl Deployer {
             return Ok(next);
         }
         let took = run.phase_started.elapsed();
+        metrics::phase_left(&next, &from, took);
         run.timeline.push(TimelineStep {
             phase: from.to_string(),
             at: run.phase_started.duration_since(run.started),
@@ -699,9 +702,10 @@ impl Deployer {
                         "no endpoint is recorded for the new slot",
                     ));
                 };
-                let listener = self.check_listener(d, started);
+                let listener = self.check_listener(d, started, CheckKind::Health);
                 let verify = async {
                     let verdict = inner.policy.run(inner.probe.as_ref(), &target, &listener).await;
+                    metrics::judged(d.app(), CheckKind::Health, &verdict);
                     self.verdict_signal(d, verdict, Cause::Health).await
                 };
                 self.interruptible(d, commands, run, verify).await?
@@ -736,9 +740,10 @@ impl Deployer {
                             "no endpoint is recorded for the new slot",
                         ));
                     };
-                    let listener = self.check_listener(d, started);
+                    let listener = self.check_listener(d, started, CheckKind::Analysis);
                     let analyse = async {
                         let verdict = analysis.run(&target, &listener).await;
+                        metrics::judged(d.app(), CheckKind::Analysis, &verdict);
                         self.verdict_signal(d, verdict, Cause::Analysis).await
                     };
                     self.interruptible(d, commands, run, analyse).await?
@@ -874,7 +879,7 @@ impl Deployer {
             Ok(routes) => routes,
             Err(e) => return Signal::failed(Cause::Router, e.chain().to_string()),
         };
-        match self.inner.router.apply(&routes).await {
+        match self.apply(d, &routes).await {
             Ok(()) => Signal::Done,
             Err(e) => Signal::failed(
                 cause_of(&e, Call::Apply, Cause::Router),
@@ -898,20 +903,36 @@ impl Deployer {
         let routes = Routes::only(previous.slot, previous.endpoint.clone());
         let router = &self.inner.router;
         match router.observe().await {
-            Ok(observed) if observed.serves(&routes) => return Signal::Done,
+            Ok(observed) if observed.serves(&routes) => {
+                metrics::traffic(d.app(), routes.split());
+                return Signal::Done;
+            }
             Ok(observed) => tracing::debug!(serving = %observed.serving, "rolling back: applying the previous routes"),
             Err(e) => warn!(
                 "observing the router before rolling back failed: {}; applying anyway",
                 e.chain()
             ),
         }
-        match router.apply(&routes).await {
+        match self.apply(d, &routes).await {
             Ok(()) => Signal::Done,
             Err(e) => Signal::failed(
                 cause_of(&e, Call::Apply, Cause::Router),
                 format!("{}: {}", router.name(), e.chain()),
             ),
         }
+    }
+
+    /// [`Router::apply`](crate::Router::apply), measured: its latency, and once it succeeded the
+    /// weight of each slot.
+    async fn apply(&self, d: &Deployment, routes: &Routes) -> Result<()> {
+        let router = &self.inner.router;
+        let started = Instant::now();
+        let applied = router.apply(routes).await;
+        metrics::switched(d.app(), router.name(), started.elapsed());
+        if applied.is_ok() {
+            metrics::traffic(d.app(), routes.split());
+        }
+        applied
     }
 
     /// Lets in-flight requests to the slot traffic just left finish: as observed by the router
@@ -977,10 +998,16 @@ impl Deployer {
             .unwrap_or_else(|e| vec![format!("(logs unavailable: {})", e.chain())])
     }
 
-    fn check_listener(&self, d: &Deployment, started: Instant) -> impl Fn(CheckRecord) + Send + Sync + '_ {
+    fn check_listener(
+        &self,
+        d: &Deployment,
+        started: Instant,
+        kind: CheckKind,
+    ) -> impl Fn(CheckRecord) + Send + Sync + '_ {
         let events = self.inner.events.clone();
         let (id, app) = (d.id().to_owned(), d.app().clone());
         move |record| {
+            metrics::checked(&app, kind, &record.outcome);
             let _ = events.send(Event::new(&id, &app, started, EventKind::Check(record)));
         }
     }

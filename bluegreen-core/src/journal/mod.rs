@@ -7,6 +7,7 @@
 mod backwards;
 mod compact;
 mod file;
+mod follow;
 mod handle;
 mod memory;
 mod skipped;
@@ -24,6 +25,7 @@ use crate::model::Timestamp;
 
 pub use compact::{CompactionReport, Retention};
 pub use file::{FileJournal, JournalOptions};
+pub use follow::{journal_apps, Followed, JournalFollower};
 pub use memory::InMemoryJournal;
 pub use skipped::{SkipReason, SkippedLine};
 
