@@ -147,7 +147,7 @@ fn probe(config: &ProbeConfig, environment: &DockerEnvironment) -> Result<Arc<dy
 /// The analysis `config` describes: its Prometheus check if it has one, else the health probes.
 fn analysis(config: &AnalysisConfig, probe: &Arc<dyn HealthProbe>) -> Result<Analysis> {
     let probe = match &config.prometheus {
-        Some(prometheus) => Arc::new(prometheus.build()?),
+        Some(prometheus) => Arc::new(prometheus.build(config.check_timeout())?),
         None => probe.clone(),
     };
     let mut analysis = Analysis::new(probe);

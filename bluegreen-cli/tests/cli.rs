@@ -147,6 +147,29 @@ fn a_prometheus_analysis_is_checked_before_anything_runs() {
         assert!(shown.contains("exactly one of `max`"), "{shown}");
     }
 
+    // A threshold that is not a finite number, a query bound not below the analysis's (2 s by
+    // default; an overrun would count as a failure), credentials in the URL: refused by name.
+    for (fields, expected) in [
+        (r#"url = "http://127.0.0.1:9090", max = nan,"#, "finite number"),
+        (r#"url = "http://127.0.0.1:9090", max = inf,"#, "finite number"),
+        (
+            r#"url = "http://127.0.0.1:9090", max = 0.05, timeout = "2s","#,
+            "shorter than the analysis's timeout (2s)",
+        ),
+        (
+            r#"url = "http://admin:hunter2@127.0.0.1:9090", max = 0.05,"#,
+            "no credentials",
+        ),
+    ] {
+        let text = config("", &step(&format!(r#"{fields} query = "up""#)));
+        let path = write(dir.path(), "refused.toml", &text);
+        let out = run(dir.path(), &["-c", path.to_str().unwrap(), "validate"]);
+        let shown = text_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{fields}: {shown}");
+        assert!(shown.contains(expected), "{fields}: {shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
     // A valid one passes the file's checks (what follows needs Docker and the proxy).
     let text = config(
         "",

@@ -27,7 +27,7 @@ use bluegreen_testkit::real;
 mod nginx;
 
 /// The share of the new release's answers that are errors, over the time it has had traffic.
-pub const ERROR_RATE: &str = r#"sum(rate(demo_http_requests_total{version="{release}",code=~"5.."}[{window}]))
+pub const ERROR_RATE: &str = r#"(sum(rate(demo_http_requests_total{version="{release}",code=~"5.."}[{window}])) or vector(0))
   / sum(rate(demo_http_requests_total{version="{release}"}[{window}]))"#;
 
 /// The error rate above which the analysis fails the release.

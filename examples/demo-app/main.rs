@@ -32,7 +32,7 @@
 //! | `GET /health/ready` | same as `/health` |
 //! | `GET /health/live` | 200 `ok` while the process runs (also while draining) |
 //! | `GET /sleep?ms=N` | sleeps N ms (capped at 60000), then 200 `slept N ms` (N after capping); 400 if `ms` is missing or not a whole number |
-//! | `GET /metrics` | 200, Prometheus text format: `demo_http_requests_total{version,code}` (every answered request but `/metrics` itself; the `200` and `500` series exist from the start, at 0) and the histogram `demo_http_request_duration_seconds{version}` (buckets 1 ms .. 1 s) |
+//! | `GET /metrics` | 200, Prometheus text format: `demo_http_requests_total{version,code}` (the application's traffic: every answered request but health checks, `/stats` and `/metrics`; a series appears with its first request, so no `500` series before the first 500) and the histogram `demo_http_request_duration_seconds{version}` (buckets 1 ms .. 1 s) |
 //! | `GET /stats` | 200 `{"version":"..","in_flight":N,"served":N,"draining":bool}`; `in_flight` includes the `/stats` request itself, `served` counts responses produced before it |
 //! | other methods on the paths above | 405, `Allow: GET, HEAD` (`HEAD` is answered like `GET`, without body) |
 //! | any other path | 404 `not found` |

@@ -124,7 +124,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     let _in_flight = InFlight::enter(&state);
     let started = Instant::now();
     let mut response = route(&state, &req).await;
-    if let Some(metrics) = state.metrics.as_ref().filter(|_| req.uri().path() != "/metrics") {
+    if let Some(metrics) = state.metrics.as_ref().filter(|_| !is_operational(req.uri().path())) {
         metrics.record(response.status().as_u16(), started.elapsed());
     }
     response.headers_mut().insert(X_VERSION, state.version_header.clone());
@@ -156,7 +156,7 @@ async fn route(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    if matches!(path, "/" | "/sleep") && state.errors.next_fails() {
+    if !is_operational(path) && state.errors.next_fails() {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "injected error (ERROR_RATE)");
     }
     match path {
@@ -185,6 +185,16 @@ async fn route(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
         },
         _ => stats(state),
     }
+}
+
+/// Whether `path` is for operators (health checks, `/stats`, scrapes) rather than the
+/// application's traffic: `ERROR_RATE` never fails it and `/metrics` does not count it, so health
+/// polling cannot dilute an error rate.
+fn is_operational(path: &str) -> bool {
+    matches!(
+        path,
+        "/health" | "/health/live" | "/health/ready" | "/stats" | "/metrics"
+    )
 }
 
 /// Parses the `ms` query parameter of `/sleep`, capped at [`MAX_SLEEP_MS`].

@@ -181,8 +181,10 @@ fn validate(config: &Config, text: &str) -> Result<(), Refusal> {
     for (i, hook) in config.webhook.iter().enumerate() {
         hook.unsigned().map_err(|e| refuse(&format!("webhook[{i}]"), e))?;
     }
-    for (key, prometheus) in prometheus_checks(&config.strategy) {
-        prometheus.build().map_err(|e| refuse(&key, e))?;
+    for (key, analysis, prometheus) in prometheus_checks(&config.strategy) {
+        prometheus
+            .build(analysis.check_timeout())
+            .map_err(|e| refuse(&key, e))?;
     }
     if config.probe.is_empty() {
         return Err(Refusal {
@@ -196,7 +198,9 @@ fn validate(config: &Config, text: &str) -> Result<(), Refusal> {
 }
 
 /// Every analysis's Prometheus check, with its key path.
-fn prometheus_checks(strategy: &super::StrategyConfig) -> Vec<(String, &super::PrometheusConfig)> {
+fn prometheus_checks(
+    strategy: &super::StrategyConfig,
+) -> Vec<(String, &super::AnalysisConfig, &super::PrometheusConfig)> {
     let analyses: Vec<(String, &super::AnalysisConfig)> = match strategy {
         super::StrategyConfig::BlueGreen(bg) => [
             ("pre_promotion", &bg.pre_promotion),
@@ -217,7 +221,7 @@ fn prometheus_checks(strategy: &super::StrategyConfig) -> Vec<(String, &super::P
     };
     analyses
         .into_iter()
-        .filter_map(|(key, analysis)| Some((format!("{key}.prometheus"), analysis.prometheus.as_deref()?)))
+        .filter_map(|(key, analysis)| Some((format!("{key}.prometheus"), analysis, analysis.prometheus.as_deref()?)))
         .collect()
 }
 

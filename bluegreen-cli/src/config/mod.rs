@@ -327,11 +327,38 @@ fn min_window<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>
 impl PrometheusConfig {
     /// The check this section describes.
     ///
+    /// Its query's bound is below `analysis_timeout` (the analysis's bound on one check): a query
+    /// that overran the analysis would count as a failure instead of a provider error. Unset, it
+    /// is the smaller of 1.5 s and three quarters of `analysis_timeout`.
+    ///
     /// # Errors
     /// [`bluegreen::Error::Invalid`]: a bad URL or query template (naming an unknown
-    /// placeholder), or not exactly one of `max` and `min`.
-    pub fn build(&self) -> bluegreen::Result<PrometheusAnalysis> {
+    /// placeholder), not exactly one of `max` and `min`, a threshold that is not a finite number,
+    /// or a `timeout` not below `analysis_timeout`.
+    pub fn build(&self, analysis_timeout: Duration) -> bluegreen::Result<PrometheusAnalysis> {
         let mut check = PrometheusAnalysis::new(&self.url, self.query.clone())?;
+        if let Some(bound) = self.max.or(self.min).filter(|b| !b.is_finite()) {
+            return Err(bluegreen::Error::invalid(
+                "prometheus threshold",
+                bound.to_string(),
+                "must be a finite number (NaN never passes, infinity never fails)",
+            ));
+        }
+        let timeout = match self.timeout {
+            Some(timeout) if timeout >= analysis_timeout => {
+                return Err(bluegreen::Error::invalid(
+                    "prometheus timeout",
+                    humantime::format_duration(timeout).to_string(),
+                    format!(
+                        "must be shorter than the analysis's timeout ({}): a query that overruns it counts as a failure, not a provider error",
+                        humantime::format_duration(analysis_timeout)
+                    ),
+                ))
+            }
+            Some(timeout) => timeout,
+            None => (analysis_timeout * 3 / 4).min(Duration::from_millis(1500)),
+        };
+        check = check.timeout(timeout);
         check = match (self.max, self.min) {
             (Some(max), None) => check.fails_above(max),
             (None, Some(min)) => check.fails_below(min),
@@ -346,15 +373,19 @@ impl PrometheusConfig {
         if let Some(window) = self.min_window {
             check = check.min_window(window);
         }
-        if let Some(timeout) = self.timeout {
-            check = check.timeout(timeout);
-        }
         Ok(check)
     }
 }
 
 fn interval<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     bluegreen::model::field::duration(d, "interval").map(Some)
+}
+
+impl AnalysisConfig {
+    /// The bound on one check: `timeout`, or the library's default.
+    pub fn check_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(bluegreen::probe::Analysis::DEFAULT_TIMEOUT)
+    }
 }
 
 /// `[hooks]`: commands at each stage (`[[hooks.before_change]] command = [...] timeout = "2m"`).

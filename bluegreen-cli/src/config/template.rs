@@ -56,7 +56,7 @@ blue_green = { promotion = "auto" }
 # with a Prometheus query (placeholders {app} {slot} {release} {deployment} {weight} {window}; `max`
 # or `min`; an empty result or an unreachable Prometheus counts as inconclusive, never as a pass):
 # { analyse = { count = 5, interval = "10s", prometheus = { url = "http://127.0.0.1:9090", max = 0.05,
-#   query = 'sum(rate(http_requests_total{version="{release}",code=~"5.."}[{window}])) / sum(rate(http_requests_total{version="{release}"}[{window}]))' } } }
+#   query = '(sum(rate(http_requests_total{version="{release}",code=~"5.."}[{window}])) or vector(0)) / sum(rate(http_requests_total{version="{release}"}[{window}]))' } } }
 
 # The old slot stays warm for the rollback window, then is drained and stopped (SIGTERM, grace, SIGKILL).
 # (every key of this table, or none for the defaults)

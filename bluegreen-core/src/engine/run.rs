@@ -1072,9 +1072,9 @@ fn due(d: &Deployment) -> (Signal, String) {
     }
 }
 
-/// What a check of the new slot checks; `None` if the journal has no endpoint for it (a journal
-/// edited by hand: provisioning always records one).
-/// What probes check: the new slot, with the deployment's context (for queries about its traffic).
+/// What probes check: the new slot, with the deployment's context (for queries about its
+/// traffic); `None` if the journal has no endpoint for it (a journal edited by hand:
+/// provisioning always records one).
 fn target(d: &Deployment) -> Option<ProbeTarget> {
     Some(ProbeTarget::new(d.target(), d.endpoint().cloned()?).with_context(ProbeContext::of(d)))
 }

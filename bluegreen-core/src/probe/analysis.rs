@@ -44,6 +44,9 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// The bound on one check unless [`timeout`](Analysis::timeout) sets another.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
     /// Analysis with `probe`: 3 checks, 1 s apart, each bounded by 2 s, no failure and no
     /// provider error tolerated.
     pub fn new(probe: Arc<dyn HealthProbe>) -> Self {
@@ -53,7 +56,7 @@ impl Analysis {
             count: 3,
             failure_limit: 0,
             inconclusive_limit: 0,
-            timeout: Duration::from_secs(2),
+            timeout: Self::DEFAULT_TIMEOUT,
         }
     }
 

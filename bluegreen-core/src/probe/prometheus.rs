@@ -62,7 +62,7 @@ impl fmt::Display for Threshold {
 /// A template: these placeholders are replaced from the [`ProbeTarget`] and its
 /// [`ProbeContext`](super::ProbeContext) at every check —
 /// `{app}`, `{slot}` (`blue`/`green`), `{release}`, `{deployment}` (the id), escaped for a PromQL
-/// string (write them inside quotes: `version="{release}"`); `{weight}` (the slot's percent of
+/// string (write them inside double quotes: `version="{release}"`); `{weight}` (the slot's percent of
 /// traffic) as a number; `{window}` as a PromQL duration (`"93s"`): the whole seconds since the
 /// slot took traffic (rounded up), at least [`min_window`](PrometheusAnalysis::min_window) so
 /// that `rate()` sees two samples (before any traffic, the minimum). A placeholder is a name in
@@ -89,7 +89,7 @@ impl fmt::Display for Threshold {
 ///
 /// let error_rate = PrometheusAnalysis::new(
 ///     "http://127.0.0.1:9090",
-///     r#"sum(rate(http_requests_total{app="{app}",version="{release}",code=~"5.."}[{window}]))
+///     r#"(sum(rate(http_requests_total{app="{app}",version="{release}",code=~"5.."}[{window}])) or vector(0))
 ///      / sum(rate(http_requests_total{app="{app}",version="{release}"}[{window}]))"#,
 /// )?
 /// .fails_above(0.05)
@@ -116,7 +116,8 @@ impl PrometheusAnalysis {
     ///
     /// # Errors
     /// [`Error::Invalid`]: `"prometheus url"` for a URL that is not `http`/`https` with a host,
-    /// or has a query or fragment; `"prometheus query"` for an empty query or one with a
+    /// or has a query, a fragment or credentials (`user:password@`: the URL is named in every
+    /// provider error, which the journal, reports and webhooks carry); `"prometheus query"` for an empty query or one with a
     /// placeholder not in [`QUERY_PLACEHOLDERS`] (naming it). [`Error::Backend`] if the HTTP client
     /// cannot be built.
     pub fn new(url: &str, query: impl Into<String>) -> Result<Self> {
@@ -130,6 +131,16 @@ impl PrometheusAnalysis {
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(Error::invalid("prometheus url", url, "must have no query or fragment"));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            let mut shown = parsed.clone();
+            let _ = shown.set_username("");
+            let _ = shown.set_password(None);
+            return Err(Error::invalid(
+                "prometheus url",
+                shown.as_str(),
+                "must carry no credentials: the URL is named in provider errors, which the journal keeps",
+            ));
         }
         let template = Template::parse(query.into())?;
         let client = build_client("prometheus", reqwest::Client::builder())?;

@@ -13,7 +13,9 @@ const RETRIES: &str = "bluegreen_webhook_retries_total";
 
 /// What the webhooks did so far, over every URL. Each event queued for a URL ends as exactly one
 /// of delivered, failed or dropped; an event dropped before it was queued (a full queue, a
-/// reader that fell behind) counts as dropped.
+/// reader that fell behind) counts as dropped. Events the reader missed are unknown, so they
+/// count once for every URL, whether or not its filter would have wanted them: there, `dropped`
+/// is an upper bound.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct WebhookStats {

@@ -132,15 +132,15 @@ fn whole_seconds(duration: Duration) -> u64 {
     seconds.max(1)
 }
 
-/// `value` escaped for a PromQL string in double or single quotes (backslash, both quotes and
-/// line breaks).
+/// `value` escaped for a PromQL string in double quotes (backslash, double quote, line breaks).
+/// PromQL accepts only the escape of the string's own quote, so a placeholder belongs inside
+/// double quotes.
 fn escape(value: &str) -> String {
     let mut escaped = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
             '\\' => escaped.push_str("\\\\"),
             '"' => escaped.push_str("\\\""),
-            '\'' => escaped.push_str("\\'"),
             '\n' => escaped.push_str("\\n"),
             '\r' => escaped.push_str("\\r"),
             other => escaped.push(other),

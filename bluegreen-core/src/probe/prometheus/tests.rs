@@ -61,7 +61,7 @@ fn values_are_escaped_for_promql_strings() {
     let mut t = target();
     t.context.deployment = Some("a\"b\\c'd\ne".to_string());
     let probe = PrometheusAnalysis::new("http://p:9090", r#"x{id="{deployment}"}"#).unwrap();
-    assert_eq!(probe.query_for(&t).unwrap(), r#"x{id="a\"b\\c\'d\ne"}"#);
+    assert_eq!(probe.query_for(&t).unwrap(), r#"x{id="a\"b\\c'd\ne"}"#);
 }
 
 #[test]
@@ -71,9 +71,19 @@ fn unknown_placeholders_bad_urls_and_empty_queries_are_refused_by_name() {
     assert!(text.contains("prometheus query"), "{text}");
     assert!(text.contains("unknown placeholder {jbo}, {relaese}"), "{text}");
     assert!(text.contains("known: {app}, {slot}"), "{text}");
-    for url in ["ftp://p:9090", "not a url", "http://p:9090/?x=1", "http://p:9090#f"] {
+    for url in [
+        "ftp://p:9090",
+        "not a url",
+        "http://p:9090/?x=1",
+        "http://p:9090#f",
+        "http://admin:hunter2@p:9090",
+    ] {
         let err = PrometheusAnalysis::new(url, "up").unwrap_err();
         assert!(err.to_string().contains("prometheus url"), "{url}: {err}");
+        assert!(
+            !err.to_string().contains("hunter2"),
+            "the password is not repeated: {err}"
+        );
     }
     assert!(PrometheusAnalysis::new("http://p:9090", "  ")
         .unwrap_err()
