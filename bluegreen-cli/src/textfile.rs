@@ -22,6 +22,9 @@ impl Textfile {
         for name in m::SECONDS_HISTOGRAMS {
             builder = builder
                 .set_buckets_for_metric(Matcher::Full((*name).to_string()), m::SECONDS_BUCKETS)
+                .map_err(|e| {
+                    eprintln!("warning: --metrics-textfile: buckets of {name}: {e}; no metrics file is written")
+                })
                 .ok()?;
         }
         let recorder = builder.build_recorder();

@@ -197,19 +197,31 @@ async fn the_exporter_serves_every_app_of_the_state_directory_from_its_journal()
         1
     );
 
-    // A compaction rewrites the journal: its numbers are rebuilt from what it kept.
+    // A compaction rewrites the journal (keeping two deployments): the counters do not go down
+    // (Prometheus would read a reset and count deployments that never happened), and what
+    // follows it is counted once.
     let journal = FileJournal::open(dir.path(), &shop.name).unwrap();
     journal
         .compact(Retention::default().deployments(2).detailed(1))
         .await
         .unwrap();
     let text = exporter.scrape();
-    assert_eq!(value(&text, started), Some(2.0), "two deployments kept: {text}");
+    assert_eq!(
+        value(&text, started),
+        Some(4.0),
+        "nothing counted twice or lost: {text}"
+    );
+    assert_eq!(value(&text, completed), Some(3.0), "{text}");
     assert_eq!(
         value(&text, r#"bluegreen_traffic_weight{app="shop",slot="blue"}"#),
         Some(100.0),
         "{text}"
     );
+    drop(journal);
+    assert!(shop.deploy(dir.path(), "v5").await);
+    let text = exporter.scrape();
+    assert_eq!(value(&text, started), Some(5.0), "after the compaction: {text}");
+    assert_eq!(value(&text, completed), Some(4.0), "{text}");
 }
 
 #[test]

@@ -15,7 +15,7 @@
 //! | [`TRAFFIC_WEIGHT`] | gauge, percent | `app`, `slot` (`blue` \| `green`), as applied to the router |
 //! | [`CHECKS`] | counter | `app`, `kind` = `health` \| `analysis`, `outcome` = `healthy` \| `unhealthy` \| `provider_error` |
 //! | [`VERDICTS`] | counter | `app`, `kind`, `verdict` = `passed` \| `failed` \| `inconclusive` |
-//! | [`SWITCH_DURATION`] | histogram, seconds | `app`, `router` (one [`Router::apply`](crate::Router::apply)) |
+//! | [`SWITCH_DURATION`] | histogram, seconds | `app`, `router` (one [`Router::apply`](crate::Router::apply), failed ones included) |
 //! | [`LOCK_WAIT`] | histogram, seconds | `app` (time to acquire the deployment lock) |
 //!
 //! Histograms are observations; a Prometheus recorder needs buckets to render them as histograms

@@ -49,6 +49,8 @@ pub struct AppMetrics {
     phases: BTreeMap<&'static str, Histogram>,
     verdicts: BTreeMap<(&'static str, &'static str), u64>,
     current: Option<Current>,
+    /// The sequence number of the last entry taken in.
+    last_seq: u64,
 }
 
 impl AppMetrics {
@@ -60,7 +62,13 @@ impl AppMetrics {
     ///   and finished.
     /// - A phase change observes the time since the entry that entered the phase left.
     /// - The completed or failed record of a `verifying` or `analysing` phase is a verdict.
+    /// - An entry at or before the last one taken in (a compacted journal read again) is skipped:
+    ///   it is counted already.
     pub fn apply(&mut self, entry: &Entry) {
+        if entry.seq <= self.last_seq {
+            return;
+        }
+        self.last_seq = entry.seq;
         let d = &entry.deployment;
         let at = seconds(entry);
         let previous = self.current.take().filter(|c| c.deployment.id() == d.id());
@@ -91,6 +99,11 @@ impl AppMetrics {
             deployment: d.clone(),
             phase_since,
         });
+    }
+
+    /// The sequence number of the last entry taken in (0 before any).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
     }
 
     /// Writes this application's samples into `x` (declared by [`declare`]).

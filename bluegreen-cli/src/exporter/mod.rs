@@ -3,9 +3,12 @@
 //!
 //! Each journal is followed forward ([`JournalFollower`]): a refresh reads only the bytes appended
 //! since the previous one, so a scrape costs what is new plus the number of series, never the
-//! history. A journal replaced by a compaction is read again from its start and that
-//! application's numbers rebuilt (its counters may then go down: Prometheus reads that as a
-//! reset). An application whose journal appears later is picked up at the next refresh.
+//! history. A journal replaced by a compaction is read again from its start: its entries keep
+//! their sequence numbers, so those already counted are skipped and the counters never go down
+//! (a drop would read as a reset, and `increase()` would count deployments that never happened).
+//! A journal that starts over (deleted and made anew: its sequence numbers fall behind what was
+//! read) is a new history, and its application's numbers are rebuilt. An application whose
+//! journal appears later is picked up at the next refresh.
 
 mod derive;
 mod serve;
@@ -65,7 +68,11 @@ impl Exporter {
         for (app, tracked) in &mut self.apps {
             match tracked.follower.read_new() {
                 Ok(followed) => {
-                    if followed.restarted {
+                    let behind = followed
+                        .entries
+                        .last()
+                        .is_some_and(|e| e.seq < tracked.metrics.last_seq());
+                    if followed.restarted && behind {
                         tracked.metrics = AppMetrics::default();
                     }
                     for entry in &followed.entries {

@@ -9,10 +9,18 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use super::Exporter;
+
+/// Connections served at once; the next waits in the listen backlog (a scraper needs one or two).
+const MAX_CONNECTIONS: usize = 64;
+
+/// How long a connection may take to send a request's headers, idle keep-alive included: a slow
+/// or silent client does not hold a connection forever.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The content type of the text exposition format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -65,9 +73,14 @@ impl Bound {
     }
 
     /// Serves until the task is dropped: `GET /metrics` is the text; `/` says where it is; anything
-    /// else is 404. A connection that fails is dropped, not fatal.
+    /// else is 404. A connection that fails is dropped, not fatal. At most
+    /// [`MAX_CONNECTIONS`] at once, each given [`HEADER_READ_TIMEOUT`] to send its headers.
     pub async fn serve(self) {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let stream = match self.listener.accept().await {
                 Ok((stream, _)) => stream,
                 Err(e) => {
@@ -81,8 +94,11 @@ impl Bound {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| answer(req, exporter.clone()));
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
+                drop(slot);
             });
         }
     }

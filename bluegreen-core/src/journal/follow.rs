@@ -24,7 +24,8 @@ const SUFFIX: &str = ".journal.jsonl";
 ///   with the journal's history.
 /// - A line still being written (no `\n` yet) is left for a later call.
 /// - When the file at the path is another file than the one read before (a compaction renamed a
-///   new file over it: another inode), or is shorter than what was read, the follower starts over
+///   new file over it: another inode), is shorter than what was read, or no longer ends a line
+///   where the follower left off (cut back and grown again on the same inode), it starts over
 ///   from its first byte and says so ([`Followed::restarted`]): whatever the caller derived from
 ///   earlier entries must be rebuilt from these.
 /// - A missing file is an empty journal (not yet created, or removed; removed counts as a restart).
@@ -101,7 +102,12 @@ impl JournalFollower {
             .metadata()
             .map_err(|e| Error::journal(location(), "reading its metadata", e))?;
         let identity = (meta.dev(), meta.ino());
-        if self.identity.is_some_and(|known| known != identity) || meta.len() < self.offset {
+        if self.identity.is_some_and(|known| known != identity)
+            || meta.len() < self.offset
+            || !self
+                .ends_a_line(&mut file)
+                .map_err(|e| Error::journal(location(), "checking where it left off", e))?
+        {
             followed.restarted = true;
             self.offset = 0;
         }
@@ -134,6 +140,26 @@ impl JournalFollower {
             start = end + 1;
         }
         Ok(followed)
+    }
+}
+
+impl JournalFollower {
+    /// Whether the byte before the offset is still the end of a line: a file cut back and grown
+    /// again on the same inode (a torn line repaired, then appended to) would otherwise be read
+    /// from the middle of a line. True at offset 0.
+    #[allow(clippy::disallowed_methods, reason = "blocking by contract (see read_new)")]
+    fn ends_a_line(&self, file: &mut File) -> io::Result<bool> {
+        if self.offset == 0 {
+            return Ok(true);
+        }
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(self.offset - 1))?;
+        match file.read_exact(&mut last) {
+            Ok(()) => Ok(last[0] == b'\n'),
+            // Shorter than the offset: the caller starts over anyway.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 }
 

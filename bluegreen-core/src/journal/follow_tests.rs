@@ -68,6 +68,34 @@ async fn a_compacted_journal_is_read_again_from_its_start() {
     assert_eq!(seqs(&again.entries), [4], "only what compaction kept");
 }
 
+/// A file cut back and grown again on the same inode (a line read before is gone, as when a torn
+/// tail is repaired) is read again from its start, never from the middle of a line.
+#[tokio::test]
+async fn a_file_cut_back_and_regrown_is_read_again_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = FileJournal::open_with(dir.path(), &app(), manual()).unwrap();
+    journal.append(&entry(1)).await.unwrap();
+    let one = std::fs::metadata(journal.path()).unwrap().len();
+    journal.append(&entry(2)).await.unwrap();
+    let mut follower = JournalFollower::new(journal.path());
+    assert_eq!(seqs(&follower.read_new().unwrap().entries), [1, 2]);
+
+    // Cut back to entry 1, then a longer line: the old offset now falls inside it.
+    let file = std::fs::OpenOptions::new().write(true).open(journal.path()).unwrap();
+    file.set_len(one).unwrap();
+    drop(file);
+    let mut longer = entry(2);
+    longer.record = crate::journal::Record::Note { text: "x".repeat(400) };
+    append_raw(
+        journal.path(),
+        &[serde_json::to_vec(&longer).unwrap(), b"\n".to_vec()].concat(),
+    );
+    let again = follower.read_new().unwrap();
+    assert!(again.restarted, "the offset no longer ends a line");
+    assert_eq!(seqs(&again.entries), [1, 2]);
+    assert!(again.skipped.is_empty(), "{:?}", again.skipped);
+}
+
 #[tokio::test]
 async fn an_unreadable_entry_is_an_error_after_the_entries_before_it() {
     let dir = tempfile::tempdir().unwrap();
