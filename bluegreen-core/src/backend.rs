@@ -42,7 +42,9 @@ pub use crate::strategy::Progress;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub use crate::testing::conformance::{environment_conformance, router_conformance};
+pub use crate::testing::conformance::{
+    environment_conformance, environment_conformance_with_replicas, router_conformance,
+};
 
 /// Config files that are never seen half-written: atomic replace and restore.
 ///

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, Release, Slot, Snapshot};
+use crate::model::{Endpoints, Release, Slot, Snapshot};
 use crate::outcome::Call;
 use crate::probe::{HealthProbe, ProbeOutcome, ProbeTarget};
 use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabilities, Routes};
@@ -225,7 +225,7 @@ impl<E: Environment> Environment for Bounded<E> {
         self.inner.capabilities()
     }
 
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints> {
         let what = format!("deploy of {release} into {slot}");
         let work = self.inner.deploy(slot, release);
         self.bound(self.name(), Call::Provision, NO_EXTRA, &what, work).await
@@ -273,7 +273,7 @@ impl<E: Environment> Environment for Bounded<E> {
             .await
     }
 
-    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoints> {
         let what = format!("deploy of {release} as {snapshot} into {slot}");
         let work = self.inner.deploy_snapshot(slot, release, snapshot);
         self.bound(self.name(), Call::Provision, NO_EXTRA, &what, work).await

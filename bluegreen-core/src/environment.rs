@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, Release, Slot, Snapshot};
+use crate::model::{Endpoints, Release, Slot, Snapshot};
 
 /// What an environment can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,14 +37,16 @@ impl EnvironmentCapabilities {
 pub enum SlotStatus {
     /// Nothing is deployed in the slot.
     Absent,
-    /// The slot runs `release`, serving at `endpoint`.
+    /// The slot runs `release`: every instance is running, each serving at its endpoint.
     Running {
         /// The release.
         release: Release,
-        /// Where it serves.
-        endpoint: Endpoint,
+        /// Where its instances serve (one per instance).
+        #[serde(alias = "endpoint")]
+        endpoints: Endpoints,
     },
-    /// The slot holds `release` but it is not running.
+    /// The slot holds `release` but it is not running (for a slot of several instances: not all
+    /// of them are running).
     Stopped {
         /// The release.
         release: Release,
@@ -62,10 +64,10 @@ impl SlotStatus {
         }
     }
 
-    /// The endpoint, if running.
-    pub fn endpoint(&self) -> Option<&Endpoint> {
+    /// The endpoints, if running.
+    pub fn endpoints(&self) -> Option<&Endpoints> {
         match self {
-            SlotStatus::Running { endpoint, .. } => Some(endpoint),
+            SlotStatus::Running { endpoints, .. } => Some(endpoints),
             SlotStatus::Absent | SlotStatus::Stopped { .. } => None,
         }
     }
@@ -118,14 +120,18 @@ pub enum ReleaseCheck {
 /// - **Source of truth**: [`status`](Environment::status) asks the system (the container engine,
 ///   the process table), so a restarted deployer rediscovers what runs.
 /// - [`deploy`](Environment::deploy) starts `release` in `slot`, replacing whatever stale instance
-///   was there, and returns its endpoint once the instance has *started* (not necessarily healthy:
-///   health is the engine's job). It is idempotent: deploying the release already running in the
-///   slot may replace it or keep it, and returns its endpoint either way. The engine never deploys
-///   into the slot that has traffic.
-/// - [`stop`](Environment::stop) asks the release to stop (SIGTERM or its equivalent), waits up to
-///   `grace`, then kills it, and says which happened. Stopping a stopped or absent slot is
+///   was there, and returns its endpoints once the instances have *started* (not necessarily
+///   healthy: health is the engine's job). A slot runs one instance or several (replicas), each
+///   with its own endpoint; `deploy` returns when all of them have started, in a stable order.
+///   It is idempotent: deploying the release already running in the slot may replace it or keep
+///   it, and returns its endpoints either way. The engine never deploys into the slot that has
+///   traffic.
+/// - [`status`](Environment::status) is `Running` only when every instance of the slot runs.
+/// - [`stop`](Environment::stop) asks every instance to stop (SIGTERM or its equivalent), waits up
+///   to `grace`, then kills what still runs, and says which happened (`Killed` if any instance
+///   had to be killed). Stopping a stopped or absent slot is
 ///   `Ok(StopOutcome::NotRunning)`.
-/// - [`remove`](Environment::remove) deletes the slot's instance; removing an absent slot is `Ok`.
+/// - [`remove`](Environment::remove) deletes the slot's instances; removing an absent slot is `Ok`.
 /// - **Cancellation**: a dropped future may leave an instance created but not started; the next
 ///   `deploy` into that slot replaces it.
 /// - **Snapshots** (optional; the defaults pin nothing): [`snapshot`](Environment::snapshot)
@@ -149,8 +155,8 @@ pub trait Environment: Send + Sync + Debug + 'static {
     /// What this environment can do.
     fn capabilities(&self) -> EnvironmentCapabilities;
 
-    /// Starts `release` in `slot` and returns where it serves.
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint>;
+    /// Starts `release` in `slot` and returns where its instances serve.
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints>;
 
     /// What runs in `slot`.
     async fn status(&self, slot: Slot) -> Result<SlotStatus>;
@@ -202,7 +208,7 @@ pub trait Environment: Send + Sync + Debug + 'static {
     /// # Errors
     /// [`Error::NotFound`] naming the artifact and the release when the artifact is gone (an
     /// image removed); the slot keeps what it had. Otherwise as [`deploy`](Environment::deploy).
-    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoints> {
         match snapshot.artifact() {
             None => self.deploy(slot, release).await,
             Some(_) => Err(Error::Unsupported {
@@ -256,7 +262,7 @@ macro_rules! forward_environment {
             fn capabilities(&self) -> EnvironmentCapabilities {
                 (**self).capabilities()
             }
-            async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+            async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints> {
                 (**self).deploy(slot, release).await
             }
             async fn status(&self, slot: Slot) -> Result<SlotStatus> {
@@ -277,7 +283,7 @@ macro_rules! forward_environment {
             async fn snapshot(&self, slot: Slot) -> Result<Option<Snapshot>> {
                 (**self).snapshot(slot).await
             }
-            async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+            async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoints> {
                 (**self).deploy_snapshot(slot, release, snapshot).await
             }
             async fn check_snapshot(&self, release: &Release, snapshot: &Snapshot) -> Result<ReleaseCheck> {

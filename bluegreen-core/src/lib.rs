@@ -101,7 +101,7 @@ pub use engine::{
 pub use environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 pub use error::{Error, Result};
 pub use machine::{Deployment, Parking, Phase};
-pub use model::{AppName, Endpoint, Release, Scheme, Slot, Snapshot, Timestamp, TrafficSplit};
+pub use model::{AppName, Endpoint, Endpoints, Release, Scheme, Slot, Snapshot, Timestamp, TrafficSplit};
 pub use outcome::{Call, Cause, Conflict, Restore};
 pub use probe::{HealthPolicy, HealthProbe, ProbeOutcome, ProbeTarget, Verdict};
 pub use router::{Adoption, Observation, Router, RouterCapabilities, Routes, Serving};

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, Slot, TrafficSplit};
+use crate::model::{Endpoint, Endpoints, Slot, TrafficSplit};
 
 /// What a router can do. The engine and tests branch on these, never on error text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,22 +46,24 @@ impl RouterCapabilities {
     }
 }
 
-/// What a router serves: the split, and the endpoint behind each slot that has one.
+/// What a router serves: the split, and the endpoints behind each slot that has them (one per
+/// instance of the slot: a router spreads the slot's share of traffic across all of them).
 ///
-/// Invariant (checked by [`Routes::new`]): a slot with a weight above zero has an endpoint.
+/// Invariant (checked by [`Routes::new`]): a slot with a weight above zero has endpoints.
+/// Endpoints compare in order: a router reads back the endpoints it applied in the order given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawRoutes")]
 pub struct Routes {
     split: TrafficSplit,
-    blue: Option<Endpoint>,
-    green: Option<Endpoint>,
+    blue: Option<Endpoints>,
+    green: Option<Endpoints>,
 }
 
 #[derive(Deserialize)]
 struct RawRoutes {
     split: TrafficSplit,
-    blue: Option<Endpoint>,
-    green: Option<Endpoint>,
+    blue: Option<Endpoints>,
+    green: Option<Endpoints>,
 }
 
 impl TryFrom<RawRoutes> for Routes {
@@ -72,11 +74,11 @@ impl TryFrom<RawRoutes> for Routes {
 }
 
 impl Routes {
-    /// Routes for `split`; every slot with traffic must have an endpoint.
-    pub fn new(split: TrafficSplit, blue: Option<Endpoint>, green: Option<Endpoint>) -> Result<Self> {
+    /// Routes for `split`; every slot with traffic must have endpoints.
+    pub fn new(split: TrafficSplit, blue: Option<Endpoints>, green: Option<Endpoints>) -> Result<Self> {
         let routes = Routes { split, blue, green };
         for slot in Slot::BOTH {
-            if split.weight(slot) > 0 && routes.endpoint(slot).is_none() {
+            if split.weight(slot) > 0 && routes.endpoints(slot).is_none() {
                 return Err(Error::invalid(
                     "routes",
                     split.to_string(),
@@ -87,14 +89,14 @@ impl Routes {
         Ok(routes)
     }
 
-    /// All traffic to `slot` at `endpoint`, nothing else routed.
-    pub fn only(slot: Slot, endpoint: Endpoint) -> Self {
+    /// All traffic to `slot` at `endpoints` (one [`Endpoint`] or several), nothing else routed.
+    pub fn only(slot: Slot, endpoints: impl Into<Endpoints>) -> Self {
         let mut routes = Routes {
             split: TrafficSplit::all(slot),
             blue: None,
             green: None,
         };
-        *routes.endpoint_mut(slot) = Some(endpoint);
+        *routes.endpoints_mut(slot) = Some(endpoints.into());
         routes
     }
 
@@ -103,29 +105,60 @@ impl Routes {
         self.split
     }
 
-    /// The endpoint of `slot`, if routed.
-    pub fn endpoint(&self, slot: Slot) -> Option<&Endpoint> {
+    /// The endpoints of `slot`, if routed.
+    pub fn endpoints(&self, slot: Slot) -> Option<&Endpoints> {
         match slot {
             Slot::Blue => self.blue.as_ref(),
             Slot::Green => self.green.as_ref(),
         }
     }
 
-    fn endpoint_mut(&mut self, slot: Slot) -> &mut Option<Endpoint> {
+    fn endpoints_mut(&mut self, slot: Slot) -> &mut Option<Endpoints> {
         match slot {
             Slot::Blue => &mut self.blue,
             Slot::Green => &mut self.green,
         }
     }
 
-    /// The slots with traffic above zero, with their weight and endpoint.
-    pub fn weighted(&self) -> impl Iterator<Item = (Slot, u8, &Endpoint)> + '_ {
+    /// The slots with traffic above zero, with their weight and endpoints.
+    pub fn weighted(&self) -> impl Iterator<Item = (Slot, u8, &Endpoints)> + '_ {
         Slot::BOTH.into_iter().filter_map(move |s| {
             let w = self.split.weight(s);
-            // `Routes::new` makes sure a slot with traffic has an endpoint.
-            let endpoint = self.endpoint(s).filter(|_| w > 0)?;
-            Some((s, w, endpoint))
+            // `Routes::new` makes sure a slot with traffic has endpoints.
+            let endpoints = self.endpoints(s).filter(|_| w > 0)?;
+            Some((s, w, endpoints))
         })
+    }
+
+    /// Every routed server: each endpoint of each slot with traffic, with the integer weight that
+    /// gives the slot its share when a proxy balances by per-server weight (nginx `weight=`,
+    /// Traefik's weighted round robin over servers). A slot's share is split evenly across its
+    /// instances; the weights are the smallest integers that keep the split exact.
+    ///
+    /// With 90/10 over 3 blue and 2 green instances: each blue server weighs 90·2 = 180 and
+    /// each green one 10·3 = 30, reduced by their common divisor to 6 and 1, so blue serves 18
+    /// of 20 shares (90 %) and green 2 (10 %).
+    pub fn servers(&self) -> Vec<(Slot, &Endpoint, u32)> {
+        let weighted: Vec<(Slot, u8, &Endpoints)> = self.weighted().collect();
+        let instances: u32 = weighted.iter().map(|(_, _, e)| e.len() as u32).product();
+        let raw: Vec<u32> = weighted
+            .iter()
+            .map(|(_, w, e)| u32::from(*w) * (instances / e.len() as u32))
+            .collect();
+        let divisor = raw.iter().copied().fold(0, gcd).max(1);
+        weighted
+            .iter()
+            .zip(raw)
+            .flat_map(|((slot, _, endpoints), weight)| endpoints.iter().map(move |e| (*slot, e, weight / divisor)))
+            .collect()
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
@@ -346,11 +379,39 @@ mod tests {
         let json = r#"{"split":{"blue":100,"green":0},"blue":null,"green":null}"#;
         let err = serde_json::from_str::<Routes>(json).unwrap_err().to_string();
         assert!(err.contains("no endpoint"), "{err}");
+        let old = r#"{"split":{"blue":100,"green":0},"blue":{"host":"127.0.0.1","port":1},"green":null}"#;
+        let read = serde_json::from_str::<Routes>(old).unwrap();
+        assert_eq!(read.endpoints(Slot::Blue).map(Endpoints::len), Some(1));
         let e = Endpoint::new("127.0.0.1", 1).unwrap();
         let ok = Routes::only(Slot::Blue, e);
         assert_eq!(
             serde_json::from_str::<Routes>(&serde_json::to_string(&ok).unwrap()).unwrap(),
             ok
         );
+    }
+
+    fn at(port: u16) -> Endpoint {
+        Endpoint::new("127.0.0.1", port).unwrap()
+    }
+
+    #[test]
+    fn servers_spread_each_slot_share_over_its_instances_exactly() {
+        let blue = Endpoints::new([at(1), at(2), at(3)]).unwrap();
+        let green = Endpoints::new([at(4), at(5)]).unwrap();
+        let routes = Routes::new(TrafficSplit::new(90, 10).unwrap(), Some(blue.clone()), Some(green)).unwrap();
+        let servers = routes.servers();
+        assert_eq!(servers.len(), 5);
+        let share = |slot| -> u32 { servers.iter().filter(|s| s.0 == slot).map(|s| s.2).sum() };
+        assert_eq!(share(Slot::Blue) * 10, share(Slot::Green) * 90);
+        assert_eq!((share(Slot::Blue), share(Slot::Green)), (18, 2));
+        let only = Routes::only(Slot::Blue, blue).servers();
+        assert_eq!(only.iter().map(|s| s.2).collect::<Vec<_>>(), [1, 1, 1]);
+        let one = Routes::new(
+            TrafficSplit::new(50, 50).unwrap(),
+            Some(at(1).into()),
+            Some(at(2).into()),
+        )
+        .unwrap();
+        assert_eq!(one.servers().iter().map(|s| s.2).collect::<Vec<_>>(), [1, 1]);
     }
 }

@@ -199,22 +199,22 @@ impl Deployer {
             })
         })?;
         let previous = match self.inner.environment.status(live).await? {
-            SlotStatus::Running { release, endpoint } => {
+            SlotStatus::Running { release, endpoints } => {
                 // The environment says where the slot runs; a route elsewhere (a hand edit) is
                 // drift, and rolling back must reach the release itself.
-                if routes.endpoint(live) != Some(&endpoint) {
+                if !routes.endpoints(live).is_some_and(|routed| routed.same_set(&endpoints)) {
                     notes.push(format!(
-                        "the {live} slot runs at {endpoint} but the router sends its traffic to {}; \
-                         rolling back would use {endpoint}",
+                        "the {live} slot runs at {endpoints} but the router sends its traffic to {}; \
+                         rolling back would use {endpoints}",
                         routes
-                            .endpoint(live)
+                            .endpoints(live)
                             .map_or_else(|| "nowhere".to_string(), ToString::to_string)
                     ));
                 }
                 Some(Previous {
                     slot: live,
                     release,
-                    endpoint,
+                    endpoints,
                 })
             }
             other => {
@@ -696,7 +696,7 @@ impl Deployer {
         Ok(match d.phase() {
             Phase::Provisioning => self.provision(d).await,
             Phase::Verifying => {
-                let Some(target) = target(d) else {
+                let Some(targets) = targets(d) else {
                     return Ok(Signal::failed(
                         Cause::Health,
                         "no endpoint is recorded for the new slot",
@@ -704,7 +704,10 @@ impl Deployer {
                 };
                 let listener = self.check_listener(d, started, CheckKind::Health);
                 let verify = async {
-                    let verdict = inner.policy.run(inner.probe.as_ref(), &target, &listener).await;
+                    let verdict = every_instance(&targets, |target| {
+                        inner.policy.run(inner.probe.as_ref(), target, &listener)
+                    })
+                    .await;
                     metrics::judged(d.app(), CheckKind::Health, &verdict);
                     self.verdict_signal(d, verdict, Cause::Health).await
                 };
@@ -734,7 +737,7 @@ impl Deployer {
             }
             Phase::Analysing => match inner.strategy.decide(&progress(d)) {
                 Decision::Analyse(analysis) => {
-                    let Some(target) = target(d) else {
+                    let Some(targets) = targets(d) else {
                         return Ok(Signal::failed(
                             Cause::Analysis,
                             "no endpoint is recorded for the new slot",
@@ -742,7 +745,7 @@ impl Deployer {
                     };
                     let listener = self.check_listener(d, started, CheckKind::Analysis);
                     let analyse = async {
-                        let verdict = analysis.run(&target, &listener).await;
+                        let verdict = every_instance(&targets, |target| analysis.run(target, &listener)).await;
                         metrics::judged(d.app(), CheckKind::Analysis, &verdict);
                         self.verdict_signal(d, verdict, Cause::Analysis).await
                     };
@@ -814,11 +817,11 @@ impl Deployer {
     async fn provision(&self, d: &Deployment) -> Signal {
         let env = &self.inner.environment;
         if d.kind() == Kind::Rollback {
-            if let Ok(SlotStatus::Running { release, endpoint }) = env.status(d.target()).await {
+            if let Ok(SlotStatus::Running { release, endpoints }) = env.status(d.target()).await {
                 if release == *d.release() {
                     if let Ok(snapshot) = env.snapshot(d.target()).await {
                         if super::releases::runs_pin(d.pin(), snapshot.as_ref()) {
-                            return Signal::Provisioned { endpoint, snapshot };
+                            return Signal::Provisioned { endpoints, snapshot };
                         }
                     }
                 }
@@ -829,11 +832,11 @@ impl Deployer {
             None => env.deploy(d.target(), d.release()).await,
         };
         let started = match started {
-            Ok(endpoint) => self.snapshot_after_start(d).await.map(|snapshot| (endpoint, snapshot)),
+            Ok(endpoints) => self.snapshot_after_start(d).await.map(|snapshot| (endpoints, snapshot)),
             Err(e) => Err((cause_of(&e, Call::Provision, Cause::Provision), e.chain().to_string())),
         };
         match started {
-            Ok((endpoint, snapshot)) => Signal::Provisioned { endpoint, snapshot },
+            Ok((endpoints, snapshot)) => Signal::Provisioned { endpoints, snapshot },
             Err((cause, reason)) => {
                 // An environment may already quote the logs in its error (a container that exited
                 // at once): do not repeat them.
@@ -900,7 +903,7 @@ impl Deployer {
         let Some(previous) = d.previous() else {
             return Signal::Done;
         };
-        let routes = Routes::only(previous.slot, previous.endpoint.clone());
+        let routes = Routes::only(previous.slot, previous.endpoints.clone());
         let router = &self.inner.router;
         match router.observe().await {
             Ok(observed) if observed.serves(&routes) => {
@@ -1027,10 +1030,10 @@ fn hook_context(d: &Deployment, stage: Stage) -> HookContext {
         kind: d.kind(),
         release: d.release().clone(),
         slot: d.target(),
-        endpoint: d.endpoint().cloned(),
+        endpoints: d.endpoints().cloned(),
         previous_release: previous.map(|p| p.release.clone()),
         previous_slot: previous.map(|p| p.slot),
-        previous_endpoint: previous.map(|p| p.endpoint.clone()),
+        previous_endpoints: previous.map(|p| p.endpoints.clone()),
         phase: d.phase().name().to_string(),
         reason: d.reason().map(str::to_string),
     }
@@ -1072,11 +1075,29 @@ fn due(d: &Deployment) -> (Signal, String) {
     }
 }
 
-/// What probes check: the new slot, with the deployment's context (for queries about its
-/// traffic); `None` if the journal has no endpoint for it (a journal edited by hand:
-/// provisioning always records one).
-fn target(d: &Deployment) -> Option<ProbeTarget> {
-    Some(ProbeTarget::new(d.target(), d.endpoint().cloned()?).with_context(ProbeContext::of(d)))
+/// What probes check: each instance of the new slot, with the deployment's context (for queries
+/// about its traffic); `None` if the journal has no endpoints for it (a journal edited by hand:
+/// provisioning always records them).
+fn targets(d: &Deployment) -> Option<Vec<ProbeTarget>> {
+    let context = ProbeContext::of(d);
+    let endpoints = d.endpoints()?;
+    Some(
+        endpoints
+            .iter()
+            .map(|endpoint| ProbeTarget::new(d.target(), endpoint.clone()).with_context(context.clone()))
+            .collect(),
+    )
+}
+
+/// Runs `check` (a health policy or an analysis) on every instance at once: the slot passes only
+/// when every instance does ([`Verdict::of_every_instance`]).
+async fn every_instance<'a, F, Fut>(targets: &'a [ProbeTarget], check: F) -> Verdict
+where
+    F: Fn(&'a ProbeTarget) -> Fut,
+    Fut: std::future::Future<Output = Verdict> + 'a,
+{
+    let verdicts = futures_util::future::join_all(targets.iter().map(&check)).await;
+    Verdict::of_every_instance(targets.iter().map(|t| t.endpoint.clone()).zip(verdicts).collect())
 }
 
 /// The cause of a failed `call`: a timeout of that call, or `otherwise`.
@@ -1093,7 +1114,7 @@ fn progress(d: &Deployment) -> Progress {
 
 /// The routes that give the target slot `weight` percent, the previous slot the rest.
 fn shifted_routes(d: &Deployment, weight: u8) -> Result<Routes> {
-    let endpoint = d.endpoint().cloned().ok_or_else(|| {
+    let endpoints = d.endpoints().cloned().ok_or_else(|| {
         Error::invalid(
             "deployment",
             d.id().to_owned(),
@@ -1104,12 +1125,12 @@ fn shifted_routes(d: &Deployment, weight: u8) -> Result<Routes> {
         Some(previous) if weight < 100 => {
             let split = TrafficSplit::toward(d.target(), weight)?;
             let (blue, green) = match d.target() {
-                Slot::Blue => (Some(endpoint), Some(previous.endpoint.clone())),
-                Slot::Green => (Some(previous.endpoint.clone()), Some(endpoint)),
+                Slot::Blue => (Some(endpoints), Some(previous.endpoints.clone())),
+                Slot::Green => (Some(previous.endpoints.clone()), Some(endpoints)),
             };
             Routes::new(split, blue, green)
         }
-        _ => Ok(Routes::only(d.target(), endpoint)),
+        _ => Ok(Routes::only(d.target(), endpoints)),
     }
 }
 
@@ -1117,10 +1138,12 @@ fn shifted_routes(d: &Deployment, weight: u8) -> Result<Routes> {
 fn describe(signal: &Signal) -> (Record, String) {
     let completed = |detail: String| (Record::Completed { detail: detail.clone() }, detail);
     match signal {
-        Signal::Provisioned { endpoint, snapshot } => completed(match snapshot.as_ref().and_then(Snapshot::artifact) {
-            Some(artifact) => format!("started {artifact} at {endpoint}"),
-            None => format!("started at {endpoint}"),
-        }),
+        Signal::Provisioned { endpoints, snapshot } => {
+            completed(match snapshot.as_ref().and_then(Snapshot::artifact) {
+                Some(artifact) => format!("started {artifact} at {endpoints}"),
+                None => format!("started at {endpoints}"),
+            })
+        }
         Signal::Decided(decision) => completed(match decision {
             Decision::Shift(w) => format!("shift {w}% to the new slot"),
             Decision::Pause(Pause::Approved) => "wait for approval".into(),

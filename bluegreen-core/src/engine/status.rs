@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::environment::SlotStatus;
 use crate::machine::{Deployment, Phase};
-use crate::model::{AppName, Endpoint, Release, Slot};
+use crate::model::{AppName, Endpoints, Release, Slot};
 use crate::router::{Routes, Serving};
 
 /// Where the journal, the router's configuration, the live proxy and the environment disagree.
@@ -25,9 +25,9 @@ pub enum Drift {
         /// The slot.
         slot: Slot,
         /// Where the configuration sends its traffic.
-        routed: Endpoint,
+        routed: Endpoints,
         /// Where the environment runs it (`None`: not running).
-        running: Option<Endpoint>,
+        running: Option<Endpoints>,
     },
     /// The last finished deployment left another slot live than the configuration routes to.
     Journal {
@@ -116,8 +116,8 @@ impl Status {
         }
         if let Some(routes) = &self.routes {
             for (slot, _, routed) in routes.weighted() {
-                let running = self.slot(slot).endpoint();
-                if running != Some(routed) {
+                let running = self.slot(slot).endpoints();
+                if !running.is_some_and(|running| running.same_set(routed)) {
                     drift.push(Drift::Endpoint {
                         slot,
                         routed: routed.clone(),

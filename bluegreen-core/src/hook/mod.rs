@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Kind;
-use crate::model::{AppName, Endpoint, Release, Slot};
+use crate::model::{AppName, Endpoints, Release, Slot};
 #[cfg(doc)]
 use crate::outcome::Cause;
 
@@ -105,14 +105,15 @@ pub struct HookContext {
     pub release: Release,
     /// The slot it goes into.
     pub slot: Slot,
-    /// Where the new slot serves, once started (`None` before [`Stage::BeforeChange`]'s slot is).
-    pub endpoint: Option<Endpoint>,
+    /// Where the new slot's instances serve, once started (`None` before [`Stage::BeforeChange`]'s
+    /// slot is).
+    pub endpoints: Option<Endpoints>,
     /// The release that had traffic when the deployment started, if one did.
     pub previous_release: Option<Release>,
     /// Its slot.
     pub previous_slot: Option<Slot>,
-    /// Where it serves.
-    pub previous_endpoint: Option<Endpoint>,
+    /// Where its instances serve.
+    pub previous_endpoints: Option<Endpoints>,
     /// The deployment's phase, as in the journal (`"verifying"`).
     pub phase: String,
     /// Why the deployment rolled back ([`Stage::AfterRollback`]), if known.
@@ -139,10 +140,10 @@ impl HookContext {
             kind,
             release,
             slot,
-            endpoint: None,
+            endpoints: None,
             previous_release: None,
             previous_slot: None,
-            previous_endpoint: None,
+            previous_endpoints: None,
             phase: String::new(),
             reason: None,
         }
@@ -151,9 +152,11 @@ impl HookContext {
     /// The context as environment variables, as a [`CommandHook`] gets them: `BLUEGREEN_STAGE`,
     /// `BLUEGREEN_DEPLOYMENT_ID`, `BLUEGREEN_APP`, `BLUEGREEN_KIND`, `BLUEGREEN_RELEASE`,
     /// `BLUEGREEN_SLOT`, `BLUEGREEN_PHASE`; when known, `BLUEGREEN_ENDPOINT` (a URL:
-    /// `http://127.0.0.1:8081`), `BLUEGREEN_HOST`, `BLUEGREEN_PORT`, `BLUEGREEN_PREVIOUS_RELEASE`,
-    /// `BLUEGREEN_PREVIOUS_SLOT`, `BLUEGREEN_PREVIOUS_ENDPOINT` and `BLUEGREEN_REASON`. A variable
-    /// whose value is unknown is not set.
+    /// `http://127.0.0.1:8081`; the first instance's when the slot has several), `BLUEGREEN_HOST`,
+    /// `BLUEGREEN_PORT` (the same instance's), `BLUEGREEN_ENDPOINTS` (every instance's URL,
+    /// separated by spaces), `BLUEGREEN_PREVIOUS_RELEASE`, `BLUEGREEN_PREVIOUS_SLOT`,
+    /// `BLUEGREEN_PREVIOUS_ENDPOINT`, `BLUEGREEN_PREVIOUS_ENDPOINTS` and `BLUEGREEN_REASON`. A
+    /// variable whose value is unknown is not set.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut vars = vec![
             ("BLUEGREEN_STAGE", self.stage.name().to_string()),
@@ -171,10 +174,12 @@ impl HookContext {
             ("BLUEGREEN_SLOT", self.slot.to_string()),
             ("BLUEGREEN_PHASE", self.phase.clone()),
         ];
-        if let Some(endpoint) = &self.endpoint {
-            vars.push(("BLUEGREEN_ENDPOINT", endpoint.url("")));
-            vars.push(("BLUEGREEN_HOST", endpoint.host().to_string()));
-            vars.push(("BLUEGREEN_PORT", endpoint.port().to_string()));
+        if let Some(endpoints) = &self.endpoints {
+            let first = endpoints.first();
+            vars.push(("BLUEGREEN_ENDPOINT", first.url("")));
+            vars.push(("BLUEGREEN_HOST", first.host().to_string()));
+            vars.push(("BLUEGREEN_PORT", first.port().to_string()));
+            vars.push(("BLUEGREEN_ENDPOINTS", urls(endpoints)));
         }
         if let Some(release) = &self.previous_release {
             vars.push(("BLUEGREEN_PREVIOUS_RELEASE", release.to_string()));
@@ -182,14 +187,20 @@ impl HookContext {
         if let Some(slot) = self.previous_slot {
             vars.push(("BLUEGREEN_PREVIOUS_SLOT", slot.to_string()));
         }
-        if let Some(endpoint) = &self.previous_endpoint {
-            vars.push(("BLUEGREEN_PREVIOUS_ENDPOINT", endpoint.url("")));
+        if let Some(endpoints) = &self.previous_endpoints {
+            vars.push(("BLUEGREEN_PREVIOUS_ENDPOINT", endpoints.first().url("")));
+            vars.push(("BLUEGREEN_PREVIOUS_ENDPOINTS", urls(endpoints)));
         }
         if let Some(reason) = &self.reason {
             vars.push(("BLUEGREEN_REASON", reason.clone()));
         }
         vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
+}
+
+/// Every instance's URL, separated by spaces (a shell loops over it unquoted).
+fn urls(endpoints: &Endpoints) -> String {
+    endpoints.iter().map(|e| e.url("")).collect::<Vec<_>>().join(" ")
 }
 
 /// How one run of a hook ended.

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::environment::StopOutcome;
-use crate::model::{AppName, Endpoint, Release, Slot, Snapshot, Timestamp};
+use crate::model::{AppName, Endpoints, Release, Slot, Snapshot, Timestamp};
 use crate::outcome::Cause;
 use crate::strategy::{Pause, Retirement};
 
@@ -49,17 +49,18 @@ pub struct Previous {
     pub slot: Slot,
     /// Its release.
     pub release: Release,
-    /// Where it serves.
-    pub endpoint: Endpoint,
+    /// Where its instances serve.
+    #[serde(alias = "endpoint")]
+    pub endpoints: Endpoints,
 }
 
 impl Previous {
-    /// `release` in `slot`, serving at `endpoint`.
-    pub fn new(slot: Slot, release: Release, endpoint: Endpoint) -> Self {
+    /// `release` in `slot`, serving at `endpoints` (one [`Endpoint`](crate::Endpoint) or several).
+    pub fn new(slot: Slot, release: Release, endpoints: impl Into<Endpoints>) -> Self {
         Previous {
             slot,
             release,
-            endpoint,
+            endpoints: endpoints.into(),
         }
     }
 }
@@ -217,8 +218,9 @@ pub struct Deployment {
     target: Slot,
     /// What served before, if anything did.
     previous: Option<Previous>,
-    /// Where the target slot serves, once provisioned.
-    endpoint: Option<Endpoint>,
+    /// Where the target slot's instances serve, once provisioned.
+    #[serde(alias = "endpoint")]
+    endpoints: Option<Endpoints>,
     /// What the environment started in the target slot (artifact and configuration), once
     /// provisioned, where the environment pins it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -338,9 +340,9 @@ impl Deployment {
         self.previous.as_ref()
     }
 
-    /// Where the target slot serves, once provisioned.
-    pub fn endpoint(&self) -> Option<&Endpoint> {
-        self.endpoint.as_ref()
+    /// Where the target slot's instances serve, once provisioned.
+    pub fn endpoints(&self) -> Option<&Endpoints> {
+        self.endpoints.as_ref()
     }
 
     /// What the environment started in the target slot (the artifact, pinned, and a fingerprint
@@ -507,7 +509,7 @@ impl Deployment {
             release,
             target,
             previous,
-            endpoint: None,
+            endpoints: None,
             snapshot: None,
             pin: None,
             weight: 0,

@@ -4,7 +4,7 @@
 //! reach them through [`testing::machine`](crate::testing::machine) (`testing` feature).
 
 use crate::environment::StopOutcome;
-use crate::model::{Endpoint, Snapshot};
+use crate::model::{Endpoints, Snapshot};
 use crate::outcome::Cause;
 use crate::strategy::Decision;
 
@@ -16,8 +16,8 @@ use super::{Deployment, Phase, Recheck, Retry};
 pub enum Signal {
     /// Provisioning started the release.
     Provisioned {
-        /// Where it serves.
-        endpoint: Endpoint,
+        /// Where its instances serve.
+        endpoints: Endpoints,
         /// What the environment started, where it pins it.
         snapshot: Option<Snapshot>,
     },
@@ -69,11 +69,11 @@ impl Signal {
         }
     }
 
-    /// Provisioning started the release at `endpoint`, with nothing pinned (model tests).
+    /// Provisioning started the release at `endpoints`, with nothing pinned (model tests).
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
-    pub fn provisioned(endpoint: Endpoint) -> Self {
+    pub fn provisioned(endpoints: impl Into<Endpoints>) -> Self {
         Signal::Provisioned {
-            endpoint,
+            endpoints: endpoints.into(),
             snapshot: None,
         }
     }
@@ -129,8 +129,8 @@ pub fn step(mut d: Deployment, signal: Signal) -> Result<Deployment, Refused> {
         (_, s @ Signal::Park { .. }) => return Err(refuse(&d, &s)),
 
         // Provisioning → Verifying: the release runs; prove it before anything else.
-        (Phase::Provisioning, Signal::Provisioned { endpoint, snapshot }) => {
-            d.endpoint = Some(endpoint);
+        (Phase::Provisioning, Signal::Provisioned { endpoints, snapshot }) => {
+            d.endpoints = Some(endpoints);
             d.snapshot = snapshot;
             Phase::Verifying
         }

@@ -3,6 +3,7 @@
 
 mod app;
 mod endpoint;
+mod endpoints;
 pub mod field;
 mod host;
 mod release;
@@ -14,6 +15,7 @@ mod validate;
 
 pub use app::AppName;
 pub use endpoint::{Endpoint, Scheme};
+pub use endpoints::Endpoints;
 pub use release::Release;
 pub use slot::Slot;
 pub(crate) use snapshot::lower_hex;

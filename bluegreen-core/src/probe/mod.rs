@@ -28,7 +28,8 @@ pub use policy::{HealthPolicy, PolicyTally};
 pub use prometheus::{PrometheusAnalysis, Threshold, QUERY_PLACEHOLDERS};
 pub use tcp::TcpProbe;
 
-/// What a probe checks: one slot at one endpoint, and the deployment it is checked for.
+/// What a probe checks: one instance of a slot, at its endpoint, and the deployment it is checked
+/// for. A slot of several instances is checked once per instance, each with its own target.
 ///
 /// The engine gives every probe the full [`ProbeContext`] (deployment id, app, release, when the
 /// slot took traffic, its weight), so a probe that needs more than an address — a metrics query
@@ -107,6 +108,38 @@ pub enum Verdict {
     Failed(String),
     /// The probes could not tell (too many provider errors): a human decides.
     Inconclusive(String),
+}
+
+impl Verdict {
+    /// The verdict on a slot from the verdicts on each of its instances: passed only when every
+    /// instance passed; otherwise failed if any failed, else inconclusive. With several instances
+    /// each reason names the instance's endpoint; with one, the verdict is that instance's.
+    pub fn of_every_instance(verdicts: Vec<(Endpoint, Verdict)>) -> Verdict {
+        let many = verdicts.len() > 1;
+        let label = |endpoint: &Endpoint, reason: String| {
+            if many {
+                format!("instance {endpoint}: {reason}")
+            } else {
+                reason
+            }
+        };
+        let mut failed = Vec::new();
+        let mut inconclusive = Vec::new();
+        for (endpoint, verdict) in verdicts {
+            match verdict {
+                Verdict::Passed => {}
+                Verdict::Failed(reason) => failed.push(label(&endpoint, reason)),
+                Verdict::Inconclusive(reason) => inconclusive.push(label(&endpoint, reason)),
+            }
+        }
+        if !failed.is_empty() {
+            Verdict::Failed(failed.join("; "))
+        } else if !inconclusive.is_empty() {
+            Verdict::Inconclusive(inconclusive.join("; "))
+        } else {
+            Verdict::Passed
+        }
+    }
 }
 
 /// Called with every check a policy or analysis makes.

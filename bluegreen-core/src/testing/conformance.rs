@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::environment::{Environment, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, Release, Slot, TrafficSplit};
+use crate::model::{Endpoints, Release, Slot, TrafficSplit};
 use crate::router::{DrainStatus, Router, Routes, Serving};
 
 /// Unwraps `result`, or panics naming the backend and the step.
@@ -29,7 +29,8 @@ fn same<T: PartialEq + Debug>(backend: &str, step: &str, actual: T, expected: T)
 /// Checks that `router` honours the [`Router`] contract.
 ///
 /// **Precondition**: a fresh router (nothing routed yet), routing one application whose slots
-/// serve at `blue` and `green` (two different endpoints). The suite is strict about this:
+/// serve at `blue` and `green`: one [`Endpoint`](crate::Endpoint) each, or several
+/// ([`Endpoints`]: a slot of several instances), none shared between the two. The suite is strict about this:
 /// [`current`](Router::current) must start as `Ok(None)`, because `None` on a fresh install is
 /// part of the contract. A backend with persistent state must be given a clean one (an empty
 /// config directory, a proxy started for the test).
@@ -40,8 +41,10 @@ fn same<T: PartialEq + Debug>(backend: &str, step: &str, actual: T, expected: T)
 /// 2. apply all traffic to blue; apply it again (idempotent);
 /// 3. apply all traffic to green;
 /// 4. if [`capabilities().weighted`](crate::router::RouterCapabilities::weighted): apply 90/10,
-///    then 10/90 (both endpoints routed). Otherwise applying 90/10 must be
+///    then 10/90 (both slots routed). Otherwise applying 90/10 must be
 ///    [`Error::Unsupported`] and leave the all-green routes in place;
+/// 4b. when green has several instances: all traffic to green's first instance only, then to all
+///    of them again (an instance leaves and comes back: the router follows the set);
 /// 5. `wait_drained` succeeds, and says [`DrainStatus::NotObservable`] unless
 ///    [`observes_drain`](crate::router::RouterCapabilities::observes_drain) is set;
 /// 6. apply all traffic to blue, which is where the router is left.
@@ -52,14 +55,14 @@ fn same<T: PartialEq + Debug>(backend: &str, step: &str, actual: T, expected: T)
 ///
 /// # Panics
 /// At the first step where the router breaks the contract, with the router's name and the step.
-pub async fn router_conformance(router: &dyn Router, blue: Endpoint, green: Endpoint) {
+pub async fn router_conformance(router: &dyn Router, blue: impl Into<Endpoints>, green: impl Into<Endpoints>) {
+    let (blue, green) = (blue.into(), green.into());
     let name = router.name().to_string();
     let name = name.as_str();
     let caps = router.capabilities();
-    assert!(
-        blue != green,
-        "{name}: router_conformance needs two different endpoints, got {blue} twice"
-    );
+    if let Some(shared) = blue.iter().find(|e| green.contains(e)) {
+        panic!("{name}: router_conformance needs different endpoints for blue and green, got {shared} in both");
+    }
     let current = ok(name, "current() on a fresh router", router.current().await);
     assert!(
         current.is_none(),
@@ -72,9 +75,14 @@ pub async fn router_conformance(router: &dyn Router, blue: Endpoint, green: Endp
     apply_and_read_back(router, name, "all blue", &all_blue).await;
     apply_and_read_back(router, name, "all blue again (idempotent)", &all_blue).await;
     apply_and_read_back(router, name, "all green", &all_green).await;
+    if green.len() > 1 {
+        let first = Routes::only(Slot::Green, green.first().clone());
+        apply_and_read_back(router, name, "all green, first instance only", &first).await;
+        apply_and_read_back(router, name, "all green, every instance again", &all_green).await;
+    }
 
     let split = |b| TrafficSplit::new(b, 100 - b).expect("the suite's splits sum to 100");
-    let canary = |b| Routes::new(split(b), Some(blue.clone()), Some(green.clone())).expect("both endpoints are routed");
+    let canary = |b| Routes::new(split(b), Some(blue.clone()), Some(green.clone())).expect("both slots are routed");
     if caps.weighted {
         apply_and_read_back(router, name, "90/10", &canary(90)).await;
         apply_and_read_back(router, name, "10/90", &canary(10)).await;
@@ -133,13 +141,13 @@ async fn apply_and_read_back(router: &dyn Router, name: &str, what: &str, routes
 ///
 /// Steps:
 /// 1. remove both slots (removing an absent slot is `Ok`); both are [`SlotStatus::Absent`];
-/// 2. deploy `a` to blue: `Running { a, endpoint }` with the endpoint `deploy` returned;
+/// 2. deploy `a` to blue: `Running { a, endpoints }` with the endpoints `deploy` returned;
 ///    [`snapshot`](Environment::snapshot) of blue is `Ok` (and of the absent green `Ok(None)`);
 ///    when it pins an artifact, [`check_snapshot`](Environment::check_snapshot) is `Ok` and
 ///    [`deploy_snapshot`](Environment::deploy_snapshot) of it into blue runs `a` again from the
 ///    same artifact;
-/// 3. deploy `b` to green: both slots run, at different endpoints;
-/// 4. deploy `b` to blue: replaces `a`, `Running { b, endpoint }`; green untouched;
+/// 3. deploy `b` to green: both slots run, no endpoint shared between them;
+/// 4. deploy `b` to blue: replaces `a`, `Running { b, endpoints }`; green untouched;
 /// 5. stop blue within `grace`: `Graceful` or `Killed`, then `Stopped { b, .. }`; green still
 ///    running; stopping blue again is `NotRunning`;
 /// 6. remove blue: `Absent`; remove it again: `Ok`; stopping it: `NotRunning`;
@@ -151,9 +159,38 @@ async fn apply_and_read_back(router: &dyn Router, name: &str, what: &str, routes
 /// hang should fail your test. See [the module docs](crate::testing#checking-your-own-backend) for
 /// an example.
 ///
+/// Every deploy must start the same number of instances; [`environment_conformance_with_replicas`]
+/// also says how many.
+///
 /// # Panics
 /// At the first step where the environment breaks the contract, with its name and the step.
 pub async fn environment_conformance(env: &dyn Environment, a: Release, b: Release, grace: Duration) {
+    run_environment_conformance(env, a, b, grace, None).await;
+}
+
+/// [`environment_conformance`] for an environment configured to run `replicas` instances per
+/// slot: every deploy must return exactly that many endpoints, all different, and `status` must
+/// report every one of them.
+///
+/// # Panics
+/// As [`environment_conformance`], and when a deploy starts another number of instances.
+pub async fn environment_conformance_with_replicas(
+    env: &dyn Environment,
+    a: Release,
+    b: Release,
+    grace: Duration,
+    replicas: usize,
+) {
+    run_environment_conformance(env, a, b, grace, Some(replicas)).await;
+}
+
+async fn run_environment_conformance(
+    env: &dyn Environment,
+    a: Release,
+    b: Release,
+    grace: Duration,
+    replicas: Option<usize>,
+) {
     let name = env.name().to_string();
     let name = name.as_str();
     assert!(
@@ -166,17 +203,24 @@ pub async fn environment_conformance(env: &dyn Environment, a: Release, b: Relea
     }
 
     let ep_a = ok(name, "deploy(blue, a)", env.deploy(Slot::Blue, &a).await);
+    let replicas = replicas.unwrap_or(ep_a.len());
+    let count = |step: &str, endpoints: &Endpoints| {
+        same(name, &format!("instances started by {step}"), endpoints.len(), replicas);
+    };
+    count("deploy(blue, a)", &ep_a);
     expect_running(env, name, Slot::Blue, "after deploy(blue, a)", &a, &ep_a).await;
     let ep_a = expect_snapshots(env, name, &a, ep_a).await;
+    count("deploy_snapshot(blue, a)", &ep_a);
     let ep_green = ok(name, "deploy(green, b)", env.deploy(Slot::Green, &b).await);
-    assert!(
-        ep_a != ep_green,
-        "{name}: blue and green must serve at different endpoints, both got {ep_a}"
-    );
+    count("deploy(green, b)", &ep_green);
+    if let Some(shared) = ep_a.iter().find(|e| ep_green.contains(e)) {
+        panic!("{name}: blue and green must serve at different endpoints, both have {shared}");
+    }
     expect_running(env, name, Slot::Green, "after deploy(green, b)", &b, &ep_green).await;
     expect_running(env, name, Slot::Blue, "after deploy(green, b)", &a, &ep_a).await;
 
     let ep_b = ok(name, "deploy(blue, b)", env.deploy(Slot::Blue, &b).await);
+    count("deploy(blue, b)", &ep_b);
     expect_running(env, name, Slot::Blue, "after deploy(blue, b)", &b, &ep_b).await;
     expect_running(env, name, Slot::Green, "after deploy(blue, b)", &b, &ep_green).await;
 
@@ -214,7 +258,7 @@ pub async fn environment_conformance(env: &dyn Environment, a: Release, b: Relea
 
 /// Step 2's snapshot checks, with blue running `a` at `ep_a` and green absent; returns where blue
 /// serves afterwards (a pinned redeploy moves it).
-async fn expect_snapshots(env: &dyn Environment, name: &str, a: &Release, ep_a: Endpoint) -> Endpoint {
+async fn expect_snapshots(env: &dyn Environment, name: &str, a: &Release, ep_a: Endpoints) -> Endpoints {
     let absent = ok(name, "snapshot(green) while absent", env.snapshot(Slot::Green).await);
     same(name, "snapshot(green) while absent", absent, None);
     let Some(snapshot) = ok(name, "snapshot(blue)", env.snapshot(Slot::Blue).await) else {
@@ -249,11 +293,11 @@ async fn expect_running(
     slot: Slot,
     when: &str,
     release: &Release,
-    endpoint: &Endpoint,
+    endpoints: &Endpoints,
 ) {
     let expected = SlotStatus::Running {
         release: release.clone(),
-        endpoint: endpoint.clone(),
+        endpoints: endpoints.clone(),
     };
     expect_status(env, name, slot, when, expected).await;
 }
@@ -266,6 +310,7 @@ async fn expect_not_running(env: &dyn Environment, name: &str, slot: Slot, grace
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Endpoint;
     use crate::testing::{Faults, FaultyEnvironment, FaultyRouter, InMemoryEnvironment, InMemoryRouter, Op};
 
     fn endpoints() -> (Endpoint, Endpoint) {
@@ -295,6 +340,25 @@ mod tests {
     async fn the_in_memory_environment_conforms() {
         let (a, b) = releases();
         environment_conformance(&InMemoryEnvironment::new(), a, b, GRACE).await;
+    }
+
+    #[tokio::test]
+    async fn the_in_memory_backends_conform_with_three_instances_per_slot() {
+        let (a, b) = releases();
+        let env = InMemoryEnvironment::new().with_replicas(3);
+        environment_conformance_with_replicas(&env, a.clone(), b.clone(), GRACE, 3).await;
+        let e = |port| Endpoint::new("127.0.0.1", port).unwrap();
+        let blue = Endpoints::new([e(18081), e(18082), e(18083)]).unwrap();
+        let green = Endpoints::new([e(18084), e(18085), e(18086)]).unwrap();
+        router_conformance(&InMemoryRouter::new(), blue, green).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "memory: instances started by deploy(blue, a): expected 2, got 3")]
+    async fn an_environment_starting_another_number_of_instances_fails_the_suite() {
+        let (a, b) = releases();
+        let env = InMemoryEnvironment::new().with_replicas(3);
+        environment_conformance_with_replicas(&env, a, b, GRACE, 2).await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,7 +15,7 @@ mod artifacts;
 
 use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, Release, Slot, Snapshot};
+use crate::model::{Endpoint, Endpoints, Release, Slot, Snapshot};
 use crate::probe::{HealthProbe, ProbeOutcome, ProbeTarget};
 
 /// The first port handed out; each new instance gets the next one.
@@ -105,6 +105,10 @@ struct State {
     gone: HashSet<String>,
     /// The configuration [set](InMemoryEnvironment::set_config) (empty by default).
     config: String,
+    /// Instances per slot ([`with_replicas`](InMemoryEnvironment::with_replicas); 0 means 1).
+    replicas: usize,
+    /// Instances [marked unhealthy](InMemoryEnvironment::mark_instance_unhealthy) by endpoint.
+    unhealthy_instances: HashSet<Endpoint>,
 }
 
 impl State {
@@ -122,7 +126,7 @@ impl State {
 
     /// Starts `artifact` (a build of `release`) in `slot` as the release's knobs say, replacing
     /// what the slot held; records the slot's snapshot.
-    fn start(&mut self, slot: Slot, release: &Release, artifact: String) -> Result<Endpoint> {
+    fn start(&mut self, slot: Slot, release: &Release, artifact: String) -> Result<Endpoints> {
         let behaviour = self.behaviour(release);
         if behaviour.missing {
             self.log(slot, format!("cannot start {release} in {slot}: release not found"));
@@ -139,7 +143,10 @@ impl State {
             self.log(slot, format!("removing {old} from {slot}"));
         }
         self.log(slot, format!("starting {release} in {slot}"));
-        let endpoint = self.fresh_endpoint();
+        let fresh: Vec<Endpoint> = (0..self.replicas.max(1)).map(|_| self.fresh_endpoint()).collect();
+        // Fresh ports are never handed out twice (the counter only wraps after 45,000 of them).
+        #[allow(clippy::expect_used)]
+        let endpoints = Endpoints::new(fresh).expect("fresh endpoints are distinct and at least one");
         let status = match behaviour.exit_on_start {
             Some(code) => {
                 self.log(slot, format!("{release} exited with code {code}"));
@@ -149,17 +156,17 @@ impl State {
                 }
             }
             None => {
-                self.log(slot, format!("{release} listening on {endpoint}"));
+                self.log(slot, format!("{release} listening on {endpoints}"));
                 SlotStatus::Running {
                     release: release.clone(),
-                    endpoint: endpoint.clone(),
+                    endpoints: endpoints.clone(),
                 }
             }
         };
         self.saved.slots.insert(slot, status);
         let snapshot = Snapshot::new(Some(artifact), self.fingerprint());
         self.saved.snapshots.insert(slot, snapshot);
-        Ok(endpoint)
+        Ok(endpoints)
     }
 
     fn fresh_endpoint(&mut self) -> Endpoint {
@@ -174,7 +181,8 @@ impl State {
 /// An [`Environment`] that keeps its two slots in memory: nothing runs, nothing listens.
 ///
 /// Each deploy creates a new instance with a fresh endpoint `127.0.0.1:<port>` (ports count up
-/// from 20000; nothing actually listens there) and replaces whatever instance the slot held. Each
+/// from 20000; nothing actually listens there) and replaces whatever instance the slot held;
+/// [`with_replicas`](Self::with_replicas) makes it N instances, each with its own endpoint. Each
 /// slot keeps a log (`"starting v2 in green"`, …) that [`logs`](Environment::logs) returns.
 ///
 /// Releases behave well unless told otherwise, before they are deployed, with
@@ -273,6 +281,20 @@ impl InMemoryEnvironment {
         Ok(out)
     }
 
+    /// Each deploy starts `replicas` instances (at least one), each at its own fresh endpoint.
+    /// Not saved by a [persistent](Self::persistent) environment: set it again after a restart.
+    pub fn with_replicas(self, replicas: usize) -> Self {
+        self.lock().replicas = replicas.max(1);
+        self
+    }
+
+    /// The instance at `endpoint` answers unhealthy to the [`InMemoryHealthProbe`], whatever its
+    /// release (one bad replica of several).
+    pub fn mark_instance_unhealthy(&self, endpoint: &Endpoint) -> &Self {
+        self.lock().unhealthy_instances.insert(endpoint.clone());
+        self
+    }
+
     fn set(&self, release: &Release, change: impl FnOnce(&mut Behaviour)) -> &Self {
         change(self.lock().behaviour.entry(release.clone()).or_default());
         self
@@ -310,7 +332,7 @@ impl InMemoryEnvironment {
     }
 
     /// `release` exits with `code` as soon as it starts: [`deploy`](Environment::deploy) returns
-    /// its endpoint, but the slot shows [`SlotStatus::Stopped`] with that exit code.
+    /// its endpoints, but the slot shows [`SlotStatus::Stopped`] with that exit code.
     pub fn exit_on_start(&self, release: &Release, code: i64) -> &Self {
         self.set(release, |b| b.exit_on_start = Some(code))
     }
@@ -342,7 +364,7 @@ impl Environment for InMemoryEnvironment {
         EnvironmentCapabilities::none().with_logs(true)
     }
 
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints> {
         tracing::debug!(%slot, %release, "memory: deploy");
         self.change(|state| {
             state.operations.push(EnvOp::Deploy {
@@ -370,7 +392,7 @@ impl Environment for InMemoryEnvironment {
         tracing::debug!(%slot, ?grace, "memory: stop");
         let running = self
             .change(|state| {
-                let SlotStatus::Running { release, endpoint } = state.status(slot) else {
+                let SlotStatus::Running { release, endpoints } = state.status(slot) else {
                     state.operations.push(EnvOp::Stop {
                         slot,
                         grace,
@@ -380,10 +402,10 @@ impl Environment for InMemoryEnvironment {
                 };
                 state.log(slot, format!("{release} received SIGTERM"));
                 let ignores = state.behaviour(&release).ignore_sigterm;
-                Some((release, endpoint, ignores))
+                Some((release, endpoints, ignores))
             })
             .await?;
-        let Some((release, endpoint, ignores)) = running else {
+        let Some((release, endpoints, ignores)) = running else {
             return Ok(StopOutcome::NotRunning);
         };
         let (outcome, exit_code, line) = if ignores {
@@ -396,7 +418,7 @@ impl Environment for InMemoryEnvironment {
         };
         self.change(|state| {
             // Only the instance we signalled stops: a deploy during the grace period replaced it.
-            if state.status(slot).endpoint() == Some(&endpoint) {
+            if state.status(slot).endpoints() == Some(&endpoints) {
                 state.log(slot, line);
                 state.saved.slots.insert(
                     slot,
@@ -456,7 +478,7 @@ impl Environment for InMemoryEnvironment {
     /// Starts the pinned artifact (the release's current build when the snapshot has none),
     /// under today's configuration; [`Error::NotFound`] naming the artifact and the release when
     /// it was [removed](InMemoryEnvironment::remove_artifact).
-    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoints> {
         tracing::debug!(%slot, %release, %snapshot, "memory: deploy snapshot");
         self.change(|state| {
             state.operations.push(EnvOp::DeploySnapshot {
@@ -497,11 +519,13 @@ impl Environment for InMemoryEnvironment {
 /// A [`HealthProbe`] over an [`InMemoryEnvironment`]; made by
 /// [`InMemoryEnvironment::health_probe`].
 ///
-/// [`Healthy`](ProbeOutcome::Healthy) when the target's slot runs a release at the target's
-/// endpoint and that release is not [marked unhealthy](InMemoryEnvironment::mark_unhealthy).
+/// [`Healthy`](ProbeOutcome::Healthy) when the target's slot runs a release with an instance at
+/// the target's endpoint, that release is not [marked unhealthy](InMemoryEnvironment::mark_unhealthy)
+/// and that instance not [either](InMemoryEnvironment::mark_instance_unhealthy).
 /// Otherwise [`Unhealthy`](ProbeOutcome::Unhealthy) with `"not running"`,
-/// `"<release> is unhealthy"`, or, when the slot runs at another endpoint (the target is a
-/// replaced instance), `"nothing serves at <endpoint>"`.
+/// `"<release> is unhealthy"`, `"the instance at <endpoint> is unhealthy"`, or, when no instance
+/// of the slot serves at the endpoint (the target is a replaced instance),
+/// `"nothing serves at <endpoint>"`.
 #[derive(Debug, Clone)]
 pub struct InMemoryHealthProbe {
     env: InMemoryEnvironment,
@@ -516,11 +540,14 @@ impl HealthProbe for InMemoryHealthProbe {
     async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
         let state = self.env.lock();
         match state.status(target.slot) {
-            SlotStatus::Running { endpoint, .. } if endpoint != target.endpoint => {
+            SlotStatus::Running { endpoints, .. } if !endpoints.contains(&target.endpoint) => {
                 ProbeOutcome::Unhealthy(format!("nothing serves at {}", target.endpoint))
             }
             SlotStatus::Running { release, .. } if state.behaviour(&release).unhealthy => {
                 ProbeOutcome::Unhealthy(format!("{release} is unhealthy"))
+            }
+            SlotStatus::Running { .. } if state.unhealthy_instances.contains(&target.endpoint) => {
+                ProbeOutcome::Unhealthy(format!("the instance at {} is unhealthy", target.endpoint))
             }
             SlotStatus::Running { .. } => ProbeOutcome::Healthy,
             SlotStatus::Absent | SlotStatus::Stopped { .. } => ProbeOutcome::Unhealthy("not running".into()),

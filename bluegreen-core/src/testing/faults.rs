@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::{Error, Result};
-use crate::model::{Endpoint, Release, Slot, Snapshot};
+use crate::model::{Endpoints, Release, Slot, Snapshot};
 use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabilities, Routes};
 
 /// An operation of [`Environment`] or [`Router`] that a fault can target.
@@ -334,7 +334,7 @@ impl<E: Environment> Environment for FaultyEnvironment<E> {
         self.inner.capabilities()
     }
 
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints> {
         self.faults.before(Op::Deploy).await?;
         self.inner.deploy(slot, release).await
     }
@@ -369,7 +369,7 @@ impl<E: Environment> Environment for FaultyEnvironment<E> {
     }
 
     /// A deploy: faulted as [`Op::Deploy`].
-    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoints> {
         self.faults.before(Op::Deploy).await?;
         self.inner.deploy_snapshot(slot, release, snapshot).await
     }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use crate::environment::{Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 use crate::error::Result;
 use crate::journal::{Entry, Journal, Record, SkippedLine};
-use crate::model::{Endpoint, Release, Slot, Snapshot};
+use crate::model::{Endpoints, Release, Slot, Snapshot};
 use crate::router::{Adoption, DrainStatus, Observation, Router, RouterCapabilities, Routes};
 
 /// What a [`Tripwire`] counts.
@@ -273,7 +273,7 @@ impl<E: Environment> Environment for TrippingEnvironment<E> {
         self.inner.capabilities()
     }
 
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints> {
         let effect = Effect::Deploy { slot, release };
         self.tripwire.around(effect, self.inner.deploy(slot, release)).await
     }
@@ -305,7 +305,7 @@ impl<E: Environment> Environment for TrippingEnvironment<E> {
     }
 
     /// A deploy: reported as [`Effect::Deploy`].
-    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoints> {
         let effect = Effect::Deploy { slot, release };
         self.tripwire
             .around(effect, self.inner.deploy_snapshot(slot, release, snapshot))
