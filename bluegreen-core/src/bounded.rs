@@ -381,7 +381,7 @@ mod tests {
         let faults = Faults::new().hang(Op::Apply, 1);
         let router: Arc<dyn Router> = Arc::new(FaultyRouter::new(InMemoryRouter::new(), faults));
         let bounded = Bounded::new(router, bounds());
-        let routes = Routes::only(Slot::Blue, Endpoint::new("127.0.0.1", 1).unwrap());
+        let routes = Routes::only(Slot::Blue, crate::Endpoint::new("127.0.0.1", 1).unwrap());
         let err = bounded.apply(&routes).await.unwrap_err();
         assert!(
             matches!(&err, Error::Timeout { operation, after } if operation.contains("memory apply")

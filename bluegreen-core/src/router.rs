@@ -404,8 +404,8 @@ mod tests {
         let share = |slot| -> u32 { servers.iter().filter(|s| s.0 == slot).map(|s| s.2).sum() };
         assert_eq!(share(Slot::Blue) * 10, share(Slot::Green) * 90);
         assert_eq!((share(Slot::Blue), share(Slot::Green)), (18, 2));
-        let only = Routes::only(Slot::Blue, blue).servers();
-        assert_eq!(only.iter().map(|s| s.2).collect::<Vec<_>>(), [1, 1, 1]);
+        let only = Routes::only(Slot::Blue, blue);
+        assert_eq!(only.servers().iter().map(|s| s.2).collect::<Vec<_>>(), [1, 1, 1]);
         let one = Routes::new(
             TrafficSplit::new(50, 50).unwrap(),
             Some(at(1).into()),

@@ -545,13 +545,13 @@ async fn check_converged(
     } else {
         (v1_slot, &v1, v2_slot)
     };
-    let SlotStatus::Running { release, endpoint } = env.status_now(live) else {
+    let SlotStatus::Running { release, endpoints } = env.status_now(live) else {
         panic!("the live slot {live} does not run: {:?}", env.status_now(live));
     };
     assert_eq!(&release, live_release);
-    assert_eq!(router.current().await.unwrap(), Some(Routes::only(live, endpoint)));
+    assert_eq!(router.current().await.unwrap(), Some(Routes::only(live, endpoints)));
     let dead_status = env.status_now(dead);
-    assert!(dead_status.endpoint().is_none(), "{dead} still runs: {dead_status:?}");
+    assert!(dead_status.endpoints().is_none(), "{dead} still runs: {dead_status:?}");
     if promoted {
         let stopped = SlotStatus::Stopped {
             release: v1.clone(),
@@ -786,14 +786,14 @@ async fn a_deploy_before_resume_is_refused_and_resume_then_converges() {
     assert_eq!(*report.deployment.phase(), Phase::RolledBack);
     let SlotStatus::Running {
         release: live,
-        endpoint,
+        endpoints,
     } = env.status_now(v1_slot)
     else {
         panic!("v1 does not run");
     };
     assert_eq!(live, release("v1"));
-    assert_eq!(router.current().await.unwrap(), Some(Routes::only(v1_slot, endpoint)));
-    assert_eq!(env.status_now(v1_slot.other()).endpoint(), None);
+    assert_eq!(router.current().await.unwrap(), Some(Routes::only(v1_slot, endpoints)));
+    assert_eq!(env.status_now(v1_slot.other()).endpoints(), None);
     assert_eq!(
         *deployer.deploy(release("v3")).await.unwrap().deployment.phase(),
         Phase::Completed

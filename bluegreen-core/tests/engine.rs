@@ -545,7 +545,7 @@ async fn the_journal_records_every_step_with_who_and_the_outcome() {
 async fn traffic_split_without_a_journal_to_explain_it_is_a_conflict() {
     use bluegreen_core::{Endpoint, Router, Routes};
     let w = World::new();
-    let e = |p| Some(Endpoint::new("127.0.0.1", p).unwrap());
+    let e = |p| Some(Endpoint::new("127.0.0.1", p).unwrap().into());
     w.router
         .apply(&Routes::new(TrafficSplit::new(50, 50).unwrap(), e(1), e(2)).unwrap())
         .await

@@ -139,7 +139,7 @@ async fn a_failed_before_change_hook_rolls_back_with_nothing_started_and_traffic
         "{reason}"
     );
     assert!(!w.deployed("v2"), "no slot was started: {:?}", w.env.operations());
-    assert!(w.env.status_now(Slot::Green).endpoint().is_none());
+    assert!(w.env.status_now(Slot::Green).endpoints().is_none());
     assert_eq!(w.router.history().len(), applied, "traffic untouched");
     assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
     assert_eq!(w.last_phase(), Phase::RolledBack);
@@ -172,7 +172,7 @@ async fn a_failed_before_traffic_hook_rolls_back_before_any_traffic_moves() {
     );
     assert_eq!(w.live(), Some((Slot::Blue, release("v1"))));
     assert!(
-        w.env.status_now(Slot::Green).endpoint().is_none(),
+        w.env.status_now(Slot::Green).endpoints().is_none(),
         "the refused release is stopped"
     );
     assert_eq!(w.last_phase(), Phase::RolledBack);
@@ -184,7 +184,7 @@ async fn a_failed_before_traffic_hook_rolls_back_before_any_traffic_moves() {
             _ => None,
         })
         .unwrap();
-    let endpoint = journal.last().unwrap().deployment.endpoint().unwrap().url("");
+    let endpoint = journal.last().unwrap().deployment.endpoints().unwrap().first().url("");
     assert_eq!(output, format!("GET {endpoint}/cart: 500\n"));
 }
 
@@ -205,7 +205,7 @@ async fn a_failed_after_promotion_hook_is_reported_and_the_rollout_goes_on() {
     assert!(!report.hooks[0].outcome.is_success());
     assert_eq!(w.live(), Some((Slot::Green, release("v2"))));
     assert!(
-        w.env.status_now(Slot::Blue).endpoint().is_none(),
+        w.env.status_now(Slot::Blue).endpoints().is_none(),
         "the old slot was still retired"
     );
     let records = w.hook_records();
@@ -374,7 +374,7 @@ async fn a_command_hook_gets_the_documented_environment() {
     let report = d.deploy(release("v2")).await.unwrap();
 
     let d = &report.deployment;
-    let endpoint = d.endpoint().unwrap();
+    let endpoint = d.endpoints().unwrap().first();
     let previous = d.previous().unwrap();
     let mut expected = vec![
         format!("BLUEGREEN_APP=shop"),
@@ -384,7 +384,9 @@ async fn a_command_hook_gets_the_documented_environment() {
         format!("BLUEGREEN_KIND=deploy"),
         format!("BLUEGREEN_PHASE=verifying"),
         format!("BLUEGREEN_PORT={}", endpoint.port()),
-        format!("BLUEGREEN_PREVIOUS_ENDPOINT={}", previous.endpoint.url("")),
+        format!("BLUEGREEN_ENDPOINTS={}", endpoint.url("")),
+        format!("BLUEGREEN_PREVIOUS_ENDPOINT={}", previous.endpoints.first().url("")),
+        format!("BLUEGREEN_PREVIOUS_ENDPOINTS={}", previous.endpoints.first().url("")),
         format!("BLUEGREEN_PREVIOUS_RELEASE=v1"),
         format!("BLUEGREEN_PREVIOUS_SLOT=blue"),
         format!("BLUEGREEN_RELEASE=v2"),
@@ -438,7 +440,7 @@ async fn a_callback_hook_sees_the_context_and_its_failure_gates_like_a_command()
     assert_eq!(ctx.app, AppName::new("shop").unwrap());
     assert_eq!(ctx.kind, Kind::Deploy);
     assert_eq!((ctx.slot, &ctx.release), (Slot::Green, &release("v2")));
-    assert_eq!(ctx.endpoint.as_ref(), dep.endpoint());
+    assert_eq!(ctx.endpoints.as_ref(), dep.endpoints());
     assert_eq!(ctx.previous_release, Some(release("v1")));
     assert_eq!(ctx.previous_slot, Some(Slot::Blue));
     assert_eq!(ctx.phase, "warm");
@@ -616,7 +618,7 @@ async fn command_probe_gates_a_deployment() {
     let (cause, reason) = rolled_back(d.deploy(release("v1")).await);
     assert_eq!(cause, Cause::Health);
     assert!(reason.contains("not ready"), "{reason}");
-    assert!(w.env.status_now(Slot::Blue).endpoint().is_none());
+    assert!(w.env.status_now(Slot::Blue).endpoints().is_none());
 }
 
 /// Counts each stage's callback runs.

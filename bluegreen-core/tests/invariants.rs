@@ -64,7 +64,7 @@ use tokio::time::Instant;
 
 use bluegreen_core::journal::{Entry, Record};
 use bluegreen_core::machine::{Deployment, Phase};
-use bluegreen_core::{Conflict, Deployer, Endpoint, Error, EventKind, Release, Report, Routes, Slot, SlotStatus};
+use bluegreen_core::{Conflict, Deployer, Endpoints, Error, EventKind, Release, Report, Routes, Slot, SlotStatus};
 
 use case::{Case, Command, FaultSpec, ReleaseSpec};
 use checks::{check_journal, check_old_slot_stays_up, check_traffic_only_to_proven};
@@ -111,7 +111,7 @@ struct Before {
     /// The routes served.
     routes: Option<Routes>,
     /// The slot with all traffic, its release and endpoint, if it was running there.
-    live: Option<(Slot, Release, Endpoint)>,
+    live: Option<(Slot, Release, Endpoints)>,
     /// The journal's and the log's lengths.
     journal: usize,
     log: usize,
@@ -280,8 +280,8 @@ impl<'a> Harness<'a> {
         let live = routes.as_ref().and_then(|r| {
             let slot = r.split().sole()?;
             match self.rig.env.status_now(slot) {
-                SlotStatus::Running { release, endpoint } if r.endpoint(slot) == Some(&endpoint) => {
-                    Some((slot, release, endpoint))
+                SlotStatus::Running { release, endpoints } if r.endpoints(slot) == Some(&endpoints) => {
+                    Some((slot, release, endpoints))
                 }
                 _ => None,
             }
@@ -371,7 +371,7 @@ impl<'a> Harness<'a> {
                 d.id()
             ));
         }
-        let endpoint = d.endpoint().cloned().ok_or("a completed deployment has no endpoint")?;
+        let endpoint = d.endpoints().cloned().ok_or("a completed deployment has no endpoint")?;
         let expected = Routes::only(d.target(), endpoint.clone());
         if self.rig.served() != Some(expected.clone()) {
             return Err(format!(
@@ -381,7 +381,7 @@ impl<'a> Harness<'a> {
         }
         let running = SlotStatus::Running {
             release: d.release().clone(),
-            endpoint,
+            endpoints: endpoint,
         };
         if self.rig.env.status_now(d.target()) != running {
             return Err(format!(
@@ -416,7 +416,7 @@ impl<'a> Harness<'a> {
         if let Some((slot, release, endpoint)) = &before.live {
             let expected = SlotStatus::Running {
                 release: release.clone(),
-                endpoint: endpoint.clone(),
+                endpoints: endpoint.clone(),
             };
             if self.rig.env.status_now(*slot) != expected {
                 return Err(format!(

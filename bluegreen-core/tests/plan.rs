@@ -13,7 +13,7 @@ use bluegreen_core::{
     AppName, BlueGreen, Canary, CanaryStep, Check, Conflict, Deployer, DeployerBuilder, Error, HealthPolicy, PlanStep,
     Promotion, Release, Retirement, Slot, Timeouts, Timestamp,
 };
-use bluegreen_core::{Endpoint, Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
+use bluegreen_core::{Endpoints, Environment, EnvironmentCapabilities, ReleaseCheck, SlotStatus, StopOutcome};
 
 fn release(v: &str) -> Release {
     Release::new(v).unwrap()
@@ -444,7 +444,7 @@ impl Environment for CannotTell {
     fn capabilities(&self) -> EnvironmentCapabilities {
         self.0.capabilities()
     }
-    async fn deploy(&self, slot: Slot, release: &Release) -> bluegreen_core::Result<Endpoint> {
+    async fn deploy(&self, slot: Slot, release: &Release) -> bluegreen_core::Result<Endpoints> {
         self.0.deploy(slot, release).await
     }
     async fn status(&self, slot: Slot) -> bluegreen_core::Result<SlotStatus> {

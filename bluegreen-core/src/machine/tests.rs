@@ -9,15 +9,15 @@ use crate::probe::Analysis;
 use crate::strategy::Decision;
 use crate::testing::ScriptedProbe;
 
-fn endpoint(port: u16) -> Endpoint {
-    Endpoint::new("127.0.0.1", port).unwrap()
+fn endpoint(port: u16) -> crate::Endpoint {
+    crate::Endpoint::new("127.0.0.1", port).unwrap()
 }
 
 fn previous() -> Previous {
     Previous {
         slot: Slot::Blue,
         release: Release::new("v1").unwrap(),
-        endpoint: endpoint(8001),
+        endpoints: endpoint(8001).into(),
     }
 }
 
@@ -35,7 +35,7 @@ fn deployment(with_previous: bool) -> Deployment {
 
 fn at(phase: Phase, promoted: bool, with_previous: bool) -> Deployment {
     let mut d = deployment(with_previous);
-    d.endpoint = Some(endpoint(8002));
+    d.endpoints = Some(endpoint(8002).into());
     d.promoted = promoted;
     d.weight = if promoted { 100 } else { 0 };
     d.phase = phase;

@@ -43,8 +43,9 @@ fn same<T: PartialEq + Debug>(backend: &str, step: &str, actual: T, expected: T)
 /// 4. if [`capabilities().weighted`](crate::router::RouterCapabilities::weighted): apply 90/10,
 ///    then 10/90 (both slots routed). Otherwise applying 90/10 must be
 ///    [`Error::Unsupported`] and leave the all-green routes in place;
-/// 4b. when green has several instances: all traffic to green's first instance only, then to all
-///    of them again (an instance leaves and comes back: the router follows the set);
+///    When green has several instances (before step 4): all traffic to green's first instance
+///    only, then to all of them again (an instance leaves and comes back: the router follows
+///    the set);
 /// 5. `wait_drained` succeeds, and says [`DrainStatus::NotObservable`] unless
 ///    [`observes_drain`](crate::router::RouterCapabilities::observes_drain) is set;
 /// 6. apply all traffic to blue, which is where the router is left.

@@ -573,13 +573,13 @@ mod tests {
         let (v1, v2) = (release("v1"), release("v2"));
         let first = env.deploy(Slot::Blue, &v1).await.unwrap();
         let second = env.deploy(Slot::Blue, &v2).await.unwrap();
-        assert_eq!(first.authority(), "127.0.0.1:20000");
-        assert_eq!(second.authority(), "127.0.0.1:20001");
+        assert_eq!(first.first().authority(), "127.0.0.1:20000");
+        assert_eq!(second.first().authority(), "127.0.0.1:20001");
         assert_eq!(
             env.status(Slot::Blue).await.unwrap(),
             SlotStatus::Running {
                 release: v2,
-                endpoint: second
+                endpoints: second
             }
         );
         assert_eq!(env.status_now(Slot::Green), SlotStatus::Absent);
@@ -599,7 +599,7 @@ mod tests {
                 if backend == "memory" && message == "image not found"),
             "{err:?}"
         );
-        assert_eq!(env.status_now(Slot::Blue).endpoint(), Some(&endpoint));
+        assert_eq!(env.status_now(Slot::Blue).endpoints(), Some(&endpoint));
         let last = env.logs(Slot::Blue, 1).await.unwrap();
         assert_eq!(last, ["failed to start v2 in blue: image not found"]);
         assert_eq!(env.operations().len(), 2);
@@ -689,8 +689,8 @@ mod tests {
         let env = InMemoryEnvironment::new();
         let probe = env.health_probe();
         let v1 = release("v1");
-        let stale = env.deploy(Slot::Blue, &v1).await.unwrap();
-        let endpoint = env.deploy(Slot::Blue, &v1).await.unwrap();
+        let stale = env.deploy(Slot::Blue, &v1).await.unwrap().first().clone();
+        let endpoint = env.deploy(Slot::Blue, &v1).await.unwrap().first().clone();
         let here = target(Slot::Blue, endpoint.clone());
         assert_eq!(probe.check(&here).await, ProbeOutcome::Healthy);
         env.mark_unhealthy(&v1);
@@ -729,7 +729,7 @@ mod tests {
             env.status_now(Slot::Blue),
             SlotStatus::Running {
                 release: v1.clone(),
-                endpoint: blue.clone()
+                endpoints: blue.clone()
             }
         );
         assert_eq!(
@@ -744,11 +744,11 @@ mod tests {
         assert!(env.operations().is_empty(), "operations are not saved");
         // The port counter was saved: no endpoint is handed out twice.
         assert_eq!(
-            env.deploy(Slot::Green, &v2).await.unwrap().authority(),
+            env.deploy(Slot::Green, &v2).await.unwrap().first().authority(),
             "127.0.0.1:20002"
         );
         // The knobs were not: v2 is healthy in this process.
-        let green = env.status_now(Slot::Green).endpoint().cloned().unwrap();
+        let green = env.status_now(Slot::Green).endpoints().unwrap().first().clone();
         let probe = env.health_probe();
         assert_eq!(probe.check(&target(Slot::Green, green)).await, ProbeOutcome::Healthy);
         env.remove(Slot::Blue).await.unwrap();
@@ -799,5 +799,27 @@ mod tests {
         let v1 = release("v1");
         env.clone().deploy(Slot::Blue, &v1).await.unwrap();
         assert_eq!(env.status_now(Slot::Blue).release(), Some(&v1));
+    }
+
+    #[tokio::test]
+    async fn replicas_start_together_and_each_answers_for_itself() {
+        let env = InMemoryEnvironment::new().with_replicas(3);
+        let probe = env.health_probe();
+        let v1 = release("v1");
+        let endpoints = env.deploy(Slot::Blue, &v1).await.unwrap();
+        assert_eq!(endpoints.len(), 3);
+        assert_eq!(env.status_now(Slot::Blue).endpoints(), Some(&endpoints));
+        let second = endpoints.as_slice()[1].clone();
+        env.mark_instance_unhealthy(&second);
+        assert_eq!(
+            probe.check(&target(Slot::Blue, endpoints.first().clone())).await,
+            ProbeOutcome::Healthy
+        );
+        assert_eq!(
+            probe.check(&target(Slot::Blue, second.clone())).await,
+            ProbeOutcome::Unhealthy(format!("the instance at {second} is unhealthy"))
+        );
+        env.stop(Slot::Blue, Duration::from_secs(1)).await.unwrap();
+        assert!(matches!(env.status_now(Slot::Blue), SlotStatus::Stopped { .. }));
     }
 }

@@ -387,7 +387,7 @@ mod tests {
     use tokio::time::{timeout, Instant};
 
     fn routes() -> Routes {
-        Routes::only(Slot::Blue, Endpoint::new("127.0.0.1", 8080).unwrap())
+        Routes::only(Slot::Blue, crate::Endpoint::new("127.0.0.1", 8080).unwrap())
     }
 
     async fn outcomes(router: &dyn Router, calls: usize) -> Vec<bool> {

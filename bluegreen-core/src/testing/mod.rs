@@ -41,13 +41,15 @@
 //!     probe: &dyn HealthProbe,
 //!     release: &Release,
 //! ) -> Result<bool> {
-//!     let endpoint = env.deploy(Slot::Green, release).await?;
-//!     let target = ProbeTarget::new(Slot::Green, endpoint.clone());
-//!     if !probe.check(&target).await.is_healthy() {
-//!         env.stop(Slot::Green, Duration::from_secs(10)).await?;
-//!         return Ok(false);
+//!     let endpoints = env.deploy(Slot::Green, release).await?;
+//!     for endpoint in &endpoints {
+//!         let target = ProbeTarget::new(Slot::Green, endpoint.clone());
+//!         if !probe.check(&target).await.is_healthy() {
+//!             env.stop(Slot::Green, Duration::from_secs(10)).await?;
+//!             return Ok(false);
+//!         }
 //!     }
-//!     router.apply(&Routes::only(Slot::Green, endpoint)).await?;
+//!     router.apply(&Routes::only(Slot::Green, endpoints)).await?;
 //!     Ok(true)
 //! }
 //!

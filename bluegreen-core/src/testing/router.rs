@@ -289,7 +289,7 @@ mod tests {
 
     fn canary(blue: u8) -> Routes {
         let split = TrafficSplit::new(blue, 100 - blue).unwrap();
-        Routes::new(split, Some(endpoint(1)), Some(endpoint(2))).unwrap()
+        Routes::new(split, Some(endpoint(1).into()), Some(endpoint(2).into())).unwrap()
     }
 
     #[tokio::test]

@@ -531,7 +531,7 @@ mod tests {
         let faults = Faults::new().fail(Op::Apply, 1);
         let router = TrippingRouter::new(FaultyRouter::new(InMemoryRouter::new(), faults), tripwire.clone());
         let tripping = TrippingJournal::new(journal.clone(), tripwire.clone());
-        let routes = Routes::only(Slot::Blue, Endpoint::new("127.0.0.1", 8080).unwrap());
+        let routes = Routes::only(Slot::Blue, crate::Endpoint::new("127.0.0.1", 8080).unwrap());
         assert!(router.apply(&routes).await.is_err());
         router.apply(&routes).await.unwrap();
         assert_eq!(tripwire.passed(), 1);

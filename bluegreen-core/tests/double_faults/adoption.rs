@@ -60,7 +60,7 @@ async fn a_hand_edit_after_completed_deployments_is_refused_then_adopted_and_rol
     let d = w.deployer();
     d.deploy(release("v1")).await.unwrap();
     let v2 = d.deploy(release("v2")).await.unwrap();
-    let green = v2.deployment.endpoint().cloned().unwrap();
+    let green = v2.deployment.endpoints().cloned().unwrap();
     w.router.edit_by_hand(Some(Routes::only(Slot::Green, nowhere(8081))));
     let (generation, operations, entries) = (w.router.generation(), w.env.operations(), w.journal.entries());
 
@@ -77,7 +77,7 @@ async fn a_hand_edit_after_completed_deployments_is_refused_then_adopted_and_rol
     let v3 = adopting.deploy(release("v3")).await.unwrap();
     let previous = v3.deployment.previous().unwrap();
     // The previous release is where it runs, not where the edit pointed.
-    assert_eq!((previous.slot, &previous.endpoint), (Slot::Green, &green));
+    assert_eq!((previous.slot, &previous.endpoints), (Slot::Green, &green));
     assert_eq!(w.router.backups(), 1);
     assert!(notes(&w).iter().any(|n| n.contains("memory backup 1")));
     assert_eq!(adopting.status().await.unwrap().live_release(), Some(&release("v3")));

@@ -135,7 +135,7 @@ async fn a_deployer_that_died_before_promotion_is_rolled_back_as_interrupted() {
     let w = World::new();
     let d = w.deployer();
     let v1 = d.deploy(release("v1")).await.unwrap().deployment;
-    let previous = Previous::new(Slot::Blue, release("v1"), v1.endpoint().cloned().unwrap());
+    let previous = Previous::new(Slot::Blue, release("v1"), v1.endpoints().cloned().unwrap());
     let crashed = Deployment::new(
         app(),
         Kind::Deploy,

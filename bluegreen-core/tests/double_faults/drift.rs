@@ -52,7 +52,7 @@ async fn a_hand_edit_of_the_live_port_is_foreign_and_an_endpoint_drift() {
     let w = World::new();
     let d = w.deployer();
     let v1 = d.deploy(release("v1")).await.unwrap();
-    let running = v1.deployment.endpoint().cloned().unwrap();
+    let running = v1.deployment.endpoints().cloned().unwrap();
     w.router.edit_by_hand(Some(Routes::only(Slot::Blue, nowhere(9))));
 
     let status = d.status().await.unwrap();
@@ -65,7 +65,7 @@ async fn a_hand_edit_of_the_live_port_is_foreign_and_an_endpoint_drift() {
     assert!(
         status.drift.contains(&Drift::Endpoint {
             slot: Slot::Blue,
-            routed: nowhere(9),
+            routed: nowhere(9).into(),
             running: Some(running),
         }),
         "{:?}",
@@ -83,7 +83,7 @@ async fn routes_that_disagree_with_the_last_completed_deployment_are_a_journal_d
     // Someone routes all traffic back to blue behind the deployer's back (through the router, so
     // the proxy serves it: only the journal disagrees).
     use bluegreen_core::Router;
-    let blue = v1.deployment.endpoint().cloned().unwrap();
+    let blue = v1.deployment.endpoints().cloned().unwrap();
     w.router.apply(&Routes::only(Slot::Blue, blue)).await.unwrap();
 
     let status = d.status().await.unwrap();

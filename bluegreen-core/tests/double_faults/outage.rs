@@ -16,7 +16,7 @@ async fn assert_rolled_back_to_v1(
     router: &InMemoryRouter,
     crashed: &Deployment,
 ) {
-    let blue = crashed.previous().unwrap().endpoint.clone();
+    let blue = crashed.previous().unwrap().endpoints.clone();
     assert_eq!(router.served(), Some(Routes::only(Slot::Blue, blue)));
     assert!(matches!(
         env.status(Slot::Green).await.unwrap(),
@@ -112,7 +112,7 @@ async fn a_resume_emits_no_phase_change_from_a_phase_to_itself() {
     let d = w.deployer();
     d.deploy(release("v1")).await.unwrap();
     let v1 = w.journal.entries().last().unwrap().deployment.clone();
-    let blue = v1.endpoint().cloned().unwrap();
+    let blue = v1.endpoints().cloned().unwrap();
     let green = w.env.deploy(Slot::Green, &release("v2")).await.unwrap();
     w.router.apply(&Routes::only(Slot::Green, green.clone())).await.unwrap();
     let previous = bluegreen_core::machine::Previous::new(Slot::Blue, release("v1"), blue);
@@ -129,7 +129,7 @@ async fn a_resume_emits_no_phase_change_from_a_phase_to_itself() {
         &warm,
         serde_json::json!({
             "strategy": v1.strategy(),
-            "endpoint": green,
+            "endpoints": green,
             "routed": true,
             "promoted": true,
             "weight": 100,

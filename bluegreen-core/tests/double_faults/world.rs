@@ -122,7 +122,7 @@ pub async fn crashed_mid_rollback(
     let d = edited(
         &d,
         serde_json::json!({
-            "endpoint": green,
+            "endpoints": green,
             "routed": true,
             "weight": 100,
             "promoted": true,

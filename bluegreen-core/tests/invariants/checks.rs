@@ -79,8 +79,14 @@ pub(crate) fn check_traffic_only_to_proven(events: &[(Instant, Ev)], success_thr
                 }
             }
             Ev::Applied { routes, called, dead } => {
-                for (slot, weight, endpoint) in routes.weighted() {
-                    let proven_before_the_call = proven_at.get(endpoint).is_some_and(|at| at < called);
+                for (slot, weight, endpoints) in routes.weighted() {
+                    let unproven = endpoints
+                        .iter()
+                        .find(|endpoint| proven_at.get(*endpoint).is_none_or(|at| at >= called));
+                    let (proven_before_the_call, endpoint) = match unproven {
+                        Some(endpoint) => (false, endpoint),
+                        None => (true, endpoints.first()),
+                    };
                     if !proven_before_the_call {
                         return Err(format!(
                             "invariant 1: backend event {i}: apply gave {slot} {weight}% at {endpoint}, \
@@ -171,9 +177,9 @@ pub(crate) fn check_journal(entries: &[Entry]) -> Checked {
 /// Whether some signal takes `from` to `to` through [`machine::step`] (reasons aside).
 fn legal(from: &Deployment, to: &Deployment) -> bool {
     let endpoint = to
-        .endpoint()
+        .endpoints()
         .cloned()
-        .unwrap_or_else(|| Endpoint::new("127.0.0.1", 1).expect("valid"));
+        .unwrap_or_else(|| Endpoint::new("127.0.0.1", 1).expect("valid").into());
     let mut signals = vec![
         Signal::provisioned(endpoint.clone()),
         Signal::Decided(Decision::Complete),
@@ -202,7 +208,7 @@ fn legal(from: &Deployment, to: &Deployment) -> bool {
             d.weight(),
             d.step(),
             d.promoted(),
-            d.endpoint().cloned(),
+            d.endpoints().cloned(),
             d.id().to_owned(),
             d.target(),
             d.release().clone(),

@@ -15,9 +15,9 @@ use bluegreen_core::testing::{
     Faults, FaultyEnvironment, FaultyRouter, InMemoryEnvironment, InMemoryHealthProbe, InMemoryRouter,
 };
 use bluegreen_core::{
-    AppName, BlueGreen, Canary, Deployer, Endpoint, Environment, EnvironmentCapabilities, HealthPolicy, HealthProbe,
-    ProbeOutcome, ProbeTarget, Release, Result, Retirement, Router, RouterCapabilities, Routes, Slot, SlotStatus,
-    StopOutcome,
+    AppName, BlueGreen, Canary, Deployer, Endpoint, Endpoints, Environment, EnvironmentCapabilities, HealthPolicy,
+    HealthProbe, ProbeOutcome, ProbeTarget, Release, Result, Retirement, Router, RouterCapabilities, Routes, Slot,
+    SlotStatus, StopOutcome,
 };
 
 /// One thing the engine did to a backend.
@@ -87,7 +87,7 @@ impl Router for RecordingRouter {
         self.inner.apply(routes).await?;
         let dead = routes
             .weighted()
-            .filter(|(slot, _, endpoint)| self.env.status_now(*slot).endpoint() != Some(endpoint))
+            .filter(|(slot, _, endpoints)| self.env.status_now(*slot).endpoints() != Some(endpoints))
             .map(|(slot, _, _)| slot)
             .collect();
         self.log.push(Ev::Applied {
@@ -127,7 +127,7 @@ impl Environment for RecordingEnvironment {
         self.inner.capabilities()
     }
 
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints> {
         self.log.push(Ev::DeployCalled { slot });
         self.inner.deploy(slot, release).await
     }
@@ -168,7 +168,7 @@ impl HealthProbe for RecordingProbe {
 
     async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
         let scripted = match self.env.status_now(target.slot) {
-            SlotStatus::Running { release, endpoint } if endpoint == target.endpoint => self
+            SlotStatus::Running { release, endpoints } if endpoints.contains(&target.endpoint) => self
                 .scripts
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
