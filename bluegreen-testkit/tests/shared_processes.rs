@@ -27,12 +27,12 @@ async fn another_object_over_the_same_file_sees_and_stops_what_one_started() {
         other.status(Slot::Blue).await.unwrap(),
         SlotStatus::Running {
             release: v1.clone(),
-            endpoint: endpoint.clone()
+            endpoints: endpoint.clone()
         }
     );
     assert_eq!(other.status(Slot::Green).await.unwrap(), SlotStatus::Absent);
     assert_eq!(
-        version_at(&endpoint).await,
+        version_at(endpoint.first()).await,
         Outcome::Response {
             status: 200,
             version: "v1".into()
@@ -46,7 +46,7 @@ async fn another_object_over_the_same_file_sees_and_stops_what_one_started() {
         starter.status(Slot::Blue).await.unwrap(),
         SlotStatus::Stopped { .. }
     ));
-    assert!(matches!(version_at(&endpoint).await, Outcome::Error(_)));
+    assert!(matches!(version_at(endpoint.first()).await, Outcome::Error(_)));
     assert_eq!(
         other.stop(Slot::Blue, Duration::from_secs(1)).await.unwrap(),
         StopOutcome::NotRunning
