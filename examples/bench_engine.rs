@@ -74,9 +74,9 @@ async fn raw_deploys(n: usize) -> Result<Vec<Duration>> {
     for release in releases().take(n) {
         let t = Instant::now();
         let target = live.other();
-        let endpoint = env.deploy(target, &release).await?;
-        let _ = probe.check(&ProbeTarget::new(target, endpoint.clone())).await;
-        router.apply(&Routes::only(target, endpoint)).await?;
+        let endpoints = env.deploy(target, &release).await?;
+        let _ = probe.check(&ProbeTarget::new(target, endpoints.first().clone())).await;
+        router.apply(&Routes::only(target, endpoints)).await?;
         env.stop(live, Duration::ZERO).await?;
         live = target;
         times.push(t.elapsed());

@@ -400,7 +400,7 @@ impl RawSwitch {
     /// workers to stop accepting.
     fn switch(&self, routes: &Routes, seen: &AtomicBool, wait: Wait, reload: Reload) -> Result<(), String> {
         let mut text = String::from("upstream app {\n");
-        for (_, weight, endpoint) in routes.weighted() {
+        for (_, endpoint, weight) in routes.servers() {
             text.push_str(&format!("    server {} weight={weight};\n", endpoint.authority()));
         }
         text.push_str("    keepalive 32;\n}\n");

@@ -66,11 +66,11 @@ fn check(ok: bool, what: String) -> Result<()> {
 async fn servers(environment: &DockerEnvironment) -> Result<BTreeMap<String, String>> {
     let mut servers = BTreeMap::new();
     for slot in [Slot::Blue, Slot::Green] {
-        if let SlotStatus::Running { release, endpoint } = environment.status(slot).await? {
+        if let SlotStatus::Running { release, endpoints } = environment.status(slot).await? {
             let container = environment.config().container_name(slot);
             servers.insert(
                 release.to_string(),
-                format!("slot {slot}, container {container} at {endpoint}"),
+                format!("slot {slot}, container {container} at {endpoints}"),
             );
         }
     }

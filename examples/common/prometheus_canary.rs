@@ -13,7 +13,7 @@ use bluegreen_core::hook::{CallbackHook, HookContext, Stage};
 use bluegreen_core::journal::{Entry, InMemoryJournal};
 use bluegreen_core::probe::{Analysis, HttpProbe, PrometheusAnalysis};
 use bluegreen_core::{
-    AppName, BlueGreen, Canary, CanaryStep, Deployer, DeployerBuilder, Endpoint, HealthPolicy, Phase, Release,
+    AppName, BlueGreen, Canary, CanaryStep, Deployer, DeployerBuilder, Endpoints, HealthPolicy, Phase, Release,
     Retirement, Slot, Timestamp,
 };
 use bluegreen_nginx::NginxRouter;
@@ -238,9 +238,11 @@ fn scrape_new_slot(prometheus: Arc<Mutex<PrometheusProcess>>) -> CallbackHook {
     CallbackHook::new("scrape the new slot", move |ctx: HookContext| {
         let prometheus = prometheus.clone();
         async move {
-            let mut targets = vec![scrape_target(ctx.slot, ctx.endpoint.as_ref())?];
-            if let (Some(slot), Some(endpoint)) = (ctx.previous_slot, ctx.previous_endpoint.as_ref()) {
-                targets.push(scrape_target(slot, Some(endpoint))?);
+            // Every instance of the new slot, then every instance of the live one.
+            let new = ctx.endpoints.as_ref().ok_or_else(|| format!("no endpoint for {}", ctx.slot))?;
+            let mut targets = scrape_targets(ctx.slot, new)?;
+            if let (Some(slot), Some(endpoints)) = (ctx.previous_slot, ctx.previous_endpoints.as_ref()) {
+                targets.extend(scrape_targets(slot, endpoints)?);
             }
             // This very address: the slot's previous instance may still have a fresh `up` sample.
             let up = format!("up{{job=\"{}\",instance=\"{}\"}} == 1", targets[0].job, targets[0].addr);
@@ -257,10 +259,14 @@ fn scrape_new_slot(prometheus: Arc<Mutex<PrometheusProcess>>) -> CallbackHook {
     .timeout(Duration::from_secs(30))
 }
 
-fn scrape_target(slot: Slot, endpoint: Option<&Endpoint>) -> Result<ScrapeTarget, String> {
-    let endpoint = endpoint.ok_or_else(|| format!("no endpoint for {slot}"))?;
-    let addr: SocketAddr = format!("{}:{}", endpoint.host(), endpoint.port())
-        .parse()
-        .map_err(|e| format!("{endpoint} is not a socket address: {e}"))?;
-    Ok(ScrapeTarget::new(slot.to_string(), addr))
+fn scrape_targets(slot: Slot, endpoints: &Endpoints) -> Result<Vec<ScrapeTarget>, String> {
+    endpoints
+        .iter()
+        .map(|endpoint| {
+            let addr: SocketAddr = format!("{}:{}", endpoint.host(), endpoint.port())
+                .parse()
+                .map_err(|e| format!("{endpoint} is not a socket address: {e}"))?;
+            Ok(ScrapeTarget::new(slot.to_string(), addr))
+        })
+        .collect()
 }

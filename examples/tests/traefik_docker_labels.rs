@@ -374,7 +374,7 @@ impl Api {
     /// its one server, up (`useBindPortIP`).
     async fn assert_docker_server(&self, name: &bluegreen_core::AppName, slot: Slot, environment: &DockerEnvironment) {
         let endpoint = match environment.status(slot).await.unwrap() {
-            SlotStatus::Running { endpoint, .. } => endpoint,
+            SlotStatus::Running { endpoints, .. } => endpoints.first().clone(),
             other => panic!("{slot} is not running: {other:?}"),
         };
         let url = format!("http://{}:{}", endpoint.host(), endpoint.port());

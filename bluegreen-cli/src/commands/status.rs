@@ -29,7 +29,7 @@ fn print_human(ctx: &Context, status: &Status) {
     }
     for slot in [bluegreen::Slot::Blue, bluegreen::Slot::Green] {
         let line = match status.slot(slot) {
-            SlotStatus::Running { release, endpoint } => format!("running {release} at {endpoint}"),
+            SlotStatus::Running { release, endpoints } => format!("running {release} at {endpoints}"),
             SlotStatus::Stopped { release, exit_code } => format!(
                 "stopped {release}{}",
                 exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()

@@ -345,8 +345,8 @@ async fn check_live(rig: &Rig, deployer: &Deployer, release: &Release) {
     assert!(!status.in_progress(), "{status:#?}");
     let live = status.live_slot().unwrap();
     let idle = status.slot(live.other());
-    assert_eq!(idle.endpoint(), None, "the other slot still runs: {idle:?}");
-    let endpoint = status.slot(live).endpoint().unwrap().clone();
+    assert_eq!(idle.endpoints(), None, "the other slot still runs: {idle:?}");
+    let endpoint = status.slot(live).endpoints().unwrap().clone();
     assert_eq!(status.routes, Some(Routes::only(live, endpoint)));
     for _ in 0..PROBES {
         let outcome = request_once(&rig.user).await;
