@@ -150,7 +150,8 @@ impl Way {
         let (blue, green) = (bench.blue.endpoint(), bench.green.endpoint());
         match self {
             Way::Router(router) => {
-                let routes = Routes::new(TrafficSplit::all(slot), Some(blue), Some(green)).expect("valid routes");
+                let routes =
+                    Routes::new(TrafficSplit::all(slot), Some(blue.into()), Some(green.into())).expect("valid routes");
                 router.apply(&routes).await.expect("switch");
                 Vec::new()
             }

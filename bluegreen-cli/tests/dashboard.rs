@@ -281,8 +281,8 @@ async fn every_expression_returns_data_after_a_deploy() {
     let slot = |endpoint: &bluegreen_core::Endpoint| -> SocketAddr {
         format!("{}:{}", endpoint.host(), endpoint.port()).parse().unwrap()
     };
-    let v1 = slot(&parked.deployment.previous().expect("v1 served").endpoint);
-    let v2 = slot(parked.deployment.endpoint().expect("v2 provisioned"));
+    let v1 = slot(parked.deployment.previous().expect("v1 served").endpoints.first());
+    let v2 = slot(parked.deployment.endpoints().expect("v2 provisioned").first());
     if !matches!(http_get(v1, "/metrics"), Ok((200, _))) {
         return unavailable(
             "demo app /metrics",

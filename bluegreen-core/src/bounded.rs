@@ -337,6 +337,10 @@ impl<P: HealthProbe> HealthProbe for Bounded<P> {
         self.inner.describe()
     }
 
+    fn scope(&self) -> crate::probe::ProbeScope {
+        self.inner.scope()
+    }
+
     async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
         match tokio::time::timeout(self.timeouts.probe, self.inner.check(target)).await {
             Ok(outcome) => outcome,

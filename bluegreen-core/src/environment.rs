@@ -127,10 +127,11 @@ pub enum ReleaseCheck {
 ///   it, and returns its endpoints either way. The engine never deploys into the slot that has
 ///   traffic.
 /// - [`status`](Environment::status) is `Running` only when every instance of the slot runs.
-/// - [`stop`](Environment::stop) asks every instance to stop (SIGTERM or its equivalent), waits up
-///   to `grace`, then kills what still runs, and says which happened (`Killed` if any instance
-///   had to be killed). Stopping a stopped or absent slot is
-///   `Ok(StopOutcome::NotRunning)`.
+/// - [`stop`](Environment::stop) asks every instance still running to stop (SIGTERM or its
+///   equivalent) — also when the slot is `Stopped` because only some of them run — waits up to
+///   `grace`, then kills what still runs, and says which happened (`Killed` if any instance had
+///   to be killed; `NotRunning` only when none ran). Stopping a slot none of whose instances
+///   runs, or an absent one, is `Ok(StopOutcome::NotRunning)`.
 /// - [`remove`](Environment::remove) deletes the slot's instances; removing an absent slot is `Ok`.
 /// - **Cancellation**: a dropped future may leave an instance created but not started; the next
 ///   `deploy` into that slot replaces it.

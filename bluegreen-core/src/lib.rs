@@ -103,6 +103,6 @@ pub use error::{Error, Result};
 pub use machine::{Deployment, Parking, Phase};
 pub use model::{AppName, Endpoint, Endpoints, Release, Scheme, Slot, Snapshot, Timestamp, TrafficSplit};
 pub use outcome::{Call, Cause, Conflict, Restore};
-pub use probe::{HealthPolicy, HealthProbe, ProbeOutcome, ProbeTarget, Verdict};
+pub use probe::{HealthPolicy, HealthProbe, ProbeOutcome, ProbeScope, ProbeTarget, Verdict};
 pub use router::{Adoption, Observation, Router, RouterCapabilities, Routes, Serving};
 pub use strategy::{BlueGreen, Canary, CanaryStep, Decision, Promotion, Retirement, Strategy};

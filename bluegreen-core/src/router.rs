@@ -74,8 +74,18 @@ impl TryFrom<RawRoutes> for Routes {
 }
 
 impl Routes {
-    /// Routes for `split`; every slot with traffic must have endpoints.
+    /// Routes for `split`; every slot with traffic must have endpoints, and no endpoint may be in
+    /// both slots (a proxy would list the server twice).
     pub fn new(split: TrafficSplit, blue: Option<Endpoints>, green: Option<Endpoints>) -> Result<Self> {
+        if let (Some(blue), Some(green)) = (&blue, &green) {
+            if let Some(shared) = blue.iter().find(|e| green.contains(e)) {
+                return Err(Error::invalid(
+                    "routes",
+                    shared.to_string(),
+                    "both slots are routed to this endpoint: each instance belongs to one slot",
+                ));
+            }
+        }
         let routes = Routes { split, blue, green };
         for slot in Slot::BOTH {
             if split.weight(slot) > 0 && routes.endpoints(slot).is_none() {
@@ -140,21 +150,26 @@ impl Routes {
     /// of 20 shares (90 %) and green 2 (10 %).
     pub fn servers(&self) -> Vec<(Slot, &Endpoint, u32)> {
         let weighted: Vec<(Slot, u8, &Endpoints)> = self.weighted().collect();
-        let instances: u32 = weighted.iter().map(|(_, _, e)| e.len() as u32).product();
-        let raw: Vec<u32> = weighted
+        // At most two slots: the product of their instance counts, times a weight of at most
+        // 100, fits in a u64 for any list that fits in memory.
+        let instances: u64 = weighted.iter().map(|(_, _, e)| e.len() as u64).product();
+        let raw: Vec<u64> = weighted
             .iter()
-            .map(|(_, w, e)| u32::from(*w) * (instances / e.len() as u32))
+            .map(|(_, w, e)| u64::from(*w) * (instances / e.len() as u64))
             .collect();
         let divisor = raw.iter().copied().fold(0, gcd).max(1);
         weighted
             .iter()
             .zip(raw)
-            .flat_map(|((slot, _, endpoints), weight)| endpoints.iter().map(move |e| (*slot, e, weight / divisor)))
+            .flat_map(|((slot, _, endpoints), weight)| {
+                let weight = u32::try_from(weight / divisor).unwrap_or(u32::MAX);
+                endpoints.iter().map(move |e| (*slot, e, weight))
+            })
             .collect()
     }
 }
 
-fn gcd(a: u32, b: u32) -> u32 {
+fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a
     } else {

@@ -244,12 +244,17 @@ fn scrape_new_slot(prometheus: Arc<Mutex<PrometheusProcess>>) -> CallbackHook {
             if let (Some(slot), Some(endpoints)) = (ctx.previous_slot, ctx.previous_endpoints.as_ref()) {
                 targets.extend(scrape_targets(slot, endpoints)?);
             }
-            // This very address: the slot's previous instance may still have a fresh `up` sample.
-            let up = format!("up{{job=\"{}\",instance=\"{}\"}} == 1", targets[0].job, targets[0].addr);
+            // These very addresses: the slot's previous instances may still have fresh `up` samples.
+            let ups: Vec<String> = targets[..new.len()]
+                .iter()
+                .map(|t| format!("up{{job=\"{}\",instance=\"{}\"}} == 1", t.job, t.addr))
+                .collect();
             tokio::task::spawn_blocking(move || {
                 let prometheus = prometheus.lock().unwrap_or_else(PoisonError::into_inner);
                 prometheus.set_targets(&targets)?;
-                prometheus.wait_for(&up, Duration::from_secs(20))?;
+                for up in &ups {
+                    prometheus.wait_for(up, Duration::from_secs(20))?;
+                }
                 Ok(format!("prometheus scrapes {}", targets[0].addr))
             })
             .await

@@ -19,7 +19,7 @@ use crate::machine::{self, Deployment, Kind, Phase, Previous, Retry, Signal};
 use crate::metrics::{self, CheckKind};
 use crate::model::{Release, Slot, Snapshot, Timestamp, TrafficSplit};
 use crate::outcome::{Call, Cause, Conflict};
-use crate::probe::{CheckRecord, ProbeContext, ProbeTarget, Verdict};
+use crate::probe::{CheckRecord, ProbeContext, ProbeScope, ProbeTarget, Verdict};
 use crate::router::{DrainStatus, Routes, Serving};
 use crate::strategy::{Decision, Pause, Progress};
 
@@ -211,6 +211,24 @@ impl Deployer {
                             .map_or_else(|| "nowhere".to_string(), ToString::to_string)
                     ));
                 }
+                Some(Previous {
+                    slot: live,
+                    release,
+                    endpoints,
+                })
+            }
+            // Some instances of the live slot stopped (a replica crashed) but the proxy still
+            // serves its release there: it is the previous release, at its routed endpoints, so the
+            // new one goes through the strategy's steps and a rollback has somewhere to go.
+            SlotStatus::Stopped { release, .. } if routes.endpoints(live).is_some() => {
+                let endpoints = routes
+                    .endpoints(live)
+                    .cloned()
+                    .ok_or_else(|| Error::invalid("routes", live.to_string(), "the live slot has no endpoints"))?;
+                notes.push(format!(
+                    "the {live} slot, live with {release}, does not run every instance; \
+                     what the proxy routes to ({endpoints}) stays the previous release"
+                ));
                 Some(Previous {
                     slot: live,
                     release,
@@ -696,7 +714,7 @@ impl Deployer {
         Ok(match d.phase() {
             Phase::Provisioning => self.provision(d).await,
             Phase::Verifying => {
-                let Some(targets) = targets(d) else {
+                let Some(targets) = targets(d, inner.probe.scope()) else {
                     return Ok(Signal::failed(
                         Cause::Health,
                         "no endpoint is recorded for the new slot",
@@ -737,7 +755,7 @@ impl Deployer {
             }
             Phase::Analysing => match inner.strategy.decide(&progress(d)) {
                 Decision::Analyse(analysis) => {
-                    let Some(targets) = targets(d) else {
+                    let Some(targets) = targets(d, analysis.probe().scope()) else {
                         return Ok(Signal::failed(
                             Cause::Analysis,
                             "no endpoint is recorded for the new slot",
@@ -1075,29 +1093,51 @@ fn due(d: &Deployment) -> (Signal, String) {
     }
 }
 
-/// What probes check: each instance of the new slot, with the deployment's context (for queries
-/// about its traffic); `None` if the journal has no endpoints for it (a journal edited by hand:
-/// provisioning always records them).
-fn targets(d: &Deployment) -> Option<Vec<ProbeTarget>> {
+/// What probes check: each instance of the new slot (only the first for a probe about the whole
+/// slot, [`ProbeScope::Slot`]), with the deployment's context (for queries about its traffic);
+/// `None` if the journal has no endpoints for it (a journal edited by hand: provisioning always
+/// records them).
+fn targets(d: &Deployment, scope: ProbeScope) -> Option<Vec<ProbeTarget>> {
     let context = ProbeContext::of(d);
     let endpoints = d.endpoints()?;
+    let instances = match scope {
+        ProbeScope::Slot => &endpoints.as_slice()[..1],
+        ProbeScope::Instance => endpoints.as_slice(),
+    };
     Some(
-        endpoints
+        instances
             .iter()
             .map(|endpoint| ProbeTarget::new(d.target(), endpoint.clone()).with_context(context.clone()))
             .collect(),
     )
 }
 
-/// Runs `check` (a health policy or an analysis) on every instance at once: the slot passes only
-/// when every instance does ([`Verdict::of_every_instance`]).
+/// Runs `check` (a health policy or an analysis) on every target at once. The slot passes only
+/// when every instance does; the first failure ends it at once (the others are dropped, which
+/// policies and analyses allow), so a bad instance of a canary takes no longer to judge than a
+/// slot of one.
 async fn every_instance<'a, F, Fut>(targets: &'a [ProbeTarget], check: F) -> Verdict
 where
     F: Fn(&'a ProbeTarget) -> Fut,
     Fut: std::future::Future<Output = Verdict> + 'a,
 {
-    let verdicts = futures_util::future::join_all(targets.iter().map(&check)).await;
-    Verdict::of_every_instance(targets.iter().map(|t| t.endpoint.clone()).zip(verdicts).collect())
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let mut pending: FuturesUnordered<_> = targets
+        .iter()
+        .map(|target| {
+            let verdict = check(target);
+            async move { (target.endpoint.clone(), verdict.await) }
+        })
+        .collect();
+    let mut verdicts = Vec::with_capacity(targets.len());
+    while let Some((endpoint, verdict)) = pending.next().await {
+        let failed = matches!(verdict, Verdict::Failed(_));
+        verdicts.push((endpoint, verdict));
+        if failed {
+            break;
+        }
+    }
+    Verdict::of_instances(verdicts, targets.len() > 1)
 }
 
 /// The cause of a failed `call`: a timeout of that call, or `otherwise`.

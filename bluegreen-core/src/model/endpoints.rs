@@ -10,29 +10,41 @@ use crate::error::{Error, Result};
 /// Where a slot serves: one endpoint per instance (replica), at least one, none twice.
 ///
 /// A slot with one instance has one endpoint; a slot running three replicas has three, and a
-/// router sends the slot's share of traffic across all of them. Order is kept as the environment
-/// gave it (Docker: replica 1, 2, 3), so configs rendered from it are stable.
+/// router sends the slot's share of traffic across all of them. What a proxy serves is a set, so
+/// the endpoints are kept in one canonical order (by host, then port, then scheme): two
+/// `Endpoints` naming the same instances are equal however they were listed, and configs rendered
+/// from them are stable.
 ///
-/// Serialised as a list of endpoints; read from a list or from a single endpoint (journals and
-/// files written when a slot had exactly one).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "RawEndpoints", into = "Vec<Endpoint>")]
+/// Serialised as a list of endpoints; read from a list or from a single endpoint object (journals
+/// and files written when a slot had exactly one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "Vec<Endpoint>")]
 pub struct Endpoints(Vec<Endpoint>);
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawEndpoints {
-    Many(Vec<Endpoint>),
-    One(Endpoint),
+impl<'de> Deserialize<'de> for Endpoints {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(EndpointsVisitor)
+    }
 }
 
-impl TryFrom<RawEndpoints> for Endpoints {
-    type Error = Error;
-    fn try_from(raw: RawEndpoints) -> Result<Self> {
-        match raw {
-            RawEndpoints::Many(list) => Endpoints::new(list),
-            RawEndpoints::One(endpoint) => Ok(Endpoints::one(endpoint)),
-        }
+/// A list, or one endpoint's map: each read by `Endpoint`'s own validation, so a bad host is
+/// refused with its own message.
+struct EndpointsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EndpointsVisitor {
+    type Value = Endpoints;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of endpoints or one endpoint")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> std::result::Result<Endpoints, A::Error> {
+        let list = Vec::<Endpoint>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        Endpoints::new(list).map_err(serde::de::Error::custom)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<Endpoints, A::Error> {
+        Endpoint::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Endpoints::one)
     }
 }
 
@@ -49,13 +61,14 @@ impl From<Endpoint> for Endpoints {
 }
 
 impl Endpoints {
-    /// The endpoints of a slot's instances, in order.
+    /// The endpoints of a slot's instances, in any order (kept in the canonical one).
     ///
     /// # Errors
     /// [`Error::Invalid`] (`"endpoints"`) when the list is empty, or names the same endpoint twice
     /// (two instances cannot serve at one address; a proxy would count it twice).
     pub fn new(endpoints: impl IntoIterator<Item = Endpoint>) -> Result<Self> {
-        let list: Vec<Endpoint> = endpoints.into_iter().collect();
+        let mut list: Vec<Endpoint> = endpoints.into_iter().collect();
+        list.sort_by(|a, b| (a.host(), a.port(), a.scheme().as_str()).cmp(&(b.host(), b.port(), b.scheme().as_str())));
         if list.is_empty() {
             return Err(Error::invalid(
                 "endpoints",
@@ -80,17 +93,17 @@ impl Endpoints {
         Endpoints(vec![endpoint])
     }
 
-    /// The first instance's endpoint (the only one, for a slot of one instance).
+    /// The first endpoint in the canonical order (the only one, for a slot of one instance).
     pub fn first(&self) -> &Endpoint {
         &self.0[0]
     }
 
-    /// Every endpoint, in order.
+    /// Every endpoint, in the canonical order.
     pub fn as_slice(&self) -> &[Endpoint] {
         &self.0
     }
 
-    /// Every endpoint, in order.
+    /// Every endpoint, in the canonical order.
     pub fn iter(&self) -> std::slice::Iter<'_, Endpoint> {
         self.0.iter()
     }
@@ -106,9 +119,10 @@ impl Endpoints {
         self.0.contains(endpoint)
     }
 
-    /// Whether both name the same endpoints, whatever their order (what a proxy serves is a set).
+    /// Whether both name the same endpoints (what a proxy serves is a set; with the canonical
+    /// order this is `==`).
     pub fn same_set(&self, other: &Endpoints) -> bool {
-        self.len() == other.len() && self.iter().all(|e| other.contains(e))
+        self == other
     }
 }
 
@@ -159,6 +173,17 @@ mod tests {
         assert!(serde_json::from_str::<Endpoints>("[]").is_err());
         let dup = r#"[{"host":"127.0.0.1","port":1},{"host":"127.0.0.1","port":1}]"#;
         assert!(serde_json::from_str::<Endpoints>(dup).is_err());
+        let bad = serde_json::from_str::<Endpoints>(r#"{"host":"127.1","port":1}"#).unwrap_err();
+        assert!(bad.to_string().contains("127.1"), "the endpoint's own message: {bad}");
+        let bad = serde_json::from_str::<Endpoints>(r#"[{"host":"127.1","port":1}]"#).unwrap_err();
+        assert!(bad.to_string().contains("127.1"), "the endpoint's own message: {bad}");
+    }
+
+    #[test]
+    fn keeps_one_canonical_order_so_the_same_instances_compare_equal() {
+        let a = Endpoints::new([at(3), at(1), at(2)]).unwrap();
+        assert_eq!(a, Endpoints::new([at(1), at(2), at(3)]).unwrap());
+        assert_eq!(a.first(), &at(1));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{HealthProbe, ProbeOutcome, ProbeTarget};
+use super::{HealthProbe, ProbeOutcome, ProbeScope, ProbeTarget};
 use crate::error::{Error, Result};
 
 /// A probe that is healthy when every one of its probes is.
@@ -48,6 +48,15 @@ impl HealthProbe for AllOf {
     fn describe(&self) -> String {
         let names: Vec<String> = self.probes.iter().map(|probe| probe.describe()).collect();
         format!("all of [{}]", names.join(", "))
+    }
+
+    /// [`Slot`](ProbeScope::Slot) only when every probe is about the slot.
+    fn scope(&self) -> ProbeScope {
+        if self.probes.iter().all(|probe| probe.scope() == ProbeScope::Slot) {
+            ProbeScope::Slot
+        } else {
+            ProbeScope::Instance
+        }
     }
 
     /// Runs the probes in order; see the type's docs for how outcomes combine.

@@ -34,6 +34,7 @@ pub(super) async fn check_and_report(
     listener(CheckRecord {
         probe: probe_name,
         slot: target.slot,
+        endpoint: Some(target.endpoint.clone()),
         outcome: outcome.clone(),
     });
     outcome

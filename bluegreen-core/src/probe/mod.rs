@@ -93,6 +93,10 @@ pub struct CheckRecord {
     pub probe: String,
     /// The slot checked.
     pub slot: Slot,
+    /// The instance checked: its endpoint (`None` in records written before slots had several
+    /// instances).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Endpoint>,
     /// What it found.
     pub outcome: ProbeOutcome,
 }
@@ -111,11 +115,11 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The verdict on a slot from the verdicts on each of its instances: passed only when every
-    /// instance passed; otherwise failed if any failed, else inconclusive. With several instances
-    /// each reason names the instance's endpoint; with one, the verdict is that instance's.
-    pub fn of_every_instance(verdicts: Vec<(Endpoint, Verdict)>) -> Verdict {
-        let many = verdicts.len() > 1;
+    /// The verdict on a slot from the verdicts on its instances (all of them, or those checked
+    /// until one failed): passed only when every one passed; otherwise failed if any failed, else
+    /// inconclusive. With `many` (the slot has several instances) each reason names the
+    /// instance's endpoint.
+    pub(crate) fn of_instances(verdicts: Vec<(Endpoint, Verdict)>, many: bool) -> Verdict {
         let label = |endpoint: &Endpoint, reason: String| {
             if many {
                 format!("instance {endpoint}: {reason}")
@@ -154,6 +158,10 @@ pub type CheckListener<'a> = &'a (dyn Fn(CheckRecord) + Send + Sync);
 ///   [`ProbeOutcome::Unhealthy`].
 /// - **Cancellation**: safe to drop at any point.
 /// - A failure of the *probe's own means* (not of the target) is [`ProbeOutcome::ProviderError`].
+/// - **Scope**: a probe that checks an instance (an HTTP request to its endpoint) is run once per
+///   instance of a slot of several; one whose answer is about the whole slot (a metrics query
+///   summed over the release) says [`ProbeScope::Slot`] and is run once per check, on the slot's
+///   first instance's target.
 #[async_trait]
 pub trait HealthProbe: Send + Sync + Debug + 'static {
     /// What the probe checks, for messages (`"GET /health expecting 200..=299"`).
@@ -161,6 +169,23 @@ pub trait HealthProbe: Send + Sync + Debug + 'static {
 
     /// Checks `target` once.
     async fn check(&self, target: &ProbeTarget) -> ProbeOutcome;
+
+    /// Whether an answer is about one instance or the whole slot. The default is
+    /// [`ProbeScope::Instance`].
+    fn scope(&self) -> ProbeScope {
+        ProbeScope::Instance
+    }
+}
+
+/// What one answer of a [`HealthProbe`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProbeScope {
+    /// The instance at the target's endpoint: checked on every instance of the slot.
+    Instance,
+    /// The slot as a whole (the target's endpoint is not what is measured): checked once.
+    Slot,
 }
 
 fn _object_safe(_: &dyn HealthProbe) {}
@@ -172,5 +197,8 @@ impl<P: HealthProbe + ?Sized> HealthProbe for std::sync::Arc<P> {
     }
     async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
         (**self).check(target).await
+    }
+    fn scope(&self) -> ProbeScope {
+        (**self).scope()
     }
 }

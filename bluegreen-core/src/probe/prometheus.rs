@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::check::format_duration;
 use super::http::{build_client, describe_failure};
-use super::{HealthProbe, ProbeOutcome, ProbeTarget};
+use super::{HealthProbe, ProbeOutcome, ProbeScope, ProbeTarget};
 use crate::error::{Error, Result};
 use response::Sample;
 use template::Template;
@@ -228,6 +228,12 @@ impl PrometheusAnalysis {
 impl HealthProbe for PrometheusAnalysis {
     fn describe(&self) -> String {
         format!("prometheus {} {}", self.template.text(), self.threshold)
+    }
+
+    /// [`Slot`](ProbeScope::Slot): the query is about the release (its placeholders name the
+    /// app, slot, release and deployment, never an instance), so it runs once per check.
+    fn scope(&self) -> ProbeScope {
+        ProbeScope::Slot
     }
 
     /// One instant query, bounded by the probe's timeout. Cancellation-safe.

@@ -337,6 +337,27 @@ impl InMemoryEnvironment {
         self.set(release, |b| b.exit_on_start = Some(code))
     }
 
+    /// One instance of `slot` crashes (exit code 137) while the others keep running: the slot is
+    /// [`Stopped`](SlotStatus::Stopped) (not every instance runs), as a real engine reports a
+    /// slot with a dead replica. Not recorded in [`operations`](Self::operations) or saved.
+    pub fn crash_an_instance(&self, slot: Slot) -> &Self {
+        let mut state = self.lock();
+        if let Some(release) = state.status(slot).release().cloned() {
+            state.log(
+                slot,
+                format!("an instance of {release} in {slot} exited with code {KILLED_EXIT_CODE}"),
+            );
+            state.saved.slots.insert(
+                slot,
+                SlotStatus::Stopped {
+                    release,
+                    exit_code: Some(KILLED_EXIT_CODE),
+                },
+            );
+        }
+        self
+    }
+
     /// What runs in `slot`, without an `await`.
     pub fn status_now(&self, slot: Slot) -> SlotStatus {
         self.lock().status(slot)
