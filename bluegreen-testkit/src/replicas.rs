@@ -142,3 +142,42 @@ fn since(now: &Tally, before: &Tally) -> Tally {
         first_seen: Default::default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::ErrorKind;
+
+    fn tally(counts: &[(&str, u64)], errors: u64) -> Tally {
+        let mut t = Tally::default();
+        for (version, n) in counts {
+            let outcome = Outcome::Response {
+                status: 200,
+                version: (*version).to_owned(),
+            };
+            t.outcomes.insert(outcome, *n);
+        }
+        if errors > 0 {
+            t.outcomes.insert(Outcome::Error(ErrorKind::Closed), errors);
+        }
+        t
+    }
+
+    #[test]
+    fn windows_count_what_came_after_and_merged_loads_add_up() {
+        let before = tally(&[("blue-1", 10), ("blue-2", 4)], 0);
+        let now = tally(&[("blue-1", 15), ("blue-2", 4), ("green-1", 3)], 1);
+        let window = since(&now, &before);
+        assert_eq!(window.served_by("blue-1"), 5);
+        assert_eq!(window.served_by("blue-2"), 0);
+        assert_eq!(window.served_by("green-1"), 3);
+        assert_eq!((window.total(), window.failures()), (9, 1));
+        let step = Step {
+            split: TrafficSplit::new(50, 50).unwrap(),
+            window,
+        };
+        assert_eq!(step.share(&["green-1", "green-2"]), 37.5);
+        let both = merged([before, now]);
+        assert_eq!((both.served_by("blue-1"), both.total()), (25, 37));
+    }
+}
