@@ -2,13 +2,14 @@
 //!
 //! A [`Router`](bluegreen_core::Router) over plain nginx: [`NginxRouter`] owns one file that your
 //! nginx config includes at `http {}` level. Each switch renders the routes into it (an
-//! `upstream` block, weights in lowest terms), validates your whole config with `nginx -t`,
+//! `upstream` block with a `server` per instance of each routed slot, weights in lowest terms
+//! that keep the split exact), validates your whole config with `nginx -t`,
 //! reloads nginx, and **confirms** that the new nginx generation answers before returning. A
 //! refused or failed change puts the previous file back.
 //!
 //! ```no_run
 //! # async fn example() -> bluegreen_core::Result<()> {
-//! use bluegreen_core::{Endpoint, Router, Routes, Slot, TrafficSplit};
+//! use bluegreen_core::{Endpoint, Endpoints, Router, Routes, Slot, TrafficSplit};
 //! use bluegreen_nginx::NginxRouter;
 //!
 //! // nginx.conf, in `http {}`:  include /etc/nginx/bluegreen/*.conf;
@@ -17,9 +18,10 @@
 //!     .pid_file("/run/nginx.pid")
 //!     .build()?;
 //! let blue = Endpoint::new("127.0.0.1", 8081)?;
-//! let green = Endpoint::new("127.0.0.1", 8082)?;
+//! // A slot may run several instances: green's share is spread over both.
+//! let green = Endpoints::new([Endpoint::new("127.0.0.1", 8082)?, Endpoint::new("127.0.0.1", 8083)?])?;
 //! router.apply(&Routes::only(Slot::Blue, blue.clone())).await?;
-//! router.apply(&Routes::new(TrafficSplit::new(90, 10)?, Some(blue), Some(green))?).await?;
+//! router.apply(&Routes::new(TrafficSplit::new(90, 10)?, Some(blue.into()), Some(green))?).await?;
 //! # Ok(()) }
 //! ```
 //!

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bluegreen_core::backend::router_conformance;
 use bluegreen_core::backend::DrainStatus;
-use bluegreen_core::{Endpoint, Router, Routes, Slot, TrafficSplit};
+use bluegreen_core::{Endpoint, Endpoints, Router, Routes, Slot, TrafficSplit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_router_passes_the_router_conformance_suite() {
@@ -29,12 +29,67 @@ async fn nginx_router_passes_the_router_conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_router_passes_the_router_conformance_suite_with_3_instances_per_slot() {
+    let Some(nginx) = common::nginx() else { return };
+    let router = common::router(&nginx);
+    let at = |ports: [u16; 3]| Endpoints::new(ports.map(|p| Endpoint::new("127.0.0.1", p).unwrap())).unwrap();
+    let (blue, green) = (at([18081, 18083, 18085]), at([18082, 18084, 18086]));
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        router_conformance(&router, blue.clone(), green.clone()),
+    )
+    .await
+    .expect("the suite finished within 60 s");
+    // The live generation is the file's, and the file routes every instance of the slots it routes.
+    let text = std::fs::read_to_string(nginx.router_file()).unwrap();
+    let live = router.live_generation().await.expect("the status server answers");
+    assert!(
+        text.contains(&live),
+        "live {live} is not the file's generation:\n{text}"
+    );
+    let routes = router.current().await.unwrap().expect("routes");
+    for (slot, _, endpoints) in routes.weighted() {
+        assert_eq!(endpoints.len(), 3, "{slot}: {text}");
+        for e in endpoints {
+            assert!(text.contains(&format!("server {} ", e.authority())), "{e}: {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_the_instance_set_alone_is_applied_and_confirmed() {
+    let Some(nginx) = common::nginx() else { return };
+    let router = common::router(&nginx);
+    let at = |ports: &[u16]| Endpoints::new(ports.iter().map(|p| Endpoint::new("127.0.0.1", *p).unwrap())).unwrap();
+    let three = Routes::only(Slot::Blue, at(&[18081, 18083, 18085]));
+    router.apply(&three).await.unwrap();
+    let before = router.live_generation().await.unwrap();
+    // Same slot, same split, one instance replaced: a new generation, confirmed live.
+    let replaced = Routes::only(Slot::Blue, at(&[18081, 18083, 18087]));
+    router.apply(&replaced).await.unwrap();
+    let after = router.live_generation().await.unwrap();
+    assert_ne!(before, after, "the instance set changed: nginx must reload");
+    let seen = router.observe().await.unwrap();
+    assert!(seen.serves(&replaced), "{seen:?}");
+    // Reordered is a change too (routes read back in the order applied).
+    let reordered = Routes::only(Slot::Blue, at(&[18087, 18081, 18083]));
+    router.apply(&reordered).await.unwrap();
+    assert_eq!(router.current().await.unwrap(), Some(reordered));
+    assert_ne!(router.live_generation().await.unwrap(), after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_is_observed_and_reapplying_does_not_reload() {
     let Some(nginx) = common::nginx() else { return };
     let router = common::router(&nginx);
     let blue = Endpoint::new("127.0.0.1", 18081).unwrap();
     let green = Endpoint::new("127.0.0.1", 18082).unwrap();
-    let routes = Routes::new(TrafficSplit::new(75, 25).unwrap(), Some(blue), Some(green)).unwrap();
+    let routes = Routes::new(
+        TrafficSplit::new(75, 25).unwrap(),
+        Some(blue.into()),
+        Some(green.into()),
+    )
+    .unwrap();
     router.apply(&routes).await.unwrap();
     assert_eq!(
         router.wait_drained(Duration::from_secs(10)).await.unwrap(),

@@ -10,7 +10,7 @@ async fn a_90_10_split_lands_within_3_points_over_1000_requests() {
     let Some(nginx) = common::nginx() else { return };
     let Some((v1, v2)) = common::demo_apps() else { return };
     let router = common::router(&nginx);
-    let (blue, green) = (Some(v1.endpoint()), Some(v2.endpoint()));
+    let (blue, green) = (Some(v1.endpoint().into()), Some(v2.endpoint().into()));
 
     router
         .apply(&Routes::new(TrafficSplit::new(90, 10).unwrap(), blue.clone(), green.clone()).unwrap())

@@ -11,6 +11,7 @@
 //!   process or shared by several OS processes through a file;
 //! - [`load`]: a load generator that records every request's status, version and error kind;
 //! - [`scenario`]: what every router is held to (the split clients see, switches under load);
+//! - [`replicas`]: slots of several demo-app instances, and a canary over them under load;
 //! - [`stats`]: percentiles and the markdown tables benchmarks print;
 //! - [`nginx`]: a real nginx master of its own in a temporary prefix;
 //! - [`traefik`]: real Traefik on loopback with the file provider watching a temporary directory;
@@ -31,6 +32,7 @@ pub mod nginx;
 pub mod processes;
 pub mod prometheus;
 pub mod real;
+pub mod replicas;
 pub mod scenario;
 pub mod shared_processes;
 pub mod stats;

@@ -7,8 +7,10 @@
 //! live and the servers with traffic are up, and restores the previous file if Traefik refuses
 //! the new one or does not serve it in time.
 //!
-//! - File mode: each slot's service is a load balancer of the slot's endpoint, with an optional
-//!   active [`HealthCheck`].
+//! - File mode: each slot's service is a load balancer over every endpoint of the slot (one
+//!   server per instance; the weighted service splits traffic between the slots and Traefik
+//!   spreads a slot's share over its servers), with an optional active [`HealthCheck`]. A
+//!   switch is confirmed only when each slot's service shows exactly its servers.
 //! - Hybrid mode ([`discovered_provider`](TraefikRouterBuilder::discovered_provider)): the slots'
 //!   services are discovered by another provider (containers labelled `<service>-blue` and
 //!   `<service>-green` for the Docker provider), and only the file changes at a switch — Docker
@@ -17,7 +19,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use bluegreen_core::{AppName, Endpoint, Router, Routes, TrafficSplit};
+//! use bluegreen_core::{AppName, Endpoint, Endpoints, Router, Routes, TrafficSplit};
 //! use bluegreen_traefik::TraefikRouter;
 //!
 //! # async fn example() -> bluegreen_core::Result<()> {
@@ -26,7 +28,9 @@
 //!     .api_url("http://127.0.0.1:8080")
 //!     .providers_throttle(Duration::from_secs(2))
 //!     .build()?;
-//! let (blue, green) = (Endpoint::new("127.0.0.1", 8081)?, Endpoint::new("127.0.0.1", 8082)?);
+//! let blue = Endpoints::one(Endpoint::new("127.0.0.1", 8081)?);
+//! // Green runs two instances: each gets 5 %.
+//! let green = Endpoints::new([Endpoint::new("127.0.0.1", 8082)?, Endpoint::new("127.0.0.1", 8083)?])?;
 //! router.apply(&Routes::new(TrafficSplit::new(90, 10)?, Some(blue), Some(green))?).await?;
 //! # Ok(()) }
 //! ```

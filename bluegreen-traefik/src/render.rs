@@ -1,18 +1,20 @@
 //! The dynamic config file: rendered from [`Routes`] and parsed back, without I/O.
 //!
-//! File mode: a router, a weighted service over `<service>-blue` and `<service>-green`, and each
-//! of those a load balancer of the slot's endpoint. A slot without an endpoint is left out; a slot
-//! with an endpoint and weight 0 stays in with weight 0 (Traefik sends it nothing), so the file
-//! reads back as the same [`Routes`].
+//! File mode: a router, a weighted service over `<service>-blue` and `<service>-green` (the
+//! slots' weights), and each of those a load balancer over every endpoint of the slot, one server
+//! per instance in order (Traefik spreads the slot's share evenly over them). A slot without
+//! endpoints is left out; a slot with endpoints and weight 0 stays in with weight 0 (Traefik
+//! sends it nothing), so the file reads back as the same [`Routes`].
 //!
 //! Hybrid mode: the slots' services come from another provider (`<service>-blue@docker`); the
 //! file holds the router and the weighted service only. A reference to a service that does not
 //! exist disables the whole router in Traefik, so slots at weight 0 are left out, and the
-//! endpoints are kept in `# bluegreen-endpoint` comment lines for reading back.
+//! endpoints are kept in `# bluegreen-endpoint` comment lines (one per instance, in order) for
+//! reading back.
 
 use std::collections::BTreeMap;
 
-use bluegreen_core::{Endpoint, Error, Result, Routes, Slot, TrafficSplit};
+use bluegreen_core::{Endpoint, Endpoints, Error, Result, Routes, Slot, TrafficSplit};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{FileFormat, TraefikConfig};
@@ -92,7 +94,7 @@ pub(crate) struct HealthCheckDef {
 pub(crate) fn weighted_children(config: &TraefikConfig, routes: &Routes) -> Vec<WeightedRef> {
     Slot::BOTH
         .into_iter()
-        .filter(|slot| routes.endpoint(*slot).is_some())
+        .filter(|slot| routes.endpoints(*slot).is_some())
         .filter(|slot| config.discovered_provider.is_none() || routes.split().weight(*slot) > 0)
         .map(|slot| WeightedRef {
             name: config.slot_reference(slot),
@@ -101,12 +103,10 @@ pub(crate) fn weighted_children(config: &TraefikConfig, routes: &Routes) -> Vec<
         .collect()
 }
 
-/// The load balancer a slot's service has in file mode.
-pub(crate) fn load_balancer(config: &TraefikConfig, endpoint: &Endpoint) -> LoadBalancer {
+/// The load balancer a slot's service has in file mode: a server per instance, in order.
+pub(crate) fn load_balancer(config: &TraefikConfig, endpoints: &Endpoints) -> LoadBalancer {
     LoadBalancer {
-        servers: vec![Server {
-            url: server_url(endpoint),
-        }],
+        servers: endpoints.iter().map(|e| Server { url: server_url(e) }).collect(),
         health_check: config.health_check.as_ref().map(|hc| HealthCheckDef {
             path: hc.path.clone(),
             interval: format!("{}ms", hc.interval.as_millis()),
@@ -139,12 +139,12 @@ pub(crate) fn dynamic(config: &TraefikConfig, routes: &Routes) -> Dynamic {
     );
     if config.discovered_provider.is_none() {
         for slot in Slot::BOTH {
-            if let Some(endpoint) = routes.endpoint(slot) {
+            if let Some(endpoints) = routes.endpoints(slot) {
                 services.insert(
                     config.slot_service(slot),
                     ServiceDef {
                         weighted: None,
-                        load_balancer: Some(load_balancer(config, endpoint)),
+                        load_balancer: Some(load_balancer(config, endpoints)),
                     },
                 );
             }
@@ -169,7 +169,7 @@ pub(crate) fn render(config: &TraefikConfig, routes: &Routes) -> Result<Vec<u8>>
     let mut out = String::from(HEADER);
     if config.discovered_provider.is_some() {
         for slot in Slot::BOTH {
-            if let Some(endpoint) = routes.endpoint(slot) {
+            for endpoint in routes.endpoints(slot).into_iter().flatten() {
                 out.push_str(&format!("{ENDPOINT_MARK}{slot} {}\n", server_url(endpoint)));
             }
         }
@@ -227,7 +227,7 @@ fn endpoints_from_services(
     config: &TraefikConfig,
     dynamic: &Dynamic,
     weights: &BTreeMap<Slot, u8>,
-) -> Result<BTreeMap<Slot, Endpoint>> {
+) -> Result<BTreeMap<Slot, Endpoints>> {
     let mut endpoints = BTreeMap::new();
     for slot in weights.keys() {
         let name = config.slot_service(*slot);
@@ -238,23 +238,22 @@ fn endpoints_from_services(
             .and_then(|s| s.load_balancer.as_ref())
             .map(|lb| lb.servers.as_slice())
             .unwrap_or_default();
-        match servers {
-            [one] => {
-                endpoints.insert(*slot, Endpoint::parse_url(&one.url).map_err(|e| unreadable(config, e))?);
-            }
-            _ => {
-                return Err(unreadable(
-                    config,
-                    format!("service {name:?} must have exactly one server, has {}", servers.len()),
-                ))
-            }
+        if servers.is_empty() {
+            return Err(unreadable(config, format!("service {name:?} has no server")));
         }
+        let read = servers
+            .iter()
+            .map(|s| Endpoint::parse_url(&s.url))
+            .collect::<Result<Vec<_>>>()
+            .and_then(Endpoints::new)
+            .map_err(|e| unreadable(config, format!("service {name:?}: {e}")))?;
+        endpoints.insert(*slot, read);
     }
     Ok(endpoints)
 }
 
-fn endpoints_from_comments(config: &TraefikConfig, text: &str) -> Result<BTreeMap<Slot, Endpoint>> {
-    let mut endpoints = BTreeMap::new();
+fn endpoints_from_comments(config: &TraefikConfig, text: &str) -> Result<BTreeMap<Slot, Endpoints>> {
+    let mut lines: BTreeMap<Slot, Vec<Endpoint>> = BTreeMap::new();
     for line in text.lines().filter_map(|l| l.strip_prefix(ENDPOINT_MARK)) {
         let (slot, url) = line
             .split_once(' ')
@@ -263,12 +262,18 @@ fn endpoints_from_comments(config: &TraefikConfig, text: &str) -> Result<BTreeMa
             .into_iter()
             .find(|s| s.as_str() == slot)
             .ok_or_else(|| unreadable(config, format!("bad slot in endpoint line {line:?}")))?;
-        endpoints.insert(slot, Endpoint::parse_url(url).map_err(|e| unreadable(config, e))?);
+        let endpoint = Endpoint::parse_url(url).map_err(|e| unreadable(config, e))?;
+        lines.entry(slot).or_default().push(endpoint);
     }
-    Ok(endpoints)
+    lines
+        .into_iter()
+        .map(|(slot, list)| {
+            let endpoints = Endpoints::new(list).map_err(|e| unreadable(config, format!("{slot}: {e}")))?;
+            Ok((slot, endpoints))
+        })
+        .collect()
 }
 
-/// The endpoint of a server URL this router wrote (`http://host:port`).
 /// What failed to render; `e`, why, is the source.
 fn render_error(config: &TraefikConfig, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
     Error::backend_caused_by(
@@ -322,9 +327,18 @@ mod tests {
         ];
         for blue in [100, 90, 50, 10, 1, 0] {
             let split = TrafficSplit::new(blue, 100 - blue).unwrap();
-            routes.push(Routes::new(split, Some(b.clone()), Some(g.clone())).unwrap());
+            routes.push(Routes::new(split, Some(b.clone().into()), Some(g.clone().into())).unwrap());
         }
-        routes.push(Routes::new(TrafficSplit::all(Slot::Blue), Some(b), None).unwrap());
+        routes.push(Routes::new(TrafficSplit::all(Slot::Blue), Some(b.into()), None).unwrap());
+        // Three instances in blue, two in green, in an order that is not sorted.
+        let many =
+            |ports: &[u16]| Endpoints::new(ports.iter().map(|p| Endpoint::new("127.0.0.1", *p).unwrap())).unwrap();
+        for blue in [100, 90, 0] {
+            let split = TrafficSplit::new(blue, 100 - blue).unwrap();
+            let (b3, g2) = (many(&[8083, 8081, 8082]), many(&[9002, 9001]));
+            routes.push(Routes::new(split, Some(b3), Some(g2)).unwrap());
+        }
+        routes.push(Routes::only(Slot::Green, many(&[9003, 9001, 9002])));
         routes
     }
 
@@ -352,7 +366,7 @@ mod tests {
         let mut cfg = config(FileFormat::Toml, None);
         cfg.health_check = Some(HealthCheck::new("/health"));
         let (b, g) = endpoints();
-        let routes = Routes::new(TrafficSplit::new(90, 10).unwrap(), Some(b), Some(g)).unwrap();
+        let routes = Routes::new(TrafficSplit::new(90, 10).unwrap(), Some(b.into()), Some(g.into())).unwrap();
         let text = String::from_utf8(render(&cfg, &routes).unwrap()).unwrap();
         for expected in [
             "[http.routers.shop]",
@@ -375,7 +389,7 @@ mod tests {
     fn hybrid_mode_references_discovered_services_and_leaves_out_weight_zero() {
         let cfg = config(FileFormat::Toml, Some("docker"));
         let (b, g) = endpoints();
-        let routes = Routes::new(TrafficSplit::all(Slot::Green), Some(b), Some(g)).unwrap();
+        let routes = Routes::new(TrafficSplit::all(Slot::Green), Some(b.into()), Some(g.into())).unwrap();
         let text = String::from_utf8(render(&cfg, &routes).unwrap()).unwrap();
         assert!(text.contains("name = \"shop-green@docker\"\nweight = 100"), "{text}");
         assert!(!text.contains("shop-blue@docker"), "{text}");
@@ -384,6 +398,61 @@ mod tests {
             text.contains("# bluegreen-endpoint blue http://127.0.0.1:8081"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn every_instance_is_a_server_of_its_slots_service_in_order() {
+        let many =
+            |ports: &[u16]| Endpoints::new(ports.iter().map(|p| Endpoint::new("127.0.0.1", *p).unwrap())).unwrap();
+        let routes = Routes::new(
+            TrafficSplit::new(90, 10).unwrap(),
+            Some(many(&[8083, 8081, 8082])),
+            Some(many(&[9001, 9002])),
+        )
+        .unwrap();
+        let cfg = config(FileFormat::Toml, None);
+        let dynamic = dynamic(&cfg, &routes);
+        let urls = |service: &str| -> Vec<String> {
+            let lb = dynamic.http.services[service].load_balancer.as_ref().unwrap();
+            lb.servers.iter().map(|s| s.url.clone()).collect()
+        };
+        assert_eq!(
+            urls("shop-blue"),
+            [
+                "http://127.0.0.1:8083",
+                "http://127.0.0.1:8081",
+                "http://127.0.0.1:8082"
+            ]
+        );
+        assert_eq!(urls("shop-green"), ["http://127.0.0.1:9001", "http://127.0.0.1:9002"]);
+        // The slots keep their weights: Traefik spreads each slot's share over its servers.
+        let weights: Vec<u8> = dynamic.http.services["shop"]
+            .weighted
+            .as_ref()
+            .unwrap()
+            .services
+            .iter()
+            .map(|w| w.weight)
+            .collect();
+        assert_eq!(weights, [90, 10]);
+        // Hybrid mode keeps every instance in comment lines, in order.
+        let hybrid = config(FileFormat::Toml, Some("docker"));
+        let text = String::from_utf8(render(&hybrid, &routes).unwrap()).unwrap();
+        assert!(
+            text.contains(
+                "# bluegreen-endpoint blue http://127.0.0.1:8083\n\
+                 # bluegreen-endpoint blue http://127.0.0.1:8081\n\
+                 # bluegreen-endpoint blue http://127.0.0.1:8082\n\
+                 # bluegreen-endpoint green http://127.0.0.1:9001\n"
+            ),
+            "{text}"
+        );
+        // A server named twice in a slot is no file of ours.
+        let twice = String::from_utf8(render(&cfg, &routes).unwrap())
+            .unwrap()
+            .replace("http://127.0.0.1:8082", "http://127.0.0.1:8081");
+        let err = parse(&cfg, twice.as_bytes()).unwrap_err();
+        assert!(format!("{err:?}").contains("twice"), "{err:?}");
     }
 
     #[test]

@@ -30,12 +30,12 @@ pub(crate) struct Look {
     slots: Vec<(Slot, String, Result<Option<ServiceInfo>>)>,
 }
 
-/// The slots whose own services are checked: every slot with an endpoint, except, in hybrid
+/// The slots whose own services are checked: every slot with endpoints, except, in hybrid
 /// mode, a slot without traffic (its container may be gone; the file does not reference it).
 fn slots_to_check(config: &TraefikConfig, routes: &Routes) -> Vec<Slot> {
     Slot::BOTH
         .into_iter()
-        .filter(|slot| routes.endpoint(*slot).is_some())
+        .filter(|slot| routes.endpoints(*slot).is_some())
         .filter(|slot| config.discovered_provider.is_none() || routes.split().weight(*slot) > 0)
         .collect()
 }
@@ -93,8 +93,9 @@ pub(crate) async fn look(api: &TraefikApi, config: &TraefikConfig, routes: &Rout
 
 /// Whether `look` shows `routes` served: the weighted service with exactly the weights of
 /// `routes`; the router with this config's rule, service and entrypoints; both enabled (else
-/// [`Seen::Rejected`] with Traefik's errors); each slot's service with the slot's server (file
-/// mode) or a server up (hybrid mode), and the servers of slots with traffic `UP`.
+/// [`Seen::Rejected`] with Traefik's errors); each slot's service with exactly the slot's
+/// servers, one per instance, whatever their order (file mode), or a server up (hybrid mode); and
+/// every server of a slot with traffic `UP`.
 ///
 /// # Errors
 /// The first failed request, in the order weighted service, router, slots — reached only if
@@ -131,26 +132,37 @@ pub(crate) fn judge(config: &TraefikConfig, routes: &Routes, look: Look) -> Resu
             }
             continue;
         }
-        let Some(endpoint) = routes.endpoint(slot) else {
+        let Some(endpoints) = routes.endpoints(slot) else {
             continue;
         };
-        let url = server_url(endpoint);
-        if child.server_urls() != [url.as_str()] {
+        let urls: Vec<String> = endpoints.iter().map(server_url).collect();
+        if !same_set(&child.server_urls(), &urls) {
             return Ok(Seen::Pending(format!(
-                "service {name} still has servers {:?}",
+                "service {name} has servers {:?}, not {urls:?}",
                 child.server_urls()
             )));
         }
-        if routes.split().weight(slot) > 0 && !child.is_up(&url) {
-            return Ok(Seen::Pending(format!("server {url} of {name} is not UP")));
+        if routes.split().weight(slot) > 0 {
+            if let Some(down) = urls.iter().find(|url| !child.is_up(url)) {
+                return Ok(Seen::Pending(format!("server {down} of {name} is not UP")));
+            }
         }
     }
     Ok(Seen::Live)
 }
 
+/// Whether the servers Traefik shows are exactly `expected`: what a load balancer serves is a set
+/// (the API may list servers in another order than the file), so neither a missing nor an extra
+/// one passes.
+fn same_set(shown: &[&str], expected: &[String]) -> bool {
+    shown.len() == expected.len()
+        && expected.iter().all(|url| shown.contains(&url.as_str()))
+        && shown.iter().all(|url| expected.iter().any(|e| e == url))
+}
+
 #[cfg(test)]
 mod tests {
-    use bluegreen_core::{AppName, Endpoint, Error, TrafficSplit};
+    use bluegreen_core::{AppName, Endpoint, Endpoints, Error, TrafficSplit};
 
     use super::*;
 
@@ -161,8 +173,8 @@ mod tests {
     fn routes(blue: u8) -> Routes {
         Routes::new(
             TrafficSplit::new(blue, 100 - blue).unwrap(),
-            Some(Endpoint::new("127.0.0.1", 8081).unwrap()),
-            Some(Endpoint::new("127.0.0.1", 8082).unwrap()),
+            Some(Endpoint::new("127.0.0.1", 8081).unwrap().into()),
+            Some(Endpoint::new("127.0.0.1", 8082).unwrap().into()),
         )
         .unwrap()
     }
@@ -215,6 +227,78 @@ mod tests {
         assert!(matches!(
             judge(&config(), &routes(90), down).unwrap(),
             Seen::Pending(why) if why.contains("is not UP")
+        ));
+    }
+
+    /// Routes of 3 blue and 3 green instances, and what Traefik's API shows when it serves them
+    /// (servers listed in `shown` order, with their status).
+    fn replicas(blue: u8, shown: &[(u16, &str)]) -> (Routes, Look) {
+        let at = |ports: [u16; 3]| Endpoints::new(ports.map(|p| Endpoint::new("127.0.0.1", p).unwrap())).unwrap();
+        let routes = Routes::new(
+            TrafficSplit::new(blue, 100 - blue).unwrap(),
+            Some(at([8081, 8083, 8085])),
+            Some(at([8082, 8084, 8086])),
+        )
+        .unwrap();
+        let mut look = serving(blue);
+        let slot = |odd: bool| {
+            let listed: Vec<_> = shown.iter().filter(|(p, _)| (p % 2 == 1) == odd).collect();
+            let servers: Vec<_> = listed
+                .iter()
+                .map(|(p, _)| serde_json::json!({"url": format!("http://127.0.0.1:{p}")}))
+                .collect();
+            let status: serde_json::Map<_, _> = listed
+                .iter()
+                .map(|(p, s)| (format!("http://127.0.0.1:{p}"), serde_json::json!(s)))
+                .collect();
+            Ok(Some(json(serde_json::json!({
+                "status": "enabled",
+                "loadBalancer": {"servers": servers},
+                "serverStatus": status,
+            }))))
+        };
+        look.slots = vec![
+            (Slot::Blue, "shop-blue@file".into(), slot(true)),
+            (Slot::Green, "shop-green@file".into(), slot(false)),
+        ];
+        (routes, look)
+    }
+
+    #[test]
+    fn every_instance_of_a_slot_must_be_served_and_up() {
+        let all_up = [8085, 8081, 8083, 8086, 8084, 8082].map(|p| (p, "UP"));
+        // Another order than the file's is the same set of servers.
+        let (routes, look) = replicas(90, &all_up);
+        assert_eq!(judge(&config(), &routes, look).unwrap(), Seen::Live);
+        // One instance missing, one extra, one replaced: not live.
+        for shown in [
+            &all_up[1..],
+            &[all_up.as_slice(), &[(8087, "UP")]].concat()[..],
+            &[
+                (8081, "UP"),
+                (8083, "UP"),
+                (8087, "UP"),
+                (8082, "UP"),
+                (8084, "UP"),
+                (8086, "UP"),
+            ][..],
+        ] {
+            let (routes, look) = replicas(90, shown);
+            let seen = judge(&config(), &routes, look).unwrap();
+            assert!(
+                matches!(&seen, Seen::Pending(why) if why.contains("has servers")),
+                "{shown:?}: {seen:?}"
+            );
+        }
+        // Any server of a slot with traffic down: not live; of a slot at 0 %: live.
+        let mut one_down = all_up;
+        one_down[1] = (8081, "DOWN");
+        let (routes, look) = replicas(0, &one_down);
+        assert_eq!(judge(&config(), &routes, look).unwrap(), Seen::Live);
+        let (routes, look) = replicas(90, &one_down);
+        assert!(matches!(
+            judge(&config(), &routes, look).unwrap(),
+            Seen::Pending(why) if why.contains("127.0.0.1:8081") && why.contains("is not UP")
         ));
     }
 

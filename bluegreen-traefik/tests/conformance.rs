@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use bluegreen_core::backend::router_conformance;
+use bluegreen_core::{Endpoint, Endpoints, Router};
 use bluegreen_testkit::scenario::versions_seen;
 use common::{Rig, HOST};
 
@@ -36,4 +37,31 @@ async fn conformance_holds_with_the_yaml_format_and_a_health_check() {
         .await
         .expect("the suite finished within 60 s");
     assert_eq!(rig.watched_files(), ["shop.yaml"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_holds_with_3_instances_per_slot() {
+    let Some(rig) = Rig::start(Duration::ZERO) else { return };
+    let router = rig.router();
+    // Endpoints need not answer for the suite (no health check): Traefik shows every server UP.
+    let at = |ports: [u16; 3]| Endpoints::new(ports.map(|p| Endpoint::new("127.0.0.1", p).unwrap())).unwrap();
+    let (blue, green) = (at([18081, 18083, 18085]), at([18082, 18084, 18086]));
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        router_conformance(&router, blue.clone(), green.clone()),
+    )
+    .await
+    .expect("the suite finished within 60 s");
+    // The slots left routed list all three servers each.
+    let text = std::fs::read_to_string(rig.traefik.watched_dir().join("shop.toml")).unwrap();
+    let routes = router.current().await.unwrap().expect("routes");
+    for (slot, _, endpoints) in routes.weighted() {
+        assert_eq!(endpoints.len(), 3, "{slot}: {routes:?}");
+        for endpoint in endpoints {
+            assert!(
+                text.contains(&format!("url = \"{}\"", endpoint.url(""))),
+                "{endpoint}: {text}"
+            );
+        }
+    }
 }

@@ -144,7 +144,12 @@ async fn switches(rig: &Rig, router: &TraefikRouter) -> Vec<Duration> {
         let seen = versions_seen(rig.traefik.web_addr(), HOST, 20).await;
         assert_eq!(seen.keys().collect::<Vec<_>>(), [version], "{seen:?}");
     }
-    let half = Routes::new(TrafficSplit::new(50, 50).unwrap(), Some(blue), Some(green)).unwrap();
+    let half = Routes::new(
+        TrafficSplit::new(50, 50).unwrap(),
+        Some(blue.into()),
+        Some(green.into()),
+    )
+    .unwrap();
     let started = Instant::now();
     router.apply(&half).await.unwrap();
     took.push(started.elapsed());

@@ -18,7 +18,12 @@ async fn ninety_ten_over_a_thousand_requests_is_within_three_points() {
     let Some(rig) = Rig::start(Duration::ZERO) else { return };
     let router = rig.router();
     let (blue, green) = rig.endpoints();
-    let routes = Routes::new(TrafficSplit::new(90, 10).unwrap(), Some(blue), Some(green)).unwrap();
+    let routes = Routes::new(
+        TrafficSplit::new(90, 10).unwrap(),
+        Some(blue.into()),
+        Some(green.into()),
+    )
+    .unwrap();
     router.apply(&routes).await.unwrap();
     let seen = versions_seen(rig.traefik.web_addr(), HOST, 1_000).await;
     eprintln!("90/10 over 1,000 requests: {seen:?}");
@@ -38,7 +43,7 @@ async fn a_canary_walks_through_ten_fifty_and_a_hundred() {
         .unwrap();
     for green_weight in [10u8, 50, 100] {
         let split = TrafficSplit::new(100 - green_weight, green_weight).unwrap();
-        let routes = Routes::new(split, Some(blue.clone()), Some(green.clone())).unwrap();
+        let routes = Routes::new(split, Some(blue.clone().into()), Some(green.clone().into())).unwrap();
         router.apply(&routes).await.unwrap();
         assert_eq!(router.current().await.unwrap(), Some(routes));
         let seen = versions_seen(rig.traefik.web_addr(), HOST, 200).await;

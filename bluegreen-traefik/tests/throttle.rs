@@ -17,7 +17,7 @@ async fn two_quick_switches_end_confirmed_at_the_second_split() {
     };
     let router = rig.builder(DEFAULT_THROTTLE).build().unwrap();
     let (blue, green) = rig.endpoints();
-    let both = |split| Routes::new(split, Some(blue.clone()), Some(green.clone())).unwrap();
+    let both = |split| Routes::new(split, Some(blue.clone().into()), Some(green.clone().into())).unwrap();
     router.apply(&both(TrafficSplit::all(Slot::Blue))).await.unwrap();
 
     let started = Instant::now();
@@ -40,8 +40,13 @@ async fn concurrent_applies_through_one_router_are_serialised_and_the_last_one_w
     };
     let router = rig.builder(DEFAULT_THROTTLE).build().unwrap();
     let (blue, green) = rig.endpoints();
-    let to_blue = Routes::new(TrafficSplit::all(Slot::Blue), Some(blue.clone()), Some(green.clone())).unwrap();
-    let to_green = Routes::new(TrafficSplit::all(Slot::Green), Some(blue), Some(green)).unwrap();
+    let to_blue = Routes::new(
+        TrafficSplit::all(Slot::Blue),
+        Some(blue.clone().into()),
+        Some(green.clone().into()),
+    )
+    .unwrap();
+    let to_green = Routes::new(TrafficSplit::all(Slot::Green), Some(blue.into()), Some(green.into())).unwrap();
     let (a, b) = tokio::join!(router.apply(&to_blue), async {
         tokio::time::sleep(Duration::from_millis(20)).await;
         router.apply(&to_green).await

@@ -70,7 +70,7 @@ async fn a_hand_edited_port_is_foreign_refused_then_adopted_with_a_backup() {
     let deployer = rig.builder(Duration::ZERO).build().unwrap();
     deployer.deploy(release("v1")).await.unwrap();
     let blue = rig.router.current().await.unwrap().unwrap();
-    let v1 = blue.endpoint(Slot::Blue).unwrap().clone();
+    let v1 = blue.endpoints(Slot::Blue).unwrap().first().clone();
 
     // Someone points the upstream at another server by hand, keeping the markers.
     let elsewhere = DemoApp::start("by-hand", &[]).unwrap();
@@ -95,8 +95,8 @@ async fn a_hand_edited_port_is_foreign_refused_then_adopted_with_a_backup() {
     assert!(
         status.drift.contains(&Drift::Endpoint {
             slot: Slot::Blue,
-            routed: elsewhere.endpoint(),
-            running: Some(v1.clone()),
+            routed: elsewhere.endpoint().into(),
+            running: Some(v1.clone().into()),
         }),
         "{:?}",
         status.drift

@@ -39,7 +39,7 @@ async fn a_weight_past_u32_is_a_backend_error_not_a_panic_and_foreign() {
     let router = common::router(&nginx);
     let split = TrafficSplit::new(90, 10).unwrap();
     router
-        .apply(&Routes::new(split, Some(v1.endpoint()), Some(v2.endpoint())).unwrap())
+        .apply(&Routes::new(split, Some(v1.endpoint().into()), Some(v2.endpoint().into())).unwrap())
         .await
         .unwrap();
     let text = std::fs::read_to_string(nginx.router_file()).unwrap();

@@ -173,8 +173,8 @@ async fn unsafe_values_are_refused_and_nothing_is_written() {
     let router = common::router(&nginx);
     let mixed = Routes::new(
         TrafficSplit::new(50, 50).unwrap(),
-        Some(Endpoint::new("127.0.0.1", 1).unwrap()),
-        Some(Endpoint::new("127.0.0.1", 2).unwrap().with_scheme(Scheme::Https)),
+        Some(Endpoint::new("127.0.0.1", 1).unwrap().into()),
+        Some(Endpoint::new("127.0.0.1", 2).unwrap().with_scheme(Scheme::Https).into()),
     )
     .unwrap();
     let err = router.apply(&mixed).await.unwrap_err();

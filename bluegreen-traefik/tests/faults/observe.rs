@@ -65,7 +65,7 @@ async fn a_refused_file_is_stale_traefik_down_is_unreachable_and_status_reports_
     };
     let good = rig.router();
     let (blue, green) = rig.endpoints();
-    let both = Routes::new(TrafficSplit::all(Slot::Green), Some(blue), Some(green)).unwrap();
+    let both = Routes::new(TrafficSplit::all(Slot::Green), Some(blue.into()), Some(green.into())).unwrap();
     good.apply(&both).await.unwrap();
 
     // What a router for an entrypoint Traefik does not have renders for the same routes, in place:

@@ -119,7 +119,7 @@ async fn a_file_traefik_refuses_is_reported_and_the_previous_file_restored() {
 
     // Same application, but an entrypoint Traefik does not have: Traefik disables the router.
     let bad = rig.builder(Duration::ZERO).entry_point("missing").build().unwrap();
-    let both = Routes::new(TrafficSplit::all(Slot::Green), Some(blue), Some(green)).unwrap();
+    let both = Routes::new(TrafficSplit::all(Slot::Green), Some(blue.into()), Some(green.into())).unwrap();
     let err = bad.apply(&both).await.unwrap_err();
     let text = err.chain().to_string();
     assert!(
@@ -158,7 +158,14 @@ async fn a_dropped_apply_leaves_old_or_new_whole_and_current_says_which() {
     let Some(rig) = Rig::start(Duration::ZERO) else { return };
     let router = rig.router();
     let (blue, green) = rig.endpoints();
-    let both = |slot| Routes::new(TrafficSplit::all(slot), Some(blue.clone()), Some(green.clone())).unwrap();
+    let both = |slot| {
+        Routes::new(
+            TrafficSplit::all(slot),
+            Some(blue.clone().into()),
+            Some(green.clone().into()),
+        )
+        .unwrap()
+    };
     router.apply(&both(Slot::Blue)).await.unwrap();
     let mut outcomes = Vec::new();
     for (i, micros) in [0u64, 200, 500, 1_000, 2_000, 5_000, 20_000].into_iter().enumerate() {
@@ -219,7 +226,14 @@ async fn hybrid_mode_weights_discovered_services_and_refuses_a_missing_one() {
         .build()
         .unwrap();
     let (blue, green) = rig.endpoints();
-    let routes = |slot| Routes::new(TrafficSplit::all(slot), Some(blue.clone()), Some(green.clone())).unwrap();
+    let routes = |slot| {
+        Routes::new(
+            TrafficSplit::all(slot),
+            Some(blue.clone().into()),
+            Some(green.clone().into()),
+        )
+        .unwrap()
+    };
 
     // The file provider has to load discovered.toml first.
     bluegreen_core::backend::wait::poll(
@@ -277,7 +291,12 @@ async fn a_target_traefik_reports_down_times_out_and_the_previous_file_is_restor
     router.apply(&Routes::only(Slot::Blue, blue.clone())).await.unwrap();
     let before = file_bytes(&rig, "shop.toml").unwrap();
 
-    let to_sick = Routes::new(TrafficSplit::all(Slot::Green), Some(blue), Some(sick.endpoint())).unwrap();
+    let to_sick = Routes::new(
+        TrafficSplit::all(Slot::Green),
+        Some(blue.into()),
+        Some(sick.endpoint().into()),
+    )
+    .unwrap();
     let err = router.apply(&to_sick).await.unwrap_err();
     let text = err.chain().to_string();
     assert!(
