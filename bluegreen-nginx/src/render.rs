@@ -442,7 +442,7 @@ mod tests {
     }
 
     #[test]
-    fn every_instance_is_a_server_of_its_slot_in_order() {
+    fn every_instance_is_a_server_of_its_slot_in_canonical_order() {
         let three = Routes::new(
             TrafficSplit::new(50, 50).unwrap(),
             Some(eps(&[8083, 8081, 8082])),
@@ -457,17 +457,17 @@ mod tests {
         assert_eq!(
             servers,
             [
-                "    server 127.0.0.1:8083 weight=1; # bluegreen blue http",
                 "    server 127.0.0.1:8081 weight=1; # bluegreen blue http",
                 "    server 127.0.0.1:8082 weight=1; # bluegreen blue http",
+                "    server 127.0.0.1:8083 weight=1; # bluegreen blue http",
                 "    server 127.0.0.1:9001 weight=1; # bluegreen green http",
-                "    server 127.0.0.1:9003 weight=1; # bluegreen green http",
                 "    server 127.0.0.1:9002 weight=1; # bluegreen green http",
+                "    server 127.0.0.1:9003 weight=1; # bluegreen green http",
             ],
             "{text}"
         );
         let parsed = parse(&text, "f").unwrap();
-        assert_eq!(parsed.routes, three, "read back in order");
+        assert_eq!(parsed.routes, three, "read back as written");
         assert!(parsed.intact);
         // Idle and backup slots keep every instance too, in order.
         let sole = Routes::new(

@@ -401,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn every_instance_is_a_server_of_its_slots_service_in_order() {
+    fn every_instance_is_a_server_of_its_slots_service_in_canonical_order() {
         let many =
             |ports: &[u16]| Endpoints::new(ports.iter().map(|p| Endpoint::new("127.0.0.1", *p).unwrap())).unwrap();
         let routes = Routes::new(
@@ -419,9 +419,9 @@ mod tests {
         assert_eq!(
             urls("shop-blue"),
             [
-                "http://127.0.0.1:8083",
                 "http://127.0.0.1:8081",
-                "http://127.0.0.1:8082"
+                "http://127.0.0.1:8082",
+                "http://127.0.0.1:8083"
             ]
         );
         assert_eq!(urls("shop-green"), ["http://127.0.0.1:9001", "http://127.0.0.1:9002"]);
@@ -440,9 +440,9 @@ mod tests {
         let text = String::from_utf8(render(&hybrid, &routes).unwrap()).unwrap();
         assert!(
             text.contains(
-                "# bluegreen-endpoint blue http://127.0.0.1:8083\n\
-                 # bluegreen-endpoint blue http://127.0.0.1:8081\n\
+                "# bluegreen-endpoint blue http://127.0.0.1:8081\n\
                  # bluegreen-endpoint blue http://127.0.0.1:8082\n\
+                 # bluegreen-endpoint blue http://127.0.0.1:8083\n\
                  # bluegreen-endpoint green http://127.0.0.1:9001\n"
             ),
             "{text}"
