@@ -624,8 +624,9 @@ impl Environment for DockerEnvironment {
         let found = self.find_all(slot).await?;
         match instances::latest(&found) {
             Some(latest) => {
-                let infos: Vec<&ContainerInspectResponse> = latest.replicas.iter().flatten().map(|f| &f.info).collect();
-                crate::snapshot::of_containers(slot, &infos, &self.config).map(Some)
+                let replicas: Vec<&Found> = latest.replicas.iter().flatten().copied().collect();
+                let first = instances::one_image(slot, &replicas)?;
+                crate::snapshot::of_container(&first.info, &self.config).map(Some)
             }
             None => Ok(None),
         }

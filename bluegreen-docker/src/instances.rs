@@ -1,10 +1,11 @@
 //! A slot's containers as instances: which of them make up the slot's latest deploy, in replica
 //! order, and what state each is in. Pure: the engine calls are in `environment.rs`.
 
-use bluegreen_core::Release;
+use bluegreen_core::{Error, Release, Result, Slot};
 use bollard::models::ContainerInspectResponse;
 
 use crate::environment::SlotContainer;
+use crate::error::BACKEND;
 use crate::labels::Replica;
 
 /// A container of a slot and its inspection.
@@ -71,6 +72,35 @@ pub(crate) fn latest(found: &[Found]) -> Option<Latest<'_>> {
     Some(Latest { release, replicas })
 }
 
+/// The first of `replicas` (a slot's, in replica order), once they are known to run one image
+/// id: what pins the slot in a snapshot.
+///
+/// # Errors
+/// [`Error::Backend`] when they run different images (`deploy` never leaves them so; a container
+/// made by hand could): no one image pins the slot. [`Error::NotFound`] when there is none.
+pub(crate) fn one_image<'a>(slot: Slot, replicas: &[&'a Found]) -> Result<&'a Found> {
+    let mut images: Vec<&str> = replicas
+        .iter()
+        .filter_map(|f| f.info.image.as_deref().filter(|id| !id.is_empty()))
+        .collect();
+    images.sort_unstable();
+    images.dedup();
+    if images.len() > 1 {
+        return Err(Error::backend(
+            BACKEND,
+            format!(
+                "the replicas of {slot} run different images ({}): none pins the slot; deploy it again",
+                images.join(", ")
+            ),
+            false,
+        ));
+    }
+    replicas.first().copied().ok_or_else(|| Error::NotFound {
+        what: "container of slot",
+        name: slot.to_string(),
+    })
+}
+
 /// `found` in replica order (then newest first): the order in which `stop`, `remove` and `logs`
 /// report a slot's containers.
 pub(crate) fn in_replica_order(mut found: Vec<Found>) -> Vec<Found> {
@@ -106,7 +136,7 @@ pub(crate) fn exit_code(info: &ContainerInspectResponse) -> Option<i64> {
 mod tests {
     use std::collections::HashMap;
 
-    use bluegreen_core::{AppName, Slot};
+    use bluegreen_core::AppName;
     use bollard::models::ContainerState;
 
     use super::*;
@@ -191,6 +221,21 @@ mod tests {
         let all = [found("a", "v2", of3(1), true, 0), found("b", "v1", of3(2), true, 0)];
         assert!(latest(&all).unwrap().all_running().is_none());
         assert!(latest(&[]).is_none());
+    }
+
+    #[test]
+    fn a_slot_is_pinned_by_one_image_or_not_at_all() {
+        let with_image = |id: &str, index, image: &str| {
+            let mut f = found(id, "v2", of3(index), true, 0);
+            f.info.image = Some(image.into());
+            f
+        };
+        let (a, b) = (with_image("a", 1, "sha256:1"), with_image("b", 2, "sha256:1"));
+        assert_eq!(one_image(Slot::Blue, &[&a, &b]).unwrap().container.id, "a");
+        let c = with_image("c", 3, "sha256:2");
+        let err = one_image(Slot::Blue, &[&a, &b, &c]).unwrap_err().to_string();
+        assert!(err.contains("sha256:1, sha256:2") && err.contains("blue"), "{err}");
+        assert!(matches!(one_image(Slot::Blue, &[]), Err(Error::NotFound { .. })));
     }
 
     #[test]

@@ -1,10 +1,9 @@
 //! What a slot's container was started as: the image id and a fingerprint of the configuration.
 
-use bluegreen_core::{Result, Slot, Snapshot};
+use bluegreen_core::{Result, Snapshot};
 use bollard::models::ContainerInspectResponse;
 
 use crate::config::DockerConfig;
-use crate::error::BACKEND;
 
 /// The configuration keys that do not shape the container: where the engine is (`socket`), and
 /// how a release names its image (`image`: the snapshot pins the image itself).
@@ -24,30 +23,11 @@ pub(crate) fn fingerprint(config: &DockerConfig) -> Result<String> {
     Snapshot::fingerprint_of(&value)
 }
 
-/// The snapshot of `slot`'s containers (its replicas, described by `infos`): the image id they
-/// were created from (`Image`, `sha256:…`, whatever tag named it), under `config`.
-///
-/// # Errors
-/// [`Error::Backend`](bluegreen_core::Error::Backend) when the replicas run different images
-/// (`deploy` never leaves them so; a hand-made container could): no one image pins the slot.
-pub(crate) fn of_containers(slot: Slot, infos: &[&ContainerInspectResponse], config: &DockerConfig) -> Result<Snapshot> {
-    let mut images: Vec<&str> = infos
-        .iter()
-        .filter_map(|info| info.image.as_deref().filter(|id| !id.is_empty()))
-        .collect();
-    images.sort_unstable();
-    images.dedup();
-    if images.len() > 1 {
-        return Err(bluegreen_core::Error::backend(
-            BACKEND,
-            format!(
-                "the replicas of {slot} run different images ({}): none pins the slot; deploy it again",
-                images.join(", ")
-            ),
-            false,
-        ));
-    }
-    Ok(Snapshot::new(images.first().map(|id| id.to_string()), fingerprint(config)?))
+/// The snapshot of the container `info` describes: the image id it was created from (`Image`,
+/// `sha256:…`, whatever tag named it), under `config`.
+pub(crate) fn of_container(info: &ContainerInspectResponse, config: &DockerConfig) -> Result<Snapshot> {
+    let image = info.image.clone().filter(|id| !id.is_empty());
+    Ok(Snapshot::new(image, fingerprint(config)?))
 }
 
 #[cfg(test)]
