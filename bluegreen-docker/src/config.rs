@@ -871,8 +871,59 @@ mod tests {
     }
 
     #[test]
+    fn replicas_are_validated_with_their_host_ports() {
+        let published = |blue_port, green_port| Expose::Published {
+            host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            blue_port,
+            green_port,
+        };
+        let refused = |config: DockerConfig| match config.validate() {
+            Err(Error::Invalid { what, value, reason }) => format!("{what} {value}: {reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert!(refused(config().replicas(0)).starts_with("replicas 0:"));
+        assert!(refused(config().replicas(MAX_REPLICAS + 1)).starts_with("replicas 101:"));
+        config().replicas(MAX_REPLICAS).validate().unwrap();
+        // Each slot takes one port per replica from its own.
+        config().replicas(3).expose(published(9000, 9003)).validate().unwrap();
+        config().replicas(3).expose(published(0, 0)).validate().unwrap();
+        let overlap = refused(config().replicas(3).expose(published(9000, 9002)));
+        assert!(overlap.starts_with("host port 9002:") && overlap.contains("9000..=9002"), "{overlap}");
+        let past = refused(config().replicas(3).expose(published(65534, 0)));
+        assert!(past.starts_with("host port 65534:") && past.contains("65536"), "{past}");
+
+        let expose = published(9000, 0);
+        assert_eq!(expose.replica_host_port(Slot::Blue, 1), Some(9000));
+        assert_eq!(expose.replica_host_port(Slot::Blue, 3), Some(9002));
+        assert_eq!(expose.replica_host_port(Slot::Green, 3), Some(0), "engine-chosen stays so");
+        assert_eq!(Expose::NetworkAddress.replica_host_port(Slot::Blue, 2), None);
+    }
+
+    #[test]
+    fn replicas_read_from_a_file_naming_a_zero_and_are_written_only_when_not_one() {
+        let read = |extra: &str| {
+            serde_json::from_str::<DockerConfig>(&format!(
+                r#"{{"app":"shop","image":{{"kind":"reference"}},"container_port":80{extra}}}"#
+            ))
+        };
+        assert_eq!(read("").unwrap().replicas, 1);
+        assert_eq!(read(r#","replicas":3"#).unwrap().replicas, 3);
+        let e = read(r#","replicas":0"#).unwrap_err().to_string();
+        assert!(e.contains("invalid docker replicas 0: expected 1..=100"), "{e}");
+        // One replica writes what a config written before replicas existed wrote (so the
+        // snapshot fingerprint does not change).
+        let json = serde_json::to_string(&config()).unwrap();
+        assert!(!json.contains("replicas"), "{json}");
+        let json = serde_json::to_string(&config().replicas(2)).unwrap();
+        assert!(json.contains(r#""replicas":2"#), "{json}");
+    }
+
+    #[test]
     fn names_containers_and_finds_the_socket() {
         assert_eq!(config().container_name(Slot::Green), "shop-green");
+        assert_eq!(config().replica_name(Slot::Green, 1), "shop-green");
+        assert_eq!(config().replicas(3).replica_name(Slot::Green, 2), "shop-green-2");
+        assert_eq!(config().replicas(3).container_name(Slot::Green), "shop-green");
         assert_eq!(config().socket("/x.sock").socket_path(), PathBuf::from("/x.sock"));
     }
 }
