@@ -650,9 +650,7 @@ impl DockerConfig {
                 ));
             }
         }
-        let overlap = blue_port != 0
-            && green_port != 0
-            && u32::from(blue_port).abs_diff(u32::from(green_port)) <= span;
+        let overlap = blue_port != 0 && green_port != 0 && u32::from(blue_port).abs_diff(u32::from(green_port)) <= span;
         if overlap {
             let message = if span == 0 {
                 "blue and green must publish on different host ports".to_string()
@@ -888,14 +886,21 @@ mod tests {
         config().replicas(3).expose(published(9000, 9003)).validate().unwrap();
         config().replicas(3).expose(published(0, 0)).validate().unwrap();
         let overlap = refused(config().replicas(3).expose(published(9000, 9002)));
-        assert!(overlap.starts_with("host port 9002:") && overlap.contains("9000..=9002"), "{overlap}");
+        assert!(
+            overlap.starts_with("host port 9002:") && overlap.contains("9000..=9002"),
+            "{overlap}"
+        );
         let past = refused(config().replicas(3).expose(published(65534, 0)));
         assert!(past.starts_with("host port 65534:") && past.contains("65536"), "{past}");
 
         let expose = published(9000, 0);
         assert_eq!(expose.replica_host_port(Slot::Blue, 1), Some(9000));
         assert_eq!(expose.replica_host_port(Slot::Blue, 3), Some(9002));
-        assert_eq!(expose.replica_host_port(Slot::Green, 3), Some(0), "engine-chosen stays so");
+        assert_eq!(
+            expose.replica_host_port(Slot::Green, 3),
+            Some(0),
+            "engine-chosen stays so"
+        );
         assert_eq!(Expose::NetworkAddress.replica_host_port(Slot::Blue, 2), None);
     }
 

@@ -700,7 +700,10 @@ mod tests {
             graceful(Some(3))
         );
         assert_eq!(combine_stops(&[graceful(None), graceful(Some(0))]), graceful(Some(0)));
-        assert_eq!(combine_stops(&[StopOutcome::NotRunning, graceful(None)]), graceful(None));
+        assert_eq!(
+            combine_stops(&[StopOutcome::NotRunning, graceful(None)]),
+            graceful(None)
+        );
         assert_eq!(combine_stops(&[StopOutcome::NotRunning]), StopOutcome::NotRunning);
     }
 }

@@ -144,7 +144,10 @@ mod tests {
         let extra = HashMap::from([("team".to_string(), "web".to_string())]);
         let labels = for_deploy(&app, Slot::Green, &release, Replica::ONLY, &extra);
         assert_eq!(labels["team"], "web");
-        assert!(!labels.contains_key(REPLICA) && !labels.contains_key(REPLICAS), "{labels:?}");
+        assert!(
+            !labels.contains_key(REPLICA) && !labels.contains_key(REPLICAS),
+            "{labels:?}"
+        );
         let parsed = SlotLabels::parse(&app, &labels).unwrap();
         assert_eq!((parsed.slot, &parsed.release), (Slot::Green, &release));
         assert_eq!(parsed.replica, Replica::ONLY);
@@ -165,7 +168,13 @@ mod tests {
         assert_eq!((labels[REPLICA].as_str(), labels[REPLICAS].as_str()), ("2", "3"));
         assert_eq!(SlotLabels::parse(&app, &labels).unwrap().replica, second);
 
-        for (index, of) in [(Some("4"), Some("3")), (Some("0"), Some("3")), (Some("1"), None), (None, Some("2")), (Some("x"), Some("2"))] {
+        for (index, of) in [
+            (Some("4"), Some("3")),
+            (Some("0"), Some("3")),
+            (Some("1"), None),
+            (None, Some("2")),
+            (Some("x"), Some("2")),
+        ] {
             let mut bad = labels.clone();
             bad.remove(REPLICA);
             bad.remove(REPLICAS);

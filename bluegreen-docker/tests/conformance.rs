@@ -62,7 +62,10 @@ async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instan
     assert!(l[labels::DEPLOYED_AT].ends_with('Z'));
     assert_eq!(l["team"], "web");
     // One replica: labelled as before replicas existed.
-    assert!(!l.contains_key(labels::REPLICA) && !l.contains_key(labels::REPLICAS), "{l:?}");
+    assert!(
+        !l.contains_key(labels::REPLICA) && !l.contains_key(labels::REPLICAS),
+        "{l:?}"
+    );
     let host = info.host_config.unwrap();
     assert_eq!(host.init, Some(true));
     assert_eq!((host.memory, host.nano_cpus), (Some(64 << 20), Some(500_000_000)));

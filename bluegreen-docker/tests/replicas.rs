@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
-use bluegreen_core::{Endpoint, Endpoints, Environment, HealthProbe, ProbeOutcome, ProbeTarget, Slot, SlotStatus, StopOutcome};
+use bluegreen_core::{
+    Endpoint, Endpoints, Environment, HealthProbe, ProbeOutcome, ProbeTarget, Slot, SlotStatus, StopOutcome,
+};
 use bluegreen_docker::{labels, DockerEnvironment, Expose};
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::{InspectContainerOptions, KillContainerOptions, ListContainersOptions};
@@ -147,12 +149,17 @@ async fn one_exited_replica_makes_the_slot_not_running_and_stop_covers_the_rest(
         "two of three running is not running"
     );
     let probe = env.health_probe();
-    match probe.check(&ProbeTarget::new(Slot::Green, endpoints.as_slice()[1].clone())).await {
+    match probe
+        .check(&ProbeTarget::new(Slot::Green, endpoints.as_slice()[1].clone()))
+        .await
+    {
         ProbeOutcome::Unhealthy(why) => assert!(why.contains(&format!("container {second} is exited")), "{why}"),
         other => panic!("replica 2's endpoint: expected unhealthy, got {other:?}"),
     }
     for i in [0, 2] {
-        let outcome = probe.check(&ProbeTarget::new(Slot::Green, endpoints.as_slice()[i].clone())).await;
+        let outcome = probe
+            .check(&ProbeTarget::new(Slot::Green, endpoints.as_slice()[i].clone()))
+            .await;
         assert_eq!(outcome, ProbeOutcome::Healthy, "replica {} is judged on its own", i + 1);
     }
 
@@ -163,7 +170,10 @@ async fn one_exited_replica_makes_the_slot_not_running_and_stop_covers_the_rest(
         let name = format!("{}-green-{i}", fx.app.name());
         assert!(!running(&inspect(&fx, &name).await), "{name} stopped");
     }
-    assert!(matches!(env.status(Slot::Green).await.unwrap(), SlotStatus::Stopped { .. }));
+    assert!(matches!(
+        env.status(Slot::Green).await.unwrap(),
+        SlotStatus::Stopped { .. }
+    ));
     assert_eq!(
         env.stop(Slot::Green, Duration::from_secs(1)).await.unwrap(),
         StopOutcome::NotRunning
@@ -195,7 +205,10 @@ async fn stop_kills_every_stubborn_replica_at_once_after_the_grace_period() {
     assert_eq!(outcome, StopOutcome::Killed);
     assert!(took >= grace, "killed before the grace period: {took:?}");
     // One after the other would take three grace periods.
-    assert!(took < grace * 2 + Duration::from_millis(500), "not concurrent: {took:?}");
+    assert!(
+        took < grace * 2 + Duration::from_millis(500),
+        "not concurrent: {took:?}"
+    );
     for i in 1..=3 {
         let name = format!("{}-blue-{i}", fx.app.name());
         let info = inspect(&fx, &name).await;
@@ -244,7 +257,11 @@ async fn a_replica_that_cannot_start_takes_the_others_down_and_the_slot_is_empty
         "{text}"
     );
     assert_eq!(env.status(Slot::Blue).await.unwrap(), SlotStatus::Absent);
-    assert_eq!(container_names(&fx).await, Vec::<String>::new(), "replicas 1 and 3 were removed");
+    assert_eq!(
+        container_names(&fx).await,
+        Vec::<String>::new(),
+        "replicas 1 and 3 were removed"
+    );
 
     // Fixed ports, once free: replica i at base + i - 1.
     drop(_taken);
@@ -265,7 +282,10 @@ async fn changing_the_replica_count_replaces_every_container_and_status_follows_
 
     three.deploy(Slot::Blue, &release("v1")).await.unwrap();
     // The slot was deployed with three: a config that now says one still sees the three.
-    assert_eq!(one.status(Slot::Blue).await.unwrap().endpoints().map(Endpoints::len), Some(3));
+    assert_eq!(
+        one.status(Slot::Blue).await.unwrap().endpoints().map(Endpoints::len),
+        Some(3)
+    );
 
     // Deploying with one replica removes all three (stale extras included).
     let single = one.deploy(Slot::Blue, &release("v2")).await.unwrap();
@@ -279,10 +299,7 @@ async fn changing_the_replica_count_replaces_every_container_and_status_follows_
     );
     // And back to three.
     three.deploy(Slot::Blue, &release("v1")).await.unwrap();
-    assert_eq!(
-        container_names(&fx).await,
-        [1, 2, 3].map(|i| format!("{app}-blue-{i}"))
-    );
+    assert_eq!(container_names(&fx).await, [1, 2, 3].map(|i| format!("{app}-blue-{i}")));
     three.remove(Slot::Blue).await.unwrap();
     assert_eq!(container_names(&fx).await, Vec::<String>::new());
 }

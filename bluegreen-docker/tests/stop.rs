@@ -61,7 +61,12 @@ async fn an_app_ignoring_sigterm_is_killed_after_the_grace_period() {
         .await
         .unwrap();
     let env = fx.env(fx.config()).await;
-    let endpoint = env.deploy(Slot::Green, &release("stubborn")).await.unwrap().first().clone();
+    let endpoint = env
+        .deploy(Slot::Green, &release("stubborn"))
+        .await
+        .unwrap()
+        .first()
+        .clone();
     common::assert_serves(&endpoint, "stubborn").await;
 
     let grace = Duration::from_secs(2);

@@ -323,7 +323,11 @@ canary = { steps = [{ weight = 10 }, { pause = "approval" }, { analyse = { count
         let refusal = parse(&text).expect_err("refused");
         assert_eq!(refusal.key.as_deref(), Some("docker.replicas"));
         assert_eq!(refusal.at, Some((5, 12)), "{}", refusal.message);
-        assert!(refusal.message.contains("invalid docker replicas 0"), "{}", refusal.message);
+        assert!(
+            refusal.message.contains("invalid docker replicas 0"),
+            "{}",
+            refusal.message
+        );
     }
 
     #[test]
