@@ -25,7 +25,8 @@ pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DockerConfig {
-    /// The application: containers are named `<app>-blue` and `<app>-green`.
+    /// The application: containers are named `<app>-blue` and `<app>-green` (with several
+    /// [`replicas`](Self::replicas), `<app>-blue-1`, `<app>-blue-2`, …).
     pub app: AppName,
     /// How a release becomes an image reference.
     pub image: ImageSource,
@@ -75,7 +76,27 @@ pub struct DockerConfig {
     /// handler is never stopped by SIGTERM, only killed after the grace period.
     #[serde(default = "yes")]
     pub init: bool,
+    /// How many containers (instances) each slot runs, 1 to [`MAX_REPLICAS`]: each has its own
+    /// endpoint, and the slot is running only when all of them run. Default 1, written to a file
+    /// only when it is not 1 (so a configuration's [`Snapshot`](bluegreen_core::Snapshot)
+    /// fingerprint is what it was before this key existed).
+    ///
+    /// With one replica a slot's container is `<app>-<slot>`, labelled as it always was; with
+    /// more, replica `i` (1-based) is `<app>-<slot>-<i>`, labelled
+    /// [`bluegreen.replica`](crate::labels::REPLICA) `i` and
+    /// [`bluegreen.replicas`](crate::labels::REPLICAS) the count. A fixed host port (see
+    /// [`Expose::Published`]) is replica 1's; replica `i` publishes on that port + `i` − 1.
+    #[serde(
+        default = "one",
+        skip_serializing_if = "is_one",
+        deserialize_with = "field_de::replicas"
+    )]
+    pub replicas: u32,
 }
+
+/// The most replicas a slot may run ([`DockerConfig::replicas`]): a bound on what one deploy
+/// starts at once, so a typo does not create thousands of containers.
+pub const MAX_REPLICAS: u32 = 100;
 
 impl std::fmt::Debug for DockerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,6 +117,7 @@ impl std::fmt::Debug for DockerConfig {
             health_check,
             labels,
             init,
+            replicas,
         } = self;
         let redacted: BTreeMap<&str, &str> = env.keys().map(|k| (k.as_str(), "<redacted>")).collect();
         f.debug_struct("DockerConfig")
@@ -114,6 +136,7 @@ impl std::fmt::Debug for DockerConfig {
             .field("health_check", health_check)
             .field("labels", labels)
             .field("init", init)
+            .field("replicas", replicas)
             .finish()
     }
 }
@@ -124,6 +147,14 @@ fn default_stop_grace() -> Duration {
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// How a [`Release`] becomes an image reference.
@@ -218,6 +249,11 @@ fn check_image(what: &'static str, image: &str) -> Result<()> {
 pub enum Expose {
     /// Publish the container port on `host_ip` of the host. A port of `0` lets the engine choose
     /// a free one (read back after start); a fixed port per slot suits a proxy that cannot be told.
+    ///
+    /// With several [`replicas`](DockerConfig::replicas), a fixed port is the first replica's and
+    /// replica `i` publishes on port + `i` − 1: blue's range and green's must not overlap, and
+    /// must end at 65535 at most ([`DockerConfig::validate`] refuses them). A port of `0` gives
+    /// every replica an engine-chosen port of its own.
     Published {
         /// The host address (`127.0.0.1` keeps it off the network).
         #[serde(deserialize_with = "field_de::host_ip")]
@@ -258,6 +294,18 @@ impl Expose {
             }),
             Expose::NetworkAddress => None,
         }
+    }
+
+    /// The host port of replica `replica` (1-based) of `slot`, when published: `0` (engine-chosen)
+    /// when the slot's port is `0`, else the slot's port + `replica` − 1 (`None` past 65535, which
+    /// [`DockerConfig::validate`] refuses).
+    pub fn replica_host_port(&self, slot: Slot, replica: u32) -> Option<u16> {
+        let base = self.host_port(slot)?;
+        if base == 0 {
+            return Some(0);
+        }
+        let port = u32::from(base) + replica.checked_sub(1)?;
+        u16::try_from(port).ok()
     }
 }
 
@@ -392,6 +440,7 @@ impl DockerConfig {
             health_check: None,
             labels: BTreeMap::new(),
             init: true,
+            replicas: 1,
         }
     }
 
@@ -467,9 +516,25 @@ impl DockerConfig {
         self
     }
 
-    /// The container name of `slot`: `<app>-<slot>`.
+    /// Sets how many containers each slot runs (1 to [`MAX_REPLICAS`]; `validate` refuses 0).
+    pub fn replicas(mut self, replicas: u32) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// The container name of `slot` with one replica: `<app>-<slot>`.
     pub fn container_name(&self, slot: Slot) -> String {
         format!("{}-{slot}", self.app)
+    }
+
+    /// The container name of replica `replica` (1-based) of `slot`: `<app>-<slot>` with one
+    /// replica, `<app>-<slot>-<replica>` with several.
+    pub fn replica_name(&self, slot: Slot, replica: u32) -> String {
+        if self.replicas == 1 {
+            self.container_name(slot)
+        } else {
+            format!("{}-{slot}-{replica}", self.app)
+        }
     }
 
     /// The socket to use: the configured one, else `DOCKER_HOST` (`unix://…`), else the default.
@@ -520,18 +585,14 @@ impl DockerConfig {
         if let Some(network) = &self.network {
             check_name("network", network)?;
         }
-        if let Expose::Published {
-            blue_port, green_port, ..
-        } = self.expose
-        {
-            if blue_port != 0 && blue_port == green_port {
-                return Err(Error::invalid(
-                    "host port",
-                    blue_port.to_string(),
-                    "blue and green must publish on different host ports",
-                ));
-            }
+        if self.replicas == 0 || self.replicas > MAX_REPLICAS {
+            return Err(Error::invalid(
+                "replicas",
+                self.replicas.to_string(),
+                format!("must be 1..={MAX_REPLICAS}"),
+            ));
         }
+        self.validate_host_ports()?;
         if let Some(bytes) = self.memory_bytes {
             if bytes < 6 * 1024 * 1024 {
                 return Err(Error::invalid(
@@ -565,6 +626,49 @@ impl DockerConfig {
     }
 }
 
+impl DockerConfig {
+    /// Fixed host ports: each slot's range (one port per replica) within 65535, and blue's and
+    /// green's apart.
+    fn validate_host_ports(&self) -> Result<()> {
+        let Expose::Published {
+            blue_port, green_port, ..
+        } = self.expose
+        else {
+            return Ok(());
+        };
+        let span = self.replicas.saturating_sub(1);
+        for port in [blue_port, green_port] {
+            if port != 0 && u32::from(port) + span > u32::from(u16::MAX) {
+                return Err(Error::invalid(
+                    "host port",
+                    port.to_string(),
+                    format!(
+                        "{} replicas publish on {port}..={}, past 65535",
+                        self.replicas,
+                        u32::from(port) + span
+                    ),
+                ));
+            }
+        }
+        let overlap = blue_port != 0 && green_port != 0 && u32::from(blue_port).abs_diff(u32::from(green_port)) <= span;
+        if overlap {
+            let message = if span == 0 {
+                "blue and green must publish on different host ports".to_string()
+            } else {
+                format!(
+                    "blue's host ports ({blue_port}..={}) and green's ({green_port}..={}) overlap: \
+                     with {} replicas each slot takes that many ports from its own",
+                    u32::from(blue_port) + span,
+                    u32::from(green_port) + span,
+                    self.replicas
+                )
+            };
+            return Err(Error::invalid("host port", green_port.to_string(), message));
+        }
+        Ok(())
+    }
+}
+
 fn check_name(what: &'static str, name: &str) -> Result<()> {
     let ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.len() <= 128
@@ -584,6 +688,20 @@ fn check_name(what: &'static str, name: &str) -> Result<()> {
 
 /// One deserializer per key that serde would otherwise refuse without naming it.
 mod field_de {
+    use serde::de::{Deserialize, Deserializer, Error as _};
+
+    /// A replica count; 0 is refused here, naming the key, so a file's reader can say where.
+    pub(super) fn replicas<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let n = u32::deserialize(d)?;
+        if n == 0 || n > super::MAX_REPLICAS {
+            return Err(D::Error::custom(format!(
+                "invalid docker replicas {n}: expected 1..={}",
+                super::MAX_REPLICAS
+            )));
+        }
+        Ok(n)
+    }
+
     bluegreen_core::keyed_deserializers! {
         stop_grace -> std::time::Duration = duration("docker stop_grace");
         hc_interval -> std::time::Duration = duration("docker health_check.interval");
@@ -751,8 +869,66 @@ mod tests {
     }
 
     #[test]
+    fn replicas_are_validated_with_their_host_ports() {
+        let published = |blue_port, green_port| Expose::Published {
+            host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            blue_port,
+            green_port,
+        };
+        let refused = |config: DockerConfig| match config.validate() {
+            Err(Error::Invalid { what, value, reason }) => format!("{what} {value}: {reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert!(refused(config().replicas(0)).starts_with("replicas 0:"));
+        assert!(refused(config().replicas(MAX_REPLICAS + 1)).starts_with("replicas 101:"));
+        config().replicas(MAX_REPLICAS).validate().unwrap();
+        // Each slot takes one port per replica from its own.
+        config().replicas(3).expose(published(9000, 9003)).validate().unwrap();
+        config().replicas(3).expose(published(0, 0)).validate().unwrap();
+        let overlap = refused(config().replicas(3).expose(published(9000, 9002)));
+        assert!(
+            overlap.starts_with("host port 9002:") && overlap.contains("9000..=9002"),
+            "{overlap}"
+        );
+        let past = refused(config().replicas(3).expose(published(65534, 0)));
+        assert!(past.starts_with("host port 65534:") && past.contains("65536"), "{past}");
+
+        let expose = published(9000, 0);
+        assert_eq!(expose.replica_host_port(Slot::Blue, 1), Some(9000));
+        assert_eq!(expose.replica_host_port(Slot::Blue, 3), Some(9002));
+        assert_eq!(
+            expose.replica_host_port(Slot::Green, 3),
+            Some(0),
+            "engine-chosen stays so"
+        );
+        assert_eq!(Expose::NetworkAddress.replica_host_port(Slot::Blue, 2), None);
+    }
+
+    #[test]
+    fn replicas_read_from_a_file_naming_a_zero_and_are_written_only_when_not_one() {
+        let read = |extra: &str| {
+            serde_json::from_str::<DockerConfig>(&format!(
+                r#"{{"app":"shop","image":{{"kind":"reference"}},"container_port":80{extra}}}"#
+            ))
+        };
+        assert_eq!(read("").unwrap().replicas, 1);
+        assert_eq!(read(r#","replicas":3"#).unwrap().replicas, 3);
+        let e = read(r#","replicas":0"#).unwrap_err().to_string();
+        assert!(e.contains("invalid docker replicas 0: expected 1..=100"), "{e}");
+        // One replica writes what a config written before replicas existed wrote (so the
+        // snapshot fingerprint does not change).
+        let json = serde_json::to_string(&config()).unwrap();
+        assert!(!json.contains("replicas"), "{json}");
+        let json = serde_json::to_string(&config().replicas(2)).unwrap();
+        assert!(json.contains(r#""replicas":2"#), "{json}");
+    }
+
+    #[test]
     fn names_containers_and_finds_the_socket() {
         assert_eq!(config().container_name(Slot::Green), "shop-green");
+        assert_eq!(config().replica_name(Slot::Green, 1), "shop-green");
+        assert_eq!(config().replicas(3).replica_name(Slot::Green, 2), "shop-green-2");
+        assert_eq!(config().replicas(3).container_name(Slot::Green), "shop-green");
         assert_eq!(config().socket("/x.sock").socket_path(), PathBuf::from("/x.sock"));
     }
 }

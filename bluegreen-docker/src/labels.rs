@@ -6,6 +6,13 @@
 //! | `bluegreen.slot` | `blue` or `green` |
 //! | `bluegreen.release` | the release deployed |
 //! | `bluegreen.deployed_at` | when, RFC 3339 UTC (`2026-11-22T04:00:00Z`) |
+//! | `bluegreen.replica` | which replica, `1`…`n` (only when a slot runs several) |
+//! | `bluegreen.replicas` | how many the slot was deployed with, `n` (only when several) |
+//!
+//! A container without the replica labels is the one replica of its slot (every container
+//! deployed with one replica, as before replicas existed). The replica labels make a slot's
+//! containers describe themselves: `status` knows a slot deployed with 3 replicas lacks one even
+//! when today's configuration says 1.
 //!
 //! Keys under `bluegreen.` are reserved: [`DockerConfig::label`](crate::DockerConfig::label)
 //! refuses them. In extra labels, [`SLOT_PLACEHOLDER`] (`{slot}`) in a key or value becomes the
@@ -25,18 +32,44 @@ pub const SLOT: &str = "bluegreen.slot";
 pub const RELEASE: &str = "bluegreen.release";
 /// The deploy time label.
 pub const DEPLOYED_AT: &str = "bluegreen.deployed_at";
+/// The replica label: which replica (1-based) of its slot a container is.
+pub const REPLICA: &str = "bluegreen.replica";
+/// The replica count label: how many replicas its slot was deployed with.
+pub const REPLICAS: &str = "bluegreen.replicas";
 /// The prefix reserved for bluegreen's own labels.
 pub const RESERVED_PREFIX: &str = "bluegreen.";
 
 /// Replaced by the slot's name (`blue`, `green`) in extra labels' keys and values.
 pub const SLOT_PLACEHOLDER: &str = "{slot}";
 
-/// The labels of a container deployed now for `release` in `slot` of `app`, with `extra` ones
-/// (their [`SLOT_PLACEHOLDER`]s expanded).
+/// Which replica a container is, of how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub struct Replica {
+    /// Its number, `1..=of`.
+    pub index: u32,
+    /// How many replicas its slot was deployed with.
+    pub of: u32,
+}
+
+impl Replica {
+    /// The one replica of a slot that runs one.
+    pub const ONLY: Replica = Replica { index: 1, of: 1 };
+
+    /// Replica `index` (1-based) of `of`; `None` unless `1 <= index <= of`.
+    pub fn new(index: u32, of: u32) -> Option<Replica> {
+        (index >= 1 && index <= of).then_some(Replica { index, of })
+    }
+}
+
+/// The labels of a container deployed now for `release` in `slot` of `app` as `replica`, with
+/// `extra` ones (their [`SLOT_PLACEHOLDER`]s expanded). A slot's only replica gets no replica
+/// labels.
 pub(crate) fn for_deploy<'a>(
     app: &AppName,
     slot: Slot,
     release: &Release,
+    replica: Replica,
     extra: impl IntoIterator<Item = (&'a String, &'a String)>,
 ) -> HashMap<String, String> {
     let name = slot.to_string();
@@ -49,6 +82,10 @@ pub(crate) fn for_deploy<'a>(
         DEPLOYED_AT.into(),
         humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
     );
+    if replica.of > 1 {
+        labels.insert(REPLICA.into(), replica.index.to_string());
+        labels.insert(REPLICAS.into(), replica.of.to_string());
+    }
     labels
 }
 
@@ -71,18 +108,27 @@ pub struct SlotLabels {
     pub release: Release,
     /// When it was deployed, as written (RFC 3339), if the label is there.
     pub deployed_at: Option<String>,
+    /// Which replica it is ([`Replica::ONLY`] without the replica labels).
+    pub replica: Replica,
 }
 
 impl SlotLabels {
-    /// Reads the labels of a container of `app`; `None` when they are missing or not ours.
+    /// Reads the labels of a container of `app`; `None` when they are missing or not ours (a
+    /// replica label without its count, or out of range, is not ours either).
     pub fn parse(app: &AppName, labels: &HashMap<String, String>) -> Option<SlotLabels> {
         if labels.get(APP).map(String::as_str) != Some(app.as_str()) {
             return None;
         }
+        let replica = match (labels.get(REPLICA), labels.get(REPLICAS)) {
+            (None, None) => Replica::ONLY,
+            (Some(index), Some(of)) => Replica::new(index.parse().ok()?, of.parse().ok()?)?,
+            _ => return None,
+        };
         Some(SlotLabels {
             slot: labels.get(SLOT)?.parse().ok()?,
             release: Release::new(labels.get(RELEASE)?.as_str()).ok()?,
             deployed_at: labels.get(DEPLOYED_AT).cloned(),
+            replica,
         })
     }
 }
@@ -96,16 +142,52 @@ mod tests {
         let app = AppName::new("shop").unwrap();
         let release = Release::new("v2").unwrap();
         let extra = HashMap::from([("team".to_string(), "web".to_string())]);
-        let labels = for_deploy(&app, Slot::Green, &release, &extra);
+        let labels = for_deploy(&app, Slot::Green, &release, Replica::ONLY, &extra);
         assert_eq!(labels["team"], "web");
+        assert!(
+            !labels.contains_key(REPLICA) && !labels.contains_key(REPLICAS),
+            "{labels:?}"
+        );
         let parsed = SlotLabels::parse(&app, &labels).unwrap();
-        assert_eq!((parsed.slot, parsed.release), (Slot::Green, release));
+        assert_eq!((parsed.slot, &parsed.release), (Slot::Green, &release));
+        assert_eq!(parsed.replica, Replica::ONLY);
         assert!(parsed.deployed_at.unwrap().ends_with('Z'));
 
         assert_eq!(SlotLabels::parse(&AppName::new("other").unwrap(), &labels), None);
         let mut broken = labels.clone();
         broken.insert(SLOT.into(), "purple".into());
         assert_eq!(SlotLabels::parse(&app, &broken), None);
+    }
+
+    #[test]
+    fn replicas_of_several_carry_their_number_and_count() {
+        let app = AppName::new("shop").unwrap();
+        let release = Release::new("v2").unwrap();
+        let second = Replica::new(2, 3).unwrap();
+        let labels = for_deploy(&app, Slot::Blue, &release, second, &HashMap::new());
+        assert_eq!((labels[REPLICA].as_str(), labels[REPLICAS].as_str()), ("2", "3"));
+        assert_eq!(SlotLabels::parse(&app, &labels).unwrap().replica, second);
+
+        for (index, of) in [
+            (Some("4"), Some("3")),
+            (Some("0"), Some("3")),
+            (Some("1"), None),
+            (None, Some("2")),
+            (Some("x"), Some("2")),
+        ] {
+            let mut bad = labels.clone();
+            bad.remove(REPLICA);
+            bad.remove(REPLICAS);
+            if let Some(index) = index {
+                bad.insert(REPLICA.into(), index.into());
+            }
+            if let Some(of) = of {
+                bad.insert(REPLICAS.into(), of.into());
+            }
+            assert_eq!(SlotLabels::parse(&app, &bad), None, "{index:?} of {of:?}");
+        }
+        assert_eq!(Replica::new(0, 1), None);
+        assert_eq!(Replica::new(1, 1), Some(Replica::ONLY));
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! what runs can be rediscovered from the engine, and stopped gracefully.
 //!
 //! - [`DockerEnvironment`] implements [`bluegreen_core::Environment`]: containers `<app>-blue` and
-//!   `<app>-green`, endpoints published on `127.0.0.1` at engine-chosen ports (or the container's
-//!   network address), stop = SIGTERM, grace, SIGKILL, and the last log lines of a failing container
-//!   in the error.
+//!   `<app>-green` (or, with [`DockerConfig::replicas`], several per slot: `<app>-blue-1`, …),
+//!   endpoints published on `127.0.0.1` at engine-chosen ports (or the container's network
+//!   address), stop = SIGTERM, grace, SIGKILL, and the last log lines of a failing container in
+//!   the error.
 //! - [`Engine`] is the connection to a Docker Engine, shared by the rest (bollard, the client
 //!   underneath, is not part of this crate's API).
-//! - [`DockerHealthProbe`] reads Docker's own health verdict (`State.Health`).
+//! - [`DockerHealthProbe`] reads Docker's own health verdict (`State.Health`) of the container
+//!   serving at the probed endpoint (one instance).
 //! - [`ScratchImage`] turns a static binary into a `FROM scratch` image through the Engine's build
 //!   API: no registry needed.
 //!
@@ -23,8 +25,8 @@
 //!     .health_check(HealthCheck::exec(["/web", "--health-check"]))
 //!     .stop_grace(Duration::from_secs(10));
 //! let env = DockerEnvironment::connect(config).await?;
-//! let endpoint = env.deploy(Slot::Green, &Release::new("v2")?).await?;
-//! println!("green serves at {endpoint}");
+//! let endpoints = env.deploy(Slot::Green, &Release::new("v2")?).await?;
+//! println!("green serves at {endpoints}");
 //! # Ok(()) }
 //! ```
 //!
@@ -42,12 +44,13 @@ mod engine;
 mod environment;
 mod error;
 mod image;
+mod instances;
 pub mod labels;
 mod logs;
 mod probe;
 mod snapshot;
 
-pub use config::{DockerConfig, Expose, HealthCheck, ImageSource, RestartPolicy, DEFAULT_SOCKET};
+pub use config::{DockerConfig, Expose, HealthCheck, ImageSource, RestartPolicy, DEFAULT_SOCKET, MAX_REPLICAS};
 pub use engine::Engine;
 pub use environment::{DockerEnvironment, SlotContainer};
 pub use image::{is_static_executable, remove_image, ScratchImage};

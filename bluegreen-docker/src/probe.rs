@@ -1,38 +1,43 @@
-//! [`DockerHealthProbe`]: the engine's own verdict (`State.Health`) on a slot's container.
+//! [`DockerHealthProbe`]: the engine's own verdict (`State.Health`) on the container of one
+//! instance.
 
 use bluegreen_core::backend::async_trait;
-use bluegreen_core::{AppName, HealthProbe, ProbeOutcome, ProbeTarget};
+use bluegreen_core::{HealthProbe, ProbeOutcome, ProbeTarget};
 use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum};
-use bollard::query_parameters::InspectContainerOptions;
 
-use crate::engine::Engine;
-use crate::error::is_not_found;
+use crate::environment::DockerEnvironment;
+use crate::instances::{is_running, Found};
 
-/// Checks a slot by reading its container's Docker health (`State.Health.Status`), as set by the
-/// health check of [`DockerConfig::health_check`](crate::DockerConfig::health_check) or the
-/// image's `HEALTHCHECK`.
+/// Checks an instance by reading the Docker health (`State.Health.Status`) of the container that
+/// serves at the probed endpoint, as set by the health check of
+/// [`DockerConfig::health_check`](crate::DockerConfig::health_check) or the image's
+/// `HEALTHCHECK`. With several [`replicas`](crate::DockerConfig::replicas), each endpoint is
+/// one replica's, so each replica is judged on its own.
+///
+/// The container is found among the slot's (by their labels) as the running one whose endpoint —
+/// read back as `status` reads it — is the target's.
 ///
 /// | Container | Outcome |
 /// |---|---|
 /// | running, `healthy` | [`Healthy`](ProbeOutcome::Healthy) |
 /// | running, `starting` / `unhealthy` | [`Unhealthy`](ProbeOutcome::Unhealthy), with the last check's output |
-/// | not running (exited, restarting, …) | `Unhealthy("container … is exited (exit code 1)")` |
-/// | gone | `Unhealthy("container … does not exist")` |
+/// | none running at the endpoint | `Unhealthy("no running container … serves at …")`, naming those of the slot that are not running (`container shop-blue-2 is exited (exit code 1)`) |
 /// | running without a health check | [`ProviderError`](ProbeOutcome::ProviderError): this probe cannot tell |
 /// | the Docker API fails | [`ProviderError`](ProbeOutcome::ProviderError) |
 ///
-/// Combine it with an `HttpProbe` (core's `AllOf`) to also check the published endpoint from
-/// where the proxy stands. Made by [`DockerEnvironment::health_probe`](crate::DockerEnvironment::health_probe).
+/// Each check lists the slot's containers and inspects them (one list and one inspection per
+/// container). Combine it with an `HttpProbe` (core's `AllOf`) to also check the published
+/// endpoint from where the proxy stands. Made by
+/// [`DockerEnvironment::health_probe`](crate::DockerEnvironment::health_probe).
 #[derive(Debug, Clone)]
 pub struct DockerHealthProbe {
-    engine: Engine,
-    app: AppName,
+    environment: DockerEnvironment,
 }
 
 impl DockerHealthProbe {
-    /// A probe for the containers of `app` (`<app>-<slot>`).
-    pub fn new(engine: Engine, app: AppName) -> Self {
-        DockerHealthProbe { engine, app }
+    /// A probe for the containers of `environment`'s application.
+    pub fn new(environment: DockerEnvironment) -> Self {
+        DockerHealthProbe { environment }
     }
 }
 
@@ -42,53 +47,86 @@ impl HealthProbe for DockerHealthProbe {
         "Docker health (State.Health)".to_string()
     }
 
-    /// One inspection of `<app>-<slot>`. Cancellation-safe.
+    /// One listing of the slot's containers and their inspection. Cancellation-safe.
     #[tracing::instrument(
         level = "debug",
         skip_all,
-        fields(app = %self.app, slot = %target.slot, endpoint = %target.endpoint)
+        fields(app = %self.environment.config().app, slot = %target.slot, endpoint = %target.endpoint)
     )]
     async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
-        let name = format!("{}-{}", self.app, target.slot);
-        let info = match self
-            .engine
-            .client()
-            .inspect_container(&name, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(info) => info,
-            Err(e) if is_not_found(&e) => return ProbeOutcome::Unhealthy(format!("container {name} does not exist")),
-            Err(e) => return ProbeOutcome::ProviderError(format!("inspecting container {name}: {e}")),
+        let found = match self.environment.find_all(target.slot).await {
+            Ok(found) => found,
+            Err(e) => return ProbeOutcome::ProviderError(e.chain().to_string()),
         };
-        let Some(state) = info.state else {
-            return ProbeOutcome::ProviderError(format!("container {name} has no state"));
-        };
-        if state.status != Some(ContainerStateStatusEnum::RUNNING) {
-            let status = state.status.map_or("in an unknown state".into(), |s| format!("is {s}"));
-            let code = state.exit_code.map_or(String::new(), |c| format!(" (exit code {c})"));
-            return ProbeOutcome::Unhealthy(format!("container {name} {status}{code}"));
+        let serving = found.iter().find(|f| {
+            is_running(&f.info)
+                && self
+                    .environment
+                    .endpoint_of(&f.info)
+                    .is_ok_and(|endpoint| endpoint == target.endpoint)
+        });
+        match serving {
+            Some(found) => health_of(found),
+            None => ProbeOutcome::Unhealthy(nobody_serves(
+                &self.environment.config().app.to_string(),
+                target,
+                &found,
+            )),
         }
-        let Some(health) = state.health else {
-            return ProbeOutcome::ProviderError(format!("container {name} has no health check"));
-        };
-        let last = health
-            .log
-            .as_ref()
-            .and_then(|log| log.last())
-            .map(|r| {
-                let output = r.output.as_deref().unwrap_or("").trim();
-                format!(": last check exited {} {output:?}", r.exit_code.unwrap_or(-1))
-            })
-            .unwrap_or_default();
-        match health.status {
-            Some(HealthStatusEnum::HEALTHY) => ProbeOutcome::Healthy,
-            Some(HealthStatusEnum::STARTING) => ProbeOutcome::Unhealthy(format!("container {name} is starting{last}")),
-            Some(HealthStatusEnum::UNHEALTHY) => {
-                ProbeOutcome::Unhealthy(format!("container {name} is unhealthy{last}"))
-            }
-            Some(HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) | None => {
-                ProbeOutcome::ProviderError(format!("container {name} has no health check"))
-            }
+    }
+}
+
+/// Why no container serves at the target: the slot is empty, or these are not running.
+fn nobody_serves(app: &str, target: &ProbeTarget, found: &[Found]) -> String {
+    let mut message = format!(
+        "no running container of {app} in {} serves at {}",
+        target.slot, target.endpoint
+    );
+    if found.is_empty() {
+        message.push_str(" (the slot has no container)");
+    }
+    for f in found.iter().filter(|f| !is_running(&f.info)) {
+        let state = f.info.state.as_ref();
+        let status = state
+            .and_then(|s| s.status)
+            .map_or("in an unknown state".into(), |s| format!("is {s}"));
+        let code = state
+            .and_then(|s| s.exit_code)
+            .map_or(String::new(), |c| format!(" (exit code {c})"));
+        message.push_str(&format!("; container {} {status}{code}", f.container.name));
+    }
+    message
+}
+
+/// The Docker health of a running container.
+fn health_of(found: &Found) -> ProbeOutcome {
+    let name = &found.container.name;
+    let Some(state) = found.info.state.as_ref() else {
+        return ProbeOutcome::ProviderError(format!("container {name} has no state"));
+    };
+    if state.status != Some(ContainerStateStatusEnum::RUNNING) {
+        let status = state.status.map_or("in an unknown state".into(), |s| format!("is {s}"));
+        let code = state.exit_code.map_or(String::new(), |c| format!(" (exit code {c})"));
+        return ProbeOutcome::Unhealthy(format!("container {name} {status}{code}"));
+    }
+    let Some(health) = state.health.as_ref() else {
+        return ProbeOutcome::ProviderError(format!("container {name} has no health check"));
+    };
+    let last = health
+        .log
+        .as_ref()
+        .and_then(|log| log.last())
+        .map(|r| {
+            let output = r.output.as_deref().unwrap_or("").trim();
+            format!(": last check exited {} {output:?}", r.exit_code.unwrap_or(-1))
+        })
+        .unwrap_or_default();
+    match health.status {
+        Some(HealthStatusEnum::HEALTHY) => ProbeOutcome::Healthy,
+        Some(HealthStatusEnum::STARTING) => ProbeOutcome::Unhealthy(format!("container {name} is starting{last}")),
+        Some(HealthStatusEnum::UNHEALTHY) => ProbeOutcome::Unhealthy(format!("container {name} is unhealthy{last}")),
+        Some(HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) | None => {
+            ProbeOutcome::ProviderError(format!("container {name} has no health check"))
         }
     }
 }

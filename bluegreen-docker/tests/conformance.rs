@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use bluegreen_core::backend::environment_conformance;
+use bluegreen_core::backend::{environment_conformance, environment_conformance_with_replicas};
 use bluegreen_core::{Environment, Slot, SlotStatus};
 use bluegreen_docker::{labels, DockerEnvironment, Expose, RestartPolicy};
 use bollard::models::RestartPolicyNameEnum;
@@ -21,6 +21,15 @@ async fn docker_environment_conforms() {
 }
 
 #[tokio::test]
+async fn docker_environment_conforms_with_three_replicas() {
+    let Some(fx) = setup("conformance-rep", &["v1", "v2"]).await else {
+        return;
+    };
+    let env = fx.env(fx.config().replicas(3)).await;
+    environment_conformance_with_replicas(&env, release("v1"), release("v2"), Duration::from_secs(5), 3).await;
+}
+
+#[tokio::test]
 async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instance() {
     let Some(fx) = setup("discovery", &["v1", "v2"]).await else {
         return;
@@ -34,9 +43,10 @@ async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instan
     let env = fx.env(config).await;
     let blue = env.deploy(Slot::Blue, &release("v1")).await.unwrap();
     let green = env.deploy(Slot::Green, &release("v2")).await.unwrap();
-    assert_eq!(blue.host(), "127.0.0.1");
-    assert_serves(&blue, "v1").await;
-    assert_serves(&green, "v2").await;
+    assert_eq!((blue.len(), green.len()), (1, 1), "one replica by default");
+    assert_eq!(blue.first().host(), "127.0.0.1");
+    assert_serves(blue.first(), "v1").await;
+    assert_serves(green.first(), "v2").await;
 
     let name = env.config().container_name(Slot::Green);
     let info = fx
@@ -51,6 +61,11 @@ async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instan
     assert_eq!(l[labels::RELEASE], "v2");
     assert!(l[labels::DEPLOYED_AT].ends_with('Z'));
     assert_eq!(l["team"], "web");
+    // One replica: labelled as before replicas existed.
+    assert!(
+        !l.contains_key(labels::REPLICA) && !l.contains_key(labels::REPLICAS),
+        "{l:?}"
+    );
     let host = info.host_config.unwrap();
     assert_eq!(host.init, Some(true));
     assert_eq!((host.memory, host.nano_cpus), (Some(64 << 20), Some(500_000_000)));
@@ -79,7 +94,7 @@ async fn containers_are_labelled_run_under_init_and_rediscovered_by_a_new_instan
         fresh.status(Slot::Blue).await.unwrap(),
         SlotStatus::Running {
             release: release("v1"),
-            endpoint: blue
+            endpoints: blue
         }
     );
     let found = fresh.containers().await.unwrap();
@@ -95,16 +110,17 @@ async fn network_address_endpoints_serve_on_the_bridge() {
     let env = fx.env(fx.config().expose(Expose::NetworkAddress)).await;
     let blue = env.deploy(Slot::Blue, &release("v1")).await.unwrap();
     let green = env.deploy(Slot::Green, &release("v2")).await.unwrap();
-    assert_eq!((blue.port(), green.port()), (8080, 8080));
-    assert_ne!(blue.host(), green.host());
-    assert!(blue.host().parse::<std::net::Ipv4Addr>().is_ok(), "{blue}");
-    assert_serves(&blue, "v1").await;
-    assert_serves(&green, "v2").await;
+    let (b, g) = (blue.first(), green.first());
+    assert_eq!((b.port(), g.port()), (8080, 8080));
+    assert_ne!(b.host(), g.host());
+    assert!(b.host().parse::<std::net::Ipv4Addr>().is_ok(), "{b}");
+    assert_serves(b, "v1").await;
+    assert_serves(g, "v2").await;
     assert_eq!(
         env.status(Slot::Green).await.unwrap(),
         SlotStatus::Running {
             release: release("v2"),
-            endpoint: green
+            endpoints: green
         }
     );
 }

@@ -32,7 +32,7 @@ async fn container_image(fx: &Fixture, env: &DockerEnvironment, slot: Slot) -> S
 async fn live(router: &InMemoryRouter) -> (Slot, Endpoint) {
     let routes = router.current().await.unwrap().expect("routes");
     let slot = routes.split().sole().expect("one slot has all traffic");
-    (slot, routes.endpoint(slot).expect("its endpoint").clone())
+    (slot, routes.endpoints(slot).expect("its endpoint").first().clone())
 }
 
 /// Deploys v1, v2 and v3 in turn: v1 and v3 in blue, v2 in green.

@@ -15,7 +15,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_the_app_exits_0() {
         return;
     };
     let env = fx.env(fx.config()).await;
-    let endpoint = env.deploy(Slot::Blue, &release("v1")).await.unwrap();
+    let endpoint = env.deploy(Slot::Blue, &release("v1")).await.unwrap().first().clone();
     common::assert_serves(&endpoint, "v1").await;
 
     let slow = tokio::spawn({
@@ -61,7 +61,12 @@ async fn an_app_ignoring_sigterm_is_killed_after_the_grace_period() {
         .await
         .unwrap();
     let env = fx.env(fx.config()).await;
-    let endpoint = env.deploy(Slot::Green, &release("stubborn")).await.unwrap();
+    let endpoint = env
+        .deploy(Slot::Green, &release("stubborn"))
+        .await
+        .unwrap()
+        .first()
+        .clone();
     common::assert_serves(&endpoint, "stubborn").await;
 
     let grace = Duration::from_secs(2);

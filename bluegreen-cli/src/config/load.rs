@@ -313,6 +313,24 @@ canary = { steps = [{ weight = 10 }, { pause = "approval" }, { analyse = { count
     }
 
     #[test]
+    fn docker_replicas_reach_the_docker_config_and_a_zero_is_refused_where_it_is_written() {
+        let text = TRAEFIK.replace("container_port = 8080\n", "container_port = 8080\nreplicas = 3\n");
+        let config = parse(&text).map_err(|r| r.message).expect("parses");
+        assert_eq!(config.docker.0.replicas, 3);
+        validate(&config, &text).map_err(|r| r.message).expect("valid");
+
+        let text = TRAEFIK.replace("container_port = 8080\n", "container_port = 8080\nreplicas = 0\n");
+        let refusal = parse(&text).expect_err("refused");
+        assert_eq!(refusal.key.as_deref(), Some("docker.replicas"));
+        assert_eq!(refusal.at, Some((5, 12)), "{}", refusal.message);
+        assert!(
+            refusal.message.contains("invalid docker replicas 0"),
+            "{}",
+            refusal.message
+        );
+    }
+
+    #[test]
     fn env_paths_are_secret() {
         assert!(is_secret("docker.env.DATABASE_URL"));
         assert!(!is_secret("docker.environment_name"));

@@ -18,6 +18,8 @@ approval_timeout = "4h"
 image = { kind = "tagged", repository = "{app}" }
 container_port = 8080
 stop_grace = "10s"
+# Containers per slot (each its own endpoint; the proxy spreads the slot's share over them).
+replicas = 1
 # Published on 127.0.0.1 at a free port per slot (or: expose = { kind = "network_address" }).
 expose = { kind = "published", host_ip = "127.0.0.1" }
 # Values here are never printed by bluegreen.
