@@ -13,6 +13,7 @@ use bluegreen_core::{AppName, Error, Release, Result, Slot};
 use serde::{Deserialize, Serialize};
 
 use crate::labels::RESERVED_PREFIX;
+use crate::registry::{Pull, RegistryCredentials};
 
 /// The Docker socket used when neither the config nor `DOCKER_HOST` (`unix://…`) names one.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -75,6 +76,12 @@ pub struct DockerConfig {
     /// handler is never stopped by SIGTERM, only killed after the grace period.
     #[serde(default = "yes")]
     pub init: bool,
+    /// When `deploy` pulls the image from its registry (default [`Pull::Never`]).
+    #[serde(default)]
+    pub pull: Pull,
+    /// The registry user and password for pulls; `None` pulls anonymously.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryCredentials>,
 }
 
 impl std::fmt::Debug for DockerConfig {
@@ -96,6 +103,8 @@ impl std::fmt::Debug for DockerConfig {
             health_check,
             labels,
             init,
+            pull,
+            registry,
         } = self;
         let redacted: BTreeMap<&str, &str> = env.keys().map(|k| (k.as_str(), "<redacted>")).collect();
         f.debug_struct("DockerConfig")
@@ -114,6 +123,8 @@ impl std::fmt::Debug for DockerConfig {
             .field("health_check", health_check)
             .field("labels", labels)
             .field("init", init)
+            .field("pull", pull)
+            .field("registry", registry)
             .finish()
     }
 }
@@ -392,6 +403,8 @@ impl DockerConfig {
             health_check: None,
             labels: BTreeMap::new(),
             init: true,
+            pull: Pull::default(),
+            registry: None,
         }
     }
 
@@ -458,6 +471,18 @@ impl DockerConfig {
     /// Adds a label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets when images are pulled.
+    pub fn pull(mut self, pull: Pull) -> Self {
+        self.pull = pull;
+        self
+    }
+
+    /// Sets the registry credentials for pulls.
+    pub fn registry(mut self, credentials: RegistryCredentials) -> Self {
+        self.registry = Some(credentials);
         self
     }
 
@@ -552,6 +577,9 @@ impl DockerConfig {
         }
         if let Some(check) = &self.health_check {
             check.validate()?;
+        }
+        if let Some(credentials) = &self.registry {
+            credentials.validate()?;
         }
         for (key, value) in &self.labels {
             if key.starts_with(RESERVED_PREFIX) {

@@ -36,8 +36,10 @@ const SIGKILL_EXIT: i64 = 137;
 /// What runs is read back from the engine (the labels in [`crate::labels`]), so a restarted
 /// deployer knows what runs. Cheap to clone; clones share the connection.
 ///
-/// - `deploy` checks that the image exists (else [`Error::NotFound`] naming it) before touching
-///   anything, replaces whatever container is in the slot (the engine never deploys into the live
+/// - `deploy` gets the image as [`DockerConfig::pull`] says (pulling it with the
+///   [`DockerConfig::registry`] credentials, or checking it is present: else [`Error::NotFound`]
+///   naming it) and pins it by its registry digest when it has one, before touching anything;
+///   then it replaces whatever container is in the slot (the engine never deploys into the live
 ///   slot), creates and starts the new one, and returns its endpoint: the published host port
 ///   read back from the engine, or the container's network address. A container that exits at
 ///   once fails the deploy with its last log lines in the error, and is kept (stopped) for
@@ -47,8 +49,9 @@ const SIGKILL_EXIT: i64 = 137;
 ///   seconds (the Engine API's resolution), then SIGKILL. It reports
 ///   [`StopOutcome::Killed`] when the container exited with 137 after the grace period.
 /// - `logs` returns the container's last output lines (none when the slot has no container).
-/// - `snapshot` pins what a slot's container runs: its image id (`sha256:…`) and a fingerprint of
-///   this configuration; `deploy_snapshot` starts that image by id, so a rollback runs what ran
+/// - `snapshot` pins what a slot's container runs: its image id (`sha256:…`), its registry digest
+///   (`repo@sha256:…`) when it was pulled or pinned from a registry, and a fingerprint of this
+///   configuration; `deploy_snapshot` starts that image by id, so a rollback runs what ran
 ///   even after the release's tag moved to another image.
 ///
 /// Logging: only at debug level, and never the container's output (it reaches you through
@@ -424,7 +427,8 @@ impl Environment for DockerEnvironment {
     #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, %release))]
     async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
         let image = self.config.image.image_for(release)?;
-        self.require_image(&image).await?;
+        // Pulled (as the config's `pull` says) and pinned before the slot is touched.
+        let image = crate::pull::prepare(&self.engine, &self.config, &image).await?;
         self.start_image(slot, release, &image).await
     }
 
@@ -501,11 +505,16 @@ impl Environment for DockerEnvironment {
         Ok(())
     }
 
-    /// Whether the image `release` maps to is present locally (an image inspect; nothing is
-    /// pulled): [`ReleaseCheck::Present`], or [`Error::NotFound`] naming the image.
+    /// Whether the image `release` maps to can be started, nothing pulled:
+    /// [`ReleaseCheck::Present`], or the error `deploy` would fail with. With
+    /// [`Pull::Never`](crate::Pull::Never) (or `Missing` and the image present) an image
+    /// inspect ([`Error::NotFound`] naming the image); otherwise the registry is asked for the
+    /// manifest through the engine, with the credentials: [`Error::NotFound`] naming the
+    /// reference when the tag is missing, a temporary [`Error::Backend`] naming an unreachable
+    /// registry, a permanent one naming the registry and user it refused.
     async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
         let image = self.config.image.image_for(release)?;
-        self.require_image(&image).await.map(|()| ReleaseCheck::Present)
+        crate::pull::check(&self.engine, &self.config, &image).await
     }
 
     /// The image id (`sha256:…`) the slot's container was created from, whatever tag named it,

@@ -8,6 +8,8 @@
 //! - [`Engine`] is the connection to a Docker Engine, shared by the rest (bollard, the client
 //!   underneath, is not part of this crate's API).
 //! - [`DockerHealthProbe`] reads Docker's own health verdict (`State.Health`).
+//! - Images come from the engine, or from a registry ([`Pull`], [`RegistryCredentials`]): a
+//!   pulled image runs by its digest, which the slot's snapshot reports.
 //! - [`ScratchImage`] turns a static binary into a `FROM scratch` image through the Engine's build
 //!   API: no registry needed.
 //!
@@ -45,6 +47,8 @@ mod image;
 pub mod labels;
 mod logs;
 mod probe;
+mod pull;
+mod registry;
 mod snapshot;
 
 pub use config::{DockerConfig, Expose, HealthCheck, ImageSource, RestartPolicy, DEFAULT_SOCKET};
@@ -52,3 +56,4 @@ pub use engine::Engine;
 pub use environment::{DockerEnvironment, SlotContainer};
 pub use image::{is_static_executable, remove_image, ScratchImage};
 pub use probe::DockerHealthProbe;
+pub use registry::{Pull, RegistryCredentials};
