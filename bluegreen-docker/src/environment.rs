@@ -529,7 +529,8 @@ impl Environment for DockerEnvironment {
     }
 
     /// Starts the pinned image by its id (not the release's tag, which may have moved), as
-    /// `deploy` would. [`Error::NotFound`] naming the image id and the release when the image is
+    /// `deploy` would; by its registry digest when the snapshot has one that still names that
+    /// image (nothing is pulled). [`Error::NotFound`] naming the image id and the release when the image is
     /// gone, before anything is touched; a snapshot without an image deploys by name.
     #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, %release))]
     async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
@@ -537,7 +538,8 @@ impl Environment for DockerEnvironment {
             return self.deploy(slot, release).await;
         };
         self.require_pinned(release, id).await?;
-        self.start_image(slot, release, id).await
+        let image = crate::pull::for_snapshot(&self.engine, id, snapshot.digest()).await;
+        self.start_image(slot, release, &image).await
     }
 
     /// Whether the pinned image id is present (an image inspect; nothing is pulled):

@@ -115,6 +115,19 @@ pub(crate) async fn prepare(engine: &Engine, config: &DockerConfig, reference: &
     })
 }
 
+/// What to start a snapshot's image `id` from: its registry `digest` when the engine resolves
+/// that digest to the same image (so the restarted slot reports the digest again), else `id`.
+pub(crate) async fn for_snapshot(engine: &Engine, id: &str, digest: Option<&str>) -> String {
+    if let Some(digest) = digest {
+        if let Ok(image) = engine.client().inspect_image(digest).await {
+            if image.id.as_deref() == Some(id) {
+                return digest.to_string();
+            }
+        }
+    }
+    id.to_string()
+}
+
 /// Whether the engine has image `reference`.
 async fn present(engine: &Engine, reference: &str) -> Result<bool> {
     match engine.client().inspect_image(reference).await {
@@ -138,7 +151,12 @@ fn credentials(config: &DockerConfig, registry: &str) -> Result<Option<DockerCre
 }
 
 /// Pulls `reference`; the digest the engine reports having pulled (`sha256:…`), if it says.
-async fn pull(engine: &Engine, config: &DockerConfig, parsed: &Reference<'_>, reference: &str) -> Result<Option<String>> {
+async fn pull(
+    engine: &Engine,
+    config: &DockerConfig,
+    parsed: &Reference<'_>,
+    reference: &str,
+) -> Result<Option<String>> {
     let registry = parsed.registry();
     debug!(%reference, %registry, user = config.registry.as_ref().map(|c| c.username.as_str()), "pulling");
     let options = CreateImageOptions {
@@ -214,13 +232,24 @@ fn refusal(config: &DockerConfig, parsed: &Reference<'_>, reference: &str, refus
         Refused::Stream(message) => message.into(),
     };
     let lower = message.to_ascii_lowercase();
-    let unreachable = ["dial tcp", "connection refused", "no such host", "i/o timeout", "tls handshake timeout"]
+    let unreachable = [
+        "dial tcp",
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "tls handshake timeout",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle));
+    let auth = status == Some(401)
+        || [
+            "unauthorized",
+            "authentication required",
+            "no basic auth credentials",
+            "denied",
+        ]
         .iter()
         .any(|needle| lower.contains(needle));
-    let auth = status == Some(401)
-        || ["unauthorized", "authentication required", "no basic auth credentials", "denied"]
-            .iter()
-            .any(|needle| lower.contains(needle));
     let not_found = status == Some(404) || lower.contains("manifest unknown") || lower.contains("not found: manifest");
     let failed = |text: String, temporary: bool| Error::Backend {
         backend: BACKEND.to_string(),
@@ -269,7 +298,10 @@ mod tests {
     #[test]
     fn references_split_into_repository_tag_digest_and_registry() {
         let r = Reference::parse("127.0.0.1:5000/shop/web:v1");
-        assert_eq!((r.repository, r.tag, r.digest), ("127.0.0.1:5000/shop/web", Some("v1"), None));
+        assert_eq!(
+            (r.repository, r.tag, r.digest),
+            ("127.0.0.1:5000/shop/web", Some("v1"), None)
+        );
         assert_eq!(r.registry(), "127.0.0.1:5000");
         let r = Reference::parse("localhost:5000/web");
         assert_eq!((r.repository, r.tag), ("localhost:5000/web", Some("latest")));
@@ -315,7 +347,10 @@ mod tests {
             &config(login.clone()),
             &parsed,
             reference,
-            server(500, "Get \"https://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused"),
+            server(
+                500,
+                "Get \"https://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused",
+            ),
         );
         assert!(down.is_temporary() && down.to_string().contains("registry 127.0.0.1:5000 unreachable"));
         let denied = refusal(
@@ -332,8 +367,14 @@ mod tests {
             &config(None),
             &parsed,
             reference,
-            server(500, "error parsing HTTP 400 response body: Client sent an HTTP request to an HTTPS server."),
+            server(
+                500,
+                "error parsing HTTP 400 response body: Client sent an HTTP request to an HTTPS server.",
+            ),
         );
-        assert!(anonymous.to_string().contains("refused an anonymous pull"), "{anonymous}");
+        assert!(
+            anonymous.to_string().contains("refused an anonymous pull"),
+            "{anonymous}"
+        );
     }
 }

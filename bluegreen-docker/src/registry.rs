@@ -105,7 +105,15 @@ impl RegistryCredentials {
         }
     }
 
-    /// Refuses an empty or malformed user name and a password that cannot be had now.
+    /// Whether the password can be had now: [`Error::Invalid`] naming `password_env` when that
+    /// variable is unset or empty. A pull checks it before anything is touched; a tool that only
+    /// reads (status, history) need not have it set, one that deploys should call this first.
+    pub fn check_password(&self) -> Result<()> {
+        self.password().map(drop)
+    }
+
+    /// Refuses an empty or malformed user name, and credentials without any password source.
+    /// The variable itself is read at the pull ([`check_password`](Self::check_password)).
     pub(crate) fn validate(&self) -> Result<()> {
         if self.username.is_empty() || self.username.contains(['\0', '\n', '\r', ':']) {
             return Err(Error::invalid(
@@ -114,7 +122,16 @@ impl RegistryCredentials {
                 "must be non-empty, without `:`, newline or NUL",
             ));
         }
-        self.password().map(drop)
+        match (&self.password, &self.password_env) {
+            (Some(_), _) => Ok(()),
+            (None, Some(variable)) if !variable.is_empty() && !variable.contains(['=', '\0']) => Ok(()),
+            (None, Some(variable)) => Err(Error::invalid(
+                "docker registry.password_env",
+                variable.as_str(),
+                "must be an environment variable name",
+            )),
+            (None, None) => self.password().map(drop),
+        }
     }
 }
 
@@ -136,21 +153,32 @@ mod tests {
     fn a_password_variable_that_is_unset_is_refused_by_name() {
         let credentials: RegistryCredentials =
             serde_json::from_str(r#"{"username":"ci","password_env":"BLUEGREEN_TEST_UNSET_REGISTRY_PW"}"#).unwrap();
-        let err = credentials.validate().unwrap_err();
+        credentials.validate().unwrap();
+        let err = credentials.check_password().unwrap_err();
         assert!(
             matches!(&err, Error::Invalid { what: "docker registry.password_env", value, .. }
                 if value == "BLUEGREEN_TEST_UNSET_REGISTRY_PW"),
             "{err:?}"
         );
         let nameless = RegistryCredentials::new("", "x").validate().unwrap_err();
-        assert!(matches!(nameless, Error::Invalid { what: "docker registry.username", .. }));
+        assert!(matches!(
+            nameless,
+            Error::Invalid {
+                what: "docker registry.username",
+                ..
+            }
+        ));
         let e = serde_json::from_str::<RegistryCredentials>(r#"{"username":"ci","password":"x"}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `password`"), "{e}");
     }
 
     #[test]
     fn pull_reads_as_lowercase_words() {
-        for (text, pull) in [("never", Pull::Never), ("missing", Pull::Missing), ("always", Pull::Always)] {
+        for (text, pull) in [
+            ("never", Pull::Never),
+            ("missing", Pull::Missing),
+            ("always", Pull::Always),
+        ] {
             assert_eq!(serde_json::from_str::<Pull>(&format!("\"{text}\"")).unwrap(), pull);
         }
         assert!(serde_json::from_str::<Pull>("\"sometimes\"").is_err());

@@ -131,6 +131,12 @@ impl DemoImages {
         Ok(())
     }
 
+    /// Also removes image `reference` on drop (an image a test made of these: a copy tagged
+    /// for a registry, or pulled back from one).
+    pub fn adopt(&mut self, reference: impl Into<String>) {
+        self.tags.push(reference.into());
+    }
+
     /// The repository (`bgt-demo-<pid>-<n>`).
     pub fn repository(&self) -> &str {
         &self.repository
