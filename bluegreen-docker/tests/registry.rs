@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use bluegreen_core::testing::InMemoryRouter;
 use bluegreen_core::{Endpoint, Environment, Error, ReleaseCheck, Router, Slot, SlotStatus};
-use bluegreen_docker::{remove_image, DockerConfig, DockerEnvironment, ImageSource, Pull, RegistryCredentials};
+use bluegreen_docker::{DockerConfig, DockerEnvironment, ImageSource, Pull, RegistryCredentials};
 use bluegreen_testkit::real;
 use bluegreen_testkit::registry::RegistryProcess;
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{PushImageOptions, TagImageOptions};
+use common::fixtures::Connection;
 use common::{assert_serves, release, setup, Fixture};
-use futures_util::StreamExt;
 
 const USER: &str = "ci";
 const PASSWORD: &str = "pw-7f3a9c-never-shown";
@@ -32,42 +31,16 @@ fn registry(auth: bool) -> Option<RegistryProcess> {
     }
 }
 
-/// Tags the demo image `version` as `<repo>:<version>`, pushes it, and removes both local tags
-/// (so the image is gone from the engine and must be pulled); the digest the push reported.
+/// Pushes demo `version` to `repo` and removes the local copies; the digest.
 async fn push(fx: &mut Fixture, repo: &str, version: &str, credentials: Option<DockerCredentials>) -> String {
-    let local = format!("{}:{version}", fx.images.repository());
-    let remote = format!("{repo}:{version}");
-    fx.images.adopt(remote.clone());
-    let options = TagImageOptions {
-        repo: Some(repo.to_string()),
-        tag: Some(version.to_string()),
+    let connection = Connection {
+        engine: fx.engine.clone(),
+        docker: fx.docker.clone(),
     };
-    fx.docker
-        .tag_image(&local, Some(options))
+    fx.images
+        .push(&connection, repo, version, credentials)
         .await
-        .expect("tag for the registry");
-    let options = PushImageOptions {
-        tag: Some(version.to_string()),
-        ..Default::default()
-    };
-    let mut stream = fx.docker.push_image(repo, Some(options), credentials);
-    let mut digest = None;
-    while let Some(item) = stream.next().await {
-        let info = item.expect("push");
-        assert!(info.error_detail.is_none(), "push failed: {info:?}");
-        if let Some(status) = info.status.as_deref() {
-            if let Some((_, rest)) = status.split_once("digest: ") {
-                digest = rest.split_whitespace().next().map(str::to_string);
-            }
-        }
-    }
-    for reference in [&remote, &local] {
-        remove_image(&fx.engine, reference)
-            .await
-            .expect("remove the local copy");
-    }
-    assert!(fx.docker.inspect_image(&remote).await.is_err(), "{remote} still local");
-    digest.expect("the push reports a digest")
+        .expect("push to the test registry")
 }
 
 fn credentials(password: &str, registry: &RegistryProcess) -> DockerCredentials {
