@@ -7,6 +7,7 @@
 //! Skips with a printed reason when Docker, nginx or docker-registry is missing; fails under
 //! `BLUEGREEN_REQUIRE_REAL=1`.
 
+#[allow(dead_code)] // the flows are the other end-to-end tests'
 mod common;
 
 use bluegreen_testkit::nginx::NginxProcess;
