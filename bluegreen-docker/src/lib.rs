@@ -10,6 +10,8 @@
 //!   underneath, is not part of this crate's API).
 //! - [`DockerHealthProbe`] reads Docker's own health verdict (`State.Health`) of the container
 //!   serving at the probed endpoint (one instance).
+//! - Images come from the engine, or from a registry ([`Pull`], [`RegistryCredentials`]): a
+//!   pulled image runs by its digest, which the slot's snapshot reports.
 //! - [`ScratchImage`] turns a static binary into a `FROM scratch` image through the Engine's build
 //!   API: no registry needed.
 //!
@@ -48,6 +50,8 @@ mod instances;
 pub mod labels;
 mod logs;
 mod probe;
+mod pull;
+mod registry;
 mod snapshot;
 
 pub use config::{DockerConfig, Expose, HealthCheck, ImageSource, RestartPolicy, DEFAULT_SOCKET, MAX_REPLICAS};
@@ -55,3 +59,4 @@ pub use engine::Engine;
 pub use environment::{DockerEnvironment, SlotContainer};
 pub use image::{is_static_executable, remove_image, ScratchImage};
 pub use probe::DockerHealthProbe;
+pub use registry::{Pull, RegistryCredentials};

@@ -6,8 +6,9 @@ use bollard::models::ContainerInspectResponse;
 use crate::config::DockerConfig;
 
 /// The configuration keys that do not shape the container: where the engine is (`socket`), and
-/// how a release names its image (`image`: the snapshot pins the image itself).
-const NOT_SHAPING: [&str; 2] = ["socket", "image"];
+/// how a release names and fetches its image (`image`, `pull`, `registry`: the snapshot pins the
+/// image itself).
+const NOT_SHAPING: [&str; 4] = ["socket", "image", "pull", "registry"];
 
 /// A fingerprint of what in `config` shapes a container: ports and how they are exposed, the
 /// environment, labels, command, network, limits, restart policy, stop grace, health check,
@@ -24,10 +25,16 @@ pub(crate) fn fingerprint(config: &DockerConfig) -> Result<String> {
 }
 
 /// The snapshot of the container `info` describes: the image id it was created from (`Image`,
-/// `sha256:…`, whatever tag named it), under `config`.
+/// `sha256:…`, whatever tag named it), under `config`, and the registry digest when the container
+/// was created from one (`Config.Image` is `repo@sha256:…`: see [`crate::pull`]).
 pub(crate) fn of_container(info: &ContainerInspectResponse, config: &DockerConfig) -> Result<Snapshot> {
     let image = info.image.clone().filter(|id| !id.is_empty());
-    Ok(Snapshot::new(image, fingerprint(config)?))
+    let digest = info
+        .config
+        .as_ref()
+        .and_then(|c| c.image.clone())
+        .filter(|reference| crate::pull::is_digest_reference(reference));
+    Ok(Snapshot::new(image, fingerprint(config)?).with_digest(digest))
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@
 //! - [`traefik`]: real Traefik on loopback with the file provider watching a temporary directory;
 //! - [`prometheus`]: real Prometheus on loopback with its own config and data directory, and its
 //!   query API;
+//! - [`registry`]: a real image registry (Debian's `docker-registry`) on loopback with TLS from a
+//!   test CA the Docker Engine trusts, and optionally basic auth;
 //! - [`chromium`]: real headless Chromium opening a page we render: screenshot, DOM, console;
 //! - [`webhook`]: a real webhook receiver on loopback (answers at once, slowly or with an error)
 //!   and a signature check;
@@ -33,6 +35,7 @@ pub mod processes;
 pub mod prometheus;
 pub mod real;
 pub mod replicas;
+pub mod registry;
 pub mod scenario;
 pub mod shared_processes;
 pub mod stats;

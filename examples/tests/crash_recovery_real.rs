@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use bluegreen_core::Release;
 /// bluegreen-docker's test fixtures (demo images, unique apps, cleanup), shared by path.
 #[path = "../../bluegreen-docker/tests/common/fixtures.rs"]
+#[allow(dead_code)] // the registry helpers are not used here
 mod docker;
 
 use bluegreen_testkit::load::{ClientMode, Load, LoadConfig};

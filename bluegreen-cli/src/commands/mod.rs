@@ -74,10 +74,12 @@ impl Context {
 
     /// The deployer of the config file, its `[[webhook]]`s sending whatever it runs from now on:
     /// every command that runs a deployment builds it here. A webhook whose `secret_env` is not
-    /// set refuses the command (exit 2) before anything runs.
+    /// set, or a `[docker] registry` whose `password_env` is not, refuses the command (exit 2)
+    /// before anything runs.
     pub async fn running(&self) -> Result<(Loaded, Built), Exit> {
         let loaded = self.load()?;
         let hooks = build::webhooks(&loaded).map_err(|e| self.fail(&e))?;
+        build::registry_password(&loaded).map_err(|e| self.fail(&e))?;
         let (loaded, built) = self.built_from(loaded).await?;
         if !hooks.is_empty() {
             let webhooks = Webhooks::spawn(built.deployer.subscribe(), hooks, Webhooks::DEFAULT_CAPACITY)

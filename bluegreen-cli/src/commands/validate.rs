@@ -10,6 +10,8 @@ pub async fn run(ctx: &Context, release: Option<&str>) -> Result<Exit, Exit> {
     let loaded = ctx.load()?;
     // Sends nothing, but a deployment would: its webhooks' secrets must be set.
     crate::build::webhooks(&loaded).map_err(|e| ctx.fail(&e))?;
+    // Pulls nothing, but a deployment would: the registry password must be set.
+    crate::build::registry_password(&loaded).map_err(|e| ctx.fail(&e))?;
     let (loaded, built) = ctx.built_from(loaded).await?;
     let preflight = match release {
         Some(name) => {

@@ -331,6 +331,42 @@ canary = { steps = [{ weight = 10 }, { pause = "approval" }, { analyse = { count
     }
 
     #[test]
+    fn registry_pulls_read_with_the_password_named_by_its_variable() {
+        let text = TRAEFIK.replace(
+            "container_port = 8080\n",
+            "container_port = 8080\npull = \"always\"\nregistry = { username = \"ci\", password_env = \"BLUEGREEN_TEST_UNSET_REGISTRY_PASSWORD\" }\n",
+        );
+        let config = parse(&text).map_err(|r| r.message).expect("parses");
+        assert_eq!(config.docker.0.pull, bluegreen::docker::Pull::Always);
+        // The file is valid; the variable is read by commands that deploy (and `validate`).
+        validate(&config, &text).map_err(|r| r.message).expect("valid");
+        let registry = config.docker.0.registry.as_ref().expect("credentials");
+        let err = registry.check_password().unwrap_err().to_string();
+        assert!(
+            err.contains("BLUEGREEN_TEST_UNSET_REGISTRY_PASSWORD") && err.contains("user ci"),
+            "{err}"
+        );
+
+        let refusal = parse(&TRAEFIK.replace(
+            "container_port = 8080\n",
+            "container_port = 8080\npull = \"sometimes\"\n",
+        ))
+        .expect_err("refused");
+        assert_eq!(refusal.at.map(|(line, _)| line), Some(5), "{}", refusal.message);
+        assert!(refusal.message.contains("sometimes"), "{}", refusal.message);
+        let refusal = parse(&TRAEFIK.replace(
+            "container_port = 8080\n",
+            "container_port = 8080\nregistry = { username = \"ci\", password = \"in the file\" }\n",
+        ))
+        .expect_err("refused");
+        assert!(
+            refusal.message.contains("unknown field `password`"),
+            "{}",
+            refusal.message
+        );
+    }
+
+    #[test]
     fn env_paths_are_secret() {
         assert!(is_secret("docker.env.DATABASE_URL"));
         assert!(!is_secret("docker.environment_name"));

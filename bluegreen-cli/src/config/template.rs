@@ -22,6 +22,10 @@ stop_grace = "10s"
 replicas = 1
 # Published on 127.0.0.1 at a free port per slot (or: expose = { kind = "network_address" }).
 expose = { kind = "published", host_ip = "127.0.0.1" }
+# Images from a registry: pull = "never" (the default: the image must be in the engine), "missing" or
+# "always"; the password is read from the environment variable password_env, never from this file.
+# pull = "always"
+# registry = { username = "ci", password_env = "REGISTRY_PASSWORD" }
 # Values here are never printed by bluegreen.
 [docker.env]
 # DATABASE_URL = "postgres://..."

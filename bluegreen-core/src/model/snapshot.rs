@@ -26,6 +26,11 @@ pub struct Snapshot {
     /// `None` where the environment has nothing to pin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
+    /// The registry digest of what was started (Docker: `repo@sha256:…`, the manifest the engine
+    /// pulled), when it came from a registry; `None` for a locally built image, and in journals
+    /// written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// A fingerprint of the environment's configuration when it was started
     /// (`sha256:<hex>`, see [`fingerprint_of`](Self::fingerprint_of)).
     pub fingerprint: String,
@@ -36,8 +41,20 @@ impl Snapshot {
     pub fn new(artifact: Option<String>, fingerprint: impl Into<String>) -> Self {
         Snapshot {
             artifact,
+            digest: None,
             fingerprint: fingerprint.into(),
         }
+    }
+
+    /// The same snapshot, reporting the registry digest `digest` (`repo@sha256:…`).
+    pub fn with_digest(mut self, digest: Option<String>) -> Self {
+        self.digest = digest;
+        self
+    }
+
+    /// The registry digest of what was started, if it came from a registry.
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
     }
 
     /// The pinned artifact, if the environment has one.
@@ -83,9 +100,13 @@ pub(crate) fn lower_hex(bytes: &[u8]) -> String {
 impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.artifact {
-            Some(artifact) => write!(f, "{artifact} (configuration {})", self.fingerprint),
-            None => write!(f, "no pinned artifact (configuration {})", self.fingerprint),
+            Some(artifact) => write!(f, "{artifact}")?,
+            None => write!(f, "no pinned artifact")?,
         }
+        if let Some(digest) = &self.digest {
+            write!(f, " from {digest}")?;
+        }
+        write!(f, " (configuration {})", self.fingerprint)
     }
 }
 
@@ -182,5 +203,24 @@ mod tests {
         assert_eq!(serde_json::to_string(&bare).unwrap(), r#"{"fingerprint":"sha256:def"}"#);
         assert_eq!(bare.to_string(), "no pinned artifact (configuration sha256:def)");
         assert_eq!(pinned.to_string(), "sha256:abc (configuration sha256:def)");
+    }
+
+    #[test]
+    fn a_digest_is_written_when_known_and_old_journals_read_without_it() {
+        let pulled = Snapshot::new(Some("sha256:abc".into()), "sha256:def")
+            .with_digest(Some("127.0.0.1:5000/web@sha256:123".into()));
+        let json = serde_json::to_string(&pulled).unwrap();
+        assert_eq!(
+            json,
+            r#"{"artifact":"sha256:abc","digest":"127.0.0.1:5000/web@sha256:123","fingerprint":"sha256:def"}"#
+        );
+        assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), pulled);
+        assert_eq!(pulled.digest(), Some("127.0.0.1:5000/web@sha256:123"));
+        assert_eq!(
+            pulled.to_string(),
+            "sha256:abc from 127.0.0.1:5000/web@sha256:123 (configuration sha256:def)"
+        );
+        let old: Snapshot = serde_json::from_str(r#"{"artifact":"sha256:abc","fingerprint":"sha256:def"}"#).unwrap();
+        assert_eq!(old.digest(), None);
     }
 }

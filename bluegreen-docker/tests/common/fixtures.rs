@@ -131,6 +131,61 @@ impl DemoImages {
         Ok(())
     }
 
+    /// Also removes image `reference` on drop (an image a test made of these: a copy tagged
+    /// for a registry, or pulled back from one).
+    pub fn adopt(&mut self, reference: impl Into<String>) {
+        self.tags.push(reference.into());
+    }
+
+    /// Pushes version `version` to repository `repo` (`127.0.0.1:PORT/…`, a test registry) and
+    /// removes every local copy of it (so a deploy must pull it); returns the digest the push
+    /// reported (`sha256:…`). The pushed tag is removed on drop too, in case it is pulled back.
+    pub async fn push(
+        &mut self,
+        connection: &Connection,
+        repo: &str,
+        version: &str,
+        credentials: Option<bollard::auth::DockerCredentials>,
+    ) -> Result<String, String> {
+        use futures_util::StreamExt;
+        let local = format!("{}:{version}", self.repository);
+        let remote = format!("{repo}:{version}");
+        self.adopt(remote.clone());
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(repo.to_string()),
+            tag: Some(version.to_string()),
+        };
+        connection
+            .docker
+            .tag_image(&local, Some(options))
+            .await
+            .map_err(|e| format!("tagging {local} as {remote}: {e}"))?;
+        let options = bollard::query_parameters::PushImageOptions {
+            tag: Some(version.to_string()),
+            ..Default::default()
+        };
+        let mut stream = connection.docker.push_image(repo, Some(options), credentials);
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| format!("pushing {remote}: {e}"))?;
+            if let Some(detail) = info.error_detail {
+                return Err(format!("pushing {remote}: {detail:?}"));
+            }
+            if let Some((_, rest)) = info.status.as_deref().and_then(|s| s.split_once("digest: ")) {
+                digest = rest.split_whitespace().next().map(str::to_string);
+            }
+        }
+        for reference in [&remote, &local] {
+            remove_image(&connection.engine, reference)
+                .await
+                .map_err(|e| format!("removing {reference}: {}", e.chain()))?;
+        }
+        if connection.docker.inspect_image(&remote).await.is_ok() {
+            return Err(format!("{remote} is still in the engine after removal"));
+        }
+        digest.ok_or_else(|| format!("pushing {remote}: the engine reported no digest"))
+    }
+
     /// The repository (`bgt-demo-<pid>-<n>`).
     pub fn repository(&self) -> &str {
         &self.repository
