@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use bluegreen_core::backend::async_trait;
 use bluegreen_core::{
-    Endpoint, Environment, EnvironmentCapabilities, Error, Release, ReleaseCheck, Result, Slot, SlotStatus, Snapshot,
-    StopOutcome,
+    Endpoint, Endpoints, Environment, EnvironmentCapabilities, Error, Release, ReleaseCheck, Result, Slot, SlotStatus,
+    Snapshot, StopOutcome,
 };
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, HealthConfig, HostConfig, PortBinding,
-    RestartPolicy as DockerRestart, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, HostConfig, PortBinding, RestartPolicy as DockerRestart,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
@@ -25,6 +25,7 @@ use crate::error::{backend, is_conflict, is_not_found, is_not_modified, is_port_
 use crate::labels::{self, SlotLabels};
 use crate::logs::{tail, with_logs};
 use crate::probe::DockerHealthProbe;
+use crate::{presence, spec};
 
 /// How many log lines a failed deploy's error carries.
 const ERROR_LOG_LINES: usize = 20;
@@ -154,26 +155,13 @@ impl DockerEnvironment {
     }
 
     async fn require_image(&self, image: &str) -> Result<()> {
-        match self.engine.client().inspect_image(image).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Err(Error::NotFound {
-                what: "image",
-                name: image.to_string(),
-            }),
-            Err(e) => Err(backend(format_args!("inspecting image {image}"), e)),
-        }
+        presence::require_image(&self.engine, image).await.map(drop)
     }
 
     /// Checks that image `id`, pinned by a snapshot of `release`, is still present: else
     /// [`Error::NotFound`] naming the image id and the release.
     async fn require_pinned(&self, release: &Release, id: &str) -> Result<()> {
-        self.require_image(id).await.map_err(|e| match e {
-            Error::NotFound { .. } => Error::NotFound {
-                what: "image",
-                name: format!("{id} (pinned for release {release})"),
-            },
-            other => other,
-        })
+        presence::require_pinned(&self.engine, release, id).await.map(drop)
     }
 
     /// Replaces `slot`'s container with a new one of `image` (a reference or an image id, known
@@ -279,26 +267,14 @@ impl DockerEnvironment {
             RestartPolicy::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
             RestartPolicy::Always => (RestartPolicyNameEnum::ALWAYS, None),
         };
-        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         ContainerCreateBody {
             image: Some(image.to_string()),
-            env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            env: Some(spec::env_list(&c.env)),
             cmd: c.command.clone(),
             labels: Some(labels::for_deploy(&c.app, slot, release, &c.labels)),
             exposed_ports: Some(vec![port]),
             stop_timeout: Some(grace_seconds(c.stop_grace)),
-            healthcheck: c.health_check.as_ref().map(|h| HealthConfig {
-                test: Some(
-                    std::iter::once("CMD".to_string())
-                        .chain(h.command.iter().cloned())
-                        .collect(),
-                ),
-                interval: Some(nanos(h.interval)),
-                timeout: Some(nanos(h.timeout)),
-                retries: Some(i64::from(h.retries)),
-                start_period: Some(nanos(h.start_period)),
-                start_interval: None,
-            }),
+            healthcheck: c.health_check.as_ref().map(spec::health_config),
             host_config: Some(HostConfig {
                 init: Some(c.init),
                 port_bindings,
@@ -422,10 +398,10 @@ impl Environment for DockerEnvironment {
     }
 
     #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, %release))]
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints> {
         let image = self.config.image.image_for(release)?;
         self.require_image(&image).await?;
-        self.start_image(slot, release, &image).await
+        self.start_image(slot, release, &image).await.map(Endpoints::one)
     }
 
     #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, release = Empty))]
@@ -438,7 +414,7 @@ impl Environment for DockerEnvironment {
         if is_running(&info) {
             Ok(SlotStatus::Running {
                 release,
-                endpoint: self.endpoint_of(&info)?,
+                endpoints: Endpoints::one(self.endpoint_of(&info)?),
             })
         } else {
             Ok(SlotStatus::Stopped {
@@ -523,12 +499,12 @@ impl Environment for DockerEnvironment {
     /// `deploy` would. [`Error::NotFound`] naming the image id and the release when the image is
     /// gone, before anything is touched; a snapshot without an image deploys by name.
     #[instrument(level = "debug", skip_all, fields(app = %self.config.app, %slot, %release))]
-    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoint> {
+    async fn deploy_snapshot(&self, slot: Slot, release: &Release, snapshot: &Snapshot) -> Result<Endpoints> {
         let Some(id) = snapshot.artifact() else {
             return self.deploy(slot, release).await;
         };
         self.require_pinned(release, id).await?;
-        self.start_image(slot, release, id).await
+        self.start_image(slot, release, id).await.map(Endpoints::one)
     }
 
     /// Whether the pinned image id is present (an image inspect; nothing is pulled):

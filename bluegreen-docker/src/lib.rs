@@ -8,6 +8,9 @@
 //! - [`Engine`] is the connection to a Docker Engine, shared by the rest (bollard, the client
 //!   underneath, is not part of this crate's API).
 //! - [`DockerHealthProbe`] reads Docker's own health verdict (`State.Health`).
+//! - [`SwarmEnvironment`] implements the same trait over Docker Swarm: each slot a service
+//!   `<app>-<slot>` of one or more tasks (replicated or global), each task an endpoint published
+//!   in host mode on its node.
 //! - [`ScratchImage`] turns a static binary into a `FROM scratch` image through the Engine's build
 //!   API: no registry needed.
 //!
@@ -44,11 +47,15 @@ mod error;
 mod image;
 pub mod labels;
 mod logs;
+mod presence;
 mod probe;
 mod snapshot;
+mod spec;
+mod swarm;
 
 pub use config::{DockerConfig, Expose, HealthCheck, ImageSource, RestartPolicy, DEFAULT_SOCKET};
 pub use engine::Engine;
 pub use environment::{DockerEnvironment, SlotContainer};
 pub use image::{is_static_executable, remove_image, ScratchImage};
 pub use probe::DockerHealthProbe;
+pub use swarm::{ServiceMode, SwarmAddress, SwarmConfig, SwarmEnvironment};
