@@ -281,7 +281,7 @@ impl RawReload {
     /// Writes `routes` as a plain upstream block and runs `nginx -s reload`.
     pub fn write_and_reload(&self, routes: &Routes) -> Result<(), String> {
         let mut text = format!("upstream {} {{\n", self.upstream);
-        for (_, weight, endpoint) in routes.weighted() {
+        for (_, endpoint, weight) in routes.servers() {
             text.push_str(&format!("    server {} weight={weight};\n", endpoint.authority()));
         }
         text.push_str("    keepalive 32;\n}\n");

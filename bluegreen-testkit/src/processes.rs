@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bluegreen_core::backend::async_trait;
 use bluegreen_core::{
-    Endpoint, Environment, EnvironmentCapabilities, Error, Release, Result, Slot, SlotStatus, StopOutcome,
+    Endpoints, Environment, EnvironmentCapabilities, Error, Release, Result, Slot, SlotStatus, StopOutcome,
 };
 
 use crate::demo::DemoApp;
@@ -67,7 +67,7 @@ impl Environment for DemoEnvironment {
         EnvironmentCapabilities::none()
     }
 
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints> {
         let vars = self.lock().vars.get(release).cloned().unwrap_or_default();
         let version = release.to_string();
         let app = tokio::task::spawn_blocking(move || {
@@ -80,7 +80,7 @@ impl Environment for DemoEnvironment {
         let endpoint = app.endpoint();
         // The slot's previous process, if any, is killed when dropped here.
         self.lock().slots.insert(slot, Instance::Running(release.clone(), app));
-        Ok(endpoint)
+        Ok(endpoint.into())
     }
 
     async fn status(&self, slot: Slot) -> Result<SlotStatus> {
@@ -88,7 +88,7 @@ impl Environment for DemoEnvironment {
             None => SlotStatus::Absent,
             Some(Instance::Running(release, app)) => SlotStatus::Running {
                 release: release.clone(),
-                endpoint: app.endpoint(),
+                endpoints: app.endpoint().into(),
             },
             Some(Instance::Stopped(release, exit_code)) => SlotStatus::Stopped {
                 release: release.clone(),

@@ -44,7 +44,9 @@ pub async fn switches_under_load(
     switches: usize,
     settle: Duration,
 ) -> Tally {
-    let both = |split: TrafficSplit| Routes::new(split, Some(blue.clone()), Some(green.clone())).expect("valid routes");
+    let both = |split: TrafficSplit| {
+        Routes::new(split, Some(blue.clone().into()), Some(green.clone().into())).expect("valid routes")
+    };
     router
         .apply(&both(TrafficSplit::all(Slot::Blue)))
         .await

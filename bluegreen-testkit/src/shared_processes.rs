@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bluegreen_core::backend::async_trait;
 use bluegreen_core::{
-    Endpoint, Environment, EnvironmentCapabilities, Error, Release, Result, Slot, SlotStatus, StopOutcome,
+    Endpoint, Endpoints, Environment, EnvironmentCapabilities, Error, Release, Result, Slot, SlotStatus, StopOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -177,7 +177,7 @@ impl Environment for SharedDemoEnvironment {
         EnvironmentCapabilities::none()
     }
 
-    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoint> {
+    async fn deploy(&self, slot: Slot, release: &Release) -> Result<Endpoints> {
         let version = release.to_string();
         self.blocking(move |path| {
             let mut table = read(path)?;
@@ -203,7 +203,7 @@ impl Environment for SharedDemoEnvironment {
                 },
             );
             write(path, &table)?;
-            Ok(endpoint)
+            Ok(endpoint.into())
         })
         .await
     }
@@ -217,7 +217,7 @@ impl Environment for SharedDemoEnvironment {
             Ok(if !instance.stopped && alive(&instance) {
                 SlotStatus::Running {
                     release,
-                    endpoint: Endpoint::new(instance.host, instance.port)?,
+                    endpoints: Endpoint::new(instance.host, instance.port)?.into(),
                 }
             } else {
                 SlotStatus::Stopped {
