@@ -209,11 +209,7 @@ async fn blue_green_through_nginx(fx: &Fixture) {
     let v2 = deployer.deploy(release("v2")).await.expect("deploy v2");
     assert_eq!(v2.deployment.target(), live.other());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let rolled_back = deployer
-        .rollback()
-        .await
-        .expect("rollback")
-        .expect("a rollback report");
+    let rolled_back = deployer.rollback().await.expect("rollback").expect("a rollback report");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let tally = load.stop().await;
     eprintln!("through nginx across v1 → v2 → rollback to v1: {tally:?}");

@@ -388,16 +388,12 @@ impl SwarmEnvironment {
         last_lines(stream, ERROR_LOG_LINES, format!("task {id}")).await
     }
 
-    /// Waits until none of `ids` (tasks of service `id`) is running any more, bounded by
-    /// `within`; the tasks as they ended.
-    async fn wait_over(&self, service: &str, id: &str, ids: &[String], within: Duration) -> Result<Vec<Task>> {
+    /// Waits until none of tasks `ids` (of service `service`) is running any more, bounded by
+    /// `within`; the tasks as they ended (those Swarm still keeps).
+    async fn wait_over(&self, service: &str, ids: &[String], within: Duration) -> Result<Vec<Task>> {
         let started = Instant::now();
         loop {
-            let found: Vec<Task> = tasks::of_service(&self.engine, id)
-                .await?
-                .into_iter()
-                .filter(|t| t.id.as_ref().is_some_and(|i| ids.contains(i)))
-                .collect();
+            let found = tasks::with_ids(&self.engine, ids).await?;
             if found.iter().all(tasks::is_over) {
                 return Ok(found);
             }
@@ -518,7 +514,7 @@ impl Environment for SwarmEnvironment {
         let swarm_grace = Self::swarm_grace(&spec);
         let started = Instant::now();
         let ended = self
-            .wait_over(&name, &id, &live, swarm_grace.max(grace) + STOP_SLACK)
+            .wait_over(&name, &live, swarm_grace.max(grace) + STOP_SLACK)
             .await?;
         let took = started.elapsed();
         let codes: Vec<Option<i64>> = ended.iter().map(tasks::exit_code).collect();
@@ -554,7 +550,7 @@ impl Environment for SwarmEnvironment {
                 Err(e) => return Err(backend(format_args!("removing service {name}"), e)),
             }
             let within = Self::swarm_grace(&spec) + STOP_SLACK;
-            self.wait_over(&name, &id, &live, within).await?;
+            self.wait_over(&name, &live, within).await?;
         }
         Ok(())
     }

@@ -22,6 +22,26 @@ pub(crate) async fn of_service(engine: &Engine, id: &str) -> Result<Vec<Task>> {
         .map_err(|e| backend(format_args!("listing the tasks of service {id}"), e))
 }
 
+/// The tasks among `ids` that Swarm still keeps (it forgets those of a removed service soon).
+pub(crate) async fn with_ids(engine: &Engine, ids: &[String]) -> Result<Vec<Task>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let options = ListTasksOptions {
+        filters: Some(HashMap::from([("id".to_string(), ids.to_vec())])),
+    };
+    let found = engine
+        .client()
+        .list_tasks(Some(options))
+        .await
+        .map_err(|e| backend("listing tasks by id", e))?;
+    // The filter matches id prefixes: keep the exact ones.
+    Ok(found
+        .into_iter()
+        .filter(|t| t.id.as_ref().is_some_and(|id| ids.contains(id)))
+        .collect())
+}
+
 /// The task's state (`new` when Swarm did not say).
 pub(crate) fn state(task: &Task) -> TaskState {
     task.status.as_ref().and_then(|s| s.state).unwrap_or(TaskState::NEW)
