@@ -17,7 +17,7 @@ use bluegreen_core::backend::environment_conformance_with_replicas;
 use bluegreen_core::journal::InMemoryJournal;
 use bluegreen_core::lock::InMemoryLock;
 use bluegreen_core::probe::HttpProbe;
-use bluegreen_core::{Deployer, Environment, Error, HealthPolicy, Retirement, Router, Slot, SlotStatus};
+use bluegreen_core::{Deployer, Environment, Error, HealthPolicy, Retirement, Router, Slot, SlotStatus, StopOutcome};
 use bluegreen_docker::{labels, HealthCheck, ImageSource, SwarmConfig, SwarmEnvironment};
 use bluegreen_nginx::NginxRouter;
 use bluegreen_testkit::load::{ClientMode, Load, LoadConfig, Outcome};
@@ -103,9 +103,18 @@ fn config(fx: &Fixture) -> SwarmConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarm_services_conform_and_deploy_blue_green_through_nginx() {
-    let Some(fx) = setup("swarm", &["v1", "v2"]).await else {
+    let Some(mut fx) = setup("swarm", &["v1", "v2"]).await else {
         return;
     };
+    let engine = fx.engine.clone();
+    fx.images
+        .add(&engine, "stubborn", &[("IGNORE_SIGTERM", "true")])
+        .await
+        .expect("build the stubborn image");
+    fx.images
+        .add(&engine, "crash", &[("CRASH_AFTER_MS", "1")])
+        .await
+        .expect("build the crashing image");
     let outside = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).is_ok_and(|s| s == "inactive");
     if outside {
         refuses_an_engine_outside_a_swarm_clearly(&fx).await;
@@ -118,7 +127,7 @@ async fn swarm_services_conform_and_deploy_blue_green_through_nginx() {
 
     conformance(&fx).await;
     blue_green_through_nginx(&fx).await;
-    missing_images_and_failing_tasks(&fx).await;
+    stops_and_failures(&fx).await;
 
     drop(services);
     drop(swarm);
@@ -245,8 +254,38 @@ async fn get_through(nginx: &NginxProcess) -> Outcome {
     get(&endpoint, "/").await
 }
 
-async fn missing_images_and_failing_tasks(fx: &Fixture) {
-    let env = SwarmEnvironment::connect(config(fx)).await.expect("connect");
+async fn stops_and_failures(fx: &Fixture) {
+    let env = SwarmEnvironment::connect(config(fx).replicas(2))
+        .await
+        .expect("connect");
+
+    // SIGTERM, and the demo app exits by itself within Swarm's grace.
+    env.deploy(Slot::Blue, &release("v1")).await.unwrap();
+    let outcome = env.stop(Slot::Blue, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(outcome, StopOutcome::Graceful { exit_code: Some(0) });
+    // One that ignores SIGTERM is killed once Swarm's grace (2 s) has passed, and said so.
+    env.deploy(Slot::Blue, &release("stubborn")).await.unwrap();
+    let started = std::time::Instant::now();
+    let outcome = env.stop(Slot::Blue, Duration::from_secs(2)).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(outcome, StopOutcome::Killed, "after {took:?}");
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(matches!(
+        env.status(Slot::Blue).await.unwrap(),
+        SlotStatus::Stopped {
+            exit_code: Some(137),
+            ..
+        }
+    ));
+
+    // A task that fails fails the deploy with what Swarm said and the task's output.
+    let err = env.deploy(Slot::Green, &release("crash")).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Backend { temporary: false, .. }), "{err:?}");
+    let service = format!("{}-green.", fx.app.name());
+    assert!(text.contains(&service) && text.contains("failed"), "{text}");
+
+    // A release whose image is missing is refused before anything is created.
     let err = env.deploy(Slot::Blue, &release("v9")).await.unwrap_err();
     match &err {
         Error::NotFound { what: "image", name } => {
@@ -254,5 +293,8 @@ async fn missing_images_and_failing_tasks(fx: &Fixture) {
         }
         other => panic!("a missing image: {other:?}"),
     }
-    assert_eq!(env.status(Slot::Blue).await.unwrap(), SlotStatus::Absent);
+    for slot in Slot::BOTH {
+        env.remove(slot).await.unwrap();
+        assert_eq!(env.status(slot).await.unwrap(), SlotStatus::Absent);
+    }
 }

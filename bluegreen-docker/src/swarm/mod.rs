@@ -14,7 +14,7 @@ use bluegreen_core::{
     StopOutcome,
 };
 use bollard::models::{ImageInspect, LocalNodeState, Service, ServiceSpec, Task, TaskState};
-use bollard::query_parameters::{ListServicesOptions, LogsOptions, UpdateServiceOptions};
+use bollard::query_parameters::{InspectContainerOptions, ListServicesOptions, LogsOptions, UpdateServiceOptions};
 use tracing::field::{display, Empty};
 use tracing::{debug, instrument, Span};
 
@@ -407,6 +407,33 @@ impl SwarmEnvironment {
         }
     }
 
+    /// The exit code of `task`'s container: as Swarm recorded it, else (Swarm does not always
+    /// record it for a killed container) as its container says when it is on this engine's node.
+    async fn exit_code(&self, task: &Task) -> Result<Option<i64>> {
+        if let Some(code) = tasks::exit_code(task) {
+            return Ok(Some(code));
+        }
+        let Some(container) = task
+            .status
+            .as_ref()
+            .and_then(|s| s.container_status.as_ref())
+            .and_then(|c| c.container_id.as_deref())
+            .filter(|id| !id.is_empty())
+        else {
+            return Ok(None);
+        };
+        match self
+            .engine
+            .client()
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => Ok(info.state.and_then(|s| s.exit_code)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(backend(format_args!("inspecting container {container}"), e)),
+        }
+    }
+
     /// The stop grace of the service's tasks (Swarm's `StopGracePeriod`).
     fn swarm_grace(spec: &ServiceSpec) -> Duration {
         spec.task_template
@@ -517,7 +544,10 @@ impl Environment for SwarmEnvironment {
             .wait_over(&name, &live, swarm_grace.max(grace) + STOP_SLACK)
             .await?;
         let took = started.elapsed();
-        let codes: Vec<Option<i64>> = ended.iter().map(tasks::exit_code).collect();
+        let mut codes = Vec::with_capacity(ended.len());
+        for task in &ended {
+            codes.push(self.exit_code(task).await?);
+        }
         debug!(%slot, ?took, ?codes, "stopped");
         let killed = codes.contains(&Some(SIGKILL_EXIT));
         if killed && took + Duration::from_millis(50) >= swarm_grace {
