@@ -206,7 +206,7 @@ mod tests {
         ];
         sort(&mut tasks);
         let found = endpoints("shop-blue", &tasks, 8080, |_| Ok("127.0.0.1".into())).unwrap();
-        assert_eq!(found.to_string(), "127.0.0.1:30001, 127.0.0.1:30002");
+        assert_eq!(found.to_string(), "http://127.0.0.1:30001, http://127.0.0.1:30002");
         assert!(of_deploy(&tasks[0], 3) && !of_deploy(&tasks[0], 4));
 
         let unpublished = [task(1, TaskState::RUNNING, None)];
