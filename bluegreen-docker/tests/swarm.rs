@@ -18,7 +18,7 @@ use bluegreen_core::journal::InMemoryJournal;
 use bluegreen_core::lock::InMemoryLock;
 use bluegreen_core::probe::HttpProbe;
 use bluegreen_core::{Deployer, Environment, Error, HealthPolicy, Retirement, Router, Slot, SlotStatus, StopOutcome};
-use bluegreen_docker::{labels, HealthCheck, ImageSource, SwarmConfig, SwarmEnvironment};
+use bluegreen_docker::{labels, HealthCheck, ImageSource, SwarmAddress, SwarmConfig, SwarmEnvironment};
 use bluegreen_nginx::NginxRouter;
 use bluegreen_testkit::load::{ClientMode, Load, LoadConfig, Outcome};
 use bluegreen_testkit::nginx::NginxProcess;
@@ -128,6 +128,7 @@ async fn swarm_services_conform_and_deploy_blue_green_through_nginx() {
     conformance(&fx).await;
     blue_green_through_nginx(&fx).await;
     stops_and_failures(&fx).await;
+    global_at_node_addresses(&fx).await;
 
     drop(services);
     drop(swarm);
@@ -297,4 +298,46 @@ async fn stops_and_failures(fx: &Fixture) {
         env.remove(slot).await.unwrap();
         assert_eq!(env.status(slot).await.unwrap(), SlotStatus::Absent);
     }
+}
+
+/// A global service: one task per ready node (this swarm has one), at the node's address (the
+/// test's swarm advertises 127.0.0.1); stopped by a constraint no node meets, started again by
+/// the next deploy.
+async fn global_at_node_addresses(fx: &Fixture) {
+    let env = SwarmEnvironment::connect(config(fx).global().address(SwarmAddress::NodeAddress))
+        .await
+        .expect("connect");
+    let endpoints = env.deploy(Slot::Green, &release("v1")).await.unwrap();
+    assert_eq!(endpoints.len(), 1, "{endpoints}");
+    let endpoint = endpoints.first();
+    if env.manager_node_id().is_empty()
+        || docker(&["node", "inspect", "self", "--format", "{{.Status.Addr}}"]).as_deref() != Ok("127.0.0.1")
+    {
+        eprintln!("the swarm does not advertise 127.0.0.1: not requesting {endpoint}");
+    } else {
+        assert_serves(endpoint, "v1").await;
+    }
+    assert_eq!(
+        env.status(Slot::Green).await.unwrap(),
+        SlotStatus::Running {
+            release: release("v1"),
+            endpoints: endpoints.clone()
+        }
+    );
+    assert!(matches!(
+        env.stop(Slot::Green, Duration::from_secs(2)).await.unwrap(),
+        StopOutcome::Graceful { .. }
+    ));
+    assert!(matches!(
+        env.status(Slot::Green).await.unwrap(),
+        SlotStatus::Stopped { .. }
+    ));
+    assert_eq!(
+        env.stop(Slot::Green, Duration::from_secs(2)).await.unwrap(),
+        StopOutcome::NotRunning
+    );
+    let again = env.deploy(Slot::Green, &release("v2")).await.unwrap();
+    assert_eq!(again.len(), 1);
+    env.remove(Slot::Green).await.unwrap();
+    assert_eq!(env.status(Slot::Green).await.unwrap(), SlotStatus::Absent);
 }

@@ -79,8 +79,9 @@ const SIGKILL_EXIT: i64 = 137;
 ///   and waits for its tasks to end. **Swarm stops them with the service's own grace**
 ///   ([`SwarmConfig::stop_grace`], its `StopGracePeriod`: SIGTERM, that long, then SIGKILL):
 ///   a task keeps the grace it was created with, so the `grace` argument cannot change it —
-///   set `Retirement::stop_grace` to the same value. `Killed` when a task exited with 137
-///   after that grace, else `Graceful` with the tasks' exit code.
+///   set `Retirement::stop_grace` to the same value. `Killed` when the tasks outlived that
+///   grace and one exited with 137 (or its exit code is unknown: Swarm does not always record
+///   it), else `Graceful` with the tasks' exit code (the first non-zero one).
 /// - `remove` deletes the service and waits for its tasks to end.
 /// - `snapshot` pins the image the service's tasks run (the digest or id written at deploy);
 ///   `deploy_snapshot` starts exactly that again.
@@ -549,8 +550,12 @@ impl Environment for SwarmEnvironment {
             codes.push(self.exit_code(task).await?);
         }
         debug!(%slot, ?took, ?codes, "stopped");
-        let killed = codes.contains(&Some(SIGKILL_EXIT));
-        if killed && took + Duration::from_millis(50) >= swarm_grace {
+        // Swarm sends SIGKILL when its grace runs out. A task that exited 137 was killed; so was
+        // one whose exit code is unknown (Swarm does not always record it, and may have removed
+        // the container) if the tasks outlived the grace.
+        let waited_out = took + Duration::from_millis(50) >= swarm_grace;
+        let killed = codes.contains(&Some(SIGKILL_EXIT)) || codes.contains(&None);
+        if killed && waited_out {
             return Ok(StopOutcome::Killed);
         }
         let exit_code = codes
