@@ -52,13 +52,25 @@ fn docker(args: &[&str]) -> Result<String, String> {
 
 impl Swarm {
     /// The engine's swarm: the one it is in, or a new single-node one on loopback.
+    ///
+    /// The node of a swarm made here is labelled with this process's id ([`OWNER_LABEL`]): a
+    /// swarm left behind by a killed run (its owner gone) is taken over and left at the end.
     fn join() -> Result<Swarm, String> {
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])?;
         if state == "active" {
-            return Ok(Swarm { created: false });
+            let format = format!("{{{{index .Spec.Labels \"{OWNER_LABEL}\"}}}}");
+            let owner = docker(&["node", "inspect", "self", "--format", &format]).unwrap_or_default();
+            let orphaned = owner
+                .parse::<u32>()
+                .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+            return Ok(Swarm { created: orphaned });
         }
         docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"])?;
-        Ok(Swarm { created: true })
+        let swarm = Swarm { created: true };
+        let label = format!("{OWNER_LABEL}={}", std::process::id());
+        let node = docker(&["info", "--format", "{{.Swarm.NodeID}}"])?;
+        docker(&["node", "update", "--label-add", &label, &node])?;
+        Ok(swarm)
     }
 }
 
