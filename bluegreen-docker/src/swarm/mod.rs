@@ -390,13 +390,25 @@ impl SwarmEnvironment {
     }
 
     /// Waits until none of tasks `ids` (of service `service`) is running any more, bounded by
-    /// `within`; the tasks as they ended (those Swarm still keeps).
-    async fn wait_over(&self, service: &str, ids: &[String], within: Duration) -> Result<Vec<Task>> {
+    /// `within`. Swarm deletes the tasks of a scaled-down or removed service once they ended, so a
+    /// task gone from the list has ended too. Returns, for each id, the task as last seen ended
+    /// (`None` when it vanished before it was seen ended).
+    async fn wait_over(&self, service: &str, ids: &[String], within: Duration) -> Result<Vec<Option<Task>>> {
         let started = Instant::now();
+        let mut last: HashMap<String, Task> = HashMap::new();
         loop {
             let found = tasks::with_ids(&self.engine, ids).await?;
-            if found.iter().all(tasks::is_over) {
-                return Ok(found);
+            let done = found.iter().all(tasks::is_over);
+            for task in found {
+                if let Some(id) = task.id.clone() {
+                    last.insert(id, task);
+                }
+            }
+            if done {
+                return Ok(ids
+                    .iter()
+                    .map(|id| last.get(id).filter(|t| tasks::is_over(t)).cloned())
+                    .collect());
             }
             if started.elapsed() >= within {
                 return Err(Error::Timeout {
@@ -547,7 +559,10 @@ impl Environment for SwarmEnvironment {
         let took = started.elapsed();
         let mut codes = Vec::with_capacity(ended.len());
         for task in &ended {
-            codes.push(self.exit_code(task).await?);
+            codes.push(match task {
+                Some(task) => self.exit_code(task).await?,
+                None => None,
+            });
         }
         debug!(%slot, ?took, ?codes, "stopped");
         // Swarm sends SIGKILL when its grace runs out. A task that exited 137 was killed; so was
