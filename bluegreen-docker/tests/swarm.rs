@@ -32,6 +32,8 @@ const REPLICAS: u32 = 3;
 /// The engine's swarm for this test; leaves it on drop if the test made it.
 struct Swarm {
     created: bool,
+    /// Whether `swarm init` made the `docker_gwbridge` network (which `swarm leave` keeps).
+    gwbridge: bool,
 }
 
 fn docker(args: &[&str]) -> Result<String, String> {
@@ -63,10 +65,17 @@ impl Swarm {
             let orphaned = owner
                 .parse::<u32>()
                 .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
-            return Ok(Swarm { created: orphaned });
+            return Ok(Swarm {
+                created: orphaned,
+                gwbridge: false,
+            });
         }
+        let had_gwbridge = docker(&["network", "inspect", "docker_gwbridge"]).is_ok();
         docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"])?;
-        let swarm = Swarm { created: true };
+        let swarm = Swarm {
+            created: true,
+            gwbridge: !had_gwbridge,
+        };
         let label = format!("{OWNER_LABEL}={}", std::process::id());
         let node = docker(&["info", "--format", "{{.Swarm.NodeID}}"])?;
         docker(&["node", "update", "--label-add", &label, &node])?;
@@ -79,6 +88,8 @@ impl Drop for Swarm {
         if self.created {
             if let Err(e) = docker(&["swarm", "leave", "--force"]) {
                 eprintln!("leaving the test's swarm: {e}");
+            } else if self.gwbridge {
+                let _ = docker(&["network", "rm", "docker_gwbridge"]);
             }
         }
     }
