@@ -226,7 +226,7 @@ impl ImageSource {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let check = |what, image: &str| check_image(what, image);
         match self {
             ImageSource::Tagged { repository } => check("image repository", repository),
@@ -408,7 +408,7 @@ impl HealthCheck {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.command.is_empty() || self.command[0].is_empty() {
             return Err(Error::invalid(
                 "health check command",
@@ -576,37 +576,9 @@ impl DockerConfig {
     /// Refuses the first bad value, naming it.
     pub fn validate(&self) -> Result<()> {
         self.image.validate()?;
-        if self.container_port == 0 {
-            return Err(Error::invalid("container port", "0", "must be 1..=65535"));
-        }
-        for (name, value) in &self.env {
-            let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !ok {
-                return Err(Error::invalid(
-                    "environment variable name",
-                    name,
-                    "must be [A-Za-z_][A-Za-z0-9_]*",
-                ));
-            }
-            if value.contains('\0') {
-                // The value is not quoted: it may be a secret.
-                return Err(Error::invalid(
-                    "environment variable value",
-                    name,
-                    "the value of this variable contains NUL",
-                ));
-            }
-        }
-        if let Some(command) = &self.command {
-            if command.iter().any(|arg| arg.contains('\0')) {
-                return Err(Error::invalid(
-                    "command",
-                    format!("{command:?}"),
-                    "must not contain NUL",
-                ));
-            }
-        }
+        check_container_port(self.container_port)?;
+        check_env(&self.env)?;
+        check_command(self.command.as_deref())?;
         if let Some(network) = &self.network {
             check_name("network", network)?;
         }
@@ -618,39 +590,14 @@ impl DockerConfig {
             ));
         }
         self.validate_host_ports()?;
-        if let Some(bytes) = self.memory_bytes {
-            if bytes < 6 * 1024 * 1024 {
-                return Err(Error::invalid(
-                    "memory limit",
-                    bytes.to_string(),
-                    "Docker's minimum is 6 MiB",
-                ));
-            }
-        }
-        if let Some(cpus) = self.cpus {
-            if !(cpus.is_finite() && cpus > 0.0) {
-                return Err(Error::invalid(
-                    "cpu limit",
-                    cpus.to_string(),
-                    "must be a positive number of CPUs",
-                ));
-            }
-        }
+        check_limits(self.memory_bytes, self.cpus)?;
         if let Some(check) = &self.health_check {
             check.validate()?;
         }
         if let Some(credentials) = &self.registry {
             credentials.validate()?;
         }
-        for (key, value) in &self.labels {
-            if key.starts_with(RESERVED_PREFIX) {
-                return Err(Error::invalid("label", key, "keys under `bluegreen.` are reserved"));
-            }
-            if key.is_empty() || key.contains(['\0', '=']) || value.contains('\0') {
-                return Err(Error::invalid("label", key, "must be non-empty, without `=` or NUL"));
-            }
-        }
-        Ok(())
+        check_labels(&self.labels)
     }
 }
 
@@ -695,6 +642,104 @@ impl DockerConfig {
         }
         Ok(())
     }
+}
+
+// The checks below are shared by every configuration of this crate (containers and Swarm
+// services), so a value refused in one is refused in the other.
+
+/// Refuses port 0 inside the container.
+pub(crate) fn check_container_port(port: u16) -> Result<()> {
+    if port == 0 {
+        return Err(Error::invalid("container port", "0", "must be 1..=65535"));
+    }
+    Ok(())
+}
+
+/// Refuses an environment variable whose name is not a shell name or whose value holds NUL
+/// (naming the variable, never quoting its value: it may be a secret).
+pub(crate) fn check_env(env: &BTreeMap<String, String>) -> Result<()> {
+    for (name, value) in env {
+        let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(Error::invalid(
+                "environment variable name",
+                name,
+                "must be [A-Za-z_][A-Za-z0-9_]*",
+            ));
+        }
+        if value.contains('\0') {
+            // The value is not quoted: it may be a secret.
+            return Err(Error::invalid(
+                "environment variable value",
+                name,
+                "the value of this variable contains NUL",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a command argument holding NUL.
+pub(crate) fn check_command(command: Option<&[String]>) -> Result<()> {
+    if let Some(command) = command {
+        if command.iter().any(|arg| arg.contains('\0')) {
+            return Err(Error::invalid(
+                "command",
+                format!("{command:?}"),
+                "must not contain NUL",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses one fixed host port for both slots (`0`, chosen by the engine, may repeat).
+pub(crate) fn check_slot_ports(blue_port: u16, green_port: u16) -> Result<()> {
+    if blue_port != 0 && blue_port == green_port {
+        return Err(Error::invalid(
+            "host port",
+            blue_port.to_string(),
+            "blue and green must publish on different host ports",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a memory limit under Docker's minimum and a CPU limit that is not a positive number.
+pub(crate) fn check_limits(memory_bytes: Option<i64>, cpus: Option<f64>) -> Result<()> {
+    if let Some(bytes) = memory_bytes {
+        if bytes < 6 * 1024 * 1024 {
+            return Err(Error::invalid(
+                "memory limit",
+                bytes.to_string(),
+                "Docker's minimum is 6 MiB",
+            ));
+        }
+    }
+    if let Some(cpus) = cpus {
+        if !(cpus.is_finite() && cpus > 0.0) {
+            return Err(Error::invalid(
+                "cpu limit",
+                cpus.to_string(),
+                "must be a positive number of CPUs",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses extra labels under the reserved `bluegreen.` prefix, empty keys, `=` in a key and NUL.
+pub(crate) fn check_labels(labels: &BTreeMap<String, String>) -> Result<()> {
+    for (key, value) in labels {
+        if key.starts_with(RESERVED_PREFIX) {
+            return Err(Error::invalid("label", key, "keys under `bluegreen.` are reserved"));
+        }
+        if key.is_empty() || key.contains(['\0', '=']) || value.contains('\0') {
+            return Err(Error::invalid("label", key, "must be non-empty, without `=` or NUL"));
+        }
+    }
+    Ok(())
 }
 
 fn check_name(what: &'static str, name: &str) -> Result<()> {

@@ -9,8 +9,8 @@ use bluegreen_core::{
     Snapshot, StopOutcome,
 };
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, HealthConfig, HostConfig, PortBinding,
-    RestartPolicy as DockerRestart, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, HostConfig, PortBinding, RestartPolicy as DockerRestart,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
@@ -27,6 +27,7 @@ use crate::instances::{self, display_name, exit_code, in_replica_order, is_activ
 use crate::labels::{self, Replica, SlotLabels};
 use crate::logs::{tail, with_logs};
 use crate::probe::DockerHealthProbe;
+use crate::{presence, spec};
 
 /// How many log lines a failed deploy's error carries.
 const ERROR_LOG_LINES: usize = 20;
@@ -181,27 +182,10 @@ impl DockerEnvironment {
         }
     }
 
-    async fn require_image(&self, image: &str) -> Result<()> {
-        match self.engine.client().inspect_image(image).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Err(Error::NotFound {
-                what: "image",
-                name: image.to_string(),
-            }),
-            Err(e) => Err(backend(format_args!("inspecting image {image}"), e)),
-        }
-    }
-
     /// Checks that image `id`, pinned by a snapshot of `release`, is still present: else
     /// [`Error::NotFound`] naming the image id and the release.
     async fn require_pinned(&self, release: &Release, id: &str) -> Result<()> {
-        self.require_image(id).await.map_err(|e| match e {
-            Error::NotFound { .. } => Error::NotFound {
-                what: "image",
-                name: format!("{id} (pinned for release {release})"),
-            },
-            other => other,
-        })
+        presence::require_pinned(&self.engine, release, id).await.map(drop)
     }
 
     /// Replaces `slot`'s containers with [`DockerConfig::replicas`] new ones of `image` (a
@@ -368,26 +352,14 @@ impl DockerEnvironment {
             RestartPolicy::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
             RestartPolicy::Always => (RestartPolicyNameEnum::ALWAYS, None),
         };
-        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         ContainerCreateBody {
             image: Some(image.to_string()),
-            env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            env: Some(spec::env_list(&c.env)),
             cmd: c.command.clone(),
             labels: Some(labels::for_deploy(&c.app, slot, release, replica, &c.labels)),
             exposed_ports: Some(vec![port]),
             stop_timeout: Some(grace_seconds(c.stop_grace)),
-            healthcheck: c.health_check.as_ref().map(|h| HealthConfig {
-                test: Some(
-                    std::iter::once("CMD".to_string())
-                        .chain(h.command.iter().cloned())
-                        .collect(),
-                ),
-                interval: Some(nanos(h.interval)),
-                timeout: Some(nanos(h.timeout)),
-                retries: Some(i64::from(h.retries)),
-                start_period: Some(nanos(h.start_period)),
-                start_interval: None,
-            }),
+            healthcheck: c.health_check.as_ref().map(spec::health_config),
             host_config: Some(HostConfig {
                 init: Some(c.init),
                 port_bindings,

@@ -12,6 +12,9 @@
 //!   serving at the probed endpoint (one instance).
 //! - Images come from the engine, or from a registry ([`Pull`], [`RegistryCredentials`]): a
 //!   pulled image runs by its digest, which the slot's snapshot reports.
+//! - [`SwarmEnvironment`] implements the same trait over Docker Swarm: each slot a service
+//!   `<app>-<slot>` of one or more tasks (replicated or global), each task an endpoint published
+//!   in host mode on its node.
 //! - [`ScratchImage`] turns a static binary into a `FROM scratch` image through the Engine's build
 //!   API: no registry needed.
 //!
@@ -49,10 +52,13 @@ mod image;
 mod instances;
 pub mod labels;
 mod logs;
+mod presence;
 mod probe;
 mod pull;
 mod registry;
 mod snapshot;
+mod spec;
+mod swarm;
 
 pub use config::{DockerConfig, Expose, HealthCheck, ImageSource, RestartPolicy, DEFAULT_SOCKET, MAX_REPLICAS};
 pub use engine::Engine;
@@ -60,3 +66,4 @@ pub use environment::{DockerEnvironment, SlotContainer};
 pub use image::{is_static_executable, remove_image, ScratchImage};
 pub use probe::DockerHealthProbe;
 pub use registry::{Pull, RegistryCredentials};
+pub use swarm::{ServiceMode, SwarmAddress, SwarmConfig, SwarmEnvironment};

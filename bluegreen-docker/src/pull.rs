@@ -15,7 +15,7 @@ use tracing::debug;
 
 use crate::config::DockerConfig;
 use crate::engine::Engine;
-use crate::error::{backend, is_not_found, BACKEND};
+use crate::error::BACKEND;
 use crate::registry::Pull;
 
 /// An image reference split into repository and tag or digest.
@@ -89,16 +89,7 @@ pub(crate) async fn prepare(engine: &Engine, config: &DockerConfig, reference: &
     if let Some(digest) = pulled {
         return Ok(format!("{}@{digest}", parsed.repository));
     }
-    let image = match engine.client().inspect_image(reference).await {
-        Ok(image) => image,
-        Err(e) if is_not_found(&e) => {
-            return Err(Error::NotFound {
-                what: "image",
-                name: reference.to_string(),
-            })
-        }
-        Err(e) => return Err(backend(format_args!("inspecting image {reference}"), e)),
-    };
+    let image = crate::presence::require_image(engine, reference).await?;
     if parsed.digest.is_some() {
         return Ok(reference.to_string());
     }
@@ -130,10 +121,10 @@ pub(crate) async fn for_snapshot(engine: &Engine, id: &str, digest: Option<&str>
 
 /// Whether the engine has image `reference`.
 async fn present(engine: &Engine, reference: &str) -> Result<bool> {
-    match engine.client().inspect_image(reference).await {
+    match crate::presence::require_image(engine, reference).await {
         Ok(_) => Ok(true),
-        Err(e) if is_not_found(&e) => Ok(false),
-        Err(e) => Err(backend(format_args!("inspecting image {reference}"), e)),
+        Err(Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -1,21 +1,27 @@
-//! What a slot's container was started as: the image id and a fingerprint of the configuration.
+//! What a slot was started as: the image id and a fingerprint of the configuration.
 
-use bluegreen_core::{Result, Snapshot};
+use bluegreen_core::{AppName, Result, Snapshot};
 use bollard::models::ContainerInspectResponse;
+use serde::Serialize;
 
 use crate::config::DockerConfig;
 
-/// The configuration keys that do not shape the container: where the engine is (`socket`), and
-/// how a release names and fetches its image (`image`, `pull`, `registry`: the snapshot pins the
-/// image itself).
+/// The configuration keys that do not shape the container (or service): where the engine is
+/// (`socket`), and how a release names and fetches its image (`image`, `pull`, `registry`: the
+/// snapshot pins the image itself). Every configuration of this crate names them so.
 const NOT_SHAPING: [&str; 4] = ["socket", "image", "pull", "registry"];
 
 /// A fingerprint of what in `config` shapes a container: ports and how they are exposed, the
 /// environment, labels, command, network, limits, restart policy, stop grace, health check,
 /// init — every key but [`NOT_SHAPING`], so a key added to the configuration is counted too.
 pub(crate) fn fingerprint(config: &DockerConfig) -> Result<String> {
+    fingerprint_of(config, &config.app)
+}
+
+/// The fingerprint of any configuration of this crate (of `app`): every key but [`NOT_SHAPING`].
+pub(crate) fn fingerprint_of(config: &impl Serialize, app: &AppName) -> Result<String> {
     let mut value = serde_json::to_value(config)
-        .map_err(|e| bluegreen_core::Error::invalid("docker configuration", config.app.to_string(), e.to_string()))?;
+        .map_err(|e| bluegreen_core::Error::invalid("docker configuration", app.to_string(), e.to_string()))?;
     if let Some(fields) = value.as_object_mut() {
         for key in NOT_SHAPING {
             fields.remove(key);
