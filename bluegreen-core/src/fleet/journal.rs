@@ -236,9 +236,10 @@ impl FleetJournal {
 /// Reads every entry of the file; skips lines that are not entries (a torn last line).
 #[allow(clippy::disallowed_methods, reason = "runs on the blocking pool or at open")]
 fn read_file(file: &File, path: &Path) -> Result<Vec<FleetEntry>> {
-    let mut reader = BufReader::new(file.try_clone().map_err(|e| {
-        Error::journal(path.display().to_string(), "cannot read", e)
-    })?);
+    let mut reader = BufReader::new(
+        file.try_clone()
+            .map_err(|e| Error::journal(path.display().to_string(), "cannot read", e))?,
+    );
     use std::io::Seek;
     reader
         .seek(std::io::SeekFrom::Start(0))
@@ -248,7 +249,9 @@ fn read_file(file: &File, path: &Path) -> Result<Vec<FleetEntry>> {
         let line = line.map_err(|e| Error::journal(path.display().to_string(), "cannot read", e))?;
         match serde_json::from_str::<FleetEntry>(&line) {
             Ok(entry) => entries.push(entry),
-            Err(e) => tracing::warn!(journal = %path.display(), "fleet journal: skipped a line that is not an entry: {e}"),
+            Err(e) => {
+                tracing::warn!(journal = %path.display(), "fleet journal: skipped a line that is not an entry: {e}")
+            }
         }
     }
     Ok(entries)

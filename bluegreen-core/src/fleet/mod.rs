@@ -70,10 +70,10 @@ mod status;
 
 use std::sync::Arc;
 
-use crate::Deployer;
 use crate::error::{Error, Result};
 use crate::lock::{DeployLock, InMemoryLock};
 use crate::model::AppName;
+use crate::Deployer;
 
 pub use host::HostState;
 pub use journal::{FleetEntry, FleetJournal, FleetOutcome, FleetRecord, HostStep};
@@ -109,13 +109,16 @@ impl Fleet {
     /// a host or whose batch size is 0.
     pub fn new(name: AppName, hosts: Vec<(String, Deployer)>, plan: FleetPlan) -> Result<Self> {
         if hosts.is_empty() {
-            return Err(Error::invalid("fleet", name.to_string(), "a fleet needs at least one host"));
+            return Err(Error::invalid(
+                "fleet",
+                name.to_string(),
+                "a fleet needs at least one host",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (host, _) in &hosts {
-            AppName::new(host.clone()).map_err(|_| {
-                Error::invalid("fleet host name", host.clone(), "letters, digits, '-' and '_' only")
-            })?;
+            AppName::new(host.clone())
+                .map_err(|_| Error::invalid("fleet host name", host.clone(), "letters, digits, '-' and '_' only"))?;
             if !seen.insert(host.clone()) {
                 return Err(Error::invalid("fleet host name", host.clone(), "given twice"));
             }

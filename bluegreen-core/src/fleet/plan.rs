@@ -22,7 +22,11 @@ impl FleetPlan {
     /// [`Error::Invalid`] for a batch size of 0.
     pub fn new(batch_size: usize) -> Result<Self> {
         if batch_size == 0 {
-            return Err(Error::invalid("fleet batch size", "0", "a batch holds at least one host"));
+            return Err(Error::invalid(
+                "fleet batch size",
+                "0",
+                "a batch holds at least one host",
+            ));
         }
         Ok(FleetPlan {
             canary: None,
@@ -43,7 +47,11 @@ impl FleetPlan {
     /// [`Error::Invalid`] for a batch size of 0, or a canary that is not one of `hosts`.
     pub fn waves(&self, hosts: &[String]) -> Result<Vec<Vec<usize>>> {
         if self.batch_size == 0 {
-            return Err(Error::invalid("fleet batch size", "0", "a batch holds at least one host"));
+            return Err(Error::invalid(
+                "fleet batch size",
+                "0",
+                "a batch holds at least one host",
+            ));
         }
         if hosts.is_empty() {
             return Ok(Vec::new());

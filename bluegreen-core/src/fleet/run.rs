@@ -131,7 +131,11 @@ impl Fleet {
             return Err(Error::invalid(
                 "fleet hosts",
                 self.host_names().join(", "),
-                format!("fleet deployment {} started with hosts {}", first.fleet, hosts.join(", ")),
+                format!(
+                    "fleet deployment {} started with hosts {}",
+                    first.fleet,
+                    hosts.join(", ")
+                ),
             ));
         }
         let rolling_back = latest.iter().find_map(|e| match &e.record {
@@ -145,9 +149,12 @@ impl Fleet {
             started: tokio::time::Instant::now(),
             rolling_back,
         };
-        self.record(&drive, FleetRecord::Note {
-            text: "the fleet deployer stopped; resuming every host, then the fleet".to_string(),
-        })
+        self.record(
+            &drive,
+            FleetRecord::Note {
+                text: "the fleet deployer stopped; resuming every host, then the fleet".to_string(),
+            },
+        )
         .await?;
         let all: Vec<usize> = (0..self.inner.hosts.len()).collect();
         for (i, resumed) in self.on_each(&all, |d| async move { d.resume().await }).await {
@@ -207,8 +214,10 @@ impl Fleet {
         if drive.rolling_back.is_some() {
             return Ok(());
         }
-        self.check_all(drive, &all, |s| matches!(s, HostState::Provisioned | HostState::Switched | HostState::Completed))
-            .await?;
+        self.check_all(drive, &all, |s| {
+            matches!(s, HostState::Provisioned | HostState::Switched | HostState::Completed)
+        })
+        .await?;
         if drive.rolling_back.is_some() {
             return Ok(());
         }
@@ -242,11 +251,20 @@ impl Fleet {
         // 3. Every host switched: retire every old slot at once.
         let states = self.states(drive, &all).await?;
         let warm = indices(&states, |s| *s == HostState::Switched);
-        for (i, result) in self.on_each(&warm, |d| async move { d.end_rollback_window().await }).await {
+        for (i, result) in self
+            .on_each(&warm, |d| async move { d.end_rollback_window().await })
+            .await
+        {
             result?;
             let host = names[i].clone();
-            self.record(drive, FleetRecord::Host { host, step: HostStep::Completed })
-                .await?;
+            self.record(
+                drive,
+                FleetRecord::Host {
+                    host,
+                    step: HostStep::Completed,
+                },
+            )
+            .await?;
         }
         Ok(())
     }
@@ -273,8 +291,14 @@ impl Fleet {
         for (i, result) in back_results {
             result?;
             let host = self.inner.hosts[i].0.clone();
-            self.record(drive, FleetRecord::Host { host, step: HostStep::RolledBack })
-                .await?;
+            self.record(
+                drive,
+                FleetRecord::Host {
+                    host,
+                    step: HostStep::RolledBack,
+                },
+            )
+            .await?;
         }
         let states = self.states(drive, &all).await?;
         if let Some((i, state)) = states.iter().enumerate().find(|(_, s)| s.serves_release()) {
@@ -298,7 +322,6 @@ impl Fleet {
             self.record(drive, FleetRecord::RollingBack { reason: reason.clone() })
                 .await?;
         }
-        let _ = host;
         Ok(HostStep::Failed { reason })
     }
 
@@ -308,9 +331,7 @@ impl Fleet {
         for (&i, state) in hosts.iter().zip(&states) {
             if !ok(state) {
                 let host = self.inner.hosts[i].0.clone();
-                let step = self
-                    .fail(drive, &host, format!("host {host} is {state:?}"))
-                    .await?;
+                let step = self.fail(drive, &host, format!("host {host} is {state:?}")).await?;
                 self.record(drive, FleetRecord::Host { host, step }).await?;
                 return Ok(());
             }
@@ -321,8 +342,13 @@ impl Fleet {
     async fn finish(&self, drive: &Drive, outcome: FleetOutcome) -> Result<FleetReport> {
         let all: Vec<usize> = (0..self.inner.hosts.len()).collect();
         let states = self.states(drive, &all).await?;
-        self.record(drive, FleetRecord::Finished { outcome: outcome.clone() })
-            .await?;
+        self.record(
+            drive,
+            FleetRecord::Finished {
+                outcome: outcome.clone(),
+            },
+        )
+        .await?;
         info!(?outcome, "fleet deployment finished");
         Ok(FleetReport {
             fleet: drive.id.clone(),
@@ -420,9 +446,7 @@ async fn switch(deployer: Deployer) -> Result<()> {
 /// back a switched one (instant while warm) or a completed one.
 async fn send_back(deployer: Deployer, reason: String) -> Result<()> {
     let last = deployer.history(1).await?;
-    let at_gate = last
-        .first()
-        .is_some_and(|d| d.parked().is_some() && !d.promoted());
+    let at_gate = last.first().is_some_and(|d| d.parked().is_some() && !d.promoted());
     let sent = if at_gate {
         deployer.abort(reason).await.map(|_| ())
     } else {
@@ -444,7 +468,9 @@ fn unfinished(latest: &[FleetEntry]) -> Option<Conflict> {
         FleetRecord::Started { release, .. } => release.to_string(),
         _ => String::new(),
     };
-    let phase = latest.last().map_or_else(String::new, |e| format!("fleet {:?}", e.record));
+    let phase = latest
+        .last()
+        .map_or_else(String::new, |e| format!("fleet {:?}", e.record));
     Some(Conflict::Unfinished {
         deployment: first.fleet.clone(),
         release,
