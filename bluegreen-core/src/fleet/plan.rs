@@ -87,7 +87,7 @@ mod tests {
         assert_eq!(plan.waves(&names(6)).unwrap(), vec![vec![0], vec![1, 2, 3], vec![4, 5]]);
         let plan = plan.canary("h2");
         assert_eq!(plan.waves(&names(3)).unwrap(), vec![vec![2], vec![0, 1]]);
-        assert_eq!(plan.waves(&names(1)).unwrap(), vec![vec![0]]);
+        assert_eq!(FleetPlan::new(3).unwrap().waves(&names(1)).unwrap(), vec![vec![0]]);
     }
 
     #[test]
