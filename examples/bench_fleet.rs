@@ -145,7 +145,11 @@ async fn main() -> Result<()> {
             let report = fleet.deploy(next()?).await?;
             samples.push(started.elapsed());
             if report.outcome != FleetOutcome::Completed {
-                return Err(Error::backend("bench", format!("fleet of {size}: {:?}", report.outcome), false));
+                return Err(Error::backend(
+                    "bench",
+                    format!("fleet of {size}: {:?}", report.outcome),
+                    false,
+                ));
             }
         }
         println!("round {}/{rounds} done", round + 1);

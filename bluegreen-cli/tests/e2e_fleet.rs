@@ -12,6 +12,7 @@
 //! Skips with a printed reason when Docker or nginx is missing; fails under
 //! `BLUEGREEN_REQUIRE_REAL=1`.
 
+#[allow(dead_code)] // the single-host flows are the other end-to-end tests'
 mod common;
 
 use std::path::Path;
@@ -60,10 +61,15 @@ async fn a_fleet_of_three_hosts_deploys_in_batches_rolls_back_together_and_resum
         .expect("v3 image");
 
     let dir = tempfile::tempdir().unwrap();
-    let mut fleet_toml = String::from("[fleet]\nname = \"shop\"\ncanary = \"a\"\nbatch = 2\nstate_dir = \"fleet-state\"\n");
+    let mut fleet_toml =
+        String::from("[fleet]\nname = \"shop\"\ncanary = \"a\"\nbatch = 2\nstate_dir = \"fleet-state\"\n");
     for (name, host) in HOSTS.iter().zip(&hosts) {
         let upstream = format!("{}_up", host.app.name().as_str().replace('-', "_"));
-        let repository = if *name == "b" { bad.repository() } else { good.repository() };
+        let repository = if *name == "b" {
+            bad.repository()
+        } else {
+            good.repository()
+        };
         let text = config::config(
             host.app.name().as_str(),
             repository,
@@ -115,7 +121,10 @@ async fn a_fleet_of_three_hosts_deploys_in_batches_rolls_back_together_and_resum
     let mut child = common::Cli {
         dir: dir.path().to_owned(),
     }
-    .command("unused.toml", &["fleet", "--file", fleet_file.to_str().unwrap(), "deploy", "v4"])
+    .command(
+        "unused.toml",
+        &["fleet", "--file", fleet_file.to_str().unwrap(), "deploy", "v4"],
+    )
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null())
     .spawn()
@@ -129,7 +138,10 @@ async fn a_fleet_of_three_hosts_deploys_in_batches_rolls_back_together_and_resum
             break;
         }
         assert!(Instant::now() < deadline, "the canary never switched:\n{text}");
-        assert!(child.try_wait().unwrap().is_none(), "fleet deploy v4 ended before the kill:\n{text}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "fleet deploy v4 ended before the kill:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL

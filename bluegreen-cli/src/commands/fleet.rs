@@ -65,8 +65,8 @@ async fn fleet(ctx: &Context, loaded: &LoadedFleet) -> Result<Fleet, Exit> {
         plan = plan.canary(canary.clone());
     }
     let lock = FileLock::new(&loaded.state_dir).map_err(|e| ctx.fail(&e))?;
-    let journal = FleetJournal::open(loaded.state_dir.join(format!("{}.fleet.jsonl", loaded.name)))
-        .map_err(|e| ctx.fail(&e))?;
+    let journal =
+        FleetJournal::open(loaded.state_dir.join(format!("{}.fleet.jsonl", loaded.name))).map_err(|e| ctx.fail(&e))?;
     Ok(Fleet::new(loaded.name.clone(), hosts, plan)
         .map_err(|e| ctx.fail(&e))?
         .journal(journal)
@@ -92,10 +92,9 @@ fn print_report(ctx: &Context, report: &FleetReport) -> Exit {
             report.release,
             crate::output::human(report.took)
         )),
-        FleetOutcome::RolledBack { reason } => ctx.out.line(format!(
-            "fleet {}: rolled back everywhere ({reason})",
-            report.fleet
-        )),
+        FleetOutcome::RolledBack { reason } => ctx
+            .out
+            .line(format!("fleet {}: rolled back everywhere ({reason})", report.fleet)),
         other => ctx.out.line(format!("fleet {}: {other:?}", report.fleet)),
     }
     exit
@@ -156,7 +155,8 @@ fn print_status(ctx: &Context, status: &FleetStatus) {
             Ok(s) => format!(
                 "live {} {}{}{}",
                 s.live_slot().map_or_else(|| "-".to_owned(), |s| s.to_string()),
-                s.live_release().map_or_else(|| "nothing".to_owned(), ToString::to_string),
+                s.live_release()
+                    .map_or_else(|| "nothing".to_owned(), ToString::to_string),
                 if s.in_progress() { ", in progress" } else { "" },
                 if s.parked().is_some() { ", parked" } else { "" },
             ),

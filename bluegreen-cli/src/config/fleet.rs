@@ -92,9 +92,16 @@ pub fn load_fleet(path: &Path) -> Result<LoadedFleet, ConfigError> {
         ));
     }
     if file.host.is_empty() {
-        return Err(refuse(None, "host", "no [[host]]: a fleet needs at least one".to_owned()));
+        return Err(refuse(
+            None,
+            "host",
+            "no [[host]]: a fleet needs at least one".to_owned(),
+        ));
     }
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut hosts = Vec::with_capacity(file.host.len());
     let mut journals: HashMap<(PathBuf, String), String> = HashMap::new();
     for (i, host) in file.host.iter().enumerate() {
@@ -136,12 +143,19 @@ pub fn load_fleet(path: &Path) -> Result<LoadedFleet, ConfigError> {
             ));
         }
     }
-    let state_dir = file.fleet.state_dir.unwrap_or_else(|| PathBuf::from(".bluegreen-fleet"));
+    let state_dir = file
+        .fleet
+        .state_dir
+        .unwrap_or_else(|| PathBuf::from(".bluegreen-fleet"));
     Ok(LoadedFleet {
         name: file.fleet.name,
         canary: file.fleet.canary.map(Spanned::into_inner),
         batch: file.fleet.batch.into_inner(),
-        state_dir: if state_dir.is_absolute() { state_dir } else { base.join(state_dir) },
+        state_dir: if state_dir.is_absolute() {
+            state_dir
+        } else {
+            base.join(state_dir)
+        },
         hosts,
     })
 }
