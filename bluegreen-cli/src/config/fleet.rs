@@ -185,3 +185,103 @@ fn check_gate(loaded: &Loaded) -> Result<(), ConfigError> {
     }
     .at(&loaded.path))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = r#"app = "shop"
+state_dir = "state-NAME"
+[docker]
+image = { kind = "tagged", repository = "shop" }
+container_port = 8080
+[router.nginx]
+upstream_file = "/tmp/shop-NAME.conf"
+upstream_name = "shop"
+[probe]
+tcp = {}
+[strategy]
+blue_green = { promotion = "PROMOTION" }
+"#;
+
+    /// Writes hosts a and b (b with `promotion_b`) and `fleet` as fleet.toml; loads it.
+    fn load_with(fleet: &str, promotion_b: &str, same_state: bool) -> Result<LoadedFleet, String> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, promotion) in [("a", "manual"), ("b", promotion_b)] {
+            let state = if same_state { "a" } else { name };
+            let text = HOST.replace("NAME", state).replace("PROMOTION", promotion);
+            std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
+        }
+        let path = dir.path().join("fleet.toml");
+        std::fs::write(&path, fleet).unwrap();
+        load_fleet(&path).map_err(|e| e.to_string())
+    }
+
+    const HOSTS: &str = "[[host]]\nname = \"a\"\nconfig = \"a.toml\"\n[[host]]\nname = \"b\"\nconfig = \"b.toml\"\n";
+
+    #[test]
+    fn a_good_fleet_file_loads() {
+        let fleet = load_with(
+            &format!("[fleet]\nname = \"shop\"\ncanary = \"b\"\nbatch = 2\n{HOSTS}"),
+            "manual",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (fleet.canary.as_deref(), fleet.batch, fleet.hosts.len()),
+            (Some("b"), 2, 2)
+        );
+        assert!(fleet.state_dir.ends_with(".bluegreen-fleet"));
+    }
+
+    #[test]
+    fn refusals_name_the_file_line_column_and_value() {
+        let err = load_with(
+            &format!("[fleet]\nname = \"shop\"\nbatch = 0\n{HOSTS}"),
+            "manual",
+            false,
+        )
+        .unwrap_err();
+        assert!(err.contains("fleet.toml:3:9: `fleet.batch`: batch = 0"), "{err}");
+        let err = load_with(
+            &format!("[fleet]\nname = \"shop\"\ncanary = \"z\"\nbatch = 1\n{HOSTS}"),
+            "manual",
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("fleet.toml:3:10: `fleet.canary`: \"z\" is not a [[host]]"),
+            "{err}"
+        );
+        let twice = "[[host]]\nname = \"a\"\nconfig = \"a.toml\"\n[[host]]\nname = \"a\"\nconfig = \"b.toml\"\n";
+        let err = load_with(
+            &format!("[fleet]\nname = \"shop\"\nbatch = 1\n{twice}"),
+            "manual",
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("fleet.toml:8:8: `host[1].name`: \"a\" is given twice"),
+            "{err}"
+        );
+        let err = load_with(
+            &format!("[fleet]\nname = \"shop\"\nbatch = 1\nbtach = 2\n{HOSTS}"),
+            "manual",
+            false,
+        )
+        .unwrap_err();
+        assert!(err.contains("fleet.toml:4:1") && err.contains("btach"), "{err}");
+    }
+
+    #[test]
+    fn a_host_that_would_switch_on_its_own_or_share_a_journal_is_refused() {
+        let fleet = format!("[fleet]\nname = \"shop\"\nbatch = 1\n{HOSTS}");
+        let err = load_with(&fleet, "auto", false).unwrap_err();
+        assert!(
+            err.contains("b.toml:11:1: `strategy`: a fleet host must wait for approval"),
+            "{err}"
+        );
+        let err = load_with(&fleet, "manual", true).unwrap_err();
+        assert!(err.contains("share the journal of app shop"), "{err}");
+    }
+}

@@ -256,3 +256,73 @@ fn read_file(file: &File, path: &Path) -> Result<Vec<FleetEntry>> {
     }
     Ok(entries)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> FleetRecord {
+        FleetRecord::Started {
+            release: Release::new("v2").unwrap(),
+            hosts: vec!["a".into(), "b".into()],
+            plan: FleetPlan::new(1).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_journal_survives_reopening_and_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop.fleet.jsonl");
+        let journal = FleetJournal::open(&path).unwrap();
+        journal.append("f1", started()).await.unwrap();
+        journal
+            .append(
+                "f1",
+                FleetRecord::Host {
+                    host: "a".into(),
+                    step: HostStep::Switched,
+                },
+            )
+            .await
+            .unwrap();
+        // A crash mid-write leaves a torn line: skipped on reading, cut off before the next append.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"seq\":3,\"at\""))
+            .unwrap();
+        let reopened = FleetJournal::open(&path).unwrap();
+        assert_eq!(reopened.entries().await.unwrap().len(), 2);
+        let entry = reopened
+            .append(
+                "f1",
+                FleetRecord::Finished {
+                    outcome: FleetOutcome::Completed,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(entry.seq, 3);
+        let latest = FleetJournal::open(&path).unwrap().latest().await.unwrap();
+        assert_eq!(latest.len(), 3);
+        assert_eq!(latest[0].record, started());
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .all(|l| l.ends_with('}')));
+    }
+
+    #[tokio::test]
+    async fn latest_is_the_last_started_fleet_deployment() {
+        let journal = FleetJournal::in_memory();
+        journal.append("f1", started()).await.unwrap();
+        journal.append("f2", started()).await.unwrap();
+        journal
+            .append("f2", FleetRecord::Note { text: "x".into() })
+            .await
+            .unwrap();
+        let latest = journal.latest().await.unwrap();
+        assert_eq!(latest.len(), 2);
+        assert!(latest.iter().all(|e| e.fleet == "f2"));
+    }
+}
