@@ -24,7 +24,7 @@
 //! fails the fleet, which rolls everything back.
 //!
 //! Every step is recorded in a [`FleetJournal`] and the fleet holds a lock of its own (a
-//! [`DeployLock`](crate::lock::DeployLock) keyed by the fleet's name) while it runs. A fleet
+//! [`DeployLock`] keyed by the fleet's name) while it runs. A fleet
 //! deployer killed at any point converges with [`Fleet::resume`]: each host's own deployment is
 //! resumed first ([`Deployer::resume`]), then the fleet carries on to the same end — every host on
 //! the new release, or every host back on the previous one once any failed. A host whose own
