@@ -148,6 +148,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
     },
+    /// One release to many hosts (each a bluegreen.toml named in a fleet file): a canary host,
+    /// then batches; on any failure every host goes back to the previous release.
+    #[command(after_help = EXIT_CODES)]
+    Fleet {
+        /// The fleet file (`[fleet]` name, canary, batch; `[[host]]` name, config).
+        #[arg(long, env = "BLUEGREEN_FLEET", default_value = "fleet.toml", value_name = "FILE")]
+        file: PathBuf,
+        /// What to do.
+        #[command(subcommand)]
+        action: FleetAction,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -155,6 +166,25 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+/// What `bluegreen fleet` does.
+#[derive(Debug, Subcommand)]
+pub enum FleetAction {
+    /// Provision the release on every host, switch the canary, then the others in batches,
+    /// then retire the old slots; on a failure, roll every host back (exit 1).
+    #[command(after_help = EXIT_CODES)]
+    Deploy {
+        /// The release.
+        release: String,
+    },
+    /// Each host's live release and slot, what is in progress or parked, and the fleet's last
+    /// deployment.
+    #[command(after_help = EXIT_CODES)]
+    Status,
+    /// Converge a fleet deployment a crash left unfinished: every host forward, or every host back.
+    #[command(after_help = EXIT_CODES)]
+    Resume,
 }
 
 /// A slot on the command line.

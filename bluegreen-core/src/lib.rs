@@ -77,6 +77,7 @@ mod engine;
 pub mod environment;
 pub mod error;
 mod file;
+pub mod fleet;
 pub mod hook;
 pub mod journal;
 pub mod lock;

@@ -5,6 +5,7 @@ mod abort;
 mod deploy;
 mod detach;
 mod exporter;
+mod fleet;
 mod generate;
 mod history;
 mod init;
@@ -144,6 +145,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Logs { slot, lines } => logs::run(&ctx, slot, lines).await,
         Command::Releases => releases::run(&ctx).await,
         Command::Report { id, html } => report::run(&ctx, id.as_deref(), html.as_deref()).await,
+        Command::Fleet { file, action } => fleet::run(&ctx, &file, action).await,
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
     };

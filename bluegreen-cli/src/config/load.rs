@@ -78,14 +78,14 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 }
 
 /// A refusal before it knows its file.
-struct Refusal {
-    at: Option<(usize, usize)>,
-    key: Option<String>,
-    message: String,
+pub(super) struct Refusal {
+    pub(super) at: Option<(usize, usize)>,
+    pub(super) key: Option<String>,
+    pub(super) message: String,
 }
 
 impl Refusal {
-    fn at(self, path: &Path) -> ConfigError {
+    pub(super) fn at(self, path: &Path) -> ConfigError {
         ConfigError::Invalid {
             path: path.to_owned(),
             at: self.at,
@@ -101,7 +101,7 @@ fn parse(text: &str) -> Result<Config, Refusal> {
     with_app::scope(head.app.as_str(), || deserialize(text))
 }
 
-fn deserialize<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, Refusal> {
+pub(super) fn deserialize<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, Refusal> {
     let deserializer = toml::Deserializer::parse(text).map_err(|e| refusal(text, None, &e))?;
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();

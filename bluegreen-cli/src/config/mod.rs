@@ -10,6 +10,7 @@
 //!
 //! Every table refuses unknown keys; durations are text (`"30s"`).
 
+mod fleet;
 mod load;
 mod redact;
 mod template;
@@ -28,6 +29,7 @@ use bluegreen::traefik::TraefikConfig;
 use bluegreen::{AppName, HealthPolicy, Retirement};
 use serde::Deserialize;
 
+pub use fleet::{load_fleet, LoadedFleet};
 pub use load::load;
 pub use redact::redacted_json;
 pub use template::starter;

@@ -11,6 +11,7 @@ mod socket;
 mod state_dir;
 mod status;
 mod steer;
+mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -385,4 +386,5 @@ fn _futures_are_send(d: &Deployer, r: Release) {
     is_send(d.status());
     is_send(d.promote());
     is_send(d.tick());
+    is_send(d.end_rollback_window());
 }

@@ -363,7 +363,7 @@ fn maybe_compact(state: &mut State, paths: &Paths, options: JournalOptions, thre
     clippy::disallowed_methods,
     reason = "runs on the blocking pool (FileJournal's spawn_blocking tasks)"
 )]
-fn append_line(file: &File, line: &[u8]) -> Step<()> {
+pub(crate) fn append_line(file: &File, line: &[u8]) -> Step<()> {
     // Another process may have died mid-write since this journal was opened: cut its torn
     // line off first, or this entry would be glued to it and lost.
     if !ends_with_newline(file).map_err(|e| ("read", e))? {

@@ -24,6 +24,8 @@ use crate::machine::Deployment;
 use crate::model::Timestamp;
 
 pub use compact::{CompactionReport, Retention};
+/// The fleet journal appends its lines the same way (torn tail cut off first, fsync, cut back on failure).
+pub(crate) use file::append_line;
 pub use file::{FileJournal, JournalOptions};
 pub use follow::{journal_apps, Followed, JournalFollower};
 pub use memory::InMemoryJournal;
