@@ -334,7 +334,13 @@ async fn switches_under_load(
     blue: &Endpoint,
     green: &Endpoint,
 ) -> Result<Tally, String> {
-    let both = |slot| Routes::new(TrafficSplit::all(slot), Some(blue.clone().into()), Some(green.clone().into()));
+    let both = |slot| {
+        Routes::new(
+            TrafficSplit::all(slot),
+            Some(blue.clone().into()),
+            Some(green.clone().into()),
+        )
+    };
     let apply = |slot| async move {
         let routes = both(slot).map_err(|e| e.to_string())?;
         router

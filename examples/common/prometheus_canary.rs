@@ -239,7 +239,10 @@ fn scrape_new_slot(prometheus: Arc<Mutex<PrometheusProcess>>) -> CallbackHook {
         let prometheus = prometheus.clone();
         async move {
             // Every instance of the new slot, then every instance of the live one.
-            let new = ctx.endpoints.as_ref().ok_or_else(|| format!("no endpoint for {}", ctx.slot))?;
+            let new = ctx
+                .endpoints
+                .as_ref()
+                .ok_or_else(|| format!("no endpoint for {}", ctx.slot))?;
             let mut targets = scrape_targets(ctx.slot, new)?;
             if let (Some(slot), Some(endpoints)) = (ctx.previous_slot, ctx.previous_endpoints.as_ref()) {
                 targets.extend(scrape_targets(slot, endpoints)?);

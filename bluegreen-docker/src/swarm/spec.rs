@@ -79,7 +79,13 @@ pub(crate) fn service_spec(c: &SwarmConfig, deploy: Deploy<'_>) -> ServiceSpec {
     });
     ServiceSpec {
         name: Some(c.service_name(slot)),
-        labels: Some(labels::for_deploy(&c.app, slot, release, labels::Replica::ONLY, &c.labels)),
+        labels: Some(labels::for_deploy(
+            &c.app,
+            slot,
+            release,
+            labels::Replica::ONLY,
+            &c.labels,
+        )),
         task_template: Some(TaskSpec {
             container_spec: Some(TaskSpecContainerSpec {
                 image: Some(image.to_string()),
