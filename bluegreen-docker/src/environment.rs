@@ -55,7 +55,7 @@ const SIGKILL_EXIT: i64 = 137;
 ///   use) is removed. All replicas run one image id: if the release's tag moved to another image
 ///   while they were being created, the deploy fails (temporary: try again) and removes them.
 /// - `status` is `Running` only when every replica of the slot's latest deploy runs, with their
-///   endpoints in replica order; `Stopped` when any is missing or not running (with the exit code
+///   endpoints (in `Endpoints`' canonical order, by host and port); `Stopped` when any is missing or not running (with the exit code
 ///   of the first that exited); `Absent` when the slot has no container.
 /// - `stop` is Docker's stop of every container of the slot, concurrently: the stop signal
 ///   (SIGTERM), up to `grace` rounded *up* to whole seconds (the Engine API's resolution), then
@@ -190,7 +190,7 @@ impl DockerEnvironment {
 
     /// Replaces `slot`'s containers with [`DockerConfig::replicas`] new ones of `image` (a
     /// reference or an image id, known to be present) for `release`, starts them concurrently
-    /// and returns their endpoints in replica order. On a failure, removes the replicas that
+    /// and returns their endpoints (in canonical order). On a failure, removes the replicas that
     /// started (see the type's docs).
     async fn start_image(&self, slot: Slot, release: &Release, image: &str) -> Result<Endpoints> {
         self.remove(slot).await?;

@@ -96,7 +96,7 @@ async fn three_replicas_are_named_labelled_serve_apart_and_are_found_again() {
         "one container per replica, nothing else"
     );
 
-    // A deployer restarted from nothing finds the three, in replica order.
+    // A deployer restarted from nothing finds the same three.
     let fresh = DockerEnvironment::connect(fx.config().replicas(3)).await.unwrap();
     assert_eq!(
         fresh.status(Slot::Blue).await.unwrap(),
@@ -128,8 +128,22 @@ async fn one_exited_replica_makes_the_slot_not_running_and_stop_covers_the_rest(
         until_healthy(&env, Slot::Green, endpoint).await;
     }
 
-    // Replica 2 dies behind our back.
+    // Replica 2 dies behind our back. Endpoints are in canonical (port) order, not replica
+    // order: find replica 2's by the host port its container publishes.
     let second = format!("{}-green-2", fx.app.name());
+    let published: u16 = inspect(&fx, &second)
+        .await
+        .network_settings
+        .and_then(|n| n.ports)
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, bindings)| bindings?.into_iter().find_map(|b| b.host_port?.parse().ok()))
+        .next()
+        .expect("replica 2 publishes a host port");
+    let index = endpoints
+        .iter()
+        .position(|e| e.port() == published)
+        .expect("replica 2's endpoint");
     let kill = KillContainerOptions {
         signal: "SIGKILL".to_string(),
     };
@@ -150,17 +164,19 @@ async fn one_exited_replica_makes_the_slot_not_running_and_stop_covers_the_rest(
     );
     let probe = env.health_probe();
     match probe
-        .check(&ProbeTarget::new(Slot::Green, endpoints.as_slice()[1].clone()))
+        .check(&ProbeTarget::new(Slot::Green, endpoints.as_slice()[index].clone()))
         .await
     {
         ProbeOutcome::Unhealthy(why) => assert!(why.contains(&format!("container {second} is exited")), "{why}"),
         other => panic!("replica 2's endpoint: expected unhealthy, got {other:?}"),
     }
-    for i in [0, 2] {
-        let outcome = probe
-            .check(&ProbeTarget::new(Slot::Green, endpoints.as_slice()[i].clone()))
-            .await;
-        assert_eq!(outcome, ProbeOutcome::Healthy, "replica {} is judged on its own", i + 1);
+    for (i, endpoint) in endpoints.iter().enumerate().filter(|(i, _)| *i != index) {
+        let outcome = probe.check(&ProbeTarget::new(Slot::Green, endpoint.clone())).await;
+        assert_eq!(
+            outcome,
+            ProbeOutcome::Healthy,
+            "instance {i} ({endpoint}) is judged on its own"
+        );
     }
 
     // Stop reaches the two still running; afterwards none runs.

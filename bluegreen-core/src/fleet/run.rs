@@ -194,7 +194,18 @@ impl Fleet {
         for (i, result) in provisioned {
             let host = self.inner.hosts[i].0.clone();
             let step = match result {
-                Ok(report) if report.deployment.parked().is_some() && !report.deployment.promoted() => {
+                // Parked at an approval gate, healthy: not Held (an inconclusive check waits for a
+                // human, and promoting it would approve that re-check on their behalf).
+                Ok(report)
+                    if report.deployment.parked().is_some()
+                        && !report.deployment.promoted()
+                        && matches!(
+                            report.deployment.phase(),
+                            crate::Phase::Paused {
+                                pause: crate::strategy::Pause::Approved
+                            }
+                        ) =>
+                {
                     HostStep::Provisioned {
                         deployment: report.deployment.id().to_string(),
                     }

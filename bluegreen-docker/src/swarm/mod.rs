@@ -61,7 +61,7 @@ const SIGKILL_EXIT: i64 = 137;
 ///   sandboxes). With a host port of `0` (the default) Swarm picks a free port per task, read
 ///   back from the task's port status, so several replicas share a node; a fixed port
 ///   ([`SwarmConfig::ports`]) serves one task per node.
-/// - **Endpoints**: one per running task, in the order of the tasks' replica slots (by node for
+/// - **Endpoints**: one per running task, (kept sorted by host and port; found in the order of the tasks' replica slots, by node for
 ///   a global service); at `127.0.0.1` with [`SwarmAddress::Loopback`] (the services are then
 ///   pinned to the manager's own node), or at each task's node address with
 ///   [`SwarmAddress::NodeAddress`].
