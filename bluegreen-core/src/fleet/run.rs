@@ -458,15 +458,16 @@ async fn switch(deployer: Deployer) -> Result<()> {
 async fn send_back(deployer: Deployer, reason: String) -> Result<()> {
     let last = deployer.history(1).await?;
     let at_gate = last.first().is_some_and(|d| d.parked().is_some() && !d.promoted());
-    let sent = if at_gate {
-        deployer.abort(reason).await.map(|_| ())
-    } else {
-        deployer.rollback().await.map(|_| ())
-    };
-    match sent {
-        Ok(()) | Err(Error::RolledBack { .. }) => Ok(()),
-        Err(e) => Err(e),
+    if at_gate {
+        // An abort at the gate ends the deployment rolled back: that is what was asked.
+        return match deployer.abort(reason).await {
+            Ok(_) | Err(Error::RolledBack { .. }) => Ok(()),
+            Err(e) => Err(e),
+        };
     }
+    // A rollback that itself rolled back (the previous release failed to come back) left the
+    // host on the new release: an error, never "sent back".
+    deployer.rollback().await.map(|_| ())
 }
 
 /// The refusal to start while `latest` (the last fleet deployment's entries) is unfinished.
