@@ -217,8 +217,27 @@ impl<'a> Harness<'a> {
                             self.check_result(&before, result).await?
                         }
                         None => {
-                            self.trace("  resume after the kill: nothing to resume".into());
-                            self.check_untouched(&before, "killed before it journaled anything")?;
+                            // Nothing unfinished: killed before it journaled anything, or its
+                            // last append (in flight, holding the lock) landed as it was killed.
+                            let landed = self
+                                .rig
+                                .entries()
+                                .get(before.journal..)
+                                .and_then(|new| new.last().cloned());
+                            match landed {
+                                Some(last) if *last.deployment.phase() == Phase::RolledBack => {
+                                    self.trace("  resume after the kill: it had finished, rolled back".into());
+                                    self.check_rolled_back(&before, last.deployment.id())?
+                                }
+                                Some(last) if *last.deployment.phase() == Phase::Completed => {
+                                    self.trace("  resume after the kill: it had finished, completed".into());
+                                    self.check_completed(&before, &last.deployment)?
+                                }
+                                _ => {
+                                    self.trace("  resume after the kill: nothing to resume".into());
+                                    self.check_untouched(&before, "killed before it journaled anything")?;
+                                }
+                            }
                         }
                     }
                 }

@@ -195,6 +195,9 @@ pub(crate) struct Rig {
     pub(crate) faults: Faults,
     pub(crate) log: Log,
     pub(crate) journal: InMemoryJournal,
+    /// Shared by every deployer, as a file lock is by every process: a killed deployer's append
+    /// still in flight (it holds the lock until it lands) is waited for by the next one.
+    lock: InMemoryLock,
     probe: Arc<RecordingProbe>,
 }
 
@@ -214,10 +217,11 @@ impl Rig {
             faults: Faults::new(),
             log,
             journal: InMemoryJournal::new(),
+            lock: InMemoryLock::new(),
         }
     }
 
-    /// A deployer over the recording wrappers, with its own lock and journal.
+    /// A deployer over the recording wrappers, on the rig's journal and lock.
     pub(crate) fn deployer(&self, strategy: StrategyKind, policy: HealthPolicy, retirement: Retirement) -> Deployer {
         let router = RecordingRouter {
             inner: FaultyRouter::new(self.router.clone(), self.faults.clone()),
@@ -235,7 +239,8 @@ impl Rig {
             .policy(policy)
             .retirement(retirement)
             .journal(Arc::new(self.journal.clone()))
-            .lock(Arc::new(InMemoryLock::new()));
+            .lock(Arc::new(self.lock.clone()))
+            .lock_wait(Duration::from_secs(5));
         match strategy {
             StrategyKind::BlueGreen(s) => builder.strategy(s),
             StrategyKind::Canary(s) => builder.strategy(s),
